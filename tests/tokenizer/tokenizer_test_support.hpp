@@ -1,0 +1,112 @@
+// Shared helpers for the tokenizer tests: seeds, error-message checks, files, golden data, and tiny
+// byte-level vocabularies built by hand.
+#pragma once
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <initializer_list>
+#include <ostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mla/core/error.hpp"
+#include "mla/tokenizer/bpe.hpp"
+#include "mla/tokenizer/byte_level.hpp"
+#include "mla/tokenizer/tokenizer.hpp"
+#include "mla/tokenizer/unicode.hpp"
+
+// Printable enums for BOOST_TEST (found by argument-dependent lookup).
+namespace mla::tok {
+inline std::ostream& operator<<(std::ostream& os, utf8_status s) { return os << utf8_status_text(s); }
+inline std::ostream& operator<<(std::ostream& os, token_type t) { return os << "token_type(" << static_cast<int>(t) << ")"; }
+}  // namespace mla::tok
+
+namespace tok_test {
+
+// A fresh seed per run (MLA_TEST_SEED=<n> replays one); tests print it with BOOST_TEST_CONTEXT.
+inline std::uint64_t test_seed() {
+  if (const char* s = std::getenv("MLA_TEST_SEED")) return std::stoull(s);
+  std::random_device rd;
+  return (std::uint64_t(rd()) << 32) ^ rd();
+}
+
+// Asserts that f() throws mla::error whose message holds every part; returns the message.
+template <class F>
+std::string expect_error(F&& f, std::initializer_list<std::string> parts) {
+  try {
+    f();
+  } catch (const mla::error& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) {
+      BOOST_CHECK_MESSAGE(msg.find(p) != std::string::npos,
+                          "error message \"" << msg << "\" does not contain \"" << p << "\"");
+    }
+    return msg;
+  } catch (const std::exception& e) {
+    BOOST_ERROR("expected mla::error, got another exception: " << e.what());
+    return {};
+  }
+  BOOST_ERROR("expected mla::error, but nothing was thrown");
+  return {};
+}
+
+inline std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? std::string(v) : fallback;
+}
+
+inline bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline std::string data_path(const std::string& name) {
+  return std::string(MLA_TOKENIZER_TEST_DATA_DIR) + "/" + name;
+}
+
+// tests/tokenizer/data/smollm2_golden.json, written by tools/tokenizer_golden.py (HF tokenizers).
+inline const nlohmann::json& golden() {
+  static const nlohmann::json g = nlohmann::json::parse(read_file(data_path("smollm2_golden.json")));
+  return g;
+}
+
+inline std::vector<std::int32_t> ids_of(const nlohmann::json& j) {
+  return j.get<std::vector<std::int32_t>>();
+}
+
+// Byte-level symbol of one byte, e.g. sym(' ') == "Ġ".
+inline std::string sym(unsigned char b) {
+  return mla::tok::to_byte_level(std::string(1, static_cast<char>(b)));
+}
+
+// Token list whose ids 0..255 are the byte symbols (id == byte value), then `extra` in order.
+inline std::vector<std::string> byte_tokens(const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> tokens;
+  for (unsigned b = 0; b < 256; ++b) tokens.push_back(sym(static_cast<unsigned char>(b)));
+  tokens.insert(tokens.end(), extra.begin(), extra.end());
+  return tokens;
+}
+
+// Printable form of ids for failure messages.
+inline std::string show(const std::vector<std::int32_t>& ids) {
+  std::ostringstream s;
+  s << "[";
+  for (std::size_t i = 0; i < ids.size(); ++i) s << (i ? ", " : "") << ids[i];
+  s << "]";
+  return s.str();
+}
+
+}  // namespace tok_test

@@ -1,0 +1,328 @@
+// CPU decode attention: GQA caches versus the absorbed MLA latent cache that replaces them, plus memory
+// copy / read baselines in the same binary so every row can be put against the machine's bandwidth.
+//
+//   gpt-oss layer: 64 query heads, 8 KV heads x 64   vs  mla_shape<96,32,480> (50 % cache), <96,32,224> (75 %)
+//   SmolLM2:        9 query heads, 3 KV heads x 64   vs  mla_shape<96,32,160> (50 %), <96,32,64> (75 %)
+//   DeepSeek-V3:   mla_shape<192,64,512> with 16 and 128 heads (no GQA counterpart)
+//
+// One step = one decode token for every sequence of the batch, all at the same context length, over a
+// paged cache (page 64) with a shuffled page table and random data. The batch of a model family is chosen
+// per context so that its *smallest* cache is 1.25x the last-level cache (sysconf), and the same batch is
+// used for GQA and both MLA shapes, so every cache in a comparison streams from DRAM.
+//
+// Counters (per step, turned into rates by kIsIterationInvariantRate):
+//   bytes: cache bytes read (batch * ctx * bytes_per_token) + queries + outputs     -> "GB/s"
+//   flops: MLA 2 * heads * (2 * rank + rope) per key; GQA 4 * heads * head_dim per key -> "GFLOP/s"
+// The copy benches report bytes copied per second (each byte is read once and written once).
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "mla/core/shape.hpp"
+#include "mla/cpu/gqa_decode.hpp"
+#include "mla/cpu/mla_decode.hpp"
+
+namespace {
+
+using mla::cpu::bf16;
+
+constexpr std::size_t mib = std::size_t{1} << 20;
+const int contexts[] = {1024, 2048, 4096, 8192, 16384, 32768};
+
+std::size_t llc_bytes() {
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+  const long v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (v > 0) return static_cast<std::size_t>(v);
+#endif
+  return 32 * mib;
+}
+
+// Sequences per step so that a cache of min_bytes_per_token per token is 1.25x the LLC at this context.
+int batch_for(int ctx, std::size_t min_bytes_per_token) {
+  const double want = 1.25 * static_cast<double>(llc_bytes());
+  return static_cast<int>(std::ceil(want / (static_cast<double>(ctx) * static_cast<double>(min_bytes_per_token))));
+}
+
+template <class Elem>
+Elem from_float(float x) {
+  if constexpr (std::is_same_v<Elem, float>)
+    return x;
+  else
+    return mla::cpu::to_bf16(x);
+}
+
+// Uninitialised storage (vector<T> would zero-fill gigabytes before the random fill).
+template <class T>
+struct buffer {
+  explicit buffer(std::size_t n) : size(n), data(new T[n]) {}
+  std::size_t size;
+  std::unique_ptr<T[]> data;
+  T* get() const { return data.get(); }
+};
+
+// Cheap parallel pseudo-random fill in [-1, 1): the data must not be zeros (benchmark hygiene), but a
+// std::mt19937 fill of a gigabyte would dominate the run time.
+template <class Elem>
+void fill_random(Elem* p, std::size_t n, std::uint64_t seed) {
+  const std::ptrdiff_t chunks = 256;
+  MLA_CPU_OMP(parallel for schedule(static))
+  for (std::ptrdiff_t c = 0; c < chunks; ++c) {
+    std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(c) * 0xBF58476D1CE4E5B9ull + 1;
+    const std::size_t lo = n * static_cast<std::size_t>(c) / chunks, hi = n * static_cast<std::size_t>(c + 1) / chunks;
+    for (std::size_t i = lo; i < hi; ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      p[i] = from_float<Elem>(static_cast<float>(static_cast<std::int64_t>(x >> 40) - (1 << 23)) / (1 << 23));
+    }
+  }
+}
+
+// A batch of `batch` sequences of length ctx on pages of 64, physical pages shuffled.
+mla::cpu::paged_layout make_layout(int batch, int ctx) {
+  const int page = 64;
+  const int pages = batch * mla::cpu::pages_needed(ctx, page);
+  std::vector<mla::cpu::page_index> order(static_cast<std::size_t>(pages));
+  for (int i = 0; i < pages; ++i) order[static_cast<std::size_t>(i)] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(12345));
+  return mla::cpu::make_paged_layout(std::vector<int>(static_cast<std::size_t>(batch), ctx), page, order);
+}
+
+template <class Elem>
+const char* dtype_name() {
+  return std::is_same_v<Elem, float> ? "f32" : "bf16";
+}
+
+void set_counters(benchmark::State& state, int batch, int ctx, double cache_bytes, double other_bytes, double flops) {
+  state.counters["batch"] = batch;
+  state.counters["cache_MiB"] = cache_bytes / static_cast<double>(mib);
+  state.counters["GB/s"] =
+      benchmark::Counter((cache_bytes + other_bytes) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["ctx"] = ctx;
+}
+
+// ---- MLA ------------------------------------------------------------------------------------------------
+template <class Shape, class Elem>
+void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per_token) {
+  constexpr int rank = Shape::latent_rank, rope = Shape::rope_dim, width = Shape::cached_elements_per_token;
+  const int ctx = static_cast<int>(state.range(0));
+  const int batch = batch_for(ctx, min_bytes_per_token);
+  const mla::cpu::paged_layout layout = make_layout(batch, ctx);
+  buffer<Elem> cache(static_cast<std::size_t>(layout.num_pages) * layout.page_size * width);
+  fill_random(cache.get(), cache.size, 1);
+  std::vector<float> q_latent(static_cast<std::size_t>(batch) * heads * rank),
+      q_pe(static_cast<std::size_t>(batch) * heads * rope);
+  fill_random(q_latent.data(), q_latent.size(), 2);
+  fill_random(q_pe.data(), q_pe.size(), 3);
+  std::vector<float> out(static_cast<std::size_t>(batch) * heads * rank), lse(static_cast<std::size_t>(batch) * heads);
+
+  mla::cpu::mla_decode_args<Elem> a;
+  a.q_latent = q_latent.data();
+  a.q_pe = q_pe.data();
+  a.cache = cache.get();
+  a.pages = layout.view();
+  a.num_heads = heads;
+  a.options.softmax_scale = 1.0f / std::sqrt(static_cast<float>(Shape::head_dim));
+  a.out = out.data();
+  a.lse = lse.data();
+  for (auto _ : state) {
+    mla::cpu::mla_decode<Shape>(a);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const double keys = static_cast<double>(batch) * ctx;
+  set_counters(state, batch, ctx, keys * width * sizeof(Elem),
+               4.0 * batch * heads * (width + rank + 1),  // q̃ + q_pe in, out + lse out (fp32)
+               2.0 * heads * (2.0 * rank + rope) * keys);
+}
+
+// ---- GQA ------------------------------------------------------------------------------------------------
+template <class Elem>
+void BM_gqa_decode(benchmark::State& state, int heads, int kv_heads, int head_dim, std::size_t min_bytes_per_token) {
+  const int ctx = static_cast<int>(state.range(0));
+  const int batch = batch_for(ctx, min_bytes_per_token);
+  const mla::cpu::paged_layout layout = make_layout(batch, ctx);
+  const std::size_t n = static_cast<std::size_t>(layout.num_pages) * layout.page_size * kv_heads * head_dim;
+  buffer<Elem> k(n), v(n);
+  fill_random(k.get(), n, 4);
+  fill_random(v.get(), n, 5);
+  std::vector<float> q(static_cast<std::size_t>(batch) * heads * head_dim);
+  fill_random(q.data(), q.size(), 6);
+  std::vector<float> out(q.size()), lse(static_cast<std::size_t>(batch) * heads);
+
+  mla::cpu::gqa_decode_args<Elem> a;
+  a.q = q.data();
+  a.k_cache = k.get();
+  a.v_cache = v.get();
+  a.pages = layout.view();
+  a.num_heads = heads;
+  a.num_kv_heads = kv_heads;
+  a.head_dim = head_dim;
+  a.options.softmax_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  a.out = out.data();
+  a.lse = lse.data();
+  for (auto _ : state) {
+    mla::cpu::gqa_decode(a);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const double keys = static_cast<double>(batch) * ctx;
+  set_counters(state, batch, ctx, keys * 2.0 * kv_heads * head_dim * sizeof(Elem),
+               4.0 * batch * heads * (2 * head_dim + 1), 4.0 * heads * head_dim * keys);
+}
+
+// ---- Bandwidth baselines -----------------------------------------------------------------------------------
+int threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// memcpy of range(0) MiB, split across the OpenMP threads like the kernels are.
+void BM_memcpy(benchmark::State& state) {
+  const std::size_t bytes = static_cast<std::size_t>(state.range(0)) * mib;
+  buffer<char> src(bytes), dst(bytes);
+  fill_random(reinterpret_cast<float*>(src.get()), bytes / sizeof(float), 7);
+  std::memset(dst.get(), 0, bytes);
+  const int t = threads();
+  for (auto _ : state) {
+    MLA_CPU_OMP(parallel for schedule(static))
+    for (int i = 0; i < t; ++i) {
+      const std::size_t lo = bytes * static_cast<std::size_t>(i) / static_cast<std::size_t>(t);
+      const std::size_t hi = bytes * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(t);
+      std::memcpy(dst.get() + lo, src.get() + lo, hi - lo);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] =
+      benchmark::Counter(static_cast<double>(bytes) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// A vectorised sum over range(0) MiB: the read-only bandwidth a decode kernel could reach at best.
+void BM_read(benchmark::State& state) {
+  const std::size_t bytes = static_cast<std::size_t>(state.range(0)) * mib;
+  const std::size_t n = bytes / sizeof(float);
+  buffer<float> src(n);
+  fill_random(src.get(), n, 8);
+  const int t = threads();
+  for (auto _ : state) {
+    float total = 0;
+    MLA_CPU_OMP(parallel for schedule(static) reduction(+ : total))
+    for (int i = 0; i < t; ++i) {
+      const std::size_t lo = n * static_cast<std::size_t>(i) / static_cast<std::size_t>(t) / 16 * 16;
+      const std::size_t hi =
+          i + 1 == t ? n : n * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(t) / 16 * 16;
+      float acc[16] = {};
+      for (std::size_t j = lo; j < hi; j += 16)
+        for (int l = 0; l < 16; ++l) acc[l] += src.get()[j + l];
+      for (float x : acc) total += x;
+    }
+    benchmark::DoNotOptimize(total);
+  }
+  state.counters["GB/s"] =
+      benchmark::Counter(static_cast<double>(bytes) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// ---- Registration from the shape lists ------------------------------------------------------------------
+struct family {
+  const char* name;
+  int heads, kv_heads, head_dim;  // kv_heads = 0: no GQA counterpart
+};
+
+template <class Elem, class... Shapes>
+void register_mla(const family& f, std::size_t min_bytes_per_token, std::tuple<Shapes...>,
+                  const std::vector<int>& ctxs) {
+  auto one = [&](auto shape) {
+    using S = decltype(shape);
+    const std::string name = std::string("mla_decode/") + f.name + "/h" + std::to_string(f.heads) + "/r" +
+                             std::to_string(S::latent_rank) + "+" + std::to_string(S::rope_dim) + "/" +
+                             dtype_name<Elem>();
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_mla_decode<S, Elem>, f.heads, min_bytes_per_token);
+    b->ArgName("ctx")->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (int c : ctxs) b->Arg(c);
+  };
+  (one(Shapes{}), ...);
+}
+
+template <class Elem>
+void register_gqa(const family& f, std::size_t min_bytes_per_token, const std::vector<int>& ctxs) {
+  const std::string name = std::string("gqa_decode/") + f.name + "/h" + std::to_string(f.heads) + "kv" +
+                           std::to_string(f.kv_heads) + "d" + std::to_string(f.head_dim) + "/" + dtype_name<Elem>();
+  auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_gqa_decode<Elem>, f.heads, f.kv_heads, f.head_dim,
+                                         min_bytes_per_token);
+  b->ArgName("ctx")->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (int c : ctxs) b->Arg(c);
+}
+
+template <class Smallest>
+constexpr std::size_t f32_bytes_per_token() {
+  return sizeof(float) * Smallest::cached_elements_per_token;
+}
+
+void register_all() {
+  const std::vector<int> all(std::begin(contexts), std::end(contexts));
+  const std::vector<int> k8 = {8192};
+
+  using gpt_oss_shapes = std::tuple<mla::mla_shape<96, 32, 480>, mla::mla_shape<96, 32, 224>>;
+  const family gpt_oss{"gpt-oss", 64, 8, 64};
+  const std::size_t gpt_oss_min = f32_bytes_per_token<mla::mla_shape<96, 32, 224>>();  // 75 % MLA cache, fp32
+  register_gqa<float>(gpt_oss, gpt_oss_min, all);
+  register_mla<float>(gpt_oss, gpt_oss_min, gpt_oss_shapes{}, all);
+  register_gqa<bf16>(gpt_oss, gpt_oss_min, k8);  // bf16 storage at 8K: same batch, half the bytes
+  register_mla<bf16>(gpt_oss, gpt_oss_min, gpt_oss_shapes{}, k8);
+
+  using smollm2_shapes = std::tuple<mla::mla_shape<96, 32, 160>, mla::mla_shape<96, 32, 64>>;
+  const family smollm2{"SmolLM2", 9, 3, 64};
+  const std::size_t smollm2_min = f32_bytes_per_token<mla::mla_shape<96, 32, 64>>();
+  register_gqa<float>(smollm2, smollm2_min, all);
+  register_mla<float>(smollm2, smollm2_min, smollm2_shapes{}, all);
+
+  using deepseek_shapes = std::tuple<mla::mla_shape<192, 64, 512>>;
+  const std::size_t deepseek_min = f32_bytes_per_token<mla::mla_shape<192, 64, 512>>();
+  register_mla<float>(family{"DeepSeek-V3", 16, 0, 0}, deepseek_min, deepseek_shapes{}, all);
+  register_mla<float>(family{"DeepSeek-V3", 128, 0, 0}, deepseek_min, deepseek_shapes{}, all);
+
+  // Copy and read baselines at the two working-set sizes the decode runs use: 1.25x LLC (the smallest
+  // cache of each family) and 4x that (the largest: the fp32 GQA caches).
+  const long small = static_cast<long>(std::ceil(1.25 * static_cast<double>(llc_bytes()) / static_cast<double>(mib)));
+  for (long size : {small, 4 * small}) {
+    benchmark::RegisterBenchmark("memcpy", BM_memcpy)
+        ->ArgName("MiB")
+        ->Arg(size)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("read", BM_read)
+        ->ArgName("MiB")
+        ->Arg(size)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("llc_bytes", std::to_string(llc_bytes()));
+  benchmark::AddCustomContext("omp_threads", std::to_string(threads()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

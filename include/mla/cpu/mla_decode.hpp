@@ -1,0 +1,156 @@
+// mla::cpu::mla_decode: absorbed MLA decode attention over a paged latent cache (formats.md §2.5).
+//
+// Per sequence b (one new token, at position seq_len[b] - 1, already in the cache) and head h:
+//   score(t) = softmax_scale * (q̃[b,h] . c_t + q_pe[b,h] . k_pe_t)     for visible keys t
+//   p = softmax over [score(t) for visible t, sink_h]                   (the sink is not scaled)
+//   out[b,h] = sum_t p(t) c_t   [latent_rank]      lse[b,h] = ln(sum_t exp(score(t)) + exp(sink_h))
+// The caller applies W_UV (and o_proj) to `out` afterwards. Visible keys: [max(0, len - window), len), all
+// of [0, len) with window 0.
+//
+// Why it is fast: all heads share one latent row per token, so the kernel takes a tile of 16 rows and runs
+// every head over it while it sits in L1/L2 (detail::attend_tile); the cache is read once per step,
+// seq_len * (latent_rank + rope_dim) * sizeof(Elem) bytes per sequence. Long contexts are cut into KV splits
+// (options.num_splits, automatic by default) that run in parallel over (sequence, split) and are merged by
+// log-sum-exp. The work per key is 2 * heads * (2 * latent_rank + rope_dim) FLOPs, i.e. about
+// 4 * heads / sizeof(Elem) FLOP per cached byte: with tens of heads a CPU runs out of FLOPs before memory
+// bandwidth (bench/RESULTS.md), unlike the GQA baseline (about 2 * group / sizeof(Elem) FLOP per byte).
+#pragma once
+
+#include <cstddef>
+#include <tuple>
+
+#include "mla/core/dispatch.hpp"
+#include "mla/core/error.hpp"
+#include "mla/core/shape.hpp"
+#include "mla/core/supported_shapes.hpp"
+#include "mla/cpu/decode_common.hpp"
+#include "mla/cpu/element.hpp"
+#include "mla/cpu/paged_cache.hpp"
+
+namespace mla::cpu {
+
+// Arguments of one MLA decode step. Elem is the cache element type (float or bf16); queries, outputs and
+// all arithmetic are float. The batch size is pages.num_seqs.
+template <class Elem>
+struct mla_decode_args {
+  const float* q_latent = nullptr;  // q̃ = W_UK^T q_nope per head, [batch, num_heads, latent_rank]
+  const float* q_pe = nullptr;      // RoPE'd query part, [batch, num_heads, rope_dim]
+  const Elem* cache = nullptr;      // [pages.num_pages, pages.page_size, latent_rank + rope_dim]: c then k_pe
+  page_table_view pages;            // page table and lengths (>= 1 each) of the batch
+  int num_heads = 0;
+  decode_options options;
+  float* out = nullptr;  // [batch, num_heads, latent_rank]
+  float* lse = nullptr;  // [batch, num_heads], natural log, sinks included; may be null
+};
+
+namespace detail {
+
+// The kernel body, shared by every shape: the widths only set loop bounds of the 16-lane inner loops, so
+// compile-time widths buy no speed, and one body per element type keeps the runtime dispatch over all
+// supported shapes cheap to compile.
+template <class Elem>
+void mla_decode_impl(const mla_decode_args<Elem>& a, const int rank, const int rope) {
+  const int width = rank + rope;  // key row: c [rank] then k_pe [rope]
+  constexpr const char* owner = "mla::cpu::mla_decode";
+
+  validate(a.pages, owner, 1);
+  check(a.num_heads > 0, owner, ": num_heads must be > 0, found ", a.num_heads);
+  validate_options(a.options, a.num_heads, owner);
+  const int batch = a.pages.num_seqs;
+  if (batch == 0) return;
+  check(a.q_latent != nullptr, owner, ": q_latent is null");
+  check(a.q_pe != nullptr, owner, ": q_pe is null");
+  check(a.cache != nullptr, owner, ": cache is null");
+  check(a.out != nullptr, owner, ": out is null");
+
+  const int heads = a.num_heads;
+  const int hp = padded_heads(heads);
+  // Per-thread scratch: transposed scaled queries qt [width][hp], attend_tile's scratch, a zero row for
+  // the padding keys of a partial tile, and bf16 staging [16][width].
+  const std::size_t qt_floats = align_up16(static_cast<std::size_t>(width) * hp);
+  const std::size_t attend_floats = align_up16(attend_scratch_floats(heads));
+  const std::size_t zero_floats = align_up16(static_cast<std::size_t>(width));
+  const std::size_t scratch = qt_floats + attend_floats + zero_floats + value_staging_floats<Elem>(width);
+  const page_table_view pages = a.pages;
+  const float scale = a.options.softmax_scale;
+
+  auto item = [&](int b, token_range range, float* buf, float* o, float* m, float* d) {
+    float* const qt = buf;
+    float* const s = qt + qt_floats;
+    float* const tmp = s + static_cast<std::size_t>(tile_tokens) * hp;
+    float* const zeros = s + attend_floats;
+    float* const staging = zeros + zero_floats;
+    // qt[i][h] = softmax_scale * [q̃_h | q_pe_h][i], so a score is one dot product with the cached row.
+    for (int i = 0; i < width; ++i) {
+      float* qi = qt + static_cast<std::ptrdiff_t>(i) * hp;
+      for (int h = 0; h < hp; ++h) {
+        const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(b) * heads + h;
+        qi[h] = h >= heads ? 0.0f : scale * (i < rank ? a.q_latent[bh * rank + i] : a.q_pe[bh * rope + (i - rank)]);
+      }
+    }
+    std::fill(zeros, zeros + width, 0.0f);
+    // Row pointers of the tile starting at t0 (n tokens), one page run at a time.
+    auto gather = [&](int t0, int n, const Elem** rows) {
+      int k = 0;
+      for (int t = t0; t < t0 + n;) {
+        const page_run run = page_run_at(pages, b, t, t0 + n);
+        const Elem* base = a.cache + (static_cast<std::ptrdiff_t>(run.page) * pages.page_size + run.slot_begin) * width;
+        for (int c = 0; c < run.count; ++c) rows[k++] = base + static_cast<std::ptrdiff_t>(c) * width;
+        t += run.count;
+      }
+    };
+    const Elem* rows[tile_tokens];
+    const Elem* next_rows[tile_tokens];
+    const float* keys[tile_tokens];
+    row_prefetcher pf;
+    const int pf_steps = score_block_count(hp);
+    for (int t0 = range.begin; t0 < range.end; t0 += tile_tokens) {
+      const int n = range.end - t0 < tile_tokens ? range.end - t0 : tile_tokens;
+      gather(t0, n, rows);
+      // Prefetch the next tile during this one's scores.
+      pf.reset(static_cast<int>(width * sizeof(Elem)));
+      const int t1 = t0 + tile_tokens;
+      const int n1 = range.end - t1 < tile_tokens ? range.end - t1 : tile_tokens;
+      if (n1 > 0) {
+        gather(t1, n1, next_rows);
+        for (int t = 0; t < n1; ++t) pf.add(next_rows[t]);
+      }
+      pf.plan(pf_steps);
+      // Float views of the rows (bf16 is converted once, into staging): the keys are the whole rows, the
+      // values their first `rank` elements.
+      value_rows(rows, n, width, staging, keys);
+      for (int t = n; t < tile_tokens; ++t) keys[t] = zeros;
+      attend_tile(qt, heads, keys, width, keys, rank, n, s, tmp, m, d, o, rank, pf);
+    }
+  };
+  run_split_decode(pages, heads, rank, a.options, scratch, a.out, a.lse, item);
+}
+
+}  // namespace detail
+
+// The decode step for a compile-time shape (cache rows of Shape::cached_elements_per_token elements).
+// Throws mla::error on inconsistent arguments.
+template <class Shape, class Elem>
+void mla_decode(const mla_decode_args<Elem>& a) {
+  static_assert(is_mla_shape_v<Shape>, "mla::cpu::mla_decode: Shape must be an mla::mla_shape");
+  static_assert(is_cache_element_v<Elem>, "mla::cpu::mla_decode: Elem must be float or mla::cpu::bf16");
+  detail::mla_decode_impl(a, Shape::latent_rank, Shape::rope_dim);
+}
+
+// The shapes the runtime entry below reaches: every supported shape (each adds only a call to the shared
+// kernel body, so the whole list compiles quickly).
+using mla_decode_shapes = supported_shapes;
+
+// Runtime entry: the kernel for `shape`, found in `list` by mla::dispatch_shape. Throws mla::error for a
+// shape that is not in the list.
+template <class Elem, class... Shapes>
+void mla_decode_dispatch(std::tuple<Shapes...> list, runtime_shape shape, const mla_decode_args<Elem>& args) {
+  dispatch_shape(list, shape, [&](auto s) { mla_decode<decltype(s)>(args); });
+}
+
+template <class Elem>
+void mla_decode_dispatch(runtime_shape shape, const mla_decode_args<Elem>& args) {
+  mla_decode_dispatch(mla_decode_shapes{}, shape, args);
+}
+
+}  // namespace mla::cpu

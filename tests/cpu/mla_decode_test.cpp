@@ -1,0 +1,221 @@
+#include "mla/cpu/mla_decode.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <string>
+#include <tuple>
+
+#include "decode_case.hpp"
+#include "mla/core/dispatch.hpp"
+#include "mla/core/supported_shapes.hpp"
+
+using namespace mla_cpu_test;
+
+namespace {
+
+template <class Shape, class Elem>
+struct direct_call {
+  void operator()(const mla::cpu::mla_decode_args<Elem>& a) const { mla::cpu::mla_decode<Shape>(a); }
+};
+
+template <class Shape, class Elem>
+void run_random_and_edge_cases(int cases_per_page_size) {
+  const std::uint32_t seed = fresh_seed();
+  std::mt19937 rng(seed);
+  BOOST_TEST_CONTEXT("seed " << seed << " (replay with MLA_TEST_SEED=" << seed << ")") {
+    for (const decode_case& c : edge_cases())
+      check_mla_case<Elem>(Shape::runtime(), c, rng, direct_call<Shape, Elem>{});
+    for (int page_size : {1, 3, 16, 64})
+      for (int k = 0; k < cases_per_page_size; ++k)
+        check_mla_case<Elem>(Shape::runtime(), random_case(page_size, rng), rng, direct_call<Shape, Elem>{});
+  }
+}
+
+// A small valid problem whose arguments the error tests break one at a time.
+struct small_problem {
+  using shape = mla::mla_shape<64, 16, 32>;
+  mla::cpu::paged_layout layout = mla::cpu::make_paged_layout({5, 9}, 4);
+  std::vector<float> cache = std::vector<float>(static_cast<std::size_t>(layout.num_pages) * 4 * 48, 0.5f);
+  std::vector<float> q_latent = std::vector<float>(2 * 3 * 32, 0.1f);
+  std::vector<float> q_pe = std::vector<float>(2 * 3 * 16, 0.1f);
+  std::vector<float> sinks = std::vector<float>(3, 0.0f);
+  std::vector<float> out = std::vector<float>(2 * 3 * 32);
+  std::vector<float> lse = std::vector<float>(2 * 3);
+
+  mla::cpu::mla_decode_args<float> args() {
+    mla::cpu::mla_decode_args<float> a;
+    a.q_latent = q_latent.data();
+    a.q_pe = q_pe.data();
+    a.cache = cache.data();
+    a.pages = layout.view();
+    a.num_heads = 3;
+    a.options.softmax_scale = 0.125f;
+    a.out = out.data();
+    a.lse = lse.data();
+    return a;
+  }
+};
+
+// f must throw mla::error whose message contains `needle`.
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    BOOST_ERROR("no mla::error thrown; expected one mentioning '" << needle << "'");
+  } catch (const mla::error& e) {
+    const std::string msg = e.what();
+    BOOST_TEST(msg.find(needle) != std::string::npos, "message '" << msg << "' lacks '" << needle << "'");
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cpu_mla_decode)
+
+// fp32 cache: random ragged batches over page sizes 1, 3, 16, 64 plus the fixed edge cases, per shape.
+BOOST_AUTO_TEST_CASE_TEMPLATE(matches_float64_reference, Shape, mla::representative_shapes) {
+  run_random_and_edge_cases<Shape, float>(3);
+}
+
+// bf16 cache (float accumulation): same checks; the reference reads the same bf16-rounded values.
+using bf16_shapes = std::tuple<mla::mla_shape<64, 16, 32>, mla::mla_shape<96, 32, 224>, mla::mla_shape<192, 64, 512>>;
+BOOST_AUTO_TEST_CASE_TEMPLATE(bf16_cache_matches_float64_reference, Shape, bf16_shapes) {
+  run_random_and_edge_cases<Shape, mla::cpu::bf16>(1);
+}
+
+// Every supported shape is reachable through the runtime entry and computes the right thing on a tiny case.
+BOOST_AUTO_TEST_CASE(every_supported_shape_dispatches) {
+  const std::uint32_t seed = fresh_seed();
+  std::mt19937 rng(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    int runs = 0;
+    for (const mla::runtime_shape& s : mla::supported_runtime_shapes()) {
+      decode_case c;
+      c.lens = {1, 5, 9};
+      c.page_size = 4;
+      c.heads = 2;
+      c.window = 6;
+      c.sinks = true;
+      c.splits = 2;
+      check_mla_case<float>(s, c, rng, [&](const mla::cpu::mla_decode_args<float>& a) {
+        mla::cpu::mla_decode_dispatch(s, a);
+        ++runs;
+      });
+    }
+    BOOST_TEST(runs == static_cast<int>(mla::supported_shape_count));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unsupported_shape_is_rejected) {
+  small_problem p;
+  expect_error(
+      [&] {
+        mla::cpu::mla_decode_dispatch(mla::runtime_shape{64, 16, 33}, p.args());
+      },
+      "unsupported MLA shape");
+}
+
+// The split count changes only rounding: 1 split and many splits agree closely.
+BOOST_AUTO_TEST_CASE(split_count_does_not_change_the_result) {
+  using shape = mla::mla_shape<96, 32, 224>;
+  const std::uint32_t seed = fresh_seed();
+  std::mt19937 rng(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const std::vector<int> lens = {1000, 77};
+    const mla::cpu::paged_layout layout = shuffled_layout(lens, 16, 0, rng);
+    std::vector<std::vector<float>> dense;
+    for (int len : lens) dense.push_back(random_rows<float>(len, shape::cached_elements_per_token, rng));
+    const auto cache = scatter_paged<float>(layout, dense, shape::cached_elements_per_token, {0, 0});
+    const auto ql = random_vector(2 * 4 * 224, rng), qp = random_vector(2 * 4 * 32, rng);
+    const auto sinks = random_sinks(4, rng);
+    std::vector<float> base_out, base_lse;
+    for (int splits : {1, 2, 7, 63}) {
+      std::vector<float> out(2 * 4 * 224, nan_f()), lse(2 * 4, nan_f());
+      mla::cpu::mla_decode_args<float> a;
+      a.q_latent = ql.data();
+      a.q_pe = qp.data();
+      a.cache = cache.data();
+      a.pages = layout.view();
+      a.num_heads = 4;
+      a.options.softmax_scale = 0.1f;
+      a.options.sinks = sinks.data();
+      a.options.num_splits = splits;
+      a.out = out.data();
+      a.lse = lse.data();
+      mla::cpu::mla_decode<shape>(a);
+      if (base_out.empty()) {
+        base_out = out, base_lse = lse;
+        continue;
+      }
+      BOOST_TEST_CONTEXT("splits " << splits) {
+        for (std::size_t r = 0; r < 8; ++r) {
+          std::vector<double> want(base_out.begin() + static_cast<std::ptrdiff_t>(r * 224),
+                                   base_out.begin() + static_cast<std::ptrdiff_t>((r + 1) * 224));
+          BOOST_TEST(row_error(out.data() + r * 224, want) <= 1e-5);
+          BOOST_TEST(lse_error(lse[r], base_lse[r]) <= 1e-6);
+        }
+      }
+    }
+  }
+}
+
+// lse may be null; the output is still written.
+BOOST_AUTO_TEST_CASE(lse_is_optional) {
+  small_problem p;
+  auto a = p.args();
+  a.lse = nullptr;
+  std::fill(p.out.begin(), p.out.end(), nan_f());
+  mla::cpu::mla_decode<small_problem::shape>(a);
+  BOOST_TEST(all_finite(p.out));
+}
+
+// An empty batch is a no-op.
+BOOST_AUTO_TEST_CASE(empty_batch) {
+  small_problem p;
+  auto a = p.args();
+  const mla::cpu::paged_layout none = mla::cpu::make_paged_layout({}, 4);
+  a.pages = none.view();
+  a.out = nullptr;
+  BOOST_CHECK_NO_THROW(mla::cpu::mla_decode<small_problem::shape>(a));
+}
+
+BOOST_AUTO_TEST_CASE(bad_arguments_name_the_field) {
+  using shape = small_problem::shape;
+  small_problem p;
+  BOOST_CHECK_NO_THROW(mla::cpu::mla_decode<shape>(p.args()));
+  auto run = [&](auto mutate) {
+    return [&p, mutate] {
+      auto a = p.args();
+      mutate(a);
+      mla::cpu::mla_decode<shape>(a);
+    };
+  };
+  {
+    small_problem q;
+    q.layout.page_table[static_cast<std::size_t>(q.layout.pages_per_seq) + 1] = q.layout.num_pages;  // seq 1, page 1
+    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, "pages.page_table[1][1] = 5");
+    q.layout.page_table[static_cast<std::size_t>(q.layout.pages_per_seq) + 1] = -1;
+    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, "pages.page_table[1][1] = -1");
+  }
+  {
+    small_problem q;
+    q.layout.seq_lens[0] = 13;  // 4 pages of 4, but pages_per_seq = 3
+    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, "pages.seq_lens[0] = 13 needs 4 pages");
+    q.layout.seq_lens[0] = 0;
+    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, "pages.seq_lens[0] = 0, expected >= 1");
+  }
+  expect_error(run([](auto& a) { a.pages.page_size = 0; }), "pages.page_size must be > 0, found 0");
+  expect_error(run([](auto& a) { a.options.sliding_window = -1; }), "options.sliding_window must be >= 0");
+  expect_error(run([](auto& a) { a.options.softmax_scale = 0.0f; }), "options.softmax_scale");
+  expect_error(run([](auto& a) { a.options.softmax_scale = nan_f(); }), "options.softmax_scale");
+  expect_error(run([](auto& a) { a.options.num_splits = -2; }),
+               "options.num_splits must be >= 0 (0 = automatic), found -2");
+  expect_error(run([](auto& a) { a.options.num_threads = -1; }), "options.num_threads");
+  expect_error(run([](auto& a) { a.num_heads = 0; }), "num_heads must be > 0, found 0");
+  expect_error(run([](auto& a) { a.out = nullptr; }), "out is null");
+  expect_error(run([](auto& a) { a.cache = nullptr; }), "cache is null");
+  expect_error(run([](auto& a) { a.q_pe = nullptr; }), "q_pe is null");
+  p.sinks[1] = nan_f();
+  expect_error(run([&p](auto& a) { a.options.sinks = p.sinks.data(); }), "options.sinks[1] must be finite or -inf");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

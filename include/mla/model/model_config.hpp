@@ -1,0 +1,78 @@
+// mla::model::model_config: one description for Llama-family, gpt-oss and converted MLA models.
+// Models differ in data (per-layer attention kind, window, sinks, biases), not in copies of the forward.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "mla/core/error.hpp"
+#include "mla/reference/rope.hpp"
+
+namespace mla::model {
+
+enum class attention_kind { gqa, mla };
+
+inline const char* to_string(attention_kind k) { return k == attention_kind::gqa ? "gqa" : "mla"; }
+
+struct layer_config {
+  attention_kind attention = attention_kind::gqa;
+  int sliding_window = 0;  // 0: full causal attention
+  // MLA layers only (after conversion): latent rank and the decoupled RoPE width.
+  int latent_rank = 0;
+  int rope_dim = 0;
+};
+
+struct model_config {
+  std::string architecture;  // "llama", "gpt_oss", ...
+  int vocab_size = 0;
+  int hidden = 0;
+  int n_layers = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int intermediate = 0;
+  int context_length = 0;  // the model's trained context (metadata); evaluation may use less
+  double rms_eps = 1e-5;
+  double softmax_scale = 0;  // 0: 1/sqrt(head_dim)
+  ref::rope_config rope;
+  bool tied_embeddings = false;
+  bool attention_bias = false;
+  bool attention_sinks = false;
+  int bos_id = -1;
+  int eos_id = -1;
+  std::vector<layer_config> layers;
+
+  double effective_softmax_scale() const {
+    return softmax_scale > 0 ? softmax_scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
+  }
+
+  // Elements of the KV cache per token for layer l: 2 * n_kv * head_dim for GQA, latent + RoPE for MLA.
+  long kv_elements_per_token(int l) const {
+    const layer_config& lc = layers.at(static_cast<std::size_t>(l));
+    return lc.attention == attention_kind::gqa ? 2L * n_kv_heads * head_dim : long(lc.latent_rank) + lc.rope_dim;
+  }
+
+  void validate() const {
+    const char* o = "mla::model::model_config";
+    check(vocab_size > 0, o, ": vocab_size must be > 0, found ", vocab_size);
+    check(hidden > 0, o, ": hidden must be > 0, found ", hidden);
+    check(n_layers > 0, o, ": n_layers must be > 0, found ", n_layers);
+    check(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, o, ": n_heads (", n_heads,
+          ") must be a positive multiple of n_kv_heads (", n_kv_heads, ")");
+    check(head_dim > 0 && head_dim % 2 == 0, o, ": head_dim must be positive and even, found ", head_dim);
+    check(intermediate > 0, o, ": intermediate must be > 0, found ", intermediate);
+    check(static_cast<int>(layers.size()) == n_layers, o, ": ", layers.size(), " layer entries, expected n_layers = ",
+          n_layers);
+    check(rms_eps > 0, o, ": rms_eps must be > 0, found ", rms_eps);
+    for (int l = 0; l < n_layers; ++l) {
+      const layer_config& lc = layers[static_cast<std::size_t>(l)];
+      check(lc.sliding_window >= 0, o, ": layer ", l, " sliding_window must be >= 0, found ", lc.sliding_window);
+      if (lc.attention == attention_kind::mla)
+        check(lc.latent_rank > 0 && lc.rope_dim >= 0, o, ": layer ", l, " is MLA but latent_rank = ", lc.latent_rank,
+              ", rope_dim = ", lc.rope_dim);
+    }
+  }
+};
+
+}  // namespace mla::model

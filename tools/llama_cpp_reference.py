@@ -46,11 +46,13 @@ PROMPTS = {
 PROBES = [0, 1, 2, 13, 30, 198, 260, 314, 1000, 4649, 9690, 12345, 20000, 30000, 40000, 49151]
 
 
-def load(model, ctx, f32_cache=False):
+def load(model, ctx, f32_cache=False, a_threads=1):
     # f32_cache: keep llama.cpp's K/V cache in float32 (its default is float16) for the golden logits.
+    # One thread by default: llama.cpp's spinning thread barrier collapses when another process shares
+    # the cores (measured 36 tok/s with 2 threads on a loaded 2-core machine).
     extra = {"type_k": 0, "type_v": 0} if f32_cache else {}
     return Llama(model_path=model, n_ctx=ctx, n_batch=min(ctx, 2048), n_ubatch=min(ctx, 512), logits_all=True,
-                 verbose=False, n_threads=2, seed=0, **extra)
+                 verbose=False, n_threads=a_threads, n_threads_batch=a_threads, seed=0, **extra)
 
 
 def cmd_logits(a):
@@ -108,7 +110,7 @@ def cmd_dequantize(a):
 
 def cmd_perplexity(a):
     text = open(a.text, "rb").read().decode("utf-8")
-    llm = load(a.model, a.ctx)
+    llm = load(a.model, a.ctx, a_threads=a.threads)
     t0 = time.time()
     tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
     print(f"tokenized {len(tokens)} tokens in {time.time() - t0:.1f} s", file=sys.stderr)
@@ -148,6 +150,7 @@ def main():
     q.add_argument("--text", required=True)
     q.add_argument("--ctx", type=int, default=2048)
     q.add_argument("--max-windows", type=int, default=0)
+    q.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     {"logits": cmd_logits, "perplexity": cmd_perplexity, "dequantize": cmd_dequantize}[a.cmd](a)
 

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-tokens", opt.max_tokens, "score at most this many tokens of the text (0: all)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--json", json_path, "also write the report as JSON to this file");
+  bool log_windows = false;
+  app.add_flag("--log-windows", log_windows, "print the running perplexity after every window (stderr)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -45,7 +47,13 @@ int main(int argc, char** argv) {
     const long usable = opt.max_tokens > 0 ? std::min<long>(opt.max_tokens, long(ids.size())) : long(ids.size());
     mla::util::progress_bar bar("perplexity", double(usable / opt.context * opt.context), "tok");
     const mla::eval::perplexity_result r = mla::eval::perplexity(
-        m.model, ids, opt, [&](const mla::eval::perplexity_progress& p) { bar.update(double(p.windows_done) * opt.context); });
+        m.model, ids, opt, [&](const mla::eval::perplexity_progress& p) {
+          if (log_windows)
+            std::fprintf(stderr, "window %ld/%ld running perplexity %.4f (%.1f tok/s)\n", p.windows_done,
+                         p.windows_total, p.running_perplexity, p.windows_done * opt.context / p.seconds);
+          else
+            bar.update(double(p.windows_done) * opt.context);
+        });
     bar.finish();
 
     const double kv_per_token_layer = double(r.kv_bytes_per_window) / opt.context / c.n_layers;

@@ -28,6 +28,7 @@ struct perplexity_progress {
   long windows_total = 0;
   long tokens_scored = 0;
   double seconds = 0;
+  double running_perplexity = 0;  // over the windows done so far
 };
 
 struct perplexity_result {
@@ -82,7 +83,7 @@ perplexity_result perplexity(const model::decoder<T>& model, const std::vector<i
     r.tokens_evaluated += opt.context;
     if (on_progress) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      on_progress({w + 1, windows, r.tokens_scored, secs});
+      on_progress({w + 1, windows, r.tokens_scored, secs, std::exp(nll / static_cast<double>(r.tokens_scored))});
     }
   }
   r.windows = windows;

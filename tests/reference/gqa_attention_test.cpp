@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mla/core/error.hpp"
+#include "random.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/rope.hpp"
 
@@ -24,30 +25,10 @@ using mla::ref::matrix;
 using mla::ref::row_vector;
 using mla::ref::vector;
 
-// A fresh seed per run (MLA_TEST_SEED=<n> replays one); printed through BOOST_TEST_CONTEXT on failure.
-std::uint64_t test_seed() {
-  if (const char* s = std::getenv("MLA_TEST_SEED")) return std::stoull(s);
-  std::random_device rd;
-  return (std::uint64_t(rd()) << 32) ^ rd();
-}
-
-template <class T>
-double tolerance() {
-  return std::is_same_v<T, float> ? 1e-5 : 1e-12;
-}
-
-template <class T>
-matrix<T> randn(std::mt19937_64& gen, Eigen::Index rows, Eigen::Index cols, double stddev) {
-  std::normal_distribution<double> nd(0.0, stddev);
-  matrix<T> m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(nd(gen));
-  return m;
-}
-template <class T>
-vector<T> randn_vec(std::mt19937_64& gen, Eigen::Index n, double stddev) {
-  const matrix<T> m = randn<T>(gen, n, 1, stddev);
-  return m.col(0);
-}
+using mla::test::randn;
+using mla::test::randn_vec;
+using mla::test::test_seed;
+using mla::test::tolerance;
 
 struct layer_spec {
   int hidden, n_heads, n_kv_heads, head_dim;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mla/core/error.hpp"
+#include "random.hpp"
 #include "mla/reference/eigen_types.hpp"
 
 namespace {
@@ -21,17 +22,8 @@ using mla::ref::row_vector;
 using mla::ref::softmax_state;
 using mla::ref::vector;
 
-// A fresh seed per run (MLA_TEST_SEED=<n> replays one); printed through BOOST_TEST_CONTEXT on failure.
-std::uint64_t test_seed() {
-  if (const char* s = std::getenv("MLA_TEST_SEED")) return std::stoull(s);
-  std::random_device rd;
-  return (std::uint64_t(rd()) << 32) ^ rd();
-}
-
-template <class T>
-double tolerance() {
-  return std::is_same_v<T, float> ? 1e-5 : 1e-12;
-}
+using mla::test::test_seed;
+using mla::test::tolerance;
 
 constexpr double neg_inf = -std::numeric_limits<double>::infinity();
 

@@ -1,7 +1,7 @@
 // mla::model::decoder: the decoder forward shared by Llama-family, gpt-oss-shaped and converted MLA
 // models (Eigen reference, compute in T). Per layer:
 //   h   = x + attention(rms_norm(x))          (GQA, or MLA in its absorbed or naive form)
-//   out = h + mlp(rms_norm(h))
+//   out = h + mlp(rms_norm(h))                 (SwiGLU, or gpt-oss MoE when config.mlp == moe)
 // logits = rms_norm(out) * unembedding^T      (the embedding when tied)
 #pragma once
 
@@ -14,6 +14,7 @@
 #include "mla/reference/gqa_attention.hpp"
 #include "mla/reference/mla_attention.hpp"
 #include "mla/reference/mlp.hpp"
+#include "mla/reference/moe.hpp"
 #include "mla/reference/norms.hpp"
 
 namespace mla::model {
@@ -24,7 +25,8 @@ struct layer_weights {
   ref::vector<T> mlp_norm;   // [hidden]
   ref::gqa_layer<T> gqa;     // used when the layer's attention is GQA
   ref::mla_layer<T> mla;     // used when it is MLA
-  ref::swiglu_mlp<T> mlp;
+  ref::swiglu_mlp<T> mlp;    // used when the model's mlp is SwiGLU
+  ref::moe_block<T> moe;     // used when it is MoE
 };
 
 template <class T>
@@ -105,7 +107,7 @@ class decoder {
         a = ref::mla_prefill(lw.mla, xn, s.mla[static_cast<std::size_t>(l)], mla_form_);
       if (obs) obs->attention_output(l, a);
       x += a;
-      x += lw.mlp.forward(ref::rms_norm(x, lw.mlp_norm, config_.rms_eps));
+      x += mlp(lw, ref::rms_norm(x, lw.mlp_norm, config_.rms_eps));
       if (obs) obs->layer_output(l, x);
     }
     s.length += static_cast<long>(tokens.size());
@@ -143,7 +145,7 @@ class decoder {
       else
         x += ref::mla_decode(lw.mla, xn, s.mla[static_cast<std::size_t>(l)], mla_form_);
       const ref::matrix<T> mn = ref::rms_norm(ref::matrix<T>(x), lw.mlp_norm, config_.rms_eps);
-      x += lw.mlp.forward(mn);
+      x += mlp(lw, mn);
     }
     s.length += 1;
     const ref::matrix<T> h = ref::rms_norm(ref::matrix<T>(x), w_.final_norm, config_.rms_eps);
@@ -153,6 +155,10 @@ class decoder {
   const ref::matrix<T>& unembedding() const { return w_.lm_head.size() ? w_.lm_head : w_.embed; }
 
  private:
+  ref::matrix<T> mlp(const layer_weights<T>& lw, const ref::matrix<T>& x) const {
+    return config_.mlp == mlp_kind::moe ? lw.moe.forward(x) : lw.mlp.forward(x);
+  }
+
   void validate() const {
     config_.validate();
     const char* o = "mla::model::decoder";
@@ -176,7 +182,16 @@ class decoder {
         lw.gqa.validate();
       else
         lw.mla.validate();
-      lw.mlp.validate("mla::model::decoder: mlp");
+      if (config_.mlp == mlp_kind::moe) {
+        lw.moe.validate("mla::model::decoder: moe");
+        check(lw.moe.hidden == config_.hidden && lw.moe.intermediate == config_.intermediate &&
+                  lw.moe.n_experts == config_.n_experts && lw.moe.experts_per_token == config_.experts_per_token,
+              o, ": layer ", l, " MoE is hidden ", lw.moe.hidden, ", intermediate ", lw.moe.intermediate, ", ",
+              lw.moe.n_experts, " experts top-", lw.moe.experts_per_token, "; the config says ", config_.hidden,
+              ", ", config_.intermediate, ", ", config_.n_experts, " top-", config_.experts_per_token);
+      } else {
+        lw.mlp.validate("mla::model::decoder: mlp");
+      }
     }
   }
 

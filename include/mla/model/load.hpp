@@ -1,14 +1,20 @@
-// Opening a model and its tokenizer from what users have: a GGUF file (Llama family) for now; checkpoint
-// directories (safetensors + config.json) come with the converted-model format.
+// Opening a model and its tokenizer from what users have: a GGUF file (Llama family), or a Hugging Face
+// checkpoint directory (config.json + safetensors; gpt_oss or llama) with its tokenizer.json when it
+// has a supported one. A model without a usable tokenizer still loads: has_tokenizer is false and
+// tokenizer_note says why (gpt-oss's o200k tokenizer, for one, is not supported).
 #pragma once
 
 #include <filesystem>
+#include <fstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "mla/core/error.hpp"
 #include "mla/io/gguf.hpp"
 #include "mla/model/decoder.hpp"
 #include "mla/model/load_gguf.hpp"
+#include "mla/model/load_safetensors.hpp"
 #include "mla/tokenizer/gguf_vocab.hpp"
 #include "mla/tokenizer/tokenizer.hpp"
 
@@ -16,21 +22,54 @@ namespace mla::model {
 
 struct loaded_model {
   decoder<float> model;
-  tok::tokenizer tokenizer;
+  tok::tokenizer tokenizer;    // empty (default-constructed) when has_tokenizer is false
   std::string chat_template;  // empty when the file has none
   std::string source;         // the path it came from
+  bool has_tokenizer = true;
+  std::string tokenizer_note;  // why there is no tokenizer (empty when there is one)
 };
 
+namespace detail {
+// tokenizer_config.json's "chat_template" when it is a string; empty otherwise.
+inline std::string hf_chat_template(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "tokenizer_config.json", std::ios::binary);
+  if (!in) return {};
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return {};
+  const auto it = j.find("chat_template");
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+}  // namespace detail
+
+// `path`: a .gguf file or a checkpoint directory.
 inline loaded_model load_model(const std::string& path) {
   namespace fs = std::filesystem;
   check(fs::exists(path), "mla: model path '", path, "' does not exist");
-  check(!fs::is_directory(path), "mla: '", path,
-        "' is a directory; checkpoint directories are not supported yet, pass a .gguf file");
+  if (fs::is_directory(path)) {
+    decoder<float> m = load_safetensors(path);
+    loaded_model out{std::move(m), tok::tokenizer(), "", path, false, ""};
+    const fs::path tj = fs::path(path) / "tokenizer.json";
+    if (!fs::exists(tj)) {
+      out.tokenizer_note = "no tokenizer.json in '" + path + "'";
+    } else {
+      // An unsupported tokenizer (e.g. gpt-oss's o200k) leaves the model usable with token ids.
+      try {
+        out.tokenizer = tok::tokenizer::from_hf_json_file(tj.string());
+        out.has_tokenizer = true;
+        out.chat_template = detail::hf_chat_template(path);
+      } catch (const mla::error& e) {
+        out.tokenizer_note = std::string("tokenizer.json is not supported: ") + e.what();
+      } catch (const nlohmann::json::exception& e) {
+        out.tokenizer_note = std::string("tokenizer.json is not valid: ") + e.what();
+      }
+    }
+    return out;
+  }
   const io::gguf_file f = io::gguf_file::open(path);
   model_config c = config_from_gguf(f);
   decoder<float> m(c, weights_from_gguf(f, c));
   tok::tokenizer t = tok::tokenizer_from_gguf(f);
-  return {std::move(m), std::move(t), tok::chat_template_from_gguf(f).value_or(""), path};
+  return {std::move(m), std::move(t), tok::chat_template_from_gguf(f).value_or(""), path, true, ""};
 }
 
 }  // namespace mla::model

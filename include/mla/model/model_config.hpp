@@ -15,6 +15,11 @@ enum class attention_kind { gqa, mla };
 
 inline const char* to_string(attention_kind k) { return k == attention_kind::gqa ? "gqa" : "mla"; }
 
+// The feed-forward: Llama's SwiGLU, or gpt-oss's routed experts with the clamped SwiGLU.
+enum class mlp_kind { swiglu, moe };
+
+inline const char* to_string(mlp_kind k) { return k == mlp_kind::swiglu ? "swiglu" : "moe"; }
+
 struct layer_config {
   attention_kind attention = attention_kind::gqa;
   int sliding_window = 0;  // 0: full causal attention
@@ -31,7 +36,7 @@ struct model_config {
   int n_heads = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
-  int intermediate = 0;
+  int intermediate = 0;  // SwiGLU width, or per expert for MoE
   int context_length = 0;  // the model's trained context (metadata); evaluation may use less
   double rms_eps = 1e-5;
   double softmax_scale = 0;  // 0: 1/sqrt(head_dim)
@@ -39,6 +44,12 @@ struct model_config {
   bool tied_embeddings = false;
   bool attention_bias = false;
   bool attention_sinks = false;
+  mlp_kind mlp = mlp_kind::swiglu;
+  // MoE only (formats.md §1.6): experts, top-k, and the clamped SwiGLU's limit (0: no clamp) and alpha.
+  int n_experts = 0;
+  int experts_per_token = 0;
+  double swiglu_limit = 0;
+  double swiglu_alpha = 1.702;
   int bos_id = -1;
   int eos_id = -1;
   std::vector<layer_config> layers;
@@ -65,6 +76,12 @@ struct model_config {
     check(static_cast<int>(layers.size()) == n_layers, o, ": ", layers.size(), " layer entries, expected n_layers = ",
           n_layers);
     check(rms_eps > 0, o, ": rms_eps must be > 0, found ", rms_eps);
+    if (mlp == mlp_kind::moe) {
+      check(n_experts > 0 && experts_per_token > 0 && experts_per_token <= n_experts, o,
+            ": MoE needs 1 <= experts_per_token (", experts_per_token, ") <= n_experts (", n_experts, ")");
+      check(swiglu_limit >= 0 && swiglu_alpha > 0, o, ": swiglu_limit must be >= 0 and swiglu_alpha > 0, found ",
+            swiglu_limit, " and ", swiglu_alpha);
+    }
     for (int l = 0; l < n_layers; ++l) {
       const layer_config& lc = layers[static_cast<std::size_t>(l)];
       check(lc.sliding_window >= 0, o, ": layer ", l, " sliding_window must be >= 0, found ", lc.sliding_window);

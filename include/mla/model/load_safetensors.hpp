@@ -1,0 +1,188 @@
+// Maps a Hugging Face checkpoint directory (config.json + model.safetensors or a sharded index) onto a
+// float decoder, for model_type "gpt_oss" (formats.md §1.7) and "llama".
+//
+// gpt-oss experts stay in the memory-mapped file as MXFP4 (U8 blocks [E, rows, cols/32, 16] and scales
+// [E, rows, cols/32]); mxfp4_experts expands one expert at a time when the MoE block asks for it
+// (a 20b expert is ~100 MB in float; all 32 x 24 of them would be ~76 GB). Everything else is read
+// once into floats (BF16 in gpt-oss; any float dtype is accepted).
+// HF weights are already in the NeoX half-split RoPE layout, so nothing is permuted (unlike GGUF).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mla/core/error.hpp"
+#include "mla/io/mxfp4.hpp"
+#include "mla/io/safetensors.hpp"
+#include "mla/model/decoder.hpp"
+#include "mla/model/hf_config.hpp"
+#include "mla/model/model_config.hpp"
+#include "mla/reference/moe.hpp"
+
+namespace mla::model {
+
+namespace detail {
+
+inline void check_shape(const io::tensor_view& t, const std::vector<std::int64_t>& expected) {
+  check(t.shape == expected, "safetensors '", t.file, "': tensor '", t.name, "' has shape ", io::shape_string(t.shape),
+        ", expected ", io::shape_string(expected));
+}
+
+inline ref::matrix<float> st_matrix(const io::safetensors_checkpoint& ck, const std::string& name, long rows,
+                                    long cols) {
+  const io::tensor_view& t = ck.tensor(name);
+  check_shape(t, {rows, cols});
+  ref::matrix<float> m(rows, cols);
+  io::to_float(t, m.data(), static_cast<std::size_t>(m.size()));
+  return m;
+}
+
+inline ref::vector<float> st_vector(const io::safetensors_checkpoint& ck, const std::string& name, long n) {
+  const io::tensor_view& t = ck.tensor(name);
+  check_shape(t, {n});
+  ref::vector<float> v(n);
+  io::to_float(t, v.data(), static_cast<std::size_t>(n));
+  return v;
+}
+
+inline ref::vector<float> st_optional_vector(const io::safetensors_checkpoint& ck, const std::string& name, long n) {
+  return ck.contains(name) ? st_vector(ck, name, n) : ref::vector<float>();
+}
+
+}  // namespace detail
+
+// gpt-oss experts of one layer, kept as MXFP4 in the mapped checkpoint; load() dequantises one expert.
+// Holds the checkpoint alive through a shared pointer (the views point into its mapping).
+class mxfp4_experts final : public ref::expert_source<float> {
+ public:
+  // `prefix` is "model.layers.N.mlp.experts."; checks every tensor's dtype and shape.
+  mxfp4_experts(std::shared_ptr<const io::safetensors_checkpoint> ck, const std::string& prefix, int n_experts,
+                int hidden, int intermediate)
+      : ck_(std::move(ck)), n_experts_(n_experts), hidden_(hidden), intermediate_(intermediate) {
+    check(hidden % 32 == 0 && intermediate % 32 == 0, "mxfp4 experts '", prefix, "': hidden (", hidden,
+          ") and intermediate (", intermediate, ") must be multiples of the 32-value block");
+    gate_up_ = quantized(prefix + "gate_up_proj", 2L * intermediate, hidden);
+    down_ = quantized(prefix + "down_proj", hidden, intermediate);
+    gate_up_bias_ = detail::st_matrix(*ck_, prefix + "gate_up_proj_bias", n_experts, 2L * intermediate);
+    down_bias_ = detail::st_matrix(*ck_, prefix + "down_proj_bias", n_experts, hidden);
+  }
+
+  int count() const override { return n_experts_; }
+
+  void load(int e, ref::moe_expert<float>& out) const override {
+    check(e >= 0 && e < n_experts_, "mxfp4 experts: expert ", e, " is outside [0, ", n_experts_, ")");
+    out.w_gate_up.resize(2L * intermediate_, hidden_);
+    dequantize(gate_up_, e, out.w_gate_up);
+    out.w_down.resize(hidden_, intermediate_);
+    dequantize(down_, e, out.w_down);
+    out.b_gate_up = gate_up_bias_.row(e).transpose();
+    out.b_down = down_bias_.row(e).transpose();
+  }
+
+ private:
+  struct packed {
+    const io::tensor_view* blocks = nullptr;  // U8 [E, rows, cols/32, 16]
+    const io::tensor_view* scales = nullptr;  // U8 [E, rows, cols/32]
+    long rows = 0, cols = 0;
+  };
+
+  packed quantized(const std::string& name, long rows, long cols) const {
+    packed p;
+    p.blocks = &ck_->tensor(name + "_blocks");
+    p.scales = &ck_->tensor(name + "_scales");
+    p.rows = rows, p.cols = cols;
+    for (const io::tensor_view* t : {p.blocks, p.scales})
+      check(t->type == io::dtype::U8, "safetensors '", t->file, "': tensor '", t->name, "' has dtype ",
+            io::dtype_name(t->type), ", expected U8 (MXFP4)");
+    detail::check_shape(*p.blocks, {n_experts_, rows, cols / 32, 16});
+    detail::check_shape(*p.scales, {n_experts_, rows, cols / 32});
+    return p;
+  }
+
+  // Row r of expert e: blocks bytes [(e * rows + r) * cols/2, +cols/2), scales [(e * rows + r) * cols/32, +cols/32).
+  static void dequantize(const packed& p, int e, ref::matrix<float>& out) {
+    const std::size_t groups = static_cast<std::size_t>(p.cols / 32);
+    for (long r = 0; r < p.rows; ++r) {
+      const std::size_t row = static_cast<std::size_t>(e) * static_cast<std::size_t>(p.rows) + static_cast<std::size_t>(r);
+      const io::byte_span blocks{p.blocks->bytes.data + row * groups * 16, groups * 16};
+      const io::byte_span scales{p.scales->bytes.data + row * groups, groups};
+      io::dequantize_mxfp4_row(blocks, scales, out.data() + r * p.cols, static_cast<std::size_t>(p.cols));
+    }
+  }
+
+  std::shared_ptr<const io::safetensors_checkpoint> ck_;
+  int n_experts_, hidden_, intermediate_;
+  packed gate_up_, down_;
+  ref::matrix<float> gate_up_bias_;  // [E, 2 * intermediate]
+  ref::matrix<float> down_bias_;     // [E, hidden]
+};
+
+// Float weights for config `c` from an open checkpoint (HF tensor names).
+inline model_weights<float> weights_from_safetensors(std::shared_ptr<const io::safetensors_checkpoint> ck,
+                                                     const model_config& c) {
+  using detail::st_matrix;
+  using detail::st_optional_vector;
+  using detail::st_vector;
+  const io::safetensors_checkpoint& f = *ck;
+  const bool gpt_oss = c.architecture == "gpt_oss";
+  check(gpt_oss || c.architecture == "llama", "safetensors '", f.path(), "': architecture '", c.architecture,
+        "' is not supported (gpt_oss or llama)");
+  model_weights<float> w;
+  w.embed = st_matrix(f, "model.embed_tokens.weight", c.vocab_size, c.hidden);
+  if (!c.tied_embeddings) w.lm_head = st_matrix(f, "lm_head.weight", c.vocab_size, c.hidden);
+  w.final_norm = st_vector(f, "model.norm.weight", c.hidden);
+  const long q_dim = long(c.n_heads) * c.head_dim, kv_dim = long(c.n_kv_heads) * c.head_dim;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    layer_weights<float> lw;
+    lw.attn_norm = st_vector(f, p + "input_layernorm.weight", c.hidden);
+    lw.mlp_norm = st_vector(f, p + "post_attention_layernorm.weight", c.hidden);
+    auto& g = lw.gqa;
+    g.hidden = c.hidden, g.n_heads = c.n_heads, g.n_kv_heads = c.n_kv_heads, g.head_dim = c.head_dim;
+    g.wq = st_matrix(f, p + "self_attn.q_proj.weight", q_dim, c.hidden);
+    g.wk = st_matrix(f, p + "self_attn.k_proj.weight", kv_dim, c.hidden);
+    g.wv = st_matrix(f, p + "self_attn.v_proj.weight", kv_dim, c.hidden);
+    g.wo = st_matrix(f, p + "self_attn.o_proj.weight", c.hidden, q_dim);
+    if (c.attention_bias) {
+      g.bq = st_vector(f, p + "self_attn.q_proj.bias", q_dim);
+      g.bk = st_vector(f, p + "self_attn.k_proj.bias", kv_dim);
+      g.bv = st_vector(f, p + "self_attn.v_proj.bias", kv_dim);
+      g.bo = st_optional_vector(f, p + "self_attn.o_proj.bias", c.hidden);  // Qwen2-style: no o bias
+    }
+    if (c.attention_sinks) g.sinks = st_vector(f, p + "self_attn.sinks", c.n_heads);
+    g.rope = c.rope;
+    g.attention.softmax_scale = c.effective_softmax_scale();
+    g.attention.sliding_window = c.layers[static_cast<std::size_t>(l)].sliding_window;
+    if (c.mlp == mlp_kind::moe) {
+      auto& m = lw.moe;
+      m.hidden = c.hidden, m.intermediate = c.intermediate;
+      m.n_experts = c.n_experts, m.experts_per_token = c.experts_per_token;
+      m.swiglu_limit = c.swiglu_limit, m.swiglu_alpha = c.swiglu_alpha;
+      m.w_router = st_matrix(f, p + "mlp.router.weight", c.n_experts, c.hidden);
+      m.b_router = st_optional_vector(f, p + "mlp.router.bias", c.n_experts);
+      check(f.contains(p + "mlp.experts.gate_up_proj_blocks"), "safetensors '", f.path(), "': tensor '", p,
+            "mlp.experts.gate_up_proj_blocks' is missing (only MXFP4 experts are supported)");
+      m.experts = std::make_shared<mxfp4_experts>(ck, p + "mlp.experts.", c.n_experts, c.hidden, c.intermediate);
+    } else {
+      lw.mlp.w_gate = st_matrix(f, p + "mlp.gate_proj.weight", c.intermediate, c.hidden);
+      lw.mlp.w_up = st_matrix(f, p + "mlp.up_proj.weight", c.intermediate, c.hidden);
+      lw.mlp.w_down = st_matrix(f, p + "mlp.down_proj.weight", c.hidden, c.intermediate);
+    }
+    w.layers.push_back(std::move(lw));
+  }
+  return w;
+}
+
+// A checkpoint directory -> decoder.
+inline decoder<float> load_safetensors(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const fs::path config_path = fs::path(dir) / "config.json";
+  check(fs::exists(config_path), "mla: checkpoint directory '", dir, "' has no config.json");
+  const model_config c = config_from_hf_file(config_path.string());
+  auto ck = std::make_shared<const io::safetensors_checkpoint>(io::safetensors_checkpoint::open(dir));
+  return decoder<float>(c, weights_from_safetensors(std::move(ck), c));
+}
+
+}  // namespace mla::model

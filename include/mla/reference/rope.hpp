@@ -39,6 +39,10 @@ struct rope_config {
   // original/high_freq_factor kept, and smoothly blended in between.
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
+  // Explicit inverse frequencies [dim/2], used as they are (scaling is not applied to them again; YaRN's
+  // attention factor still is). Empty: the standard theta^(-2i/dim) ladder, scaled. Converted layers set it
+  // when their shared RoPE key keeps source frequencies that are not a standard ladder.
+  std::vector<double> inv_freq_override;
 
   // gpt-oss: head dim 64 all rotated (NeoX), theta 150000, YaRN 32x from 4096, beta 32/1, no truncation.
   static rope_config gpt_oss() {
@@ -95,10 +99,19 @@ inline void validate(const rope_config& c) {
           c.low_freq_factor);
   check(c.attention_factor >= 0.0, "mla::ref::rope: attention_factor must be >= 0 (0 = default), got ",
         c.attention_factor);
+  if (!c.inv_freq_override.empty()) {
+    check(c.inv_freq_override.size() == static_cast<std::size_t>(c.dim / 2),
+          "mla::ref::rope: inv_freq_override has ", c.inv_freq_override.size(), " entries, expected dim/2 = ",
+          c.dim / 2);
+    for (std::size_t i = 0; i < c.inv_freq_override.size(); ++i)
+      check(std::isfinite(c.inv_freq_override[i]) && c.inv_freq_override[i] > 0.0,
+            "mla::ref::rope: inv_freq_override[", i, "] must be finite and > 0, got ", c.inv_freq_override[i]);
+  }
 }
 
 // Inverse frequencies [dim/2] after scaling.
 inline std::vector<double> inverse_frequencies(const rope_config& c) {
+  if (!c.inv_freq_override.empty()) return c.inv_freq_override;
   const int half = c.dim / 2;
   std::vector<double> inv(half);
   for (int i = 0; i < half; ++i) inv[i] = 1.0 / std::pow(c.theta, 2.0 * i / c.dim);

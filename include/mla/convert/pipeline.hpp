@@ -1,0 +1,151 @@
+// mla::convert pipeline: whole-model GQA -> MLA conversion with a global KV budget, and a stage report.
+//
+// Stages, each measured per layer as the relative error of attention outputs against the source GQA layer
+// on held-out inputs (teacher-forced: each layer gets the source model's normalised attention input):
+//   exact      stage 0, exact_mla_from_gqa (RoPE on the latent; cache as large as GQA): float ~1e-6
+//   rope_split the RoPE plan applied at full latent rank 2*g*d - d_R: only the RoPE cut (and FreqFold) lose
+//   factorized rank r_l from the allocation
+//   refit      (optional) ridge refit of w_uv on calibration inputs
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mla/convert/calibration.hpp"
+#include "mla/convert/convert_layer.hpp"
+#include "mla/convert/factorize.hpp"
+#include "mla/convert/rank_allocation.hpp"
+#include "mla/convert/refit.hpp"
+#include "mla/convert/rope_strategy.hpp"
+#include "mla/core/error.hpp"
+#include "mla/model/decoder.hpp"
+#include "mla/model/model_config.hpp"
+#include "mla/reference/exact_rewrite.hpp"
+
+namespace mla::convert {
+
+struct pipeline_options {
+  convert_options layer;  // rope strategy, factor method; layer.rank is used when kv_budget == 0
+  long kv_budget = 0;     // cached elements per token summed over converted layers; 0: layer.rank everywhere
+  rank_allocation allocation = rank_allocation::uniform;
+  bool require_supported_shape = true;  // ranks (and the head split) must be in mla::supported_shapes
+  std::vector<int> layers;              // layers to convert; empty: all (the rest stay GQA)
+  bool refit = false;                   // needs refit inputs
+  refit_options refit_opt;
+};
+
+// Per-layer errors of one stage (NaN-free; layers left GQA report 0).
+struct stage_errors {
+  std::string stage;
+  std::vector<double> per_layer;
+};
+
+template <class T>
+struct model_conversion {
+  model::model_config config;
+  model::model_weights<T> weights;
+  std::vector<int> ranks;  // [n_layers] latent rank, 0 for layers left GQA
+  std::vector<stage_errors> report;
+};
+
+// Converts the model. `heldout` ([n_layers][windows] of [tokens, hidden]) fills the stage report when given;
+// `refit_inputs` (same layout, calibration tokens) is needed when options.refit is set.
+template <class T>
+model_conversion<T> convert_model(const model::model_config& config, const model::model_weights<T>& weights,
+                                  const calibration_stats& stats, const pipeline_options& opt,
+                                  const std::vector<std::vector<ref::matrix<T>>>* heldout = nullptr,
+                                  const std::vector<std::vector<ref::matrix<T>>>* refit_inputs = nullptr) {
+  const char* who = "mla::convert::convert_model";
+  config.validate();
+  const int n_layers = config.n_layers;
+  check(static_cast<int>(stats.layers.size()) == n_layers, who, ": statistics for ", stats.layers.size(),
+        " layers, model has ", n_layers);
+  check(!opt.refit || (refit_inputs && static_cast<int>(refit_inputs->size()) == n_layers), who,
+        ": refit needs calibration inputs for every layer");
+  check(!heldout || static_cast<int>(heldout->size()) == n_layers, who, ": held-out inputs for ",
+        heldout ? heldout->size() : 0, " layers, model has ", n_layers);
+  std::vector<int> todo = opt.layers;
+  if (todo.empty())
+    for (int l = 0; l < n_layers; ++l) todo.push_back(l);
+  for (int l : todo) {
+    check(l >= 0 && l < n_layers, who, ": layer ", l, " outside [0, ", n_layers, ")");
+    check(config.layers[static_cast<std::size_t>(l)].attention == model::attention_kind::gqa, who, ": layer ", l,
+          " is not GQA");
+  }
+  const int d = config.head_dim, dr = opt.layer.rope.rope_dim;
+  const int full = full_latent_rank(config.n_kv_heads, d, dr);
+
+  // Plans and problems first (the allocation needs their spectra).
+  std::vector<rope_plan> plans(todo.size());
+  std::vector<factor_problem> problems(todo.size());
+  std::vector<layer_rank_info> info(todo.size());
+  for (std::size_t i = 0; i < todo.size(); ++i) {
+    const auto l = static_cast<std::size_t>(todo[i]);
+    const ref::gqa_layer<T>& src = weights.layers[l].gqa;
+    plans[i] = make_rope_plan(src, stats.layers[l], opt.layer.rope);
+    problems[i] = make_factor_problem(src, plans[i], stats.layers[l], opt.layer.factor);
+    info[i].max_rank = full;
+    if (opt.allocation == rank_allocation::objective_greedy && opt.layer.factor.method != factor_method::attention_aware) {
+      factor_options fo = opt.layer.factor;
+      fo.method = factor_method::attention_aware;
+      info[i].spectrum = make_factor_problem(src, plans[i], stats.layers[l], fo).spectrum;
+    } else {
+      info[i].spectrum = problems[i].spectrum;
+    }
+    const double ms = stats.layers[l].residual_mean_square();
+    info[i].weight = ms > 0 ? 1.0 / ms : 1.0;
+  }
+
+  std::vector<int> ranks(todo.size(), opt.layer.rank > 0 ? opt.layer.rank : full);
+  rank_budget budget;
+  budget.elements_per_token = opt.kv_budget;
+  budget.nope_dim = d;
+  budget.rope_dim = dr;
+  budget.require_supported_shape = opt.require_supported_shape;
+  if (opt.kv_budget > 0) {
+    ranks = allocate_ranks(info, budget, opt.allocation);
+  } else if (opt.require_supported_shape) {
+    for (std::size_t i = 0; i < todo.size(); ++i)
+      check(is_supported(runtime_shape{d + dr, dr, ranks[i]}), who, ": layer ", todo[i], " shape (", d + dr, ", ", dr,
+            ", ", ranks[i], ") is not in mla::supported_shapes");
+  }
+
+  model_conversion<T> out;
+  out.config = config;
+  out.weights = weights;
+  out.ranks.assign(static_cast<std::size_t>(n_layers), 0);
+  if (heldout) {
+    for (const char* s : {"exact", "rope_split", "factorized"})
+      out.report.push_back({s, std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
+    if (opt.refit) out.report.push_back({"refit", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
+  }
+  for (std::size_t i = 0; i < todo.size(); ++i) {
+    const auto l = static_cast<std::size_t>(todo[i]);
+    const ref::gqa_layer<T>& src = weights.layers[l].gqa;
+    ref::mla_layer<T> layer = assemble_mla_layer(src, plans[i], solve_factor_problem(problems[i], ranks[i]));
+    if (heldout) {
+      const auto& xs = (*heldout)[l];
+      out.report[0].per_layer[l] = attention_output_error(src, ref::exact_mla_from_gqa(src), xs);
+      out.report[1].per_layer[l] = attention_output_error(
+          src, assemble_mla_layer(src, plans[i], solve_factor_problem(problems[i], full)), xs);
+      out.report[2].per_layer[l] = attention_output_error(src, layer, xs);
+    }
+    if (opt.refit) {
+      layer = refit_value_projection(src, layer, (*refit_inputs)[l], opt.refit_opt);
+      if (heldout) out.report[3].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
+    }
+    out.weights.layers[l].mla = std::move(layer);
+    out.weights.layers[l].gqa = ref::gqa_layer<T>{};
+    model::layer_config& lc = out.config.layers[l];
+    lc.attention = model::attention_kind::mla;
+    lc.latent_rank = ranks[i];
+    lc.rope_dim = dr;
+    out.ranks[l] = ranks[i];
+  }
+  out.config.validate();
+  return out;
+}
+
+}  // namespace mla::convert

@@ -1,0 +1,308 @@
+#include "mla/convert/convert_layer.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "convert_test_support.hpp"
+#include "mla/convert/factorize.hpp"
+#include "mla/convert/refit.hpp"
+#include "mla/convert/rope_strategy.hpp"
+#include "mla/reference/exact_rewrite.hpp"
+#include "mla/reference/mla_attention.hpp"
+
+namespace {
+
+using mla::convert::convert_options;
+using mla::convert::dmatrix;
+using mla::convert::factor_method;
+using mla::convert::rope_strategy;
+using mla::ref::gqa_layer;
+using mla::ref::matrix;
+using mla::ref::mla_form;
+using mla::ref::relative_error;
+
+constexpr factor_method all_methods[] = {factor_method::weight_svd, factor_method::activation_pca,
+                                         factor_method::care, factor_method::attention_aware};
+constexpr rope_strategy all_strategies[] = {rope_strategy::rorope, rope_strategy::high, rope_strategy::low,
+                                            rope_strategy::uniform, rope_strategy::two_norm};
+
+template <class T>
+std::vector<matrix<T>> sample_windows(std::mt19937_64& gen, const mla::test::correlated_source<T>& src, int n,
+                                      int tokens) {
+  std::vector<matrix<T>> out;
+  for (int i = 0; i < n; ++i) out.push_back(src.sample(gen, tokens));
+  return out;
+}
+
+BOOST_AUTO_TEST_SUITE(convert_layer)
+
+// The rope basis is orthonormal for every strategy; F = 1 keeps every pair on one frequency.
+BOOST_AUTO_TEST_CASE(rope_plans_are_orthonormal) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  mla::test::layer_spec spec;
+  const auto src = mla::test::random_gqa<double>(gen, spec);
+  const mla::test::correlated_source<double> xs(gen, spec.hidden);
+  const auto stats = mla::test::moments_of(sample_windows(gen, xs, 2, 64));
+  for (rope_strategy s : all_strategies)
+    for (int fold : {0, 1, 2, 4}) {
+      if (s != rope_strategy::rorope && fold != 0) continue;
+      BOOST_TEST_CONTEXT("seed " << seed << ", strategy " << to_string(s) << ", F " << fold) {
+        mla::convert::rope_options ro{s, 8, fold};
+        if (s == rope_strategy::rorope && fold == 1) ro.rope_dim = 16;  // F = 1 needs d_R = d*k: one pair per frequency
+        const auto plan = mla::convert::make_rope_plan(src, stats, ro);
+        const dmatrix gram = plan.basis.transpose() * plan.basis;
+        BOOST_TEST(relative_error(gram, dmatrix::Identity(gram.rows(), gram.cols())) < 1e-12);
+        BOOST_TEST(plan.inv_freq.size() == static_cast<std::size_t>(ro.rope_dim / 2));
+        if (s != rope_strategy::rorope || plan.freqfold == 1) BOOST_TEST(plan.frequency_pure);
+        if (s == rope_strategy::rorope && plan.freqfold > 1) BOOST_TEST(!plan.frequency_pure);
+      }
+    }
+  // MHA2MLA selections pick the documented frequencies.
+  const auto high = mla::convert::make_rope_plan(src, stats, {rope_strategy::high, 8, 0});
+  const auto low = mla::convert::make_rope_plan(src, stats, {rope_strategy::low, 8, 0});
+  const auto uni = mla::convert::make_rope_plan(src, stats, {rope_strategy::uniform, 8, 0});
+  BOOST_TEST(high.freq_index == (std::vector<int>{0, 1, 2, 3}));
+  BOOST_TEST(low.freq_index == (std::vector<int>{4, 5, 6, 7}));
+  BOOST_TEST(uni.freq_index == (std::vector<int>{0, 2, 4, 6}));
+  // Bad configurations name the problem.
+  BOOST_CHECK_THROW(mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 7, 0}), mla::error);
+  BOOST_CHECK_THROW(mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 3}), mla::error);
+}
+
+// RoRoPE with F = 1 and d_R = g*d (nothing cut) at full rank is an exact rewrite: attention outputs equal
+// the GQA layer's to 1e-10 in double, with biases, sinks, a sliding window and YaRN (attention factor).
+BOOST_AUTO_TEST_CASE(rorope_rotation_is_exact) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  for (int variant = 0; variant < 2; ++variant) {
+    BOOST_TEST_CONTEXT("seed " << seed << ", variant " << variant) {
+      mla::test::layer_spec spec;
+      if (variant == 1) {
+        spec.biases = spec.sinks = true;
+        spec.window = 9;
+        spec.rope = mla::ref::rope_config::gpt_oss();
+      }
+      const auto src = mla::test::random_gqa<double>(gen, spec);
+      const mla::test::correlated_source<double> xs(gen, spec.hidden);
+      const auto stats = mla::test::moments_of(sample_windows(gen, xs, 2, 48));
+      const matrix<double> x = xs.sample(gen, 40);
+      const matrix<double> want = mla::ref::gqa_prefill(src, x);
+      for (factor_method m : all_methods) {
+        convert_options o;
+        o.rope = {rope_strategy::rorope, spec.n_kv_heads * spec.head_dim, 1};
+        o.factor.method = m;
+        const auto conv = mla::convert::convert_layer(src, stats, o);
+        BOOST_TEST(conv.plan.frequency_pure);
+        for (mla_form f : {mla_form::naive, mla_form::absorbed}) {
+          const double e = relative_error(mla::ref::mla_prefill(conv.layer, x, f), want);
+          BOOST_TEST(e < 1e-10, to_string(m) << (f == mla_form::naive ? " naive" : " absorbed") << ": " << e);
+        }
+      }
+      // With the RoPE cut, a single token at position 0 (RoPE is then only the attention factor) is still
+      // exact: checks that the NoPE part keeps YaRN's factor^2 and the sink sees the same logits.
+      convert_options cut;
+      cut.rope = {rope_strategy::rorope, 8, 0};
+      const auto conv = mla::convert::convert_layer(src, stats, cut);
+      const matrix<double> x1 = x.topRows(1);
+      const double e1 = relative_error(mla::ref::mla_prefill(conv.layer, x1, mla_form::absorbed),
+                                       mla::ref::gqa_prefill(src, x1));
+      BOOST_TEST(e1 < 1e-10, "single token with the RoPE cut: " << e1);
+    }
+  }
+}
+
+// At full latent rank every factorisation reconstructs the joint target exactly (P D = A), so every
+// method gives the same layer up to rounding: only the RoPE cut differs from GQA.
+BOOST_AUTO_TEST_CASE(full_rank_factorisations_are_exact) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    mla::test::layer_spec spec;
+    spec.biases = true;
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const auto stats = mla::test::moments_of(sample_windows(gen, xs, 2, 64));
+    const auto plan = mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 2});
+    const dmatrix a = mla::convert::joint_target(src, plan);
+    const matrix<double> x = xs.sample(gen, 40);
+    matrix<double> first;
+    for (factor_method m : all_methods) {
+      mla::convert::factor_options fo;
+      fo.method = m;
+      const auto p = mla::convert::make_factor_problem(src, plan, stats, fo);
+      const auto f = mla::convert::solve_factor_problem(p, p.rows());
+      BOOST_TEST(relative_error(f.up * f.down, a) < 1e-10, to_string(m));
+      BOOST_TEST(p.residual(p.rows()) == 0.0);
+      const auto layer = mla::convert::assemble_mla_layer(src, plan, f);
+      const matrix<double> out = mla::ref::mla_prefill(layer, x, mla_form::absorbed);
+      if (first.size() == 0)
+        first = out;
+      else
+        BOOST_TEST(relative_error(out, first) < 1e-9, to_string(m));
+      // Truncation is monotone: the objective left decreases with the rank.
+      for (int r = 1; r < p.rows(); ++r) BOOST_TEST(p.residual(r) <= p.residual(r - 1) + 1e-12);
+    }
+  }
+}
+
+// The weighted objective the attention-aware method minimises is what its eigenvalues say: the expected
+// weighted error at rank r equals the sum of the discarded eigenvalues (checked on activations).
+BOOST_AUTO_TEST_CASE(objective_equals_discarded_spectrum) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    mla::test::layer_spec spec;
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const std::vector<matrix<double>> cal = sample_windows(gen, xs, 2, 64);
+    const auto stats = mla::test::moments_of(cal);
+    const auto plan = mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 0});
+    for (factor_method m : all_methods) {
+      if (m == factor_method::weight_svd || m == factor_method::care) continue;  // M is not the data moment
+      mla::convert::factor_options fo;
+      fo.method = m;
+      const auto p = mla::convert::make_factor_problem(src, plan, stats, fo);
+      const int r = 20;
+      const auto f = mla::convert::solve_factor_problem(p, r);
+      double err = 0;
+      long n = 0;
+      for (const auto& x : cal) {
+        dmatrix xa(x.rows(), x.cols() + 1);
+        xa << x, dmatrix::Ones(x.rows(), 1);
+        const dmatrix e = (xa * (p.a - f.up * f.down).transpose()) * p.l.transpose();  // [tokens, n]
+        err += e.squaredNorm();
+        n += x.rows();
+      }
+      err /= double(n);
+      BOOST_TEST(std::abs(err - p.residual(r)) <= 1e-9 * p.total(), to_string(m) << ": " << err << " vs " << p.residual(r));
+    }
+  }
+}
+
+// Converted (reduced-rank) layers: the absorbed form equals the naive one, in prefill and in decode.
+BOOST_AUTO_TEST_CASE(absorbed_equals_naive_after_conversion) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    mla::test::layer_spec spec;
+    spec.biases = spec.sinks = true;
+    spec.window = 7;
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const auto stats = mla::test::moments_of(sample_windows(gen, xs, 2, 64));
+    for (rope_strategy s : all_strategies) {
+      convert_options o;
+      o.rope = {s, 8, 0};
+      o.rank = 24;
+      const auto layer = mla::convert::convert_layer(src, stats, o).layer;
+      const matrix<double> x = xs.sample(gen, 30);
+      const matrix<double> naive = mla::ref::mla_prefill(layer, x, mla_form::naive);
+      BOOST_TEST(relative_error(mla::ref::mla_prefill(layer, x, mla_form::absorbed), naive) < 1e-12, to_string(s));
+      mla::ref::mla_cache<double> cache;
+      mla::ref::mla_prefill(layer, x.topRows(20), cache, mla_form::absorbed);
+      for (int t = 20; t < 30; ++t) {
+        const auto row = mla::ref::mla_decode(layer, x.row(t), cache, mla_form::absorbed);
+        BOOST_TEST(relative_error(row, naive.row(t)) < 1e-12, to_string(s) << " decode " << t);
+      }
+    }
+  }
+}
+
+// On correlated inputs, at the same rank, the attention-aware factorisation has a lower held-out attention
+// output error than weight SVD (averaged over layers/seeds drawn here). All methods are reported.
+BOOST_AUTO_TEST_CASE(attention_aware_beats_weight_svd) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  const int trials = 4;
+  double sum[4] = {0, 0, 0, 0};
+  double rope_only = 0;
+  int wins = 0;
+  for (int trial = 0; trial < trials; ++trial) {
+    BOOST_TEST_CONTEXT("seed " << seed << ", trial " << trial) {
+      mla::test::layer_spec spec;
+      spec.biases = trial % 2 == 1;
+      const auto src = mla::test::random_gqa<double>(gen, spec);
+      const mla::test::correlated_source<double> xs(gen, spec.hidden);
+      const auto stats = mla::test::moments_of(sample_windows(gen, xs, 4, 64));
+      const std::vector<matrix<double>> held = sample_windows(gen, xs, 2, 64);
+      double err[4];
+      for (int i = 0; i < 4; ++i) {
+        convert_options o;
+        o.rope = {rope_strategy::rorope, 8, 0};
+        o.factor.method = all_methods[i];
+        o.rank = 16;  // of 2*2*16 - 8 = 56
+        err[i] = mla::convert::attention_output_error(src, mla::convert::convert_layer(src, stats, o).layer, held);
+        sum[i] += err[i];
+      }
+      convert_options full;
+      full.rope = {rope_strategy::rorope, 8, 0};
+      rope_only += mla::convert::attention_output_error(src, mla::convert::convert_layer(src, stats, full).layer, held);
+      wins += err[3] < err[0];
+    }
+  }
+  BOOST_TEST_MESSAGE("synthetic layer (hidden 64, 4/2 heads of 16, d_R 8, rank 16 of 56), mean held-out attention "
+                     "output error over " << trials << " layers: weight_svd " << sum[0] / trials << ", activation_pca "
+                     << sum[1] / trials << ", care " << sum[2] / trials << ", attention_aware " << sum[3] / trials
+                     << " (rope split alone, full rank: " << rope_only / trials << ")");
+  BOOST_TEST(sum[3] < sum[0], "seed " << seed << ": attention_aware " << sum[3] / trials << " vs weight_svd "
+                                      << sum[0] / trials);
+  BOOST_TEST(wins >= trials - 1, "seed " << seed << ": attention_aware won " << wins << " of " << trials);
+}
+
+// The ridge refit of w_uv lowers the attention-output error on the calibration tokens and on held-out ones.
+BOOST_AUTO_TEST_CASE(refit_reduces_error) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    mla::test::layer_spec spec;
+    spec.biases = spec.sinks = true;
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const std::vector<matrix<double>> cal = sample_windows(gen, xs, 4, 64);
+    const std::vector<matrix<double>> held = sample_windows(gen, xs, 2, 64);
+    convert_options o;
+    o.rope = {rope_strategy::rorope, 8, 0};
+    o.factor.method = factor_method::weight_svd;
+    o.rank = 16;
+    const auto layer = mla::convert::convert_layer(src, mla::test::moments_of(cal), o).layer;
+    const auto refit = mla::convert::refit_value_projection(src, layer, cal);
+    const double before_cal = mla::convert::attention_output_error(src, layer, cal);
+    const double after_cal = mla::convert::attention_output_error(src, refit, cal);
+    const double before = mla::convert::attention_output_error(src, layer, held);
+    const double after = mla::convert::attention_output_error(src, refit, held);
+    BOOST_TEST_MESSAGE("refit of weight_svd rank 16: calibration " << before_cal << " -> " << after_cal
+                                                                    << ", held-out " << before << " -> " << after);
+    BOOST_TEST(after_cal < before_cal);
+    BOOST_TEST(after < before);
+  }
+}
+
+// The RoPE frequency override: the standard ladder written explicitly rotates identically; a wrong size
+// or a non-positive frequency is rejected.
+BOOST_AUTO_TEST_CASE(rope_inv_freq_override) {
+  mla::ref::rope_config c;
+  c.dim = 8;
+  c.theta = 10000;
+  const mla::ref::rope<double> plain(c);
+  mla::ref::rope_config o = c;
+  o.inv_freq_override = plain.inv_freq();
+  const mla::ref::rope<double> same(o);
+  double a[8] = {1, 2, 3, 4, 5, 6, 7, 8}, b[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  plain.apply(a, 17);
+  same.apply(b, 17);
+  for (int i = 0; i < 8; ++i) BOOST_TEST(a[i] == b[i]);
+  o.inv_freq_override[2] *= 3;
+  const mla::ref::rope<double> other(o);
+  BOOST_TEST(other.inv_freq()[2] == 3 * plain.inv_freq()[2]);
+  o.inv_freq_override.pop_back();
+  BOOST_CHECK_THROW(mla::ref::rope<double>{o}, mla::error);
+  o.inv_freq_override = {1, 0.5, -1, 0.1};
+  BOOST_CHECK_THROW(mla::ref::rope<double>{o}, mla::error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace

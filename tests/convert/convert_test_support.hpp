@@ -1,0 +1,158 @@
+// Random GQA layers, small random models and correlated synthetic activations for the conversion tests.
+#pragma once
+
+#include <Eigen/Core>
+#include <Eigen/QR>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mla/convert/calibration.hpp"
+#include "mla/model/decoder.hpp"
+#include "mla/model/model_config.hpp"
+#include "mla/reference/eigen_types.hpp"
+#include "mla/reference/gqa_attention.hpp"
+#include "mla/reference/rope.hpp"
+
+namespace mla::test {
+
+using ref::matrix;
+using ref::vector;
+
+// A fresh seed per run (MLA_TEST_SEED=<n> replays one); printed through BOOST_TEST_CONTEXT.
+inline std::uint64_t test_seed() {
+  if (const char* s = std::getenv("MLA_TEST_SEED")) return std::stoull(s);
+  std::random_device rd;
+  return (std::uint64_t(rd()) << 32) ^ rd();
+}
+
+template <class T>
+matrix<T> randn(std::mt19937_64& gen, Eigen::Index rows, Eigen::Index cols, double stddev) {
+  std::normal_distribution<double> nd(0.0, stddev);
+  matrix<T> m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(nd(gen));
+  return m;
+}
+template <class T>
+vector<T> randn_vec(std::mt19937_64& gen, Eigen::Index n, double stddev) {
+  const matrix<T> m = randn<T>(gen, n, 1, stddev);
+  return m.col(0);
+}
+
+struct layer_spec {
+  int hidden = 64, n_heads = 4, n_kv_heads = 2, head_dim = 16;
+  bool biases = false, sinks = false;
+  int window = 0;
+  ref::rope_config rope = [] {
+    ref::rope_config c;
+    c.dim = 16;
+    c.theta = 10000;
+    return c;
+  }();
+};
+
+// Weights like a trained model: N(0, 1/sqrt(fan_in)); biases N(0, 0.3); sinks N(0, 1).
+template <class T>
+ref::gqa_layer<T> random_gqa(std::mt19937_64& gen, const layer_spec& s) {
+  ref::gqa_layer<T> l;
+  l.hidden = s.hidden;
+  l.n_heads = s.n_heads;
+  l.n_kv_heads = s.n_kv_heads;
+  l.head_dim = s.head_dim;
+  const int q_dim = s.n_heads * s.head_dim, kv_dim = s.n_kv_heads * s.head_dim;
+  const double in_h = 1.0 / std::sqrt(double(s.hidden));
+  l.wq = randn<T>(gen, q_dim, s.hidden, in_h);
+  l.wk = randn<T>(gen, kv_dim, s.hidden, in_h);
+  l.wv = randn<T>(gen, kv_dim, s.hidden, in_h);
+  l.wo = randn<T>(gen, s.hidden, q_dim, 1.0 / std::sqrt(double(q_dim)));
+  if (s.biases) {
+    l.bq = randn_vec<T>(gen, q_dim, 0.3);
+    l.bk = randn_vec<T>(gen, kv_dim, 0.3);
+    l.bv = randn_vec<T>(gen, kv_dim, 0.3);
+    l.bo = randn_vec<T>(gen, s.hidden, 0.3);
+  }
+  if (s.sinks) l.sinks = randn_vec<T>(gen, s.n_heads, 1.0);
+  l.rope = s.rope;
+  l.rope.dim = s.head_dim;
+  l.attention.softmax_scale = 1.0 / std::sqrt(double(s.head_dim));
+  l.attention.sliding_window = s.window;
+  return l;
+}
+
+// A correlated input distribution: x = mu + z diag(sigma) R^T with a decaying spectrum sigma_i ~ 1/(1+i)
+// (a few dominant directions, like real activations) and a random rotation R.
+template <class T>
+struct correlated_source {
+  matrix<double> mix;  // [hidden, hidden] = R diag(sigma)
+  vector<double> mu;
+  correlated_source(std::mt19937_64& gen, int hidden, double decay = 1.0) {
+    const matrix<double> g = randn<double>(gen, hidden, hidden, 1.0);
+    const Eigen::HouseholderQR<Eigen::MatrixXd> qr{Eigen::MatrixXd(g)};
+    const Eigen::MatrixXd rot = qr.householderQ();
+    vector<double> sigma(hidden);
+    for (int i = 0; i < hidden; ++i) sigma[i] = 3.0 / std::pow(1.0 + i, decay);
+    mix = rot * sigma.asDiagonal();
+    mu = randn_vec<double>(gen, hidden, 0.3);
+  }
+  matrix<T> sample(std::mt19937_64& gen, Eigen::Index tokens) const {
+    const matrix<double> z = randn<double>(gen, tokens, mix.cols(), 1.0);
+    matrix<double> x = z * mix.transpose();
+    x.rowwise() += mu.transpose();
+    return x.cast<T>();
+  }
+};
+
+template <class T>
+convert::layer_moments moments_of(const std::vector<matrix<T>>& windows) {
+  convert::layer_moments m;
+  for (const auto& x : windows) m.add(x);
+  return m;
+}
+
+// A small random Llama-style model (for decoder-level calibration and pipeline tests).
+template <class T>
+void random_model(std::mt19937_64& gen, int n_layers, const layer_spec& s, model::model_config& cfg,
+                  model::model_weights<T>& w) {
+  cfg = {};
+  cfg.architecture = "llama";
+  cfg.vocab_size = 97;
+  cfg.hidden = s.hidden;
+  cfg.n_layers = n_layers;
+  cfg.n_heads = s.n_heads;
+  cfg.n_kv_heads = s.n_kv_heads;
+  cfg.head_dim = s.head_dim;
+  cfg.intermediate = 2 * s.hidden;
+  cfg.rope = s.rope;
+  cfg.rope.dim = s.head_dim;
+  cfg.layers.assign(static_cast<std::size_t>(n_layers), model::layer_config{});
+  w = {};
+  w.embed = randn<T>(gen, cfg.vocab_size, s.hidden, 1.0);
+  w.final_norm = vector<T>::Ones(s.hidden);
+  cfg.tied_embeddings = true;
+  for (int l = 0; l < n_layers; ++l) {
+    model::layer_weights<T> lw;
+    lw.attn_norm = (vector<T>::Ones(s.hidden) + randn_vec<T>(gen, s.hidden, 0.2)).eval();
+    lw.mlp_norm = vector<T>::Ones(s.hidden);
+    lw.gqa = random_gqa<T>(gen, s);
+    lw.mlp.w_gate = randn<T>(gen, cfg.intermediate, s.hidden, 1.0 / std::sqrt(double(s.hidden)));
+    lw.mlp.w_up = randn<T>(gen, cfg.intermediate, s.hidden, 1.0 / std::sqrt(double(s.hidden)));
+    lw.mlp.w_down = randn<T>(gen, s.hidden, cfg.intermediate, 1.0 / std::sqrt(double(cfg.intermediate)));
+    w.layers.push_back(std::move(lw));
+  }
+}
+
+// Token windows with structure (a few frequent tokens), so that activations are correlated.
+inline std::vector<std::vector<int>> random_windows(std::mt19937_64& gen, int vocab, int n_windows, int len) {
+  std::vector<double> p(static_cast<std::size_t>(vocab));
+  for (int i = 0; i < vocab; ++i) p[static_cast<std::size_t>(i)] = 1.0 / (1.0 + i);
+  std::discrete_distribution<int> pick(p.begin(), p.end());
+  std::vector<std::vector<int>> out(static_cast<std::size_t>(n_windows));
+  for (auto& w : out)
+    for (int t = 0; t < len; ++t) w.push_back(pick(gen));
+  return out;
+}
+
+}  // namespace mla::test

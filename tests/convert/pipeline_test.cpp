@@ -1,0 +1,122 @@
+#include "mla/convert/pipeline.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "convert_test_support.hpp"
+#include "mla/convert/calibration.hpp"
+#include "mla/model/decoder.hpp"
+
+namespace {
+
+using mla::convert::factor_method;
+using mla::convert::rank_allocation;
+using mla::convert::rope_strategy;
+using mla::ref::matrix;
+
+struct small_model {
+  mla::model::model_config cfg;
+  mla::model::model_weights<float> w;
+  mla::convert::calibration_stats stats;
+  std::vector<std::vector<matrix<float>>> cal_inputs, held_inputs;
+  std::vector<std::vector<int>> held_windows;
+};
+
+// Two layers, head_dim 64 with 4/2 heads (so (96, 32, r) shapes apply), biases, float.
+small_model make_small_model(std::mt19937_64& gen) {
+  small_model m;
+  mla::test::layer_spec spec;
+  spec.hidden = 128;
+  spec.head_dim = 64;
+  spec.biases = true;
+  mla::test::random_model(gen, 2, spec, m.cfg, m.w);
+  const mla::model::decoder<float> dec(m.cfg, m.w);
+  const auto cal = mla::test::random_windows(gen, m.cfg.vocab_size, 4, 48);
+  m.held_windows = mla::test::random_windows(gen, m.cfg.vocab_size, 2, 48);
+  m.stats = mla::convert::calibrate(dec, cal);
+  mla::convert::input_recorder<float> rc(2), rh(2);
+  mla::convert::run_windows(dec, cal, rc);
+  mla::convert::run_windows(dec, m.held_windows, rh);
+  m.cal_inputs = rc.take();
+  m.held_inputs = rh.take();
+  return m;
+}
+
+BOOST_AUTO_TEST_SUITE(pipeline)
+
+// A 50 % KV conversion: the stage report shows the exact stage at float rounding, ranks fit the budget,
+// the converted model runs (prefill and decode agree) and caches less.
+BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const small_model m = make_small_model(gen);
+    for (factor_method method : {factor_method::weight_svd, factor_method::activation_pca, factor_method::care,
+                                 factor_method::attention_aware}) {
+      mla::convert::pipeline_options o;
+      o.layer.rope = {rope_strategy::rorope, 32, 0};
+      o.layer.factor.method = method;
+      o.kv_budget = 2 * 256 / 2;  // 50 % of 2 layers x 2*2*64
+      o.allocation = rank_allocation::objective_greedy;
+      o.refit = true;
+      const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
+      long used = 0;
+      for (int l = 0; l < 2; ++l) used += conv.config.kv_elements_per_token(l);
+      BOOST_TEST(used <= o.kv_budget);
+      BOOST_TEST(conv.report.size() == 4u);
+      for (int l = 0; l < 2; ++l) {
+        BOOST_TEST(conv.report[0].per_layer[static_cast<std::size_t>(l)] <= 1e-5, "exact stage, layer " << l);
+        BOOST_TEST(std::isfinite(conv.report[2].per_layer[static_cast<std::size_t>(l)]));
+        BOOST_TEST_MESSAGE(to_string(method) << " layer " << l << " rank " << conv.ranks[static_cast<std::size_t>(l)]
+                                             << ": exact " << conv.report[0].per_layer[static_cast<std::size_t>(l)]
+                                             << ", rope_split " << conv.report[1].per_layer[static_cast<std::size_t>(l)]
+                                             << ", factorized " << conv.report[2].per_layer[static_cast<std::size_t>(l)]
+                                             << ", refit " << conv.report[3].per_layer[static_cast<std::size_t>(l)]);
+      }
+      const mla::model::decoder<float> orig(m.cfg, m.w);
+      const mla::model::decoder<float> dec(conv.config, conv.weights);
+      auto s = dec.new_session();
+      const std::vector<int>& toks = m.held_windows[0];
+      const std::vector<int> prefix(toks.begin(), toks.end() - 1);
+      dec.forward(s, prefix);
+      const auto last = dec.decode(s, toks.back());
+      const matrix<float> all = dec.forward(toks);
+      BOOST_TEST(mla::ref::relative_error(last, all.row(all.rows() - 1)) < 1e-4);
+      auto so = orig.new_session();
+      orig.forward(so, toks);
+      auto sc = dec.new_session();
+      dec.forward(sc, toks);
+      BOOST_TEST(sc.kv_bytes() * 2 <= so.kv_bytes());
+    }
+  }
+}
+
+// RoRoPE F = 1 with d_R = g*d keeps everything: the rope_split and the (full-rank) result are exact in
+// float; a hybrid conversion leaves the other layers GQA.
+BOOST_AUTO_TEST_CASE(exact_rotation_and_hybrid) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const small_model m = make_small_model(gen);
+    mla::convert::pipeline_options o;
+    o.layer.rope = {rope_strategy::rorope, 128, 1};
+    o.require_supported_shape = false;
+    o.layers = {1};
+    const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs);
+    BOOST_TEST((conv.config.layers[0].attention == mla::model::attention_kind::gqa));
+    BOOST_TEST((conv.config.layers[1].attention == mla::model::attention_kind::mla));
+    BOOST_TEST(conv.report[1].per_layer[1] <= 1e-5);
+    BOOST_TEST(conv.report[2].per_layer[1] <= 1e-5);
+    const mla::model::decoder<float> orig(m.cfg, m.w), dec(conv.config, conv.weights);
+    BOOST_TEST(mla::ref::relative_error(dec.forward(m.held_windows[1]), orig.forward(m.held_windows[1])) < 1e-4);
+    // An unsupported shape is refused when shapes are enforced.
+    o.require_supported_shape = true;
+    BOOST_CHECK_THROW(mla::convert::convert_model(m.cfg, m.w, m.stats, o), mla::error);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace

@@ -11,6 +11,7 @@ function(mla_add_test_executable name)
   target_compile_definitions(${name} PRIVATE BOOST_TEST_DYN_LINK)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   add_test(NAME ${name} COMMAND ${name} --report_level=short --log_level=warning)
+  set_property(GLOBAL APPEND PROPERTY MLA_UNIT_TEST_TARGETS ${name})
   set_tests_properties(${name} PROPERTIES LABELS "unit;${arg_LABELS}")
 endfunction()
 

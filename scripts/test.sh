@@ -26,13 +26,18 @@ fi
 export MLA_SMOLLM2_GGUF
 export MLA_DATA_DIR="${MLA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 
-for preset in cpu-release cpu-debug; do
-  step "configure + build: $preset"
-  cmake --preset "$preset" >/dev/null
-  cmake --build --preset "$preset" -j "$jobs"
-  step "test: $preset"
-  ctest --preset "$preset"
-done
+step "configure + build: cpu-release"
+cmake --preset cpu-release >/dev/null
+cmake --build --preset cpu-release -j "$jobs"
+step "test: cpu-release (unit, model, compile-fail, headers, packaging)"
+ctest --preset cpu-release
+
+# The sanitizer stage needs only the unit-test executables.
+step "configure + build: cpu-debug (AddressSanitizer + UndefinedBehaviorSanitizer)"
+cmake --preset cpu-debug >/dev/null
+cmake --build --preset cpu-debug -j "$jobs" --target mla_unit_tests
+step "test: cpu-debug (unit tests under ASan + UBSan)"
+ctest --preset cpu-debug
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH="/usr/local/cuda/bin:$PATH"

@@ -4,6 +4,7 @@
 // from `rope_parameters` with `rope_theta` inside (newer transformers); sliding layers from `layer_types`,
 // else the default rule (even layer indices slide); every layer has sinks; the MLP is MoE.
 // llama: SwiGLU, optional `head_dim`, `rope_scaling` null or llama3 (either form as above).
+// Either: an optional "mla" object marks converted MLA layers (mla_config.hpp).
 // Errors name the file and the field, with what was expected and what was found.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mla/core/error.hpp"
+#include "mla/model/mla_config.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/reference/rope.hpp"
 
@@ -234,6 +236,8 @@ inline model_config config_from_hf_json(const nlohmann::json& j, const std::stri
   else
     mla::detail::throw_error(where, ": field \"model_type\" = \"", type,
                              "\" is not supported (expected \"gpt_oss\" or \"llama\")");
+  // A converted checkpoint (mla_config.hpp): which layers are MLA and their shapes.
+  if (j.contains("mla") && !j.at("mla").is_null()) apply_mla_fields(j.at("mla"), c, where);
   c.validate();
   return c;
 }

@@ -6,6 +6,7 @@
 // (a 20b expert is ~100 MB in float; all 32 x 24 of them would be ~76 GB). Everything else is read
 // once into floats (BF16 in gpt-oss; any float dtype is accepted).
 // HF weights are already in the NeoX half-split RoPE layout, so nothing is permuted (unlike GGUF).
+// Layers that config.json's "mla" object marks as MLA read the project's MLA tensors (mla_config.hpp).
 #pragma once
 
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "mla/io/safetensors.hpp"
 #include "mla/model/decoder.hpp"
 #include "mla/model/hf_config.hpp"
+#include "mla/model/mla_config.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/reference/moe.hpp"
 
@@ -49,6 +51,34 @@ inline ref::vector<float> st_vector(const io::safetensors_checkpoint& ck, const 
 
 inline ref::vector<float> st_optional_vector(const io::safetensors_checkpoint& ck, const std::string& name, long n) {
   return ck.contains(name) ? st_vector(ck, name, n) : ref::vector<float>();
+}
+
+// MLA layer l's attention from the project's checkpoint format (mla_config.hpp); `p` is "model.layers.N.".
+inline ref::mla_layer<float> st_mla_layer(const io::safetensors_checkpoint& f, const std::string& p,
+                                          const model_config& c, int l) {
+  const layer_config& lc = c.layers[static_cast<std::size_t>(l)];
+  const std::string a = p + "self_attn.";
+  const long d = c.head_dim, dr = lc.rope_dim, r = lc.latent_rank, h = c.n_heads;
+  auto name = [&](const char* stem, const char* kind) { return a + stem + "." + kind; };
+  ref::mla_layer<float> m;
+  m.hidden = c.hidden, m.n_heads = c.n_heads, m.nope_dim = c.head_dim, m.rope_dim = lc.rope_dim;
+  m.latent_rank = lc.latent_rank, m.v_head_dim = c.head_dim;
+  m.wq = st_matrix(f, name(mla_tensor::q_proj, "weight"), h * (d + dr), c.hidden);
+  m.bq = st_optional_vector(f, name(mla_tensor::q_proj, "bias"), h * (d + dr));
+  m.w_dkv = st_matrix(f, name(mla_tensor::kv_a_proj, "weight"), r, c.hidden);
+  m.b_dkv = st_optional_vector(f, name(mla_tensor::kv_a_proj, "bias"), r);
+  m.w_kr = st_matrix(f, name(mla_tensor::k_rope_proj, "weight"), dr, c.hidden);
+  m.b_kr = st_optional_vector(f, name(mla_tensor::k_rope_proj, "bias"), dr);
+  m.w_uk = st_matrix(f, name(mla_tensor::k_b_proj, "weight"), h * d, r);
+  m.w_uv = st_matrix(f, name(mla_tensor::v_b_proj, "weight"), h * d, r);
+  m.wo = st_matrix(f, name(mla_tensor::o_proj, "weight"), c.hidden, h * d);
+  m.bo = st_optional_vector(f, name(mla_tensor::o_proj, "bias"), c.hidden);
+  if (c.attention_sinks) m.sinks = st_vector(f, a + mla_tensor::sinks, c.n_heads);
+  m.rope = mla_layer_rope(c, l);
+  m.attention.softmax_scale = c.effective_softmax_scale();
+  m.attention.sliding_window = lc.sliding_window;
+  m.validate();
+  return m;
 }
 
 }  // namespace detail
@@ -139,22 +169,26 @@ inline model_weights<float> weights_from_safetensors(std::shared_ptr<const io::s
     layer_weights<float> lw;
     lw.attn_norm = st_vector(f, p + "input_layernorm.weight", c.hidden);
     lw.mlp_norm = st_vector(f, p + "post_attention_layernorm.weight", c.hidden);
-    auto& g = lw.gqa;
-    g.hidden = c.hidden, g.n_heads = c.n_heads, g.n_kv_heads = c.n_kv_heads, g.head_dim = c.head_dim;
-    g.wq = st_matrix(f, p + "self_attn.q_proj.weight", q_dim, c.hidden);
-    g.wk = st_matrix(f, p + "self_attn.k_proj.weight", kv_dim, c.hidden);
-    g.wv = st_matrix(f, p + "self_attn.v_proj.weight", kv_dim, c.hidden);
-    g.wo = st_matrix(f, p + "self_attn.o_proj.weight", c.hidden, q_dim);
-    if (c.attention_bias) {
-      g.bq = st_vector(f, p + "self_attn.q_proj.bias", q_dim);
-      g.bk = st_vector(f, p + "self_attn.k_proj.bias", kv_dim);
-      g.bv = st_vector(f, p + "self_attn.v_proj.bias", kv_dim);
-      g.bo = st_optional_vector(f, p + "self_attn.o_proj.bias", c.hidden);  // Qwen2-style: no o bias
+    if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa) {
+      auto& g = lw.gqa;
+      g.hidden = c.hidden, g.n_heads = c.n_heads, g.n_kv_heads = c.n_kv_heads, g.head_dim = c.head_dim;
+      g.wq = st_matrix(f, p + "self_attn.q_proj.weight", q_dim, c.hidden);
+      g.wk = st_matrix(f, p + "self_attn.k_proj.weight", kv_dim, c.hidden);
+      g.wv = st_matrix(f, p + "self_attn.v_proj.weight", kv_dim, c.hidden);
+      g.wo = st_matrix(f, p + "self_attn.o_proj.weight", c.hidden, q_dim);
+      if (c.attention_bias) {
+        g.bq = st_vector(f, p + "self_attn.q_proj.bias", q_dim);
+        g.bk = st_vector(f, p + "self_attn.k_proj.bias", kv_dim);
+        g.bv = st_vector(f, p + "self_attn.v_proj.bias", kv_dim);
+        g.bo = st_optional_vector(f, p + "self_attn.o_proj.bias", c.hidden);  // Qwen2-style: no o bias
+      }
+      if (c.attention_sinks) g.sinks = st_vector(f, p + "self_attn.sinks", c.n_heads);
+      g.rope = c.rope;
+      g.attention.softmax_scale = c.effective_softmax_scale();
+      g.attention.sliding_window = c.layers[static_cast<std::size_t>(l)].sliding_window;
+    } else {
+      lw.mla = detail::st_mla_layer(f, p, c, l);
     }
-    if (c.attention_sinks) g.sinks = st_vector(f, p + "self_attn.sinks", c.n_heads);
-    g.rope = c.rope;
-    g.attention.softmax_scale = c.effective_softmax_scale();
-    g.attention.sliding_window = c.layers[static_cast<std::size_t>(l)].sliding_window;
     if (c.mlp == mlp_kind::moe) {
       auto& m = lw.moe;
       m.hidden = c.hidden, m.intermediate = c.intermediate;

@@ -26,6 +26,9 @@ struct layer_config {
   // MLA layers only (after conversion): latent rank and the decoupled RoPE width.
   int latent_rank = 0;
   int rope_dim = 0;
+  // MLA layers: explicit inverse frequencies [rope_dim/2] of the decoupled RoPE key when they are not the
+  // standard ladder of a rope_dim-wide RoPE (RoRoPE keeps source frequencies); empty: the standard ladder.
+  std::vector<double> rope_inv_freq;
 };
 
 struct model_config {

@@ -1,0 +1,245 @@
+// mla::model::save_checkpoint: writes a Llama-family model (GQA, converted MLA or mixed layers) as a checkpoint
+// directory that load_model(dir) reads back:
+//   config.json        Hugging Face llama fields + the "mla" object (mla_config.hpp) when a layer is MLA
+//   model.safetensors  F32 (exact round trip) or BF16/F16; GQA layers keep HF names, MLA layers the names in
+//                      mla_config.hpp
+//   extra files        tokenizer.json / tokenizer_config.json (checkpoint_tokenizer_files below)
+// The directory is built as `<dir>.tmp.<pid>` and renamed into place at the end: `dir` either does not exist
+// or is complete. An existing `dir` is an error (nothing is overwritten; inputs are never modified).
+// gpt-oss (MoE with MXFP4 experts) is not written yet: that is an error naming the architecture.
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "mla/core/error.hpp"
+#include "mla/io/atomic_file.hpp"
+#include "mla/io/gguf.hpp"
+#include "mla/io/safetensors.hpp"
+#include "mla/model/decoder.hpp"
+#include "mla/model/mla_config.hpp"
+#include "mla/model/model_config.hpp"
+#include "mla/tokenizer/gguf_vocab.hpp"
+#include "mla/tokenizer/tokenizer_json.hpp"
+
+namespace mla::model {
+
+// A file written into the checkpoint next to the weights: name (no directories) and contents.
+struct checkpoint_file {
+  std::string name;
+  std::string contents;
+};
+
+// Tokenizer files for a checkpoint made from the model at `source` (what load_model accepts):
+// a GGUF file gives tokenizer.json (tokenizer_json.hpp) and tokenizer_config.json with its chat template;
+// a directory gives copies of its tokenizer.json, tokenizer_config.json, special_tokens_map.json and
+// generation_config.json where present.
+inline std::vector<checkpoint_file> checkpoint_tokenizer_files(const std::string& source) {
+  namespace fs = std::filesystem;
+  std::vector<checkpoint_file> out;
+  if (fs::is_directory(source)) {
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                             "generation_config.json"}) {
+      const fs::path p = fs::path(source) / name;
+      if (!fs::exists(p)) continue;
+      std::ifstream in(p, std::ios::binary);
+      check(static_cast<bool>(in), "cannot open '", p.string(), "'");
+      std::ostringstream s;
+      s << in.rdbuf();
+      out.push_back({name, s.str()});
+    }
+    return out;
+  }
+  const io::gguf_file f = io::gguf_file::open(source);
+  out.push_back({"tokenizer.json", tok::tokenizer_json(tok::vocabulary_from_gguf(f))});
+  nlohmann::ordered_json tc = nlohmann::ordered_json::object();
+  if (auto t = tok::chat_template_from_gguf(f)) tc["chat_template"] = *t;
+  out.push_back({"tokenizer_config.json", tc.dump(2) + "\n"});
+  return out;
+}
+
+// config.json of a Llama-family config (plus "mla" when a layer is MLA).
+inline nlohmann::ordered_json llama_config_json(const model_config& c, const std::string& torch_dtype = "float32") {
+  using json = nlohmann::ordered_json;
+  const char* who = "mla::model::llama_config_json";
+  check(c.architecture == "llama", who, ": architecture '", c.architecture, "' is not written (only llama)");
+  json rope_scaling = nullptr;
+  if (c.rope.scaling == ref::rope_scaling::llama3) {
+    rope_scaling = {{"rope_type", "llama3"},
+                    {"factor", c.rope.factor},
+                    {"low_freq_factor", c.rope.low_freq_factor},
+                    {"high_freq_factor", c.rope.high_freq_factor},
+                    {"original_max_position_embeddings", c.rope.original_max_position}};
+  } else {
+    check(c.rope.scaling == ref::rope_scaling::none, who, ": RoPE scaling other than llama3 is not written for llama");
+  }
+  check(c.rope.inv_freq_override.empty() && c.rope.layout == ref::rope_layout::neox && c.rope.dim == c.head_dim, who,
+        ": the model's RoPE must be the standard NeoX ladder over head_dim");
+  for (const layer_config& lc : c.layers)
+    check(lc.sliding_window == 0, who, ": sliding-window layers are not written for llama");
+  json j = {{"architectures", json::array({"LlamaForCausalLM"})},
+            {"model_type", "llama"},
+            {"vocab_size", c.vocab_size},
+            {"hidden_size", c.hidden},
+            {"intermediate_size", c.intermediate},
+            {"num_hidden_layers", c.n_layers},
+            {"num_attention_heads", c.n_heads},
+            {"num_key_value_heads", c.n_kv_heads},
+            {"head_dim", c.head_dim},
+            {"hidden_act", "silu"},
+            {"max_position_embeddings", c.context_length > 0 ? c.context_length : 2048},
+            {"rms_norm_eps", c.rms_eps},
+            {"rope_theta", c.rope.theta},
+            {"rope_scaling", rope_scaling},
+            {"attention_bias", c.attention_bias},
+            {"mlp_bias", false},
+            {"tie_word_embeddings", c.tied_embeddings},
+            {"torch_dtype", torch_dtype}};
+  if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
+  if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
+  if (has_mla_layers(c) || c.softmax_scale > 0) j["mla"] = mla_fields_json(c);
+  return j;
+}
+
+namespace detail {
+
+template <class T>
+void add_tensor(io::safetensors_writer& w, io::dtype type, const std::string& name, const ref::matrix<T>& m) {
+  const ref::matrix<float> f = m.template cast<float>();  // row-major [out, in], as PyTorch
+  w.add_float(name, type, {std::int64_t(f.rows()), std::int64_t(f.cols())}, f.data(), static_cast<std::size_t>(f.size()));
+}
+template <class T>
+void add_tensor(io::safetensors_writer& w, io::dtype type, const std::string& name, const ref::vector<T>& v) {
+  if (v.size() == 0) return;  // optional tensors (biases) are simply absent
+  const ref::vector<float> f = v.template cast<float>();
+  w.add_float(name, type, {std::int64_t(f.size())}, f.data(), static_cast<std::size_t>(f.size()));
+}
+
+// The weights' MLA layer must be what the config describes (mla_layer_rope etc.), else it would load differently.
+template <class T>
+void check_mla_layer_savable(const model_config& c, int l, const ref::mla_layer<T>& m) {
+  const std::string who = "mla::model::save_checkpoint: layer " + std::to_string(l);
+  const layer_config& lc = c.layers[static_cast<std::size_t>(l)];
+  check(!m.uses_latent_rope(), who, ": the exact latent-RoPE form (stage 0) has no decoupled key and is not saved");
+  check(m.nope_dim == c.head_dim && m.v_head_dim == c.head_dim, who, ": nope_dim/v_head_dim = ", m.nope_dim, "/",
+        m.v_head_dim, ", the format needs head_dim = ", c.head_dim);
+  check(m.latent_rank == lc.latent_rank && m.rope_dim == lc.rope_dim, who, ": weights have rank ", m.latent_rank,
+        " and rope_dim ", m.rope_dim, ", the config says ", lc.latent_rank, " and ", lc.rope_dim);
+  ref::rope_config want = c.rope;
+  want.dim = m.rope_dim;
+  const ref::rope_config& r = m.rope;
+  check(r.dim == want.dim && r.theta == want.theta && r.layout == ref::rope_layout::neox && r.scaling == want.scaling &&
+            r.factor == want.factor && r.original_max_position == want.original_max_position &&
+            r.low_freq_factor == want.low_freq_factor && r.high_freq_factor == want.high_freq_factor &&
+            r.beta_fast == want.beta_fast && r.beta_slow == want.beta_slow && r.truncate == want.truncate &&
+            r.attention_factor == want.attention_factor,
+        who, ": the layer's RoPE differs from the model's (beyond width and explicit frequencies)");
+  check(std::abs(m.attention.softmax_scale - c.effective_softmax_scale()) <= 1e-12 * c.effective_softmax_scale(), who,
+        ": softmax scale ", m.attention.softmax_scale, " differs from the model's ", c.effective_softmax_scale());
+  check(m.attention.sliding_window == lc.sliding_window, who, ": sliding window differs from the config");
+}
+
+}  // namespace detail
+
+// Writes the checkpoint (see the header comment). `type` is F32, BF16 or F16.
+template <class T>
+void save_checkpoint(const std::string& dir, const model_config& config, const model_weights<T>& weights,
+                     const std::vector<checkpoint_file>& extra_files = {}, io::dtype type = io::dtype::F32) {
+  namespace fs = std::filesystem;
+  const char* who = "mla::model::save_checkpoint";
+  check(type == io::dtype::F32 || type == io::dtype::BF16 || type == io::dtype::F16, who,
+        ": dtype must be F32, BF16 or F16, found ", io::dtype_name(type));
+  check(config.architecture == "llama" && config.mlp == mlp_kind::swiglu, who, ": architecture '", config.architecture,
+        "' is not written yet (llama with SwiGLU only; gpt-oss MXFP4 experts are not re-encoded)");
+  check(!dir.empty(), who, ": empty output path");
+  const fs::path out = fs::path(dir).lexically_normal();
+  check(!fs::exists(out), who, ": output '", out.string(), "' already exists; choose a new path (nothing is overwritten)");
+  // Copy the per-layer RoPE frequencies from the weights into the config, then check the layers against it.
+  model_config c = config;
+  for (int l = 0; l < c.n_layers; ++l)
+    if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::mla)
+      c.layers[static_cast<std::size_t>(l)].rope_inv_freq = weights.layers.at(static_cast<std::size_t>(l)).mla.rope.inv_freq_override;
+  const decoder<T> check_weights(c, weights);  // validates shapes against the config
+  for (int l = 0; l < c.n_layers; ++l)
+    if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::mla)
+      detail::check_mla_layer_savable(c, l, weights.layers[static_cast<std::size_t>(l)].mla);
+
+  io::safetensors_writer w;
+  w.set_metadata("format", "pt");
+  detail::add_tensor(w, type, "model.embed_tokens.weight", weights.embed);
+  if (!c.tied_embeddings) detail::add_tensor(w, type, "lm_head.weight", weights.lm_head);
+  detail::add_tensor(w, type, "model.norm.weight", weights.final_norm);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const auto& lw = weights.layers[static_cast<std::size_t>(l)];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const std::string a = p + "self_attn.";
+    detail::add_tensor(w, type, p + "input_layernorm.weight", lw.attn_norm);
+    detail::add_tensor(w, type, p + "post_attention_layernorm.weight", lw.mlp_norm);
+    if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa) {
+      const auto& g = lw.gqa;
+      check(c.attention_bias || (g.bq.size() == 0 && g.bk.size() == 0 && g.bv.size() == 0 && g.bo.size() == 0), who,
+            ": layer ", l, " has attention biases but the config says attention_bias = false");
+      detail::add_tensor(w, type, a + "q_proj.weight", g.wq);
+      detail::add_tensor(w, type, a + "k_proj.weight", g.wk);
+      detail::add_tensor(w, type, a + "v_proj.weight", g.wv);
+      detail::add_tensor(w, type, a + "o_proj.weight", g.wo);
+      detail::add_tensor(w, type, a + "q_proj.bias", g.bq);
+      detail::add_tensor(w, type, a + "k_proj.bias", g.bk);
+      detail::add_tensor(w, type, a + "v_proj.bias", g.bv);
+      detail::add_tensor(w, type, a + "o_proj.bias", g.bo);
+    } else {
+      const auto& m = lw.mla;
+      auto nm = [&](const char* stem, const char* kind) { return a + stem + "." + kind; };
+      detail::add_tensor(w, type, nm(mla_tensor::q_proj, "weight"), m.wq);
+      detail::add_tensor(w, type, nm(mla_tensor::q_proj, "bias"), m.bq);
+      detail::add_tensor(w, type, nm(mla_tensor::kv_a_proj, "weight"), m.w_dkv);
+      detail::add_tensor(w, type, nm(mla_tensor::kv_a_proj, "bias"), m.b_dkv);
+      detail::add_tensor(w, type, nm(mla_tensor::k_rope_proj, "weight"), m.w_kr);
+      detail::add_tensor(w, type, nm(mla_tensor::k_rope_proj, "bias"), m.b_kr);
+      detail::add_tensor(w, type, nm(mla_tensor::k_b_proj, "weight"), m.w_uk);
+      detail::add_tensor(w, type, nm(mla_tensor::v_b_proj, "weight"), m.w_uv);
+      detail::add_tensor(w, type, nm(mla_tensor::o_proj, "weight"), m.wo);
+      detail::add_tensor(w, type, nm(mla_tensor::o_proj, "bias"), m.bo);
+    }
+    detail::add_tensor(w, type, p + "mlp.gate_proj.weight", lw.mlp.w_gate);
+    detail::add_tensor(w, type, p + "mlp.up_proj.weight", lw.mlp.w_up);
+    detail::add_tensor(w, type, p + "mlp.down_proj.weight", lw.mlp.w_down);
+  }
+  const std::string dtype_text = type == io::dtype::F32 ? "float32" : type == io::dtype::BF16 ? "bfloat16" : "float16";
+  const std::string config_text = llama_config_json(c, dtype_text).dump(2) + "\n";
+
+  if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
+  fs::path tmp = out;
+  tmp += ".tmp." + std::to_string(static_cast<long long>(::getpid()));
+  check(!fs::exists(tmp), who, ": temporary directory '", tmp.string(), "' already exists (a crashed earlier run?)");
+  fs::create_directory(tmp);
+  try {
+    w.write((tmp / "model.safetensors").string());
+    io::write_file_atomically((tmp / "config.json").string(), config_text);
+    for (const checkpoint_file& f : extra_files) {
+      check(!f.name.empty() && f.name.find('/') == std::string::npos && f.name != "config.json" &&
+                f.name != "model.safetensors",
+            who, ": extra file name '", f.name, "' is not allowed");
+      io::write_file_atomically((tmp / f.name).string(), f.contents);
+    }
+    std::error_code ec;
+    fs::rename(tmp, out, ec);
+    check(!ec, who, ": cannot rename '", tmp.string(), "' to '", out.string(), "': ", ec.message());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace mla::model

@@ -28,7 +28,9 @@ struct rope_args {
 };
 
 namespace detail {
-__global__ void rope_kernel(rope_args a) {
+// A template so that several translation units can include this header (one instantiation per program).
+template <class Args>
+__global__ void rope_kernel(Args a) {
   const int half = a.dim / 2;
   const long long total = static_cast<long long>(a.tokens) * a.heads * half;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;

@@ -1,0 +1,325 @@
+// The decode attention kernel shared by mla_decode (absorbed MLA over the latent cache) and gqa_decode (the
+// baseline), and the split-KV combine kernel. Host operators live in mla_decode.cuh / gqa_decode.cuh; the
+// launch arithmetic in decode_plan.hpp; the page walk, split ranges and softmax merge in mla/cpu/*.hpp
+// (MLA_HOST_DEVICE, tested on the CPU).
+//
+// One CTA = (row group x head block, split, sequence). Every query head of the block reads the same cached
+// row per token ("MQA over a tile"):
+//   MLA: key row = [c (latent_rank) | k_pe (rope_dim)], value row = c, queries [q̃ | q_pe]
+//   GQA: key row = K[g] (head_dim), value row = V[g], queries q of the heads of group g
+// Per tile of 32 tokens (double-buffered with cp.async, zero-filled past the range):
+//   S = Q K^T            [16 mt, 32]    mma over the key width, warps split (m-tile, token half, k-slice)
+//   online softmax       exp2 with the scale folded, P rounded to Elem; row sums use the rounded P
+//   O = alpha O + P V    [16 mt, value_width] fp32 in registers; warp w owns 16-channel pairs w, w+8, ...
+// With one split the sinks enter the final normalisation; with several, each CTA writes an fp32 partial
+// (out_j, lse_j) and split_combine_kernel merges them (softmax_merge.hpp).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cub/warp/warp_reduce.cuh>
+#include <cstddef>
+
+#include "mla/cpu/paged_cache.hpp"
+#include "mla/cpu/softmax_merge.hpp"
+#include "mla/cuda/decode_plan.hpp"
+#include "mla/cuda/warp_mma.cuh"
+
+namespace mla::cuda::detail {
+
+template <class Elem>
+struct decode_kernel_params {
+  const Elem* q_a = nullptr;  // [batch, heads, q_a_width]: first query channels (MLA q̃, GQA q)
+  const Elem* q_b = nullptr;  // [batch, heads, key_width - q_a_width]: the rest (MLA q_pe), or null
+  int q_a_width = 0;
+  const Elem* keys = nullptr;            // paged [num_pages, page_size, key_row_stride]
+  std::ptrdiff_t key_row_stride = 0;     // elements per token in the key storage
+  int key_width = 0;                     // key elements a head block reads per token
+  const Elem* values = nullptr;          // paged values, or null: values are the first value_width of a key row
+  std::ptrdiff_t value_row_stride = 0;
+  int value_width = 0;
+  cpu::page_table_view pages;            // device pointers
+  int heads = 0;                         // query heads in all
+  int heads_per_group = 0;               // query heads sharing a row group
+  int heads_per_block = 0;
+  int blocks_per_group = 0;
+  int group_key_offset = 0;              // element offset of group g in a key row: g * group_key_offset
+  int group_value_offset = 0;
+  float scale_log2 = 0.0f;               // softmax_scale * log2(e)
+  int window = 0;
+  const float* sinks = nullptr;          // [heads] natural-log sink logits, or null
+  int splits = 1;
+  float* out = nullptr;                  // [batch, heads, value_width]
+  float* lse = nullptr;                  // [batch, heads] or null
+  float* part_out = nullptr;             // [batch, splits, heads, value_width] when splits > 1
+  float* part_lse = nullptr;             // [batch, splits, heads]
+};
+
+struct max_op {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <class Elem, int MT, int NP, bool SeparateValues>
+__global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_kernel_params<Elem> p) {
+  constexpr int HB = 16 * MT;                 // head rows of the CTA (padded)
+  constexpr int TN = decode_tile_tokens;      // keys per tile
+  constexpr int KS = decode_warps / (2 * MT); // k-slices of the score product
+  constexpr int TPR = decode_threads / HB;    // softmax threads per head row
+  constexpr int TPT = TN / TPR;               // keys per softmax thread
+  constexpr int LDS = TN + 4, LDP = TN + decode_row_pad;
+  static_assert(KS >= 1 && KS * 2 * MT == decode_warps, "decode_kernel: MT must be 1, 2 or 4");
+  static_assert(TPT >= 1 && TPR * TPT == TN, "decode_kernel: softmax threads must tile the token tile");
+  constexpr float neg_inf = -HUGE_VALF;
+
+  const int group = blockIdx.x / p.blocks_per_group;
+  const int h0 = group * p.heads_per_group + (blockIdx.x % p.blocks_per_group) * p.heads_per_block;
+  const int h_end = min(h0 + p.heads_per_block, (group + 1) * p.heads_per_group);
+  const int split = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int W = p.key_width, V = p.value_width;
+  const int ldk = W + decode_row_pad, ldv = V + decode_row_pad;
+
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Elem* const q_s = reinterpret_cast<Elem*>(smem_raw);  // [HB][ldk]
+  Elem* const k_s = q_s + HB * ldk;                      // [2][TN][ldk]
+  Elem* const v_s = k_s + 2 * TN * ldk;                  // [2][TN][ldv] (separate values only)
+  float* const s_s = reinterpret_cast<float*>(SeparateValues ? v_s + 2 * TN * ldv : v_s);  // [KS * HB][LDS]
+  Elem* const p_s = reinterpret_cast<Elem*>(s_s + KS * HB * LDS);                        // [HB][LDP]
+  float* const m_s = reinterpret_cast<float*>(p_s + HB * LDP);                           // [HB] log2 domain
+  float* const l_s = m_s + HB;
+  float* const alpha_s = l_s + HB;
+
+  const int len = p.pages.seq_lens[b];
+  const cpu::token_range r = cpu::split_range(cpu::decode_visible_range(len, p.window), p.splits, split, TN);
+
+  // Queries, once: row i = head h0 + i (zero past h_end), [q_a | q_b].
+  {
+    const int chunks = W / 8, a_chunks = p.q_a_width / 8, b_width = W - p.q_a_width;
+    for (int idx = tid; idx < HB * chunks; idx += decode_threads) {
+      const int row = idx / chunks, c = idx % chunks, h = h0 + row;
+      uint4 v = make_uint4(0u, 0u, 0u, 0u);
+      if (h < h_end) {
+        const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(b) * p.heads + h;
+        v = c < a_chunks ? reinterpret_cast<const uint4*>(p.q_a + bh * p.q_a_width)[c]
+                         : reinterpret_cast<const uint4*>(p.q_b + bh * b_width)[c - a_chunks];
+      }
+      *reinterpret_cast<uint4*>(q_s + row * ldk + c * 8) = v;
+    }
+    for (int i = tid; i < HB; i += decode_threads) m_s[i] = neg_inf, l_s[i] = 0.0f;
+  }
+
+  // Tile loader: 16-byte cp.async per chunk, one page lookup per token row; rows past the range are zeros
+  // (so that P = 0 never meets a NaN left in an unused slot).
+  auto load_tile = [&](int t0, int stage) {
+    Elem* const kd = k_s + stage * TN * ldk;
+    const int kc = W / 8;
+    for (int idx = tid; idx < TN * kc; idx += decode_threads) {
+      const int j = idx / kc, c = idx % kc, t = t0 + j;
+      const bool valid = t < r.end;
+      const Elem* src = p.keys;
+      if (valid) src += cpu::token_row_offset(p.pages, b, t, p.key_row_stride) + group * p.group_key_offset + c * 8;
+      cp_async_16(kd + j * ldk + c * 8, src, valid);
+    }
+    if constexpr (SeparateValues) {
+      Elem* const vd = v_s + stage * TN * ldv;
+      const int vc = V / 8;
+      for (int idx = tid; idx < TN * vc; idx += decode_threads) {
+        const int j = idx / vc, c = idx % vc, t = t0 + j;
+        const bool valid = t < r.end;
+        const Elem* src = p.values;
+        if (valid)
+          src += cpu::token_row_offset(p.pages, b, t, p.value_row_stride) + group * p.group_value_offset + c * 8;
+        cp_async_16(vd + j * ldv + c * 8, src, valid);
+      }
+    }
+    cp_async_commit();
+  };
+
+  float acc[MT][NP][2][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int j = 0; j < NP; ++j)
+#pragma unroll
+      for (int n8 = 0; n8 < 2; ++n8)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[mt][j][n8][e] = 0.0f;
+
+  const int g = lane >> 2, tq = lane & 3;
+  const int ntiles = cpu::ceil_div(r.size(), TN);
+  if (ntiles > 0) load_tile(r.begin, 0);
+
+  using warp_reduce = cub::WarpReduce<float, TPR>;
+  __shared__ typename warp_reduce::TempStorage reduce_tmp[decode_threads / TPR];
+
+  for (int it = 0; it < ntiles; ++it) {
+    const int t0 = r.begin + it * TN, stage = it & 1;
+    cp_async_wait_all();
+    __syncthreads();  // tile `it` landed; the previous P V is done with the other stage, p_s and alpha_s
+    if (it + 1 < ntiles) load_tile(t0 + TN, stage ^ 1);
+    const Elem* const kt = k_s + stage * TN * ldk;
+    const Elem* const vt = SeparateValues ? v_s + stage * TN * ldv : kt;
+    const int ldvt = SeparateValues ? ldv : ldk;
+
+    // Scores: warp -> (token half, m-tile, k-slice); partial sums per k-slice into s_s.
+    {
+      const int half = warp & 1, mt = (warp >> 1) % MT, ks = warp / (2 * MT);
+      const int ksteps = W / 16, per = cpu::ceil_div(ksteps, KS);
+      const int k_lo = ks * per, k_hi = min(ksteps, k_lo + per);
+      float sacc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+      const Elem* const qa = q_s + (mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldk + (lane >> 4) * 8;
+      const Elem* const kb = kt + (half * 16 + (lane & 7) + (lane >> 4) * 8) * ldk + ((lane >> 3) & 1) * 8;
+      for (int kk = k_lo; kk < k_hi; ++kk) {
+        unsigned a[4], bk[4];
+        ldmatrix_x4(a, qa + kk * 16);
+        ldmatrix_x4(bk, kb + kk * 16);
+        mma_16816<Elem>(sacc[0], a, bk[0], bk[1]);
+        mma_16816<Elem>(sacc[1], a, bk[2], bk[3]);
+      }
+      float* const sd = s_s + (ks * HB + mt * 16) * LDS + half * 16;
+#pragma unroll
+      for (int n8 = 0; n8 < 2; ++n8) {
+        const int col = n8 * 8 + tq * 2;
+        sd[g * LDS + col] = sacc[n8][0];
+        sd[g * LDS + col + 1] = sacc[n8][1];
+        sd[(g + 8) * LDS + col] = sacc[n8][2];
+        sd[(g + 8) * LDS + col + 1] = sacc[n8][3];
+      }
+    }
+    __syncthreads();
+
+    // Online softmax: TPR consecutive threads per head row, keys col = j * TPR + sub.
+    {
+      const int row = tid / TPR, sub = tid % TPR;
+      const int valid = min(TN, r.end - t0);
+      float v[TPT];
+      float mx = neg_inf;
+#pragma unroll
+      for (int j = 0; j < TPT; ++j) {
+        const int col = j * TPR + sub;
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < KS; ++k) s += s_s[(k * HB + row) * LDS + col];
+        s = col < valid ? s * p.scale_log2 : neg_inf;
+        v[j] = s;
+        mx = fmaxf(mx, s);
+      }
+      const int leader = lane & ~(TPR - 1);
+      mx = __shfl_sync(0xffffffffu, warp_reduce(reduce_tmp[tid / TPR]).Reduce(mx, max_op{}), leader);
+      __syncwarp();  // reduce_tmp is reused below
+      const float m_old = m_s[row];
+      const float m_new = fmaxf(m_old, mx);  // finite: every tile holds at least one visible key
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < TPT; ++j) {
+        const Elem e = from_float<Elem>(exp2f(v[j] - m_new));
+        p_s[row * LDP + j * TPR + sub] = e;
+        sum += to_float(e);
+      }
+      sum = __shfl_sync(0xffffffffu, warp_reduce(reduce_tmp[tid / TPR]).Sum(sum), leader);
+      if (sub == 0) {
+        const float alpha = exp2f(m_old - m_new);  // 0 on the first tile (m_old = -inf)
+        alpha_s[row] = alpha;
+        l_s[row] = l_s[row] * alpha + sum;
+        m_s[row] = m_new;
+      }
+    }
+    __syncthreads();
+
+    // O = alpha O + P V over this warp's value pairs.
+    {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        const float a0 = alpha_s[mt * 16 + g], a1 = alpha_s[mt * 16 + g + 8];
+#pragma unroll
+        for (int j = 0; j < NP; ++j)
+#pragma unroll
+          for (int n8 = 0; n8 < 2; ++n8) {
+            acc[mt][j][n8][0] *= a0;
+            acc[mt][j][n8][1] *= a0;
+            acc[mt][j][n8][2] *= a1;
+            acc[mt][j][n8][3] *= a1;
+          }
+      }
+#pragma unroll
+      for (int kk = 0; kk < TN / 16; ++kk) {
+        unsigned a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+          ldmatrix_x4(a[mt], p_s + (mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDP + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+        for (int j = 0; j < NP; ++j) {
+          const int pair = warp + j * decode_warps;
+          if (pair * 16 < V) {
+            unsigned bv[4];
+            ldmatrix_x4_trans(bv, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldvt + pair * 16 + (lane >> 4) * 8);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+              mma_16816<Elem>(acc[mt][j][0], a[mt], bv[0], bv[1]);
+              mma_16816<Elem>(acc[mt][j][1], a[mt], bv[2], bv[3]);
+            }
+          }
+        }
+      }
+    }
+  }
+  __syncthreads();  // final m_s, l_s (also when the range is empty)
+
+  // Normalise and write: the final row with sinks (one split) or an fp32 partial (several).
+  constexpr float ln2 = 0.693147180559945309f;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const int row = mt * 16 + g + hr * 8, h = h0 + row;
+      if (h >= h_end) continue;
+      const float sink = p.splits == 1 && p.sinks != nullptr ? p.sinks[h] : neg_inf;
+      const cpu::softmax_final f = cpu::softmax_finalize(cpu::softmax_stats{m_s[row] * ln2, l_s[row]}, sink);
+      const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(b) * p.heads + h;
+      const std::ptrdiff_t prow = (static_cast<std::ptrdiff_t>(b) * p.splits + split) * p.heads + h;
+      float* const dst = p.splits == 1 ? p.out + bh * V : p.part_out + prow * V;
+#pragma unroll
+      for (int j = 0; j < NP; ++j) {
+        const int pair = warp + j * decode_warps;
+        if (pair * 16 < V)
+#pragma unroll
+          for (int n8 = 0; n8 < 2; ++n8) {
+            const int col = pair * 16 + n8 * 8 + tq * 2;
+            *reinterpret_cast<float2*>(dst + col) =
+                make_float2(acc[mt][j][n8][hr * 2] * f.out_scale, acc[mt][j][n8][hr * 2 + 1] * f.out_scale);
+          }
+      }
+      if (warp == 0 && tq == 0) {
+        if (p.splits == 1) {
+          if (p.lse != nullptr) p.lse[bh] = f.lse;
+        } else {
+          p.part_lse[prow] = f.lse;
+        }
+      }
+    }
+}
+
+// Merges the fp32 partials of every (sequence, head) row: grid = batch * heads, one row per CTA. (A template
+// over the float type only so that several translation units can include this header.)
+template <class Float>
+__global__ void __launch_bounds__(128) split_combine_kernel(const Float* part_out, const Float* part_lse, int splits,
+                                                            int heads, int width, const Float* sinks, Float* out,
+                                                            Float* lse) {
+  __shared__ Float weights[decode_max_splits];
+  __shared__ Float merged;
+  const int row = blockIdx.x, b = row / heads, h = row % heads;
+  const std::ptrdiff_t first = static_cast<std::ptrdiff_t>(b) * splits * heads + h;  // split 0 of the row
+  if (threadIdx.x == 0)
+    merged = cpu::softmax_merge_weights(part_lse + first, heads, splits, sinks != nullptr ? sinks[h] : -HUGE_VALF,
+                                        weights);
+  __syncthreads();
+  for (int i = threadIdx.x; i < width; i += blockDim.x) {
+    Float a = 0.0f;
+    for (int s = 0; s < splits; ++s)
+      if (weights[s] != 0.0f) a += weights[s] * part_out[(first + static_cast<std::ptrdiff_t>(s) * heads) * width + i];
+    out[static_cast<std::ptrdiff_t>(row) * width + i] = a;
+  }
+  if (threadIdx.x == 0 && lse != nullptr) lse[row] = merged;
+}
+
+}  // namespace mla::cuda::detail

@@ -1,0 +1,106 @@
+// Helpers of the CUDA decode tests: random paged problems in bf16/fp16 (host copies hold the exact stored
+// values, so the float64 reference of tests/cpu/test_support.hpp sees what the kernel sees), device
+// buffers (Thrust), NaN poisoning, and the bounds the tests state.
+//
+// Bounds (norm-wise relative error of each output row against float64; |lse error| / max(1, |lse|)):
+// the kernel rounds the softmax weights P to the cache element type before P V (fp32 accumulation
+// elsewhere), so a row carries about one rounding of P: 2^-9 (bf16) or 2^-12 (fp16) relative, averaged
+// over the keys. The bounds leave a factor of ~4 over that.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <thrust/device_vector.h>
+#include <thrust/host_vector.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <type_traits>
+#include <vector>
+
+#include "../cpu/test_support.hpp"
+#include "mla/cpu/paged_cache.hpp"
+
+namespace mla_cuda_test {
+
+template <class Elem>
+constexpr double output_bound() {
+  return std::is_same_v<Elem, __nv_bfloat16> ? 8e-3 : 1.5e-3;
+}
+
+template <class Elem>
+const char* elem_name() {
+  return std::is_same_v<Elem, __nv_bfloat16> ? "bf16" : "fp16";
+}
+
+template <class Elem>
+Elem to_elem(float x) {
+  if constexpr (std::is_same_v<Elem, __nv_bfloat16>)
+    return __float2bfloat16(x);
+  else
+    return __float2half(x);
+}
+
+template <class Elem>
+float elem_to_float(Elem x) {
+  if constexpr (std::is_same_v<Elem, __nv_bfloat16>)
+    return __bfloat162float(x);
+  else
+    return __half2float(x);
+}
+
+// N(0, sd) values rounded to what Elem stores.
+template <class Elem>
+std::vector<float> random_elems(std::size_t n, float sd, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, sd);
+  std::vector<float> v(n);
+  for (float& x : v) x = elem_to_float(to_elem<Elem>(nd(rng)));
+  return v;
+}
+
+template <class Elem>
+thrust::device_vector<Elem> to_device(const std::vector<float>& v) {
+  thrust::host_vector<Elem> h(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) h[i] = to_elem<Elem>(v[i]);
+  return thrust::device_vector<Elem>(h);
+}
+
+// Paged storage [num_pages, page_size, row_elems] from dense per-sequence rows [len][row_elems]; every
+// slot no token of the window occupies is NaN, so a kernel that reads one produces NaN.
+template <class Elem>
+thrust::device_vector<Elem> paged_to_device(const mla::cpu::paged_layout& layout,
+                                            const std::vector<std::vector<float>>& dense, int row_elems,
+                                            const std::vector<int>& first_visible) {
+  thrust::host_vector<Elem> h(static_cast<std::size_t>(layout.num_pages) * layout.page_size * row_elems,
+                              to_elem<Elem>(std::numeric_limits<float>::quiet_NaN()));
+  const mla::cpu::page_table_view v = layout.view();
+  for (int b = 0; b < layout.num_seqs(); ++b)
+    for (int t = first_visible[static_cast<std::size_t>(b)]; t < layout.seq_lens[static_cast<std::size_t>(b)]; ++t) {
+      const std::ptrdiff_t off = mla::cpu::token_row_offset(v, b, t, row_elems);
+      for (int i = 0; i < row_elems; ++i)
+        h[static_cast<std::size_t>(off + i)] =
+            to_elem<Elem>(dense[static_cast<std::size_t>(b)][static_cast<std::size_t>(t) * row_elems + i]);
+    }
+  return thrust::device_vector<Elem>(h);
+}
+
+// The page table and lengths of a layout in device memory, and a view of them.
+struct device_pages {
+  thrust::device_vector<mla::cpu::page_index> table;
+  thrust::device_vector<std::int32_t> lens;
+  mla::cpu::page_table_view view;
+  explicit device_pages(const mla::cpu::paged_layout& l) : table(l.page_table), lens(l.seq_lens) {
+    view = l.view();
+    view.page_table = thrust::raw_pointer_cast(table.data());
+    view.seq_lens = thrust::raw_pointer_cast(lens.data());
+  }
+};
+
+inline int max_len(const std::vector<int>& lens) {
+  int m = 0;
+  for (int l : lens) m = std::max(m, l);
+  return m;
+}
+
+}  // namespace mla_cuda_test

@@ -1,0 +1,183 @@
+// mla-convert: GQA -> MLA conversion of a Llama-family model into the project's MLA checkpoint format
+// (config.json with the "mla" fields + safetensors + tokenizer), with the per-layer stage report.
+//
+//   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --method attention_aware --kv-budget 0.5 --out smollm2-mla
+//   mla-eval --model smollm2-mla --text ../shared/data/wikitext-2-raw-test.txt --ctx 2048
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mla/convert/calibration.hpp>
+#include <mla/convert/calibration_text.hpp>
+#include <mla/convert/pipeline.hpp>
+#include <mla/model/load.hpp>
+#include <mla/model/save_checkpoint.hpp>
+#include <mla/util/progress_bar.hpp>
+#include <string>
+#include <vector>
+
+namespace {
+// A name -> enum option; a wrong name is an error listing the valid ones.
+template <class E>
+CLI::CheckedTransformer choices(const std::map<std::string, E>& m) {
+  return CLI::CheckedTransformer(m, CLI::ignore_case);
+}
+
+std::string default_calib() {
+  const char* dir = std::getenv("MLA_DATA_DIR");
+  const std::string p = std::string(dir && *dir ? dir : "../shared/data") + "/wikitext-2-valid-tokenized.txt";
+  return std::filesystem::exists(p) ? p : std::string();
+}
+
+// Runs the decoder over the windows with the observer, drawing a progress bar.
+void run_with_bar(const mla::model::decoder<float>& dec, const std::vector<std::vector<int>>& windows,
+                  mla::model::observer<float>& obs, const char* label) {
+  mla::util::progress_bar bar(label, double(windows.size() * windows.front().size()), "tok");
+  double done = 0;
+  for (const auto& w : windows) {
+    auto s = dec.new_session();
+    dec.hidden_states(s, w, &obs);
+    bar.update(done += double(w.size()));
+  }
+  bar.finish();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mla::convert;
+  CLI::App app{"Convert a GQA model (GGUF file or checkpoint directory) to MLA"};
+  std::string model_path, calib_path = default_calib(), out_dir, export_kind, dtype_name = "f32";
+  pipeline_options o;
+  o.layer.factor.method = factor_method::attention_aware;
+  o.layer.rope.rope_dim = 32;
+  double kv_budget = 0;
+  long calib_tokens = 8192, heldout_tokens = 512, refit_tokens = 2048;
+  int window = 256;
+  app.add_option("--model", model_path, "GGUF file or checkpoint directory")->required();
+  app.add_option("--method", o.layer.factor.method, "joint K/V factorisation")
+      ->transform(choices(std::map<std::string, factor_method>{{"weight_svd", factor_method::weight_svd},
+                                                               {"activation_pca", factor_method::activation_pca},
+                                                               {"care", factor_method::care},
+                                                               {"attention_aware", factor_method::attention_aware}}));
+  app.add_option("--rope", o.layer.rope.strategy, "how the shared RoPE key is cut (TransMLA rorope; MHA2MLA selections)")
+      ->transform(choices(std::map<std::string, rope_strategy>{{"rorope", rope_strategy::rorope},
+                                                               {"high", rope_strategy::high},
+                                                               {"low", rope_strategy::low},
+                                                               {"uniform", rope_strategy::uniform},
+                                                               {"two_norm", rope_strategy::two_norm}}));
+  app.add_option("--rope-dim", o.layer.rope.rope_dim, "decoupled RoPE width d_R (even)");
+  app.add_option("--freqfold", o.layer.rope.freqfold, "RoRoPE FreqFold F (0: smallest valid)");
+  app.add_option("--kv-budget", kv_budget,
+                 "KV cache budget of the converted layers: a fraction of the original in (0, 1], or bytes per token "
+                 "(float32 elements, summed over converted layers) when > 1");
+  app.add_option("--rank", o.layer.rank, "latent rank in every layer (when no --kv-budget; 0: full rank)");
+  app.add_option("--allocation", o.allocation, "rank allocation under --kv-budget")
+      ->transform(choices(std::map<std::string, rank_allocation>{{"uniform", rank_allocation::uniform},
+                                                                 {"spectrum_greedy", rank_allocation::spectrum_greedy},
+                                                                 {"objective_greedy", rank_allocation::objective_greedy}}));
+  app.add_flag("--any-rank", [&](std::int64_t) { o.require_supported_shape = false; },
+               "allow ranks outside mla::supported_shapes (multiples of 32)");
+  app.add_option("--layers", o.layers, "layers to convert (default: all)");
+  app.add_option("--calib", calib_path, "calibration text: plain text, or .jsonl with a \"text\" field")
+      ->check(CLI::ExistingFile);
+  app.add_option("--calib-tokens", calib_tokens, "calibration tokens")->check(CLI::PositiveNumber);
+  app.add_option("--heldout-tokens", heldout_tokens, "held-out tokens for the stage report (0: no report)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--window", window, "calibration window length in tokens")->check(CLI::Range(8, 1 << 16));
+  app.add_flag("--refit", o.refit, "closed-form ridge refit of the value up-projection");
+  app.add_option("--refit-tokens", refit_tokens, "calibration tokens the refit uses")->check(CLI::PositiveNumber);
+  app.add_option("--out", out_dir, "output checkpoint directory (must not exist)")->required();
+  app.add_option("--dtype", dtype_name, "weights in the checkpoint")->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--export", export_kind, "also export another layout")->check(CLI::IsMember({"deepseek_v3"}));
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    namespace fs = std::filesystem;
+    mla::check(!fs::exists(out_dir), "--out: '", out_dir, "' already exists (nothing is overwritten)");
+    mla::check(!calib_path.empty(), "--calib: no calibration text given and the default ",
+               "../shared/data/wikitext-2-valid-tokenized.txt (or $MLA_DATA_DIR) is absent");
+    mla::check(kv_budget >= 0, "--kv-budget must be > 0 (a fraction in (0, 1] or bytes per token), found ", kv_budget);
+    mla::check(export_kind.empty(), "--export ", export_kind, ": not implemented yet in mla-convert");
+
+    std::fprintf(stderr, "loading %s\n", model_path.c_str());
+    const mla::model::loaded_model m = mla::model::load_model(model_path);
+    const mla::model::model_config& cfg = m.model.config();
+    mla::check(m.has_tokenizer, "--model: '", model_path, "' has no usable tokenizer (", m.tokenizer_note,
+               "); calibration needs one");
+    std::vector<int> todo = o.layers;
+    if (todo.empty())
+      for (int l = 0; l < cfg.n_layers; ++l) todo.push_back(l);
+    for (int l : todo)
+      mla::check(l >= 0 && l < cfg.n_layers, "--layers: layer ", l, " is outside [0, ", cfg.n_layers, ")");
+    long before_elems = 0, converted_elems = 0;
+    for (int l = 0; l < cfg.n_layers; ++l) before_elems += cfg.kv_elements_per_token(l);
+    for (int l : todo) converted_elems += cfg.kv_elements_per_token(l);
+    if (kv_budget > 0) {
+      o.kv_budget = kv_budget <= 1 ? static_cast<long>(kv_budget * double(converted_elems))
+                                   : static_cast<long>(kv_budget / sizeof(float));
+      mla::check(o.kv_budget >= long(todo.size()) * (o.layer.rope.rope_dim + 32), "--kv-budget ", kv_budget, " gives ",
+                 o.kv_budget, " elements per token for ", todo.size(), " layers: less than rope_dim + the smallest rank");
+    }
+
+    // Calibration, refit and held-out windows: disjoint stretches of the calibration text.
+    const long needed = calib_tokens + heldout_tokens + window;
+    const std::string text = read_calibration_text(calib_path, std::size_t(needed) * 8);
+    const auto ids32 = m.tokenizer.encode(text);
+    const std::vector<int> ids(ids32.begin(), ids32.end());
+    const int n_cal = static_cast<int>(calib_tokens / window), n_held = static_cast<int>(heldout_tokens / window);
+    mla::check(n_cal > 0, "--calib-tokens ", calib_tokens, " is less than one window of ", window, " tokens");
+    mla::check(long(ids.size()) >= long(n_cal + n_held) * window, "--calib: '", calib_path, "' has ", ids.size(),
+               " tokens, fewer than --calib-tokens + --heldout-tokens = ", long(n_cal + n_held) * window);
+    const auto cal = token_windows(ids, window, 0, n_cal);
+    calibration_observer<float> obs(cfg.n_layers);
+    run_with_bar(m.model, cal, obs, "calibration");
+    const calibration_stats stats = obs.take();
+    std::vector<std::vector<mla::ref::matrix<float>>> held_inputs, refit_inputs;
+    if (n_held > 0) {
+      input_recorder<float> rec(cfg.n_layers);
+      run_with_bar(m.model, token_windows(ids, window, n_cal, n_held), rec, "held-out");
+      held_inputs = rec.take();
+    }
+    if (o.refit) {
+      input_recorder<float> rec(cfg.n_layers);
+      const int n_refit = std::max(2, std::min(n_cal, static_cast<int>(refit_tokens / window)));
+      run_with_bar(m.model, token_windows(ids, window, 0, std::min(n_cal, n_refit)), rec, "refit inputs");
+      refit_inputs = rec.take();
+    }
+
+    std::fprintf(stderr, "converting %zu layers (%s, %s d_R = %d, %s)\n", todo.size(), to_string(o.layer.factor.method),
+                 to_string(o.layer.rope.strategy), o.layer.rope.rope_dim, to_string(o.allocation));
+    const auto conv = convert_model(cfg, m.model.weights(), stats, o, n_held > 0 ? &held_inputs : nullptr,
+                                    o.refit ? &refit_inputs : nullptr);
+
+    std::printf("stage report: relative error of attention outputs on %d held-out tokens (teacher-forced)\n",
+                n_held * window);
+    std::printf("%5s %4s %6s %6s %10s", "layer", "kind", "rank", "rope", "KV elem/t");
+    for (const auto& st : conv.report) std::printf(" %11s", st.stage.c_str());
+    std::printf("\n");
+    long after_elems = 0;
+    for (int l = 0; l < cfg.n_layers; ++l) {
+      const auto& lc = conv.config.layers[static_cast<std::size_t>(l)];
+      after_elems += conv.config.kv_elements_per_token(l);
+      std::printf("%5d %4s %6d %6d %10ld", l, to_string(lc.attention), lc.latent_rank, lc.rope_dim,
+                  conv.config.kv_elements_per_token(l));
+      for (const auto& st : conv.report) std::printf(" %11.3e", st.per_layer[static_cast<std::size_t>(l)]);
+      std::printf("\n");
+    }
+    std::printf("KV cache per token (all %d layers, float32): before %ld bytes, after %ld bytes (%.1f %% of the "
+                "original, %.1f %% saved)\n",
+                cfg.n_layers, before_elems * 4, after_elems * 4, 100.0 * after_elems / before_elems,
+                100.0 - 100.0 * after_elems / before_elems);
+
+    const auto files = mla::model::checkpoint_tokenizer_files(model_path);
+    std::fprintf(stderr, "writing %s\n", out_dir.c_str());
+    mla::model::save_checkpoint(out_dir, conv.config, conv.weights, files,
+                                dtype_name == "bf16" ? mla::io::dtype::BF16 : mla::io::dtype::F32);
+    std::printf("wrote %s\n", out_dir.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mla-convert: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -54,9 +54,14 @@ BOOST_AUTO_TEST_CASE(gpt_oss_plan) {
   BOOST_TEST(pl.head_blocks == 1);
   const std::size_t ld = 512 + 8;
   BOOST_TEST(pl.smem_bytes == (64 + 64) * ld * 2 + 64 * 36 * 4 + 64 * 40 * 2 + 3 * 64 * 4);
-  // batch 64 on 132 SMs: two waves want ceil(264 / 64) = 5 splits; 8192 keys allow up to 32.
-  BOOST_TEST(pl.num_splits == 5);
-  BOOST_TEST(pl.workspace_bytes == std::size_t{64} * 5 * 64 * (480 + 1) * sizeof(float));
+  // batch 64 on 132 SMs with one CTA per SM: 2 splits fill 128 of the 132 slots in one round.
+  BOOST_TEST(mla::cuda::decode_ctas_per_sm(pl.smem_bytes) == 1);
+  BOOST_TEST(pl.num_splits == 2);
+  BOOST_TEST(pl.workspace_bytes == std::size_t{64} * 2 * 64 * (480 + 1) * sizeof(float));
+  // Few heads: two CTAs per SM, 264 slots, 4 splits of 2048 keys in one round.
+  const mla::cuda::decode_plan few = mla::cuda::make_decode_plan(mla_problem({96, 32, 480}, 8, 64, 8192), "test");
+  BOOST_TEST(mla::cuda::decode_ctas_per_sm(few.smem_bytes) == 2);
+  BOOST_TEST(few.num_splits == 4);
 }
 
 // Split counts: requested counts are capped by tiles and by the maximum; automatic splits never cut a
@@ -75,8 +80,8 @@ BOOST_AUTO_TEST_CASE(split_counts) {
   p.sliding_window = 128;
   BOOST_TEST(mla::cuda::make_decode_plan(p, "t").num_splits == 1);  // 128 visible keys
   p.sliding_window = 0;
-  p.batch = 1000;
-  BOOST_TEST(mla::cuda::make_decode_plan(p, "t").num_splits == 1);  // enough CTAs already
+  p.batch = 1056;  // 4 full rounds of 2 x 132 CTAs: splitting only adds partials
+  BOOST_TEST(mla::cuda::make_decode_plan(p, "t").num_splits == 1);
   BOOST_TEST(mla::cuda::make_decode_plan(p, "t").workspace_bytes == 0u);
 }
 

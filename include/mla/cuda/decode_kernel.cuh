@@ -27,6 +27,8 @@
 
 namespace mla::cuda::detail {
 
+using cpu::page_index;
+
 template <class Elem>
 struct decode_kernel_params {
   const Elem* q_a = nullptr;  // [batch, heads, q_a_width]: first query channels (MLA q̃, GQA q)
@@ -108,29 +110,28 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
     for (int i = tid; i < HB; i += decode_threads) m_s[i] = neg_inf, l_s[i] = 0.0f;
   }
 
-  // Tile loader: 16-byte cp.async per chunk, one page lookup per token row; rows past the range are zeros
-  // (so that P = 0 never meets a NaN left in an unused slot).
-  auto load_tile = [&](int t0, int stage) {
-    Elem* const kd = k_s + stage * TN * ldk;
-    const int kc = W / 8;
-    for (int idx = tid; idx < TN * kc; idx += decode_threads) {
-      const int j = idx / kc, c = idx % kc, t = t0 + j;
-      const bool valid = t < r.end;
-      const Elem* src = p.keys;
-      if (valid) src += cpu::token_row_offset(p.pages, b, t, p.key_row_stride) + group * p.group_key_offset + c * 8;
-      cp_async_16(kd + j * ldk + c * 8, src, valid);
+  // Tile loader: TPK threads per token row, 16-byte cp.async each; one page lookup per thread and tile,
+  // issued a tile ahead of its use (page_next) so that its latency hides behind a tile of compute. Rows past
+  // the range are zero-filled (so that P = 0 never meets a NaN left in an unused slot).
+  constexpr int TPK = decode_threads / TN;
+  static_assert(TPK * TN == decode_threads, "decode_kernel: the loader maps threads to (token, chunk)");
+  const int lj = tid / TPK, lu = tid % TPK;
+  const int page_size = p.pages.page_size;
+  const page_index* const table = p.pages.page_table + static_cast<std::ptrdiff_t>(b) * p.pages.pages_per_seq;
+  auto page_of = [&](int t) -> page_index { return t < r.end ? table[t / page_size] : 0; };
+  auto load_tile = [&](int t0, int stage, page_index page) {
+    const int t = t0 + lj;
+    const bool valid = t < r.end;
+    const std::ptrdiff_t row = valid ? static_cast<std::ptrdiff_t>(page) * page_size + t % page_size : 0;
+    {
+      Elem* const dst = k_s + (stage * TN + lj) * ldk;
+      const Elem* const src = p.keys + (valid ? row * p.key_row_stride + group * p.group_key_offset : 0);
+      for (int c = lu; c < W / 8; c += TPK) cp_async_16(dst + c * 8, src + c * 8, valid);
     }
     if constexpr (SeparateValues) {
-      Elem* const vd = v_s + stage * TN * ldv;
-      const int vc = V / 8;
-      for (int idx = tid; idx < TN * vc; idx += decode_threads) {
-        const int j = idx / vc, c = idx % vc, t = t0 + j;
-        const bool valid = t < r.end;
-        const Elem* src = p.values;
-        if (valid)
-          src += cpu::token_row_offset(p.pages, b, t, p.value_row_stride) + group * p.group_value_offset + c * 8;
-        cp_async_16(vd + j * ldv + c * 8, src, valid);
-      }
+      Elem* const dst = v_s + (stage * TN + lj) * ldv;
+      const Elem* const src = p.values + (valid ? row * p.value_row_stride + group * p.group_value_offset : 0);
+      for (int c = lu; c < V / 8; c += TPK) cp_async_16(dst + c * 8, src + c * 8, valid);
     }
     cp_async_commit();
   };
@@ -147,7 +148,9 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
 
   const int g = lane >> 2, tq = lane & 3;
   const int ntiles = cpu::ceil_div(r.size(), TN);
-  if (ntiles > 0) load_tile(r.begin, 0);
+  page_index page_next = page_of(r.begin + lj);
+  if (ntiles > 0) load_tile(r.begin, 0, page_next);
+  page_next = page_of(r.begin + TN + lj);
 
   using warp_reduce = cub::WarpReduce<float, TPR>;
   __shared__ typename warp_reduce::TempStorage reduce_tmp[decode_threads / TPR];
@@ -156,7 +159,10 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
     const int t0 = r.begin + it * TN, stage = it & 1;
     cp_async_wait_all();
     __syncthreads();  // tile `it` landed; the previous P V is done with the other stage, p_s and alpha_s
-    if (it + 1 < ntiles) load_tile(t0 + TN, stage ^ 1);
+    if (it + 1 < ntiles) {
+      load_tile(t0 + TN, stage ^ 1, page_next);
+      page_next = page_of(t0 + 2 * TN + lj);
+    }
     const Elem* const kt = k_s + stage * TN * ldk;
     const Elem* const vt = SeparateValues ? v_s + stage * TN * ldv : kt;
     const int ldvt = SeparateValues ? ldv : ldk;
@@ -189,6 +195,7 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
     __syncthreads();
 
     // Online softmax: TPR consecutive threads per head row, keys col = j * TPR + sub.
+    float alpha;  // this row's rescale factor exp2(m_old - m_new)
     {
       const int row = tid / TPR, sub = tid % TPR;
       const int valid = min(TN, r.end - t0);
@@ -217,19 +224,20 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
         sum += to_float(e);
       }
       sum = __shfl_sync(0xffffffffu, warp_reduce(reduce_tmp[tid / TPR]).Sum(sum), leader);
+      alpha = exp2f(m_old - m_new);  // 0 on the first tile (m_old = -inf)
       if (sub == 0) {
-        const float alpha = exp2f(m_old - m_new);  // 0 on the first tile (m_old = -inf)
         alpha_s[row] = alpha;
         l_s[row] = l_s[row] * alpha + sum;
         m_s[row] = m_new;
       }
     }
-    __syncthreads();
+    // Once the running maxima settle, every alpha is 1 and the rescale of the accumulators is skipped.
+    const bool rescale = __syncthreads_or(alpha != 1.0f) != 0;
 
     // O = alpha O + P V over this warp's value pairs.
     {
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
+      for (int mt = 0; mt < MT && rescale; ++mt) {
         const float a0 = alpha_s[mt * 16 + g], a1 = alpha_s[mt * 16 + g + 8];
 #pragma unroll
         for (int j = 0; j < NP; ++j)

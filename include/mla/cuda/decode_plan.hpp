@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <string>
 
@@ -89,18 +90,38 @@ struct decode_problem {
   std::size_t max_smem = 227 * 1024;  // opt-in shared memory per block of the device
 };
 
-// Splits per sequence: the requested count, or enough CTAs for two waves over the multiprocessors with no
-// split shorter than 256 keys; never more splits than tiles, never more than decode_max_splits.
-inline int decode_num_splits(const decode_problem& p, int ctas_per_split) {
+// CTAs of `smem_bytes` that one multiprocessor holds at once: by shared memory (228 KiB per SM, 1 KiB
+// reserved per block), at most 2 (the kernels use 120 to 230 registers per thread at 256 threads).
+inline int decode_ctas_per_sm(std::size_t smem_bytes) {
+  const std::size_t by_smem = (228 * 1024) / (smem_bytes + 1024);
+  return static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(by_smem, 2)));
+}
+
+// Splits per sequence. A requested count is capped by tiles and decode_max_splits. Automatic: the count
+// s in [1, min(tiles, visible / 256, decode_max_splits)] that minimises the modelled step time
+//   rounds(s) * bytes_per_cta(s),  rounds = ceil(batch * ctas_per_split * s / (SMs * ctas_per_sm)),
+//   bytes_per_cta = visible / s * row_bytes + (s > 1 ? heads_per_cta * value_width * 8 : 0)
+// (cache bytes a CTA streams, plus its fp32 partial written and read back by the combine), the smallest s
+// on ties. This avoids a last, mostly empty wave (batch 64 on 132 SMs: 2 splits fill 128 slots in one
+// round, where 5 would need 3 rounds).
+inline int decode_num_splits(const decode_problem& p, int ctas_per_split, int heads_per_cta, std::size_t smem_bytes) {
   const int visible = cpu::decode_visible_range(p.max_seq_len, p.sliding_window).size();
   const int tiles = std::max(1, cpu::ceil_div(visible, decode_tile_tokens));
-  int s = p.requested_splits;
-  if (s == 0) {
-    const int ctas = std::max(1, p.batch * ctas_per_split);
-    const int wanted = cpu::ceil_div(2 * p.sm_count, ctas);
-    s = std::max(1, std::min(wanted, visible / 256));
+  if (p.requested_splits > 0) return std::max(1, std::min({p.requested_splits, tiles, decode_max_splits}));
+  const int most = std::max(1, std::min({tiles, visible / 256, decode_max_splits}));
+  const double slots = static_cast<double>(p.sm_count) * decode_ctas_per_sm(smem_bytes);
+  const double row_bytes = static_cast<double>(p.key_width + (p.separate_values ? p.value_width : 0)) * p.elem_bytes;
+  const double ctas = std::max(1.0, static_cast<double>(p.batch) * ctas_per_split);
+  int best = 1;
+  double best_cost = 0;
+  for (int s = 1; s <= most; ++s) {
+    const double rounds = std::ceil(ctas * s / slots);
+    const double per_cta = static_cast<double>(visible) / s * row_bytes +
+                           (s > 1 ? static_cast<double>(heads_per_cta) * p.value_width * 8.0 : 0.0);
+    const double cost = rounds * per_cta;
+    if (s == 1 || cost < best_cost * (1.0 - 1e-9)) best = s, best_cost = cost;
   }
-  return std::max(1, std::min({s, tiles, decode_max_splits}));
+  return best;
 }
 
 // The plan, or an mla::error naming the value that cannot be run; `owner` prefixes the messages.
@@ -130,7 +151,7 @@ inline decode_plan make_decode_plan(const decode_problem& p, const char* owner) 
         " bytes of shared memory per block, the device allows ", p.max_smem);
   plan.heads_per_block = std::min(p.heads_per_group, 16 * plan.m_tiles);
   plan.head_blocks = p.groups * cpu::ceil_div(p.heads_per_group, plan.heads_per_block);
-  plan.num_splits = decode_num_splits(p, plan.head_blocks);
+  plan.num_splits = decode_num_splits(p, plan.head_blocks, plan.heads_per_block, plan.smem_bytes);
   const std::size_t rows = static_cast<std::size_t>(p.batch) * plan.num_splits * p.heads_per_group * p.groups;
   plan.workspace_bytes = plan.num_splits > 1 ? rows * (static_cast<std::size_t>(p.value_width) + 1) * sizeof(float) : 0;
   return plan;

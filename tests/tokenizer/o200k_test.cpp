@@ -4,9 +4,10 @@
 //  - tiktoken's BPE rule (lowest rank of the concatenation, leftmost on ties; a piece that is a
 //    token is that token) on a vocabulary built by hand (always runs);
 //  - ids of the real o200k_harmony encoding, on the same texts and on all of WikiText-2 test, when the
-//    o200k_base rank file is at hand: $MLA_O200K_TIKTOKEN, else ~/.cache/mla/o200k_base.tiktoken, both
-//    written by tools/o200k_golden.py from the PyPI package quicktok-v1 (the file's SHA-256 is the one
-//    tiktoken pins). Skipped, with a message, without it.
+//    o200k_base vocabulary is at hand (tok_test::o200k_vocab_path): quicktok-v1's o200k.vocab, read by
+//    C++ (scripts/fetch_o200k.sh fetches it; $MLA_O200K_VOCAB), or the rank file that
+//    tools/o200k_golden.py writes from it ($MLA_O200K_TIKTOKEN). quicktok_test.cpp checks that the
+//    vocabulary is byte for byte tiktoken's (SHA-256). Skipped, with a message, without it.
 // Golden data: tests/tokenizer/data/o200k_golden.json (tools/o200k_golden.py).
 #include <boost/test/unit_test.hpp>
 
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "mla/tokenizer/o200k.hpp"
+#include "mla/tokenizer/quicktok.hpp"
 #include "mla/tokenizer/tiktoken.hpp"
 #include "tokenizer_test_support.hpp"
 
@@ -31,23 +33,18 @@ const nlohmann::json& o200k_golden() {
   return g;
 }
 
-std::string rank_file_path() {
-  const char* home = std::getenv("HOME");
-  return tok_test::env_or("MLA_O200K_TIKTOKEN", std::string(home ? home : "") + "/.cache/mla/o200k_base.tiktoken");
-}
-
 struct has_o200k {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    boost::test_tools::assertion_result r(tok_test::file_exists(rank_file_path()));
+    boost::test_tools::assertion_result r(!tok_test::o200k_vocab_path().empty());
     if (!r)
-      r.message() << "o200k_base.tiktoken not found at " << rank_file_path()
-                  << " (run tools/o200k_golden.py or set MLA_O200K_TIKTOKEN): skipped";
+      r.message() << "no o200k vocabulary (run scripts/fetch_o200k.sh, or set MLA_O200K_VOCAB to quicktok's "
+                     "o200k.vocab or a tiktoken rank file): skipped";
     return r;
   }
 };
 
 const mla::tok::tiktoken_bpe& harmony() {
-  static const mla::tok::tiktoken_bpe t = mla::tok::tiktoken_bpe::o200k_harmony(rank_file_path());
+  static const mla::tok::tiktoken_bpe t = mla::tok::load_o200k_harmony(tok_test::o200k_vocab_path());
   return t;
 }
 

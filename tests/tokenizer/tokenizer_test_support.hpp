@@ -77,6 +77,20 @@ inline std::string data_path(const std::string& name) {
   return std::string(MLA_TOKENIZER_TEST_DATA_DIR) + "/" + name;
 }
 
+// The o200k_base vocabulary for the o200k id tests, first found of:
+//   $MLA_O200K_VOCAB                                   quicktok's o200k.vocab or a tiktoken rank file
+//   ~/.cache/mla/whl/quicktok/data/o200k.vocab         unpacked by scripts/fetch_o200k.sh
+//   $MLA_O200K_TIKTOKEN, ~/.cache/mla/o200k_base.tiktoken   the rank file of tools/o200k_golden.py
+// Empty when none exists (the tests that need it skip).
+inline std::string o200k_vocab_path() {
+  const char* home = std::getenv("HOME");
+  const std::string cache = std::string(home ? home : "") + "/.cache/mla";
+  for (const std::string& p : {env_or("MLA_O200K_VOCAB", ""), cache + "/whl/quicktok/data/o200k.vocab",
+                               env_or("MLA_O200K_TIKTOKEN", ""), cache + "/o200k_base.tiktoken"})
+    if (!p.empty() && file_exists(p)) return p;
+  return {};
+}
+
 // tests/tokenizer/data/smollm2_golden.json, written by tools/tokenizer_golden.py (HF tokenizers).
 inline const nlohmann::json& golden() {
   static const nlohmann::json g = nlohmann::json::parse(read_file(data_path("smollm2_golden.json")));

@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Perplexity of a model on a text (non-overlapping windows, tail dropped, exp(mean NLL))"};
   std::string model_path, text_path, json_path;
   mla::eval::perplexity_options opt;
-  app.add_option("--model", model_path, "GGUF file")->required();
+  app.add_option("--model", model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--text", text_path, "UTF-8 text file, tokenized once as a whole")->required();
   app.add_option("--ctx", opt.context, "window length in tokens")->check(CLI::Range(2, 1 << 20));
   app.add_option("--max-tokens", opt.max_tokens, "score at most this many tokens of the text (0: all)")
@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   try {
     std::fprintf(stderr, "loading %s\n", model_path.c_str());
     const mla::model::loaded_model m = mla::model::load_model(model_path);
+    mla::check(m.has_tokenizer, "mla-eval: ", model_path, " has no usable tokenizer: ", m.tokenizer_note);
     const auto& c = m.model.config();
     const std::string text = read_file(text_path);
     const auto ids32 = m.tokenizer.encode(text);

@@ -1,9 +1,13 @@
-// mla-generate: text generation with the instruct model's chat template (or a raw prompt).
+// mla-generate: text generation with the instruct model's chat template (or a raw prompt): ChatML for
+// SmolLM2, harmony for gpt-oss (which stops at <|return|>, <|end|> or <|call|>).
 //
 //   mla-generate --model SmolLM2-135M-Instruct.Q4_1.gguf --prompt "What is the capital of France?"
+//   mla-generate --model /tmp/gpt-oss-tiny --prompt "What is the capital of France?" --max-new-tokens 8
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
+#include <mla/model/gpt_oss_tokenizer.hpp>
 #include <mla/model/load.hpp>
 #include <mla/model/sampling.hpp>
 #include <mla/tokenizer/chat_template.hpp>
@@ -15,7 +19,7 @@ int main(int argc, char** argv) {
   bool raw = false;
   unsigned long long seed = 0;
   mla::model::sampling_options so;
-  app.add_option("--model", model_path, "GGUF file")->required();
+  app.add_option("--model", model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--prompt", prompt, "user message (or raw text with --raw)")->required();
   app.add_option("--system", system, "system prompt (default: the model's own)");
   app.add_flag("--raw", raw, "feed the prompt as is, without the chat template");
@@ -29,8 +33,15 @@ int main(int argc, char** argv) {
 
   try {
     const mla::model::loaded_model m = mla::model::load_model(model_path);
+    mla::check(m.has_tokenizer, "mla-generate: ", model_path, " has no usable tokenizer: ", m.tokenizer_note);
+    const bool harmony = m.model.config().architecture == "gpt_oss";
     std::string text = prompt;
-    if (!raw) {
+    if (!raw && harmony) {
+      std::vector<mla::tok::chat_message> msgs;
+      if (!system.empty()) msgs.push_back({"system", system});
+      msgs.push_back({"user", prompt});
+      text = mla::tok::render_harmony(msgs);
+    } else if (!raw) {
       mla::tok::chatml_options co;
       std::vector<mla::tok::chat_message> msgs;
       if (!system.empty()) msgs.push_back({"system", system});
@@ -46,10 +57,11 @@ int main(int argc, char** argv) {
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int> out;
     int next = pick.next(mla::ref::row_vector<float>(first.row(first.rows() - 1)), out);
-    const auto im_end = m.tokenizer.find("<|im_end|>");
-    std::string printed;
+    std::vector<std::int32_t> stop;
+    if (harmony) stop = mla::model::harmony_stop_ids(m.tokenizer);
+    else if (const auto im_end = m.tokenizer.find("<|im_end|>")) stop.push_back(*im_end);
     while (true) {
-      if (next == m.model.config().eos_id || (im_end && next == *im_end)) break;
+      if (next == m.model.config().eos_id || std::find(stop.begin(), stop.end(), next) != stop.end()) break;
       out.push_back(next);
       const std::string piece = m.tokenizer.decode(std::vector<std::int32_t>{next});
       std::fwrite(piece.data(), 1, piece.size(), stdout);

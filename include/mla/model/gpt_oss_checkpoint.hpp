@@ -8,6 +8,7 @@
 // Every tensor has its own stream seeded by (seed, name), so the content does not depend on sharding,
 // and the generator (splitmix64 + Box-Muller) is the same on every platform: a seed fixes the bytes.
 // Shards are generated and written one at a time, so a 20b checkpoint needs one shard of memory.
+// A vocabulary below o200k's size also gets a synthetic o200k-form tokenizer.json (gpt_oss_tokenizer.hpp).
 #pragma once
 
 #include <cmath>
@@ -22,6 +23,7 @@
 #include "mla/io/atomic_file.hpp"
 #include "mla/io/dtype.hpp"
 #include "mla/io/safetensors.hpp"
+#include "mla/model/gpt_oss_tokenizer.hpp"
 
 namespace mla::model {
 
@@ -249,6 +251,10 @@ int write_gpt_oss_checkpoint(const std::string& dir, const gpt_oss_shape& s, std
   const nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   io::write_file_atomically((fs::path(dir) / "model.safetensors.index.json").string(), index.dump(2) + "\n");
   io::write_file_atomically((fs::path(dir) / "config.json").string(), gpt_oss_config_json(s).dump(2) + "\n");
+  // A vocabulary smaller than o200k's gets a synthetic o200k-form tokenizer.json (gpt_oss_tokenizer.hpp);
+  // the full-size one has none, and load_model() falls back to the real o200k vocabulary when it is at hand.
+  if (s.vocab_size >= 266 && s.vocab_size < 201088)
+    io::write_file_atomically((fs::path(dir) / "tokenizer.json").string(), synthetic_o200k_tokenizer_json(s.vocab_size));
   return static_cast<int>(shards.size());
 }
 

@@ -1,7 +1,8 @@
 // Opening a model and its tokenizer from what users have: a GGUF file (Llama family), or a Hugging Face
 // checkpoint directory (config.json + safetensors; gpt_oss or llama) with its tokenizer.json when it
-// has a supported one. A model without a usable tokenizer still loads: has_tokenizer is false and
-// tokenizer_note says why (gpt-oss's o200k tokenizer, for one, is not supported).
+// has a supported one (byte-level BPE, or gpt-oss's o200k form). A gpt-oss directory without tokenizer.json
+// gets the real o200k tokenizer when the o200k vocabulary is at hand (gpt_oss_tokenizer.hpp). A model
+// without a usable tokenizer still loads: has_tokenizer is false and tokenizer_note says why.
 #pragma once
 
 #include <filesystem>
@@ -13,9 +14,11 @@
 #include "mla/core/error.hpp"
 #include "mla/io/gguf.hpp"
 #include "mla/model/decoder.hpp"
+#include "mla/model/gpt_oss_tokenizer.hpp"
 #include "mla/model/load_gguf.hpp"
 #include "mla/model/load_safetensors.hpp"
 #include "mla/tokenizer/gguf_vocab.hpp"
+#include "mla/tokenizer/quicktok.hpp"
 #include "mla/tokenizer/tokenizer.hpp"
 
 namespace mla::model {
@@ -38,6 +41,22 @@ inline std::string hf_chat_template(const std::filesystem::path& dir) {
   if (!j.is_object()) return {};
   const auto it = j.find("chat_template");
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+// A gpt-oss directory without tokenizer.json: the real o200k_harmony tokenizer from the o200k vocabulary
+// found by o200k_vocabulary_path() (quicktok's o200k.vocab or tiktoken's rank file), when the model's
+// vocabulary holds its 201088 ids.
+inline void gpt_oss_o200k_fallback(loaded_model& out) {
+  const std::string vocab = o200k_vocabulary_path();
+  const int n = out.model.config().vocab_size;
+  if (vocab.empty()) {
+    out.tokenizer_note += "; no o200k vocabulary found either (run scripts/fetch_o200k.sh or set MLA_O200K_VOCAB)";
+  } else if (n < 201088) {
+    out.tokenizer_note += "; the o200k vocabulary (" + vocab + ") needs 201088 ids, the model has " + std::to_string(n);
+  } else {
+    out.tokenizer = tok::tokenizer::from_tiktoken(tok::load_o200k_harmony(vocab));
+    out.has_tokenizer = true;
+    out.tokenizer_note.clear();
+  }
 }
 }  // namespace detail
 
@@ -63,6 +82,7 @@ inline loaded_model load_model(const std::string& path) {
         out.tokenizer_note = std::string("tokenizer.json is not valid: ") + e.what();
       }
     }
+    if (!fs::exists(tj) && out.model.config().architecture == "gpt_oss") detail::gpt_oss_o200k_fallback(out);
     return out;
   }
   const io::gguf_file f = io::gguf_file::open(path);

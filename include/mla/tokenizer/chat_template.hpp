@@ -59,6 +59,37 @@ inline std::string render_chatml(const std::vector<chat_message>& messages,
   return out;
 }
 
+// gpt-oss's harmony chat format (OpenAI's harmony docs; the chat_template of openai/gpt-oss-*):
+//   <|start|>system<|message|>{model identity}\nKnowledge cutoff: 2024-06\n\nReasoning: {effort}\n\n
+//     # Valid channels: analysis, commentary, final. Channel must be included for every message.<|end|>
+//   <|start|>developer<|message|># Instructions\n\n{content}<|end|>     for a "system" message
+//   <|start|>{role}<|message|>{content}<|end|>                            for every other message
+//   <|start|>assistant                                                    when a generation prompt is asked for
+// The model answers "<|channel|>analysis<|message|>...<|end|><|start|>assistant<|channel|>final<|message|>...
+// <|return|>". The date line of the Jinja template (today's date) is left out, so that rendering is
+// deterministic.
+struct harmony_options {
+  std::string model_identity = "You are ChatGPT, a large language model trained by OpenAI.";
+  std::string reasoning_effort = "medium";  // low | medium | high
+  bool add_generation_prompt = true;
+};
+
+inline std::string render_harmony(const std::vector<chat_message>& messages, const harmony_options& options = {}) {
+  std::string out = "<|start|>system<|message|>" + options.model_identity +
+                    "\nKnowledge cutoff: 2024-06\n\nReasoning: " + options.reasoning_effort +
+                    "\n\n# Valid channels: analysis, commentary, final. Channel must be included for every message."
+                    "<|end|>";
+  for (const chat_message& m : messages) {
+    if (m.role == "system" || m.role == "developer") {
+      out += "<|start|>developer<|message|># Instructions\n\n" + m.content + "<|end|>";
+    } else {
+      out += "<|start|>" + m.role + "<|message|>" + m.content + "<|end|>";
+    }
+  }
+  if (options.add_generation_prompt) out += "<|start|>assistant";
+  return out;
+}
+
 // True when a model's template text is the SmolLM2 one, i.e. render_chatml() renders it faithfully.
 inline bool is_smollm2_chat_template(std::string_view template_text) noexcept {
   return template_text == smollm2_chat_template;

@@ -11,7 +11,7 @@
 // encode_ordinary(text) skips step 1 (tiktoken's encode_ordinary). decode(ids) concatenates bytes.
 //
 // Ranks are merge priorities and ids at once; there is no merge list. (A Hugging Face tokenizer.json
-// for gpt-oss expresses the same thing as byte-level vocab + merges; that form is not read here.)
+// for gpt-oss expresses the same thing as byte-level vocab + merges; o200k_json.hpp reads that form.)
 #pragma once
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -231,6 +232,21 @@ class tiktoken_bpe {
 
   std::size_t vocab_size() const noexcept { return n_vocab_; }  // largest id + 1, specials included
   std::size_t rank_count() const noexcept { return ranks_.size(); }
+
+  // The id of a special token's text, else of the ordinary token with these bytes; nullopt if neither.
+  std::optional<std::int32_t> find(std::string_view text) const {
+    for (const special_token& s : specials_)
+      if (s.text == text) return s.id;
+    if (const auto it = ranks_.find(std::string(text)); it != ranks_.end()) return it->second;
+    return std::nullopt;
+  }
+  // True for the id of a special token (an id with no ordinary token's bytes that a special names).
+  bool is_special(std::int32_t id) const {
+    return id >= 0 && (static_cast<std::size_t>(id) >= tokens_.size() || tokens_[static_cast<std::size_t>(id)].empty()) &&
+           special_text_.count(id) != 0;
+  }
+  const std::vector<std::string>& tokens() const noexcept { return tokens_; }     // bytes by rank
+  const std::vector<special_token>& specials() const noexcept { return specials_; }  // longest text first
 
   // BPE of one pre-tokenized piece (no special tokens), appended to `out`.
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& out) const {

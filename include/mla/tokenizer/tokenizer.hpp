@@ -16,6 +16,10 @@
 // no normalizer, pre_tokenizer ByteLevel(add_prefix_space = false) alone or after
 // Digits(individual_digits = true), decoder ByteLevel or none, added_tokens (lstrip and rstrip
 // supported; single_word is not). The post_processor is ignored: ask for BOS/EOS explicitly.
+//
+// The same class also carries gpt-oss's o200k tokenizer (tiktoken.hpp) when built by from_tiktoken() or
+// from a tokenizer.json in the o200k form (o200k_json.hpp): encode/decode/find/type/vocab_size then use
+// tiktoken's rules (ranks, no merge list; special tokens are control tokens); model() is empty.
 // Needs nlohmann/json (header-only, Debian nlohmann-json3-dev).
 #pragma once
 
@@ -25,6 +29,7 @@
 #include <cstdint>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -36,7 +41,9 @@
 
 #include "mla/core/error.hpp"
 #include "mla/tokenizer/bpe.hpp"
+#include "mla/tokenizer/o200k_json.hpp"
 #include "mla/tokenizer/pre_tokenizer.hpp"
+#include "mla/tokenizer/tiktoken.hpp"
 #include "mla/tokenizer/unicode.hpp"
 
 namespace mla::tok {
@@ -145,7 +152,20 @@ class tokenizer {
     model_ = bpe_model(std::move(v.tokens), v.merges, options);
   }
 
-  // From a Hugging Face tokenizer.json text; `source` names it in error messages.
+  // gpt-oss's o200k tokenizer (tiktoken rules); EOS for encode options is `eos_id` when given.
+  static tokenizer from_tiktoken(tiktoken_bpe t, std::optional<std::int32_t> eos_id = std::nullopt) {
+    tokenizer out;
+    check(!eos_id || (*eos_id >= 0 && static_cast<std::size_t>(*eos_id) < t.vocab_size()), "tokenizer: EOS id ",
+          eos_id.value_or(-1), " is outside the vocabulary of ", t.vocab_size());
+    out.eos_id_ = eos_id;
+    out.tiktoken_ = std::make_shared<const tiktoken_bpe>(std::move(t));
+    return out;
+  }
+  // The tiktoken tokenizer behind this one (gpt-oss), or null for a byte-level BPE one.
+  const tiktoken_bpe* tiktoken() const noexcept { return tiktoken_.get(); }
+
+  // From a Hugging Face tokenizer.json text (the byte-level BPE form above, or gpt-oss's o200k form);
+  // `source` names it in error messages.
   static tokenizer from_hf_json(std::string_view json_text, std::string_view source = "tokenizer.json");
   static tokenizer from_hf_json_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -164,7 +184,11 @@ class tokenizer {
       check(bos_id_.has_value(), "tokenizer: BOS requested but the vocabulary has no BOS token");
       out.push_back(*bos_id_);
     }
-    if (options.parse_special && !specials_.empty()) {
+    if (tiktoken_) {
+      const std::vector<std::int32_t> ids =
+          options.parse_special ? tiktoken_->encode(text) : tiktoken_->encode_ordinary(text);
+      out.insert(out.end(), ids.begin(), ids.end());
+    } else if (options.parse_special && !specials_.empty()) {
       encode_with_specials(text, out);
     } else {
       encode_plain(text, out);
@@ -186,6 +210,10 @@ class tokenizer {
     for (const std::int32_t id : ids) {
       const token_type t = type(id);
       if (options.skip_special && t == token_type::control) continue;
+      if (tiktoken_) {
+        out += tiktoken_->token_bytes(id);
+        continue;
+      }
       out += is_matched_type(t) ? model_.token_text(id) : model_.token_bytes(id);
     }
   }
@@ -197,14 +225,24 @@ class tokenizer {
   // The bytes of one token (a streaming detokenizer concatenates these).
   std::string token_piece(std::int32_t id) const { return decode(std::vector<std::int32_t>{id}); }
 
-  std::size_t vocab_size() const noexcept { return types_.size(); }
+  std::size_t vocab_size() const noexcept { return tiktoken_ ? tiktoken_->vocab_size() : types_.size(); }
   token_type type(std::int32_t id) const {
+    if (tiktoken_) {
+      check(id >= 0 && static_cast<std::size_t>(id) < tiktoken_->vocab_size(), "tokenizer: token id ", id,
+            " is outside the vocabulary of ", tiktoken_->vocab_size());
+      return tiktoken_->is_special(id) ? token_type::control : token_type::normal;
+    }
     check(id >= 0 && static_cast<std::size_t>(id) < types_.size(), "tokenizer: token id ", id,
           " is outside the vocabulary of ", types_.size());
     return types_[static_cast<std::size_t>(id)];
   }
-  const std::string& token_text(std::int32_t id) const { return model_.token_text(id); }
-  std::optional<std::int32_t> find(std::string_view text) const { return model_.find(text); }
+  // Byte-level text (tiktoken: the raw bytes) of a token.
+  const std::string& token_text(std::int32_t id) const {
+    return tiktoken_ ? tiktoken_->token_bytes(id) : model_.token_text(id);
+  }
+  std::optional<std::int32_t> find(std::string_view text) const {
+    return tiktoken_ ? tiktoken_->find(text) : model_.find(text);
+  }
   std::optional<std::int32_t> bos_id() const noexcept { return bos_id_; }
   std::optional<std::int32_t> eos_id() const noexcept { return eos_id_; }
   std::optional<std::int32_t> unk_id() const noexcept { return unk_id_; }
@@ -285,6 +323,7 @@ class tokenizer {
   std::optional<std::int32_t> pad_id_;
   std::vector<special> specials_;  // longest text first
   std::array<std::vector<std::size_t>, 256> by_first_byte_;
+  std::shared_ptr<const tiktoken_bpe> tiktoken_;  // gpt-oss's o200k tokenizer; null: byte-level BPE above
 };
 
 // ---- tokenizer.json ------------------------------------------------------------------------------
@@ -384,6 +423,7 @@ inline tokenizer tokenizer::from_hf_json(std::string_view json_text, std::string
     mla::detail::throw_error(source, ": not valid JSON (at byte ", e.byte, "): ", e.what());
   }
   if (!root.is_object()) r.fail("(root)", "expected an object");
+  if (detail::is_o200k_hf_json(root)) return from_tiktoken(o200k_from_hf_json(root, source));
 
   if (const json* normalizer = r.optional_member(root, "normalizer")) {
     r.fail("normalizer", "not supported (expected null), found " + normalizer->dump());

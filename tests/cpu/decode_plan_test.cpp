@@ -100,6 +100,7 @@ BOOST_AUTO_TEST_CASE(split_ranges_cover_the_window) {
         if (r.empty()) continue;
         BOOST_TEST(r.begin == next);
         BOOST_TEST((r.begin - vis.begin) % mla::cuda::decode_tile_tokens == 0);
+        BOOST_TEST(r.size() > 0);
         next = r.end;
       }
       BOOST_TEST(next == vis.end, "len " << len << " window " << window);
@@ -115,6 +116,14 @@ BOOST_AUTO_TEST_CASE(gqa_plan) {
   BOOST_TEST(pl.m_tiles == 1);
   BOOST_TEST(pl.head_blocks == 8);
   BOOST_TEST(pl.pairs_per_warp == 1);
+  BOOST_TEST(pl.tile_tokens == mla::cuda::decode_wide_tile_tokens);  // 4 blocks x 1 m-tile x 2 k-slices
+  BOOST_TEST(mla::cuda::decode_score_slices(1, 64) == 2);
+  BOOST_TEST(mla::cuda::decode_score_slices(4, 64) == 0);  // 16 (block, m-tile) items > 8 warps
+  // A group of 64 heads (4 m-tiles) falls back to 32-key tiles.
+  p.heads_per_group = 64, p.groups = 1;
+  BOOST_TEST(mla::cuda::make_decode_plan(p, "t").tile_tokens == mla::cuda::decode_tile_tokens);
+  // MLA rows always take 32-key tiles.
+  BOOST_TEST(mla::cuda::make_decode_plan(mla_problem({96, 32, 480}, 8, 64, 8192), "t").tile_tokens == 32);
   BOOST_TEST(pl.num_splits == 1);  // 512 CTAs already fill two waves
 }
 

@@ -7,8 +7,8 @@
 // row per token ("MQA over a tile"):
 //   MLA: key row = [c (latent_rank) | k_pe (rope_dim)], value row = c, queries [q̃ | q_pe]
 //   GQA: key row = K[g] (head_dim), value row = V[g], queries q of the heads of group g
-// Per tile of 32 tokens (double-buffered with cp.async, zero-filled past the range):
-//   S = Q K^T            [16 mt, 32]    mma over the key width, warps split (m-tile, token half, k-slice)
+// Per tile of 32 tokens (64 for GQA; double-buffered with cp.async, zero-filled past the range):
+//   S = Q K^T            [16 mt, 32]    mma over the key width, warps split (m-tile, token block, k-slice)
 //   online softmax       exp2 with the scale folded, P rounded to Elem; row sums use the rounded P
 //   O = alpha O + P V    [16 mt, value_width] fp32 in registers; warp w owns 16-channel pairs w, w+8, ...
 // With one split the sinks enter the final normalisation; with several, each CTA writes an fp32 partial
@@ -61,15 +61,15 @@ struct max_op {
   __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
 };
 
-template <class Elem, int MT, int NP, bool SeparateValues>
+template <class Elem, int MT, int NP, bool SeparateValues, int TN>
 __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_kernel_params<Elem> p) {
-  constexpr int HB = 16 * MT;                 // head rows of the CTA (padded)
-  constexpr int TN = decode_tile_tokens;      // keys per tile
-  constexpr int KS = decode_warps / (2 * MT); // k-slices of the score product
+  constexpr int HB = 16 * MT;                 // head rows of the CTA (padded); TN keys per tile
+  constexpr int NB = TN / 16;                 // 16-token blocks of the score product
+  constexpr int KS = decode_score_slices(MT, TN);  // k-slices of the score product
   constexpr int TPR = decode_threads / HB;    // softmax threads per head row
   constexpr int TPT = TN / TPR;               // keys per softmax thread
   constexpr int LDS = TN + 4, LDP = TN + decode_row_pad;
-  static_assert(KS >= 1 && KS * 2 * MT == decode_warps, "decode_kernel: MT must be 1, 2 or 4");
+  static_assert(KS >= 1 && KS * NB * MT == decode_warps, "decode_kernel: warps must cover (token block, m-tile)");
   static_assert(TPT >= 1 && TPR * TPT == TN, "decode_kernel: softmax threads must tile the token tile");
   constexpr float neg_inf = -HUGE_VALF;
 
@@ -167,9 +167,9 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
     const Elem* const vt = SeparateValues ? v_s + stage * TN * ldv : kt;
     const int ldvt = SeparateValues ? ldv : ldk;
 
-    // Scores: warp -> (token half, m-tile, k-slice); partial sums per k-slice into s_s.
+    // Scores: warp -> (16-token block, m-tile, k-slice); partial sums per k-slice into s_s.
     {
-      const int half = warp & 1, mt = (warp >> 1) % MT, ks = warp / (2 * MT);
+      const int half = warp % NB, mt = (warp / NB) % MT, ks = warp / (NB * MT);
       const int ksteps = W / 16, per = cpu::ceil_div(ksteps, KS);
       const int k_lo = ks * per, k_hi = min(ksteps, k_lo + per);
       float sacc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};

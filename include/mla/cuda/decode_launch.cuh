@@ -37,16 +37,19 @@ inline device_limits current_device_limits() {
 
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
-// The kernel instantiation for (m-tiles, pairs per warp); null when not instantiated.
-template <class Elem, bool Separate, int NP>
+// The kernel instantiation for (m-tiles, pairs per warp, tile tokens); null when not instantiated.
+template <class Elem, bool Separate, int NP, int TN>
 auto select_m_tiles(int mt) -> void (*)(decode_kernel_params<Elem>) {
   switch (mt) {
     case 1:
-      return decode_kernel<Elem, 1, NP, Separate>;
+      if constexpr (decode_score_slices(1, TN) > 0) return decode_kernel<Elem, 1, NP, Separate, TN>;
+      return nullptr;
     case 2:
-      return decode_kernel<Elem, 2, NP, Separate>;
+      if constexpr (decode_score_slices(2, TN) > 0) return decode_kernel<Elem, 2, NP, Separate, TN>;
+      return nullptr;
     case 4:
-      if constexpr (4 * NP * 8 <= decode_max_accumulators) return decode_kernel<Elem, 4, NP, Separate>;
+      if constexpr (4 * NP * 8 <= decode_max_accumulators && decode_score_slices(4, TN) > 0)
+        return decode_kernel<Elem, 4, NP, Separate, TN>;
       return nullptr;
     default:
       return nullptr;
@@ -63,8 +66,13 @@ status launch_decode(const decode_plan& plan, decode_kernel_params<Elem> kp, voi
         plan.workspace_bytes, " (workspace_size)");
   check(plan.workspace_bytes == 0 || (workspace != nullptr && aligned16(workspace)), owner,
         ": workspace must be a 16-byte aligned device buffer of workspace_size() bytes");
-  auto kernel = select_m_tiles<Elem, Separate, NP>(plan.m_tiles);
-  check(kernel != nullptr, owner, ": no kernel for ", plan.m_tiles, " m-tiles and ", NP, " value pairs per warp");
+  void (*kernel)(decode_kernel_params<Elem>) = nullptr;
+  if (plan.tile_tokens == decode_tile_tokens) kernel = select_m_tiles<Elem, Separate, NP, decode_tile_tokens>(plan.m_tiles);
+  if constexpr (Separate)  // only the separate-value (GQA) rows use the wide tile
+    if (plan.tile_tokens == decode_wide_tile_tokens)
+      kernel = select_m_tiles<Elem, Separate, NP, decode_wide_tile_tokens>(plan.m_tiles);
+  check(kernel != nullptr, owner, ": no kernel for ", plan.m_tiles, " m-tiles, ", NP, " value pairs per warp and ",
+        plan.tile_tokens, "-key tiles");
   kp.splits = plan.num_splits;
   kp.heads_per_block = plan.heads_per_block;
   kp.blocks_per_group = cpu::ceil_div(kp.heads_per_group, plan.heads_per_block);

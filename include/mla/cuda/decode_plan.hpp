@@ -4,7 +4,7 @@
 //
 // The kernel (decode_kernel.cuh) is "MQA over a token tile" on tensor cores: a CTA owns one sequence, one
 // KV split and one block of up to 64 query heads that share each cached row; it walks its token range in
-// tiles of decode_tile_tokens keys, computes scores S = Q K^T and the weighted sum O += P V with
+// tiles of 32 keys (64 for GQA's narrow rows: decode_plan::tile_tokens), computes scores S = Q K^T and the weighted sum O += P V with
 // mma.m16n8k16 (bf16/fp16 in, fp32 accumulate), and keeps O in registers:
 //   warps                 8 (256 threads)
 //   m-tiles (mt)          16 query heads each, 1, 2 or 4 per CTA
@@ -18,11 +18,13 @@
 #include <string>
 
 #include "mla/core/error.hpp"
+#include "mla/core/host_device.hpp"
 #include "mla/cpu/paged_cache.hpp"
 
 namespace mla::cuda {
 
-inline constexpr int decode_tile_tokens = 32;   // keys per tile (two k16 steps of the P V product)
+inline constexpr int decode_tile_tokens = 32;   // keys per tile for latent rows (two k16 steps of P V)
+inline constexpr int decode_wide_tile_tokens = 64;  // keys per tile for narrow GQA rows (more bytes in flight)
 inline constexpr int decode_warps = 8;          // warps per CTA
 inline constexpr int decode_threads = 32 * decode_warps;
 inline constexpr int decode_max_splits = 64;    // KV splits per sequence (the combine keeps their weights)
@@ -46,18 +48,25 @@ constexpr int decode_m_tiles(int heads, int pairs_per_warp) {
   return mt;
 }
 
+// The score product S = Q K^T is split over the warps as (16-token block, m-tile, k-slice); the k-slices'
+// partial sums meet in shared memory. 0 when the warps cannot cover the blocks and m-tiles.
+MLA_HOST_DEVICE constexpr int decode_score_slices(int m_tiles, int tile_tokens) {
+  const int items = (tile_tokens / 16) * m_tiles;
+  return items <= decode_warps && decode_warps % items == 0 ? decode_warps / items : 0;
+}
+
 // Shared memory of one CTA, in bytes, for elements of elem_bytes:
 //   q [16 mt][key_width + pad], two stages of keys [32][key_width + pad] (and of values [32][value_width + pad]
 //   when they are a separate tensor), scores [64][32 + 4] fp32, probabilities [16 mt][32 + 8], row state 3 x
 //   [16 mt] fp32.
 constexpr std::size_t decode_smem_bytes(int m_tiles, int key_width, int value_width, bool separate_values,
-                                        int elem_bytes) {
-  const std::size_t hb = 16 * static_cast<std::size_t>(m_tiles), tn = decode_tile_tokens;
+                                        int elem_bytes, int tile_tokens = decode_tile_tokens) {
+  const std::size_t hb = 16 * static_cast<std::size_t>(m_tiles), tn = static_cast<std::size_t>(tile_tokens);
   const std::size_t ldk = static_cast<std::size_t>(key_width) + decode_row_pad;
   const std::size_t ldv = static_cast<std::size_t>(value_width) + decode_row_pad;
   std::size_t bytes = (hb + 2 * tn) * ldk * elem_bytes;
   if (separate_values) bytes += 2 * tn * ldv * elem_bytes;
-  bytes += 64 * (tn + 4) * sizeof(float);   // score partials: (warps / (2 mt)) k-slices x 16 mt rows = 64 rows
+  bytes += decode_score_slices(m_tiles, tile_tokens) * hb * (tn + 4) * sizeof(float);  // score partials
   bytes += hb * (tn + 8) * elem_bytes;       // probabilities
   bytes += 3 * hb * sizeof(float);           // m, l, alpha
   return bytes;
@@ -66,6 +75,7 @@ constexpr std::size_t decode_smem_bytes(int m_tiles, int key_width, int value_wi
 // Everything a launch needs, decided on the host.
 struct decode_plan {
   int m_tiles = 0;          // 16-head m-tiles per CTA
+  int tile_tokens = decode_tile_tokens;  // keys per tile
   int pairs_per_warp = 0;   // 16-channel value pairs per warp
   int heads_per_block = 0;  // query heads a CTA owns (<= 16 * m_tiles)
   int head_blocks = 0;      // CTAs per (sequence, split) along the heads
@@ -104,9 +114,10 @@ inline int decode_ctas_per_sm(std::size_t smem_bytes) {
 // (cache bytes a CTA streams, plus its fp32 partial written and read back by the combine), the smallest s
 // on ties. This avoids a last, mostly empty wave (batch 64 on 132 SMs: 2 splits fill 128 slots in one
 // round, where 5 would need 3 rounds).
-inline int decode_num_splits(const decode_problem& p, int ctas_per_split, int heads_per_cta, std::size_t smem_bytes) {
+inline int decode_num_splits(const decode_problem& p, int ctas_per_split, int heads_per_cta, std::size_t smem_bytes,
+                             int tile_tokens = decode_tile_tokens) {
   const int visible = cpu::decode_visible_range(p.max_seq_len, p.sliding_window).size();
-  const int tiles = std::max(1, cpu::ceil_div(visible, decode_tile_tokens));
+  const int tiles = std::max(1, cpu::ceil_div(visible, tile_tokens));
   if (p.requested_splits > 0) return std::max(1, std::min({p.requested_splits, tiles, decode_max_splits}));
   const int most = std::max(1, std::min({tiles, visible / 256, decode_max_splits}));
   const double slots = static_cast<double>(p.sm_count) * decode_ctas_per_sm(smem_bytes);
@@ -143,15 +154,20 @@ inline decode_plan make_decode_plan(const decode_problem& p, const char* owner) 
   decode_plan plan;
   plan.pairs_per_warp = decode_pairs_per_warp(p.value_width);
   plan.m_tiles = decode_m_tiles(p.heads_per_group, plan.pairs_per_warp);
-  while (plan.m_tiles > 1 &&
-         decode_smem_bytes(plan.m_tiles, p.key_width, p.value_width, p.separate_values, p.elem_bytes) > p.max_smem)
-    plan.m_tiles /= 2;
-  plan.smem_bytes = decode_smem_bytes(plan.m_tiles, p.key_width, p.value_width, p.separate_values, p.elem_bytes);
+  // Narrow separate K and V rows (GQA) take 64-key tiles when the warps can cover them (<= 2 m-tiles).
+  plan.tile_tokens = p.separate_values && decode_score_slices(plan.m_tiles, decode_wide_tile_tokens) > 0
+                         ? decode_wide_tile_tokens
+                         : decode_tile_tokens;
+  auto smem = [&](int mt) {
+    return decode_smem_bytes(mt, p.key_width, p.value_width, p.separate_values, p.elem_bytes, plan.tile_tokens);
+  };
+  while (plan.m_tiles > 1 && smem(plan.m_tiles) > p.max_smem) plan.m_tiles /= 2;
+  plan.smem_bytes = smem(plan.m_tiles);
   check(plan.smem_bytes <= p.max_smem, owner, ": key width ", p.key_width, " needs ", plan.smem_bytes,
         " bytes of shared memory per block, the device allows ", p.max_smem);
   plan.heads_per_block = std::min(p.heads_per_group, 16 * plan.m_tiles);
   plan.head_blocks = p.groups * cpu::ceil_div(p.heads_per_group, plan.heads_per_block);
-  plan.num_splits = decode_num_splits(p, plan.head_blocks, plan.heads_per_block, plan.smem_bytes);
+  plan.num_splits = decode_num_splits(p, plan.head_blocks, plan.heads_per_block, plan.smem_bytes, plan.tile_tokens);
   const std::size_t rows = static_cast<std::size_t>(p.batch) * plan.num_splits * p.heads_per_group * p.groups;
   plan.workspace_bytes = plan.num_splits > 1 ? rows * (static_cast<std::size_t>(p.value_width) + 1) * sizeof(float) : 0;
   return plan;

@@ -5,12 +5,15 @@
 //   mla-eval --model smollm2-mla --text ../shared/data/wikitext-2-raw-test.txt --ctx 2048
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mla/convert/calibration.hpp>
 #include <mla/convert/calibration_text.hpp>
 #include <mla/convert/pipeline.hpp>
+#include <mla/model/deepseek_v3.hpp>
 #include <mla/model/load.hpp>
 #include <mla/model/save_checkpoint.hpp>
 #include <mla/util/progress_bar.hpp>
@@ -47,7 +50,8 @@ void run_with_bar(const mla::model::decoder<float>& dec, const std::vector<std::
 int main(int argc, char** argv) {
   using namespace mla::convert;
   CLI::App app{"Convert a GQA model (GGUF file or checkpoint directory) to MLA"};
-  std::string model_path, calib_path = default_calib(), out_dir, export_kind, dtype_name = "f32";
+  std::string model_path, calib_path = default_calib(), out_dir, export_kind, export_dir, dtype_name = "f32";
+  bool no_latent_norm = false;
   pipeline_options o;
   o.layer.factor.method = factor_method::attention_aware;
   o.layer.rope.rope_dim = 32;
@@ -89,7 +93,11 @@ int main(int argc, char** argv) {
   app.add_option("--refit-tokens", refit_tokens, "calibration tokens the refit uses")->check(CLI::PositiveNumber);
   app.add_option("--out", out_dir, "output checkpoint directory (must not exist)")->required();
   app.add_option("--dtype", dtype_name, "weights in the checkpoint")->check(CLI::IsMember({"f32", "bf16"}));
-  app.add_option("--export", export_kind, "also export another layout")->check(CLI::IsMember({"deepseek_v3"}));
+  app.add_option("--export", export_kind, "also export the DeepSeek-V3 layout (every layer converted, no biases)")
+      ->check(CLI::IsMember({"deepseek_v3"}));
+  app.add_option("--export-out", export_dir, "directory of the export (default: <out>-deepseek_v3)");
+  app.add_flag("--no-latent-norm", no_latent_norm,
+               "export without kv_a_layernorm (exact, but stock DeepSeek code expects the norm)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -98,7 +106,9 @@ int main(int argc, char** argv) {
     mla::check(!calib_path.empty(), "--calib: no calibration text given and the default ",
                "../shared/data/wikitext-2-valid-tokenized.txt (or $MLA_DATA_DIR) is absent");
     mla::check(kv_budget >= 0, "--kv-budget must be > 0 (a fraction in (0, 1] or bytes per token), found ", kv_budget);
-    mla::check(export_kind.empty(), "--export ", export_kind, ": not implemented yet in mla-convert");
+    if (!export_kind.empty() && export_dir.empty()) export_dir = out_dir + "-deepseek_v3";
+    mla::check(export_dir.empty() || !fs::exists(export_dir), "--export-out: '", export_dir,
+               "' already exists (nothing is overwritten)");
 
     std::fprintf(stderr, "loading %s\n", model_path.c_str());
     const mla::model::loaded_model m = mla::model::load_model(model_path);
@@ -171,10 +181,37 @@ int main(int argc, char** argv) {
                 100.0 - 100.0 * after_elems / before_elems);
 
     const auto files = mla::model::checkpoint_tokenizer_files(model_path);
+    const mla::io::dtype type = dtype_name == "bf16" ? mla::io::dtype::BF16 : mla::io::dtype::F32;
+    if (!export_dir.empty()) {
+      // The latent norm's constant weight: the RMS a latent has on the calibration tokens (padded rank).
+      mla::model::deepseek_export_options eo;
+      eo.latent_norm = !no_latent_norm;
+      eo.type = type;
+      int r_max = 0;
+      for (int l : conv.ranks) r_max = std::max(r_max, l);
+      for (int l = 0; l < cfg.n_layers; ++l) {
+        const auto& layer = conv.weights.layers[static_cast<std::size_t>(l)].mla;
+        const double ms = layer.latent_rank > 0 ? mla::model::latent_mean_square(
+                                                      layer, stats.layers[static_cast<std::size_t>(l)].augmented_second_moment())
+                                                : 1.0;
+        eo.latent_rms.push_back(std::sqrt(ms / std::max(1, r_max)));
+      }
+      std::fprintf(stderr, "writing %s\n", export_dir.c_str());
+      mla::model::save_deepseek_v3(export_dir, conv.config, conv.weights, eo, files);
+    }
     std::fprintf(stderr, "writing %s\n", out_dir.c_str());
-    mla::model::save_checkpoint(out_dir, conv.config, conv.weights, files,
-                                dtype_name == "bf16" ? mla::io::dtype::BF16 : mla::io::dtype::F32);
+    try {
+      mla::model::save_checkpoint(out_dir, conv.config, conv.weights, files, type);
+    } catch (...) {
+      std::error_code ec;
+      if (!export_dir.empty()) fs::remove_all(export_dir, ec);  // no partial output: the export goes too
+      throw;
+    }
     std::printf("wrote %s\n", out_dir.c_str());
+    if (!export_dir.empty())
+      std::printf("wrote %s (DeepSeek-V3 layout, %s)\n", export_dir.c_str(),
+                  no_latent_norm ? "no kv_a_layernorm: exact, needs an engine that skips the latent norm"
+                                 : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-convert: error: %s\n", e.what());
     return 1;

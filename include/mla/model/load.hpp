@@ -14,6 +14,7 @@
 #include "mla/core/error.hpp"
 #include "mla/io/gguf.hpp"
 #include "mla/model/decoder.hpp"
+#include "mla/model/deepseek_v3.hpp"
 #include "mla/model/gpt_oss_tokenizer.hpp"
 #include "mla/model/load_gguf.hpp"
 #include "mla/model/load_safetensors.hpp"
@@ -42,6 +43,13 @@ inline std::string hf_chat_template(const std::filesystem::path& dir) {
   const auto it = j.find("chat_template");
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
+// config.json says model_type "deepseek_v3" (a DeepSeek-V3-layout export, deepseek_v3.hpp).
+inline bool is_deepseek_v3_dir(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "config.json", std::ios::binary);
+  if (!in) return false;
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("model_type") && j.at("model_type") == "deepseek_v3";
+}
 // A gpt-oss directory without tokenizer.json: the real o200k_harmony tokenizer from the o200k vocabulary
 // found by o200k_vocabulary_path() (quicktok's o200k.vocab or tiktoken's rank file), when the model's
 // vocabulary holds its 201088 ids.
@@ -60,12 +68,13 @@ inline void gpt_oss_o200k_fallback(loaded_model& out) {
 }
 }  // namespace detail
 
-// `path`: a .gguf file or a checkpoint directory.
+// `path`: a .gguf file or a checkpoint directory (Hugging Face llama/gpt_oss, the project's MLA format, or a
+// DeepSeek-V3-layout export).
 inline loaded_model load_model(const std::string& path) {
   namespace fs = std::filesystem;
   check(fs::exists(path), "mla: model path '", path, "' does not exist");
   if (fs::is_directory(path)) {
-    decoder<float> m = load_safetensors(path);
+    decoder<float> m = detail::is_deepseek_v3_dir(path) ? load_deepseek_v3(path) : load_safetensors(path);
     loaded_model out{std::move(m), tok::tokenizer(), "", path, false, ""};
     const fs::path tj = fs::path(path) / "tokenizer.json";
     if (!fs::exists(tj)) {

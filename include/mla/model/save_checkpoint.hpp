@@ -130,6 +130,8 @@ template <class T>
 void check_mla_layer_savable(const model_config& c, int l, const ref::mla_layer<T>& m) {
   const std::string who = "mla::model::save_checkpoint: layer " + std::to_string(l);
   const layer_config& lc = c.layers[static_cast<std::size_t>(l)];
+  check(m.latent_norm.size() == 0, who, ": a latent norm (kv_a_layernorm) is not part of this format; ",
+        "use the DeepSeek-V3 export (deepseek_v3.hpp)");
   check(!m.uses_latent_rope(), who, ": the exact latent-RoPE form (stage 0) has no decoupled key and is not saved");
   check(m.nope_dim == c.head_dim && m.v_head_dim == c.head_dim, who, ": nope_dim/v_head_dim = ", m.nope_dim, "/",
         m.v_head_dim, ", the format needs head_dim = ", c.head_dim);

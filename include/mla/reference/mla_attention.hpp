@@ -30,6 +30,7 @@
 #include "mla/core/shape.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/gqa_attention.hpp"
+#include "mla/reference/norms.hpp"
 #include "mla/reference/online_softmax.hpp"
 #include "mla/reference/rope.hpp"
 
@@ -55,6 +56,10 @@ struct mla_layer {
   matrix<T> wo;      // [hidden, n_heads*v_head_dim]
   vector<T> bo;      // [hidden] or empty
   vector<T> sinks;   // [n_heads] or empty
+  // DeepSeek's kv_a_layernorm: when non-empty, c = RMSNorm(x w_dkv^T + b_dkv) * latent_norm before caching
+  // (the cache holds the normalised latent, so both forms stay equal). Empty: no latent norm.
+  vector<T> latent_norm;  // [latent_rank] or empty
+  double latent_norm_eps = 1e-6;
   rope_config rope;  // decoupled: rope.dim == rope_dim; latent RoPE: rope.dim == nope_dim
   attention_options attention;
   std::vector<int> latent_rope_offsets;  // latent RoPE blocks [off, off+rope.dim); empty = decoupled layout
@@ -119,6 +124,9 @@ struct mla_layer {
     detail::check_weight(owner, "wo", wo, hidden, "hidden", h * v_head_dim, "n_heads*v_head_dim");
     detail::check_optional(owner, "bo", bo, hidden, "hidden");
     detail::check_optional(owner, "sinks", sinks, h, "n_heads");
+    detail::check_optional(owner, "latent_norm", latent_norm, latent_rank, "latent_rank");
+    check(latent_norm.size() == 0 || latent_norm_eps > 0, owner, ": latent_norm_eps must be > 0, found ",
+          latent_norm_eps);
     if (!uses_latent_rope()) {
       check(rope_dim > 0, owner, ": rope_dim is 0 and latent_rope_offsets is empty: the layer has no position ",
             "information (set rope_dim > 0, or latent_rope_offsets for the exact form)");
@@ -182,6 +190,7 @@ template <class T>
 void mla_compress(const mla_layer<T>& layer, const mla::ref::rope<T>& rot, const matrix<T>& x, mla_cache<T>& cache) {
   const long first_pos = cache.length();
   matrix<T> c = linear(x, layer.w_dkv, layer.b_dkv);  // [n, latent_rank]
+  if (layer.latent_norm.size() != 0) c = rms_norm(c, layer.latent_norm, layer.latent_norm_eps);
   matrix<T> k_pe(x.rows(), layer.rope_dim);           // [n, rope_dim]
   if (layer.rope_dim > 0) k_pe = linear(x, layer.w_kr, layer.b_kr);
   for (Eigen::Index t = 0; t < x.rows(); ++t) {

@@ -1,0 +1,295 @@
+// DeepSeek-V3 layout for converted Llama-family models: export (save_deepseek_v3) and the project's reader of
+// that layout (load_deepseek_v3), so that an export can be run through the project's own forward.
+//
+// Per layer, prefix "model.layers.N.self_attn." (PyTorch [out, in]; q_lora_rank null, so no q_a/q_b):
+//   q_proj              [H*(d_n+d_R), hidden]   per head d_n content rows, then d_R RoPE rows INTERLEAVED
+//   kv_a_proj_with_mqa  [r + d_R, hidden]       rows [0, r): latent; rows [r, r+d_R): shared key, interleaved
+//   kv_a_layernorm      [r]                     RMSNorm of the latent before kv_b (DeepSeek code always applies it)
+//   kv_b_proj           [H*(d_n+d_v), r]        per head d_n key rows, then d_v value rows
+//   o_proj              [hidden, H*d_v]
+// config.json: model_type "deepseek_v3", kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim,
+// q_lora_rank null, first_k_dense_replace = num_hidden_layers (every MLP dense), rope_interleave true.
+//
+// RoPE rows: DeepSeek stores the rotated pairs adjacent (2i, 2i+1) and de-interleaves before a half-split
+// rotation; the project's layers are NeoX (i, i + d_R/2). Export row 2i = NeoX row i, row 2i+1 = row i + d_R/2.
+// Softmax scale: DeepSeek uses 1/sqrt(d_n + d_R); the converted layers use the source's s_src = 1/sqrt(d), so every
+// q row is multiplied by s_src * sqrt(d_n + d_R) (= sqrt((d + d_R)/d) for Llama). Exact.
+// Latent norm: NOT exact. DeepSeek normalises every token's latent to RMS 1 (times the weight); the converted
+// latent was never normalised. The export sets kv_a_layernorm to the constant sqrt(E||c||^2 / r) measured on
+// calibration inputs, so a token whose latent has the typical RMS is unchanged and others are rescaled by
+// typical/own RMS (keys' content part and values alike). What that costs is measured, not assumed.
+// Ranks differing across layers are padded with zero latent channels to the largest (exact without the norm;
+// with it the padding is part of the RMS and the weight accounts for it). Not exportable (errors): biases,
+// sinks, sliding windows, GQA layers left unconverted, per-layer RoPE frequencies (RoRoPE with FreqFold on a
+// non-standard ladder), RoPE scaling.
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "mla/core/error.hpp"
+#include "mla/io/atomic_file.hpp"
+#include "mla/io/safetensors.hpp"
+#include "mla/model/decoder.hpp"
+#include "mla/model/hf_config.hpp"
+#include "mla/model/load_safetensors.hpp"
+#include "mla/model/model_config.hpp"
+#include "mla/model/save_checkpoint.hpp"
+
+namespace mla::model {
+
+namespace detail {
+// Row permutation of a RoPE block of width dr: interleaved row 2i <- NeoX row i, 2i+1 <- i + dr/2.
+inline int neox_row_of_interleaved(int j, int dr) { return j % 2 == 0 ? j / 2 : j / 2 + dr / 2; }
+}  // namespace detail
+
+// DeepSeek's kv_a_layernorm epsilon (DeepseekV3RMSNorm's default; the config has no field for it).
+inline constexpr double deepseek_latent_norm_eps = 1e-6;
+
+struct deepseek_export_options {
+  bool latent_norm = true;         // false: omit kv_a_layernorm (exact, but stock DeepSeek code expects it)
+  std::vector<double> latent_rms;  // [n_layers] sqrt(E||c||^2 / r_max) per layer (latent_mean_square below)
+  io::dtype type = io::dtype::F32;
+};
+
+// Writes the DeepSeek-V3 layout of a fully converted Llama-family model into `dir` (atomic, like save_checkpoint).
+template <class T>
+void save_deepseek_v3(const std::string& dir, const model_config& c, const model_weights<T>& w,
+                      const deepseek_export_options& opt, const std::vector<checkpoint_file>& extra_files = {}) {
+  namespace fs = std::filesystem;
+  using dmat = ref::matrix<double>;
+  const char* who = "mla::model::save_deepseek_v3";
+  c.validate();
+  check(c.architecture == "llama" && c.mlp == mlp_kind::swiglu, who, ": only Llama-family (SwiGLU) models are exported");
+  check(c.rope.scaling == ref::rope_scaling::none, who, ": RoPE scaling is not exported (DeepSeek maps it to its YaRN)");
+  check(!opt.latent_norm || static_cast<int>(opt.latent_rms.size()) == c.n_layers, who, ": latent_rms has ",
+        opt.latent_rms.size(), " entries, expected n_layers = ", c.n_layers);
+  int r_max = 0;
+  const int dr = c.layers.at(0).rope_dim, d = c.head_dim, H = c.n_heads, hidden = c.hidden;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const layer_config& lc = c.layers[static_cast<std::size_t>(l)];
+    const ref::mla_layer<T>& m = w.layers[static_cast<std::size_t>(l)].mla;
+    const std::string lw = std::string(who) + ": layer " + std::to_string(l);
+    check(lc.attention == attention_kind::mla, lw, " is GQA; DeepSeek-V3 has MLA in every layer");
+    check(lc.rope_dim == dr, lw, ": rope_dim ", lc.rope_dim, " differs from layer 0's ", dr);
+    check(m.rope.inv_freq_override.empty(), lw, ": its RoPE key keeps non-standard frequencies (RoRoPE with a ",
+          "FreqFold that is not every c-th frequency), which DeepSeek's config cannot express");
+    check(m.bq.size() == 0 && m.b_dkv.size() == 0 && m.b_kr.size() == 0 && m.bo.size() == 0, lw,
+          ": attention biases are not part of DeepSeek-V3");
+    check(m.sinks.size() == 0 && m.attention.sliding_window == 0, lw, ": sinks / sliding windows are not exported");
+    check(m.nope_dim == d && m.v_head_dim == d && !m.uses_latent_rope() && m.latent_norm.size() == 0, lw,
+          ": unexpected layer shape");
+    r_max = std::max(r_max, m.latent_rank);
+  }
+  check(!fs::exists(dir), who, ": output '", dir, "' already exists; choose a new path (nothing is overwritten)");
+
+  io::safetensors_writer st;
+  st.set_metadata("format", "pt");
+  detail::add_tensor(st, opt.type, "model.embed_tokens.weight", w.embed);
+  detail::add_tensor(st, opt.type, "lm_head.weight", c.tied_embeddings ? w.embed : w.lm_head);
+  detail::add_tensor(st, opt.type, "model.norm.weight", w.final_norm);
+  const double q_fix = c.effective_softmax_scale() * std::sqrt(double(d + dr));  // s_src / s_deepseek
+  for (int l = 0; l < c.n_layers; ++l) {
+    const auto& lw = w.layers[static_cast<std::size_t>(l)];
+    const ref::mla_layer<T>& m = lw.mla;
+    const int r = m.latent_rank;
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    detail::add_tensor(st, opt.type, p + "input_layernorm.weight", lw.attn_norm);
+    detail::add_tensor(st, opt.type, p + "post_attention_layernorm.weight", lw.mlp_norm);
+    const int qk = d + dr;
+    dmat q(Eigen::Index(H) * qk, hidden);
+    for (int h = 0; h < H; ++h) {
+      const Eigen::Index base = Eigen::Index(h) * qk;
+      q.middleRows(base, d) = m.wq.middleRows(base, d).template cast<double>();
+      for (int j = 0; j < dr; ++j)
+        q.row(base + d + j) = m.wq.row(base + d + detail::neox_row_of_interleaved(j, dr)).template cast<double>();
+    }
+    q *= q_fix;
+    dmat kv_a = dmat::Zero(r_max + dr, hidden);
+    kv_a.topRows(r) = m.w_dkv.template cast<double>();
+    for (int j = 0; j < dr; ++j) kv_a.row(r_max + j) = m.w_kr.row(detail::neox_row_of_interleaved(j, dr)).template cast<double>();
+    dmat kv_b = dmat::Zero(Eigen::Index(H) * (d + d), r_max);
+    for (int h = 0; h < H; ++h) {
+      kv_b.block(Eigen::Index(h) * 2 * d, 0, d, r) = m.w_uk.middleRows(Eigen::Index(h) * d, d).template cast<double>();
+      kv_b.block(Eigen::Index(h) * 2 * d + d, 0, d, r) = m.w_uv.middleRows(Eigen::Index(h) * d, d).template cast<double>();
+    }
+    const std::string a = p + "self_attn.";
+    detail::add_tensor(st, opt.type, a + "q_proj.weight", ref::matrix<float>(q.cast<float>()));
+    detail::add_tensor(st, opt.type, a + "kv_a_proj_with_mqa.weight", ref::matrix<float>(kv_a.cast<float>()));
+    if (opt.latent_norm) {
+      const double s = opt.latent_rms[static_cast<std::size_t>(l)];
+      check(std::isfinite(s) && s > 0, who, ": layer ", l, " latent_rms must be finite and > 0, found ", s);
+      detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight", ref::vector<float>(ref::vector<float>::Constant(r_max, float(s))));
+    }
+    detail::add_tensor(st, opt.type, a + "kv_b_proj.weight", ref::matrix<float>(kv_b.cast<float>()));
+    detail::add_tensor(st, opt.type, a + "o_proj.weight", m.wo);
+    detail::add_tensor(st, opt.type, p + "mlp.gate_proj.weight", lw.mlp.w_gate);
+    detail::add_tensor(st, opt.type, p + "mlp.up_proj.weight", lw.mlp.w_up);
+    detail::add_tensor(st, opt.type, p + "mlp.down_proj.weight", lw.mlp.w_down);
+  }
+  nlohmann::ordered_json j = {{"architectures", nlohmann::ordered_json::array({"DeepseekV3ForCausalLM"})},
+                              {"model_type", "deepseek_v3"},
+                              {"vocab_size", c.vocab_size},
+                              {"hidden_size", hidden},
+                              {"intermediate_size", c.intermediate},
+                              {"moe_intermediate_size", c.intermediate},
+                              {"num_hidden_layers", c.n_layers},
+                              {"num_attention_heads", H},
+                              {"num_key_value_heads", H},
+                              {"n_shared_experts", 1},
+                              {"n_routed_experts", 1},
+                              {"num_experts_per_tok", 1},
+                              {"n_group", 1},
+                              {"topk_group", 1},
+                              {"moe_layer_freq", 1},
+                              {"first_k_dense_replace", c.n_layers},
+                              {"q_lora_rank", nullptr},
+                              {"kv_lora_rank", r_max},
+                              {"qk_nope_head_dim", d},
+                              {"qk_rope_head_dim", dr},
+                              {"qk_head_dim", d + dr},
+                              {"v_head_dim", d},
+                              {"hidden_act", "silu"},
+                              {"max_position_embeddings", c.context_length > 0 ? c.context_length : 2048},
+                              {"rms_norm_eps", c.rms_eps},
+                              {"rope_theta", c.rope.theta},
+                              {"rope_scaling", nullptr},
+                              {"rope_interleave", true},
+                              {"attention_bias", false},
+                              {"tie_word_embeddings", false},
+                              {"torch_dtype", opt.type == io::dtype::F32 ? "float32" : "bfloat16"}};
+  if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
+  if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
+  // Not a DeepSeek field: records that the latent norm is an approximation (or absent) for readers of this export.
+  j["mla_export"] = {{"source", "mla-convert"},
+                     {"latent_norm", opt.latent_norm ? "constant weight sqrt(E||c||^2/r): not exact" : "absent: exact"}};
+
+  const fs::path out = fs::path(dir).lexically_normal();
+  if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
+  fs::path tmp = out;
+  tmp += ".tmp." + std::to_string(static_cast<long long>(::getpid()));
+  check(!fs::exists(tmp), who, ": temporary directory '", tmp.string(), "' already exists");
+  fs::create_directory(tmp);
+  try {
+    st.write((tmp / "model.safetensors").string());
+    io::write_file_atomically((tmp / "config.json").string(), j.dump(2) + "\n");
+    for (const checkpoint_file& f : extra_files) {
+      check(!f.name.empty() && f.name.find('/') == std::string::npos && f.name != "config.json" &&
+                f.name != "model.safetensors", who, ": extra file name '", f.name, "' is not allowed");
+      io::write_file_atomically((tmp / f.name).string(), f.contents);
+    }
+    std::error_code ec;
+    fs::rename(tmp, out, ec);
+    check(!ec, who, ": cannot rename '", tmp.string(), "' to '", out.string(), "': ", ec.message());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+// Reads a DeepSeek-V3-layout checkpoint with dense MLPs and q_lora_rank null (what save_deepseek_v3 writes) into
+// the project's decoder: RoPE rows de-interleaved to NeoX, kv_a/kv_b split per head, kv_a_layernorm applied as
+// the layer's latent norm (when present), softmax scale 1/sqrt(qk_nope + qk_rope).
+inline decoder<float> load_deepseek_v3(const std::string& dir) {
+  namespace fs = std::filesystem;
+  using detail::st_matrix;
+  using detail::st_vector;
+  const std::string path = (fs::path(dir) / "config.json").string();
+  std::ifstream in(path, std::ios::binary);
+  check(static_cast<bool>(in), "cannot open '", path, "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+  check(!j.is_discarded(), path, ": not valid JSON");
+  const detail::json_fields f(j, path);
+  check(f.string("model_type") == "deepseek_v3", path, ": field \"model_type\" must be \"deepseek_v3\"");
+  check(!f.has("q_lora_rank"), path, ": field \"q_lora_rank\" must be null (q_a/q_b projections are not read)");
+  model_config c;
+  c.architecture = "llama";  // the project's forward: dense SwiGLU blocks
+  detail::common_from_hf(f, c);
+  check(f.integer_or("first_k_dense_replace", 0) >= c.n_layers, path,
+        ": field \"first_k_dense_replace\" must be >= num_hidden_layers (MoE layers are not read)");
+  const int r = f.positive("kv_lora_rank"), dn = f.positive("qk_nope_head_dim"), dr = f.positive("qk_rope_head_dim");
+  const int dv = f.positive("v_head_dim");
+  check(dv == dn, path, ": v_head_dim (", dv, ") must equal qk_nope_head_dim (", dn, ")");
+  check(dr % 2 == 0, path, ": field \"qk_rope_head_dim\" must be even, found ", dr);
+  check(f.boolean_or("rope_interleave", true), path, ": field \"rope_interleave\" = false is not read");
+  check(!f.has("rope_scaling"), path, ": field \"rope_scaling\" must be null");
+  c.head_dim = dn;
+  c.softmax_scale = 1.0 / std::sqrt(double(dn + dr));
+  c.rope = ref::rope_config{};
+  c.rope.dim = dr;
+  c.rope.theta = f.number("rope_theta");
+  c.tied_embeddings = f.boolean_or("tie_word_embeddings", false);
+  for (layer_config& lc : c.layers) {
+    lc.attention = attention_kind::mla;
+    lc.latent_rank = r;
+    lc.rope_dim = dr;
+  }
+  c.validate();
+  const auto ck = io::safetensors_checkpoint::open(dir);
+  model_weights<float> w;
+  w.embed = st_matrix(ck, "model.embed_tokens.weight", c.vocab_size, c.hidden);
+  if (!c.tied_embeddings) w.lm_head = st_matrix(ck, "lm_head.weight", c.vocab_size, c.hidden);
+  w.final_norm = st_vector(ck, "model.norm.weight", c.hidden);
+  const int H = c.n_heads, qk = dn + dr;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".", a = p + "self_attn.";
+    layer_weights<float> lw;
+    lw.attn_norm = st_vector(ck, p + "input_layernorm.weight", c.hidden);
+    lw.mlp_norm = st_vector(ck, p + "post_attention_layernorm.weight", c.hidden);
+    ref::mla_layer<float>& m = lw.mla;
+    m.hidden = c.hidden, m.n_heads = H, m.nope_dim = dn, m.rope_dim = dr, m.latent_rank = r, m.v_head_dim = dv;
+    const ref::matrix<float> q = st_matrix(ck, a + "q_proj.weight", long(H) * qk, c.hidden);
+    m.wq = q;
+    for (int h = 0; h < H; ++h)
+      for (int jj = 0; jj < dr; ++jj)
+        m.wq.row(Eigen::Index(h) * qk + dn + detail::neox_row_of_interleaved(jj, dr)) = q.row(Eigen::Index(h) * qk + dn + jj);
+    const ref::matrix<float> kv_a = st_matrix(ck, a + "kv_a_proj_with_mqa.weight", r + dr, c.hidden);
+    m.w_dkv = kv_a.topRows(r);
+    m.w_kr.resize(dr, c.hidden);
+    for (int jj = 0; jj < dr; ++jj) m.w_kr.row(detail::neox_row_of_interleaved(jj, dr)) = kv_a.row(r + jj);
+    if (ck.contains(a + "kv_a_layernorm.weight")) {
+      m.latent_norm = st_vector(ck, a + "kv_a_layernorm.weight", r);
+      m.latent_norm_eps = deepseek_latent_norm_eps;
+    }
+    const ref::matrix<float> kv_b = st_matrix(ck, a + "kv_b_proj.weight", long(H) * (dn + dv), r);
+    m.w_uk.resize(long(H) * dn, r);
+    m.w_uv.resize(long(H) * dv, r);
+    for (int h = 0; h < H; ++h) {
+      m.w_uk.middleRows(Eigen::Index(h) * dn, dn) = kv_b.middleRows(Eigen::Index(h) * (dn + dv), dn);
+      m.w_uv.middleRows(Eigen::Index(h) * dv, dv) = kv_b.middleRows(Eigen::Index(h) * (dn + dv) + dn, dv);
+    }
+    m.wo = st_matrix(ck, a + "o_proj.weight", c.hidden, long(H) * dv);
+    m.rope = c.rope;
+    m.attention.softmax_scale = c.softmax_scale;
+    lw.mlp.w_gate = st_matrix(ck, p + "mlp.gate_proj.weight", c.intermediate, c.hidden);
+    lw.mlp.w_up = st_matrix(ck, p + "mlp.up_proj.weight", c.intermediate, c.hidden);
+    lw.mlp.w_down = st_matrix(ck, p + "mlp.down_proj.weight", c.hidden, c.intermediate);
+    w.layers.push_back(std::move(lw));
+  }
+  return decoder<float>(c, std::move(w));
+}
+
+// E||c||^2 per token of a layer's latent from calibration moments M_aug = E[x_a x_a^T] ([hidden+1]^2):
+// tr(D M_aug D^T) with D = [w_dkv, b_dkv].
+template <class T>
+double latent_mean_square(const ref::mla_layer<T>& m, const ref::matrix<double>& m_aug) {
+  ref::matrix<double> d(m.latent_rank, m.hidden + 1);
+  d.leftCols(m.hidden) = m.w_dkv.template cast<double>();
+  if (m.b_dkv.size() != 0) d.col(m.hidden) = m.b_dkv.template cast<double>();
+  else d.col(m.hidden).setZero();
+  return (d * m_aug * d.transpose()).trace();
+}
+
+}  // namespace mla::model

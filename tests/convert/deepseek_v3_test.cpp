@@ -1,0 +1,101 @@
+// DeepSeek-V3 export: a converted random model exported with save_deepseek_v3 and read back by the project's
+// DeepSeek-layout reader (load_model on the directory) gives the in-memory model's logits: exactly (float
+// rounding) without the latent norm, and with it equal to the in-memory model given the same constant latent norm
+// on its unpadded latent (an independent path: NeoX rows, unscaled queries, no padding).
+#include "mla/model/deepseek_v3.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convert_test_support.hpp"
+#include "mla/convert/calibration.hpp"
+#include "mla/convert/pipeline.hpp"
+#include "mla/model/load.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using mla::ref::matrix;
+
+double rel_error(const matrix<float>& got, const matrix<float>& want) {
+  return (got.cast<double>() - want.cast<double>()).norm() / want.cast<double>().norm();
+}
+
+BOOST_AUTO_TEST_SUITE(deepseek_v3_export)
+
+BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
+  const std::uint64_t seed = mla::test::test_seed();
+  BOOST_TEST_CONTEXT("MLA_TEST_SEED=" << seed) {
+    std::mt19937_64 gen(seed);
+    mla::test::layer_spec spec;  // no biases: DeepSeek-V3 has none
+    mla::model::model_config cfg;
+    mla::model::model_weights<float> w;
+    mla::test::random_model(gen, 2, spec, cfg, w);
+    const mla::model::decoder<float> dec(cfg, w);
+    const auto stats = mla::convert::calibrate(dec, mla::test::random_windows(gen, cfg.vocab_size, 4, 40));
+    // Layer 0 at rank 12, layer 1 at rank 8 (the export pads to 12).
+    mla::convert::pipeline_options o;
+    o.layer.rope = {mla::convert::rope_strategy::rorope, 8, 0};
+    o.require_supported_shape = false;
+    o.layer.rank = 12;
+    o.layers = {0};
+    const auto half = mla::convert::convert_model(cfg, w, stats, o);
+    const fs::path tmp = fs::temp_directory_path() / ("mla_ds_test_" + std::to_string(seed) + "_" + std::to_string(::getpid()));
+    fs::remove_all(tmp);
+    BOOST_CHECK_EXCEPTION(mla::model::save_deepseek_v3((tmp / "gqa_left").string(), half.config, half.weights, {false, {}}),
+                          mla::error, [](const mla::error& e) { return std::string(e.what()).find("is GQA") != std::string::npos; });
+    BOOST_TEST(!fs::exists(tmp / "gqa_left"));
+    o.layer.rank = 8;
+    o.layers = {1};
+    const auto conv = mla::convert::convert_model(half.config, half.weights, stats, o);
+
+    std::vector<int> tokens;
+    for (int t = 0; t < 29; ++t) tokens.push_back(static_cast<int>(gen() % 97));
+    const matrix<float> want = mla::model::decoder<float>(conv.config, conv.weights).forward(tokens);
+
+    // Without the latent norm: exact up to float rounding.
+    mla::model::save_deepseek_v3((tmp / "plain").string(), conv.config, conv.weights, {false, {}});
+    const auto plain = mla::model::load_model((tmp / "plain").string());
+    BOOST_TEST(plain.model.config().layers[1].latent_rank == 12);
+    const double err_plain = rel_error(plain.model.forward(tokens), want);
+    BOOST_TEST(err_plain <= 1e-5);
+    // Its absorbed decode agrees with the prefill.
+    auto s = plain.model.new_session();
+    matrix<float> stepped(want.rows(), want.cols());
+    for (std::size_t t = 0; t < tokens.size(); ++t)
+      stepped.row(static_cast<Eigen::Index>(t)) = plain.model.decode(s, tokens[t]);
+    BOOST_TEST(rel_error(stepped, want) <= 1e-5);
+
+    // With the latent norm (constant weight sqrt(E||c||^2 / r_max)).
+    mla::model::deepseek_export_options opt;
+    const int r_max = 12;
+    for (int l = 0; l < 2; ++l)
+      opt.latent_rms.push_back(std::sqrt(mla::model::latent_mean_square(conv.weights.layers[static_cast<std::size_t>(l)].mla,
+                                                                         stats.layers[static_cast<std::size_t>(l)].augmented_second_moment()) / r_max));
+    mla::model::save_deepseek_v3((tmp / "normed").string(), conv.config, conv.weights, opt);
+    const auto normed = mla::model::load_model((tmp / "normed").string());
+    const matrix<float> got_normed = normed.model.forward(tokens);
+    mla::model::model_weights<float> wn = conv.weights;
+    for (int l = 0; l < 2; ++l) {
+      auto& m = wn.layers[static_cast<std::size_t>(l)].mla;
+      const double scale = opt.latent_rms[static_cast<std::size_t>(l)] * std::sqrt(double(r_max) / m.latent_rank);
+      m.latent_norm = mla::ref::vector<float>::Constant(m.latent_rank, static_cast<float>(scale));
+      m.latent_norm_eps = 1e-6 * r_max / m.latent_rank;  // the same eps on the padded mean square
+    }
+    const matrix<float> want_normed = mla::model::decoder<float>(conv.config, wn).forward(tokens);
+    BOOST_TEST(rel_error(got_normed, want_normed) <= 1e-5);
+    const double cost = rel_error(got_normed, want);
+    BOOST_TEST(std::isfinite(cost));
+    BOOST_TEST_MESSAGE("DeepSeek export: logits rel. error " << err_plain << " without the latent norm, " << cost
+                                                             << " with it (constant weight)");
+    fs::remove_all(tmp);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace

@@ -33,7 +33,7 @@ step "CUDA tests"
 if [ -n "$sanitizer" ]; then
   # memcheck over every test but the all-shapes sweep (the longest), then the sweep under racecheck's
   # cheaper sibling tools on one case each.
-  quick='cuda_rope:cuda_gqa_decode:cuda_latent_append:cuda_mla_decode/gpt_oss_long_context,empty_splits'
+  quick='cuda_rope:cuda_gqa_decode:cuda_latent_append:cuda_mla_decode/gpt_oss_long_context,empty_splits,heads_per_block'
   for tool in memcheck racecheck synccheck initcheck; do
     step "compute-sanitizer --tool $tool"
     set_=$quick

@@ -146,7 +146,7 @@ void set_counters(benchmark::State& state, double bytes, double flops, double se
 }
 
 template <class Elem>
-void mla_bench(benchmark::State& state, mla::runtime_shape shape, int heads) {
+void mla_bench(benchmark::State& state, mla::runtime_shape shape, int heads, int heads_per_block = 0) {
   const int batch = static_cast<int>(state.range(0)), ctx = static_cast<int>(state.range(1));
   const int rank = shape.latent_rank, width = rank + shape.rope_dim;
   device_layout layout(batch, ctx, 64);
@@ -160,6 +160,7 @@ void mla_bench(benchmark::State& state, mla::runtime_shape shape, int heads) {
   mla::cuda::mla_decode_args<Elem> a;
   a.q_latent = ql.p, a.q_pe = qp.p, a.cache = cache.p, a.pages = layout.view, a.max_seq_len = ctx;
   a.num_heads = heads, a.shape = shape, a.softmax_scale = 1.0f / 8.0f, a.out = out.p, a.lse = lse.p;
+  a.heads_per_block = heads_per_block;
   using op = mla::cuda::mla_decode_op<Elem>;
   device_buffer<char> ws(op::workspace_size(a));
   const mla::cuda::decode_plan pl = op::plan(a);
@@ -178,6 +179,7 @@ void mla_bench(benchmark::State& state, mla::runtime_shape shape, int heads) {
   const double bytes = keys * width * sizeof(Elem) + static_cast<double>(batch) * heads * (width * sizeof(Elem) + rank * 4.0);
   set_counters(state, bytes, keys * 2.0 * heads * (2.0 * rank + shape.rope_dim), total, n);
   state.counters["splits"] = pl.num_splits;
+  state.counters["heads_per_cta"] = pl.heads_per_block;
 }
 
 template <class Elem>
@@ -267,6 +269,20 @@ void register_all() {
   tune(benchmark::RegisterBenchmark("smollm2/mla75_96_32_64/bf16",
                                     [](benchmark::State& s) { mla_bench<bf16>(s, {96, 32, 64}, 9); })
            ->Args({64, 8192}));
+  // Heads per CTA (the query rows that share each loaded tile): 64 reads the cache once per step but holds
+  // one CTA per SM; 32 and 16 re-read it (from L2) with two CTAs per SM.
+  for (int hpb : {16, 32, 64}) {
+    const std::string tag = "/hpb" + std::to_string(hpb) + "/bf16";
+    tune(benchmark::RegisterBenchmark(("cta_heads/mla50_96_32_480_h64" + tag).c_str(),
+                                      [=](benchmark::State& s) { mla_bench<bf16>(s, mla50, 64, hpb); })
+             ->Args({64, 8192}));
+    tune(benchmark::RegisterBenchmark(("cta_heads/mla75_96_32_224_h64" + tag).c_str(),
+                                      [=](benchmark::State& s) { mla_bench<bf16>(s, mla75, 64, hpb); })
+             ->Args({64, 8192}));
+    tune(benchmark::RegisterBenchmark(("cta_heads/mla_192_64_512_h128" + tag).c_str(),
+                                      [=](benchmark::State& s) { mla_bench<bf16>(s, {192, 64, 512}, 128, hpb); })
+             ->Args({64, 8192}));
+  }
   // DeepSeek-V3 512 + 64.
   for (int heads : {16, 128})
     tune(benchmark::RegisterBenchmark(("deepseek/mla_192_64_512_h" + std::to_string(heads) + "/bf16").c_str(),

@@ -26,13 +26,14 @@ struct mla_case {
   int window = 0;
   bool sinks = false;
   int splits = 0;
+  int heads_per_block = 0;  // 0: automatic
 };
 
 std::ostream& operator<<(std::ostream& os, const mla_case& c) {
   os << "{lens";
   for (int l : c.lens) os << ' ' << l;
   return os << ", heads " << c.heads << ", page " << c.page_size << ", window " << c.window << ", sinks "
-            << c.sinks << ", splits " << c.splits << "}";
+            << c.sinks << ", splits " << c.splits << ", heads per CTA " << c.heads_per_block << "}";
 }
 
 // Runs one case on the device and checks every row against the float64 reference; returns the worst error.
@@ -77,6 +78,7 @@ double check_mla_case(mla::runtime_shape shape, const mla_case& c, std::mt19937&
   a.sliding_window = c.window;
   a.sinks = c.sinks ? thrust::raw_pointer_cast(d_sinks.data()) : nullptr;
   a.num_splits = c.splits;
+  a.heads_per_block = c.heads_per_block;
   a.out = thrust::raw_pointer_cast(d_out.data());
   a.lse = thrust::raw_pointer_cast(d_lse.data());
   using op = mla::cuda::mla_decode_op<Elem>;
@@ -168,6 +170,25 @@ BOOST_AUTO_TEST_CASE(gpt_oss_long_context, *MLA_GPU_TEST) {
   }
 }
 
+// The heads of one step spread over several CTAs (16 or 32 per CTA instead of all 64), 128 heads too.
+BOOST_AUTO_TEST_CASE(heads_per_block, *MLA_GPU_TEST) {
+  const unsigned seed = mla_cpu_test::fresh_seed();
+  std::mt19937 rng(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    for (int hpb : {16, 32, 64})
+      for (int heads : {64, 128}) {
+        mla_case c;
+        c.lens = {1000, 3, 257};
+        c.heads = heads;
+        c.page_size = 16;
+        c.sinks = true;
+        c.window = heads == 64 ? 0 : 200;
+        c.heads_per_block = hpb;
+        BOOST_TEST_CONTEXT(c) { check_mla_case<__nv_bfloat16>({96, 32, 480}, c, rng); }
+      }
+  }
+}
+
 // More splits than tiles (trailing empty splits) and a single-token sequence.
 BOOST_AUTO_TEST_CASE(empty_splits, *MLA_GPU_TEST) {
   const unsigned seed = mla_cpu_test::fresh_seed();
@@ -203,6 +224,9 @@ BOOST_AUTO_TEST_CASE(rejects_bad_configuration, *boost::unit_test::label("gpu"))
   a.num_heads = 0;
   BOOST_TEST(op::unsupported_reason(a).find("num_heads") != std::string::npos);
   a.num_heads = 8;
+  a.heads_per_block = 48;
+  BOOST_TEST(op::unsupported_reason(a).find("heads_per_block") != std::string::npos);
+  a.heads_per_block = 0;
   a.pages.num_seqs = 2;  // a batch with null pointers
   BOOST_TEST(op::unsupported_reason(a).find("non-null") != std::string::npos);
 }

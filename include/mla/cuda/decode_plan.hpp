@@ -42,8 +42,9 @@ constexpr int decode_pairs_per_warp(int value_width) {
 
 // m-tiles per CTA for `heads` query heads sharing a row: enough for all of them up to 4 (64 heads), fewer
 // where the accumulators would pass decode_max_accumulators (4 m-tiles x 6 pairs = 192).
-constexpr int decode_m_tiles(int heads, int pairs_per_warp) {
+constexpr int decode_m_tiles(int heads, int pairs_per_warp, int max_m_tiles = decode_max_m_tiles) {
   int mt = heads > 32 ? 4 : heads > 16 ? 2 : 1;
+  while (mt > max_m_tiles) mt /= 2;
   while (mt > 1 && mt * pairs_per_warp * 8 > decode_max_accumulators) mt /= 2;
   return mt;
 }
@@ -96,6 +97,7 @@ struct decode_problem {
   int max_seq_len = 0;      // longest sequence of the batch
   int sliding_window = 0;
   int requested_splits = 0; // 0: automatic
+  int max_m_tiles = decode_max_m_tiles;  // cap on 16-head m-tiles per CTA (1, 2 or 4)
   int sm_count = 132;       // multiprocessors of the device
   std::size_t max_smem = 227 * 1024;  // opt-in shared memory per block of the device
 };
@@ -153,7 +155,9 @@ inline decode_plan make_decode_plan(const decode_problem& p, const char* owner) 
   check(p.max_seq_len >= 0, owner, ": max_seq_len must be >= 0, found ", p.max_seq_len);
   decode_plan plan;
   plan.pairs_per_warp = decode_pairs_per_warp(p.value_width);
-  plan.m_tiles = decode_m_tiles(p.heads_per_group, plan.pairs_per_warp);
+  check(p.max_m_tiles == 1 || p.max_m_tiles == 2 || p.max_m_tiles == 4, owner,
+        ": query heads per CTA must be 16, 32 or 64, found ", 16 * p.max_m_tiles);
+  plan.m_tiles = decode_m_tiles(p.heads_per_group, plan.pairs_per_warp, p.max_m_tiles);
   // Narrow separate K and V rows (GQA) take 64-key tiles when the warps can cover them (<= 2 m-tiles).
   plan.tile_tokens = p.separate_values && decode_score_slices(plan.m_tiles, decode_wide_tile_tokens) > 0
                          ? decode_wide_tile_tokens

@@ -38,6 +38,7 @@ struct mla_decode_args {
   int sliding_window = 0;          // 0: full causal
   const float* sinks = nullptr;    // [num_heads] natural-log sink logits, or null
   int num_splits = 0;              // KV splits per sequence; 0: automatic
+  int heads_per_block = 0;         // query heads per CTA (16, 32 or 64); 0: automatic
   float* out = nullptr;            // [batch, num_heads, latent_rank]
   float* lse = nullptr;            // [batch, num_heads] (sinks included), or null
 };
@@ -70,6 +71,9 @@ struct mla_decode_op {
     p.max_seq_len = a.max_seq_len;
     p.sliding_window = a.sliding_window;
     p.requested_splits = a.num_splits;
+    check(a.heads_per_block == 0 || a.heads_per_block == 16 || a.heads_per_block == 32 || a.heads_per_block == 64,
+          owner, ": heads_per_block must be 0 (automatic), 16, 32 or 64, found ", a.heads_per_block);
+    if (a.heads_per_block > 0) p.max_m_tiles = a.heads_per_block / 16;
     p.sm_count = dev.sm_count;
     p.max_smem = dev.max_smem;
     return make_decode_plan(p, owner);

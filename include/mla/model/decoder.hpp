@@ -57,7 +57,8 @@ struct session {
   std::vector<ref::mla_cache<T>> mla;  // [n_layers]; used by MLA layers
   long length = 0;                     // tokens consumed
 
-  // Bytes held by the caches as allocated (elements actually stored, times sizeof(T)).
+  // Bytes held by the caches as allocated (elements actually stored, times sizeof(T)); a sliding-window
+  // layer's ring cache holds at most its window.
   std::size_t kv_bytes() const {
     std::size_t elements = 0;
     for (const auto& c : gqa) elements += static_cast<std::size_t>(c.k.size() + c.v.size());
@@ -79,10 +80,18 @@ class decoder {
   ref::mla_form mla_form() const { return mla_form_; }
   void set_mla_form(ref::mla_form f) { mla_form_ = f; }
 
-  session<T> new_session() const {
+  // trim_windows: the GQA caches of sliding-window layers keep only the last `window` tokens (a ring
+  // buffer), so their bytes stop growing at the window; false keeps every token (same logits).
+  session<T> new_session(bool trim_windows = true) const {
     session<T> s;
     s.gqa.resize(static_cast<std::size_t>(config_.n_layers));
     s.mla.resize(static_cast<std::size_t>(config_.n_layers));
+    if (trim_windows)
+      for (int l = 0; l < config_.n_layers; ++l) {
+        const layer_config& lc = config_.layers[static_cast<std::size_t>(l)];
+        if (lc.attention == attention_kind::gqa && lc.sliding_window > 0)
+          s.gqa[static_cast<std::size_t>(l)].window = lc.sliding_window;
+      }
     return s;
   }
 

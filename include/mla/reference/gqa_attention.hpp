@@ -90,6 +90,24 @@ void append_rows(matrix<T>& m, const matrix<T>& rows) {
   m.bottomRows(rows.rows()) = rows;
 }
 
+// Keys and values of positions [first, first + count) in position order: a block of an unbounded cache, or
+// gathered from a ring cache (which must still hold them).
+template <class T>
+void gather_positions(const matrix<T>& ring, long window, long first, long count, matrix<T>& out) {
+  out.resize(count, ring.cols());
+  for (long i = 0; i < count; ++i) out.row(i) = ring.row((first + i) % window);
+}
+
+// Stores rows [n, kv] for positions first_pos.. into a ring cache of `window` rows (growing it up to that):
+// only the last `window` positions are kept.
+template <class T>
+void store_in_ring(matrix<T>& ring, long window, long first_pos, const matrix<T>& rows) {
+  const long total = first_pos + static_cast<long>(rows.rows());
+  const long keep = std::min(window, total);
+  if (ring.rows() != keep) ring.conservativeResize(keep, rows.cols());
+  for (long p = std::max(total - window, first_pos); p < total; ++p) ring.row(p % window) = rows.row(p - first_pos);
+}
+
 // Turns one row of scaled logits into attention weights for the query at query_pos, in place. Entry k of
 // the row is the key at position first_key_pos + k. Masked keys get 0; a sink (if any) is one more column,
 // dropped after the softmax. Max-subtracted softmax in T.
@@ -186,13 +204,19 @@ struct gqa_layer {
 // The GQA KV cache: post-RoPE keys and values, row t = position t.
 template <class T>
 struct gqa_cache {
-  matrix<T> k;  // [tokens, n_kv_heads*head_dim], RoPE applied
-  matrix<T> v;  // [tokens, n_kv_heads*head_dim]
+  // [rows, n_kv_heads*head_dim], RoPE applied on k. Unbounded (window == 0): row p holds position p. Ring
+  // (window w > 0, for a sliding-window layer): the last min(length, w) positions, position p at row p % w,
+  // so the cache never holds more than w tokens however long the sequence.
+  matrix<T> k;
+  matrix<T> v;
+  long window = 0;    // 0: keep every token; w > 0: keep the last w (>= the layer's sliding window)
+  long consumed = 0;  // tokens appended (ring caches; an unbounded cache counts its rows)
 
-  long length() const { return static_cast<long>(k.rows()); }
+  long length() const { return window > 0 ? consumed : static_cast<long>(k.rows()); }
   void clear() {
     k.resize(0, 0);
     v.resize(0, 0);
+    consumed = 0;
   }
 };
 
@@ -203,7 +227,15 @@ void check_gqa_cache(const gqa_layer<T>& layer, const gqa_cache<T>& cache) {
   const Eigen::Index kv_dim = Eigen::Index(layer.n_kv_heads) * layer.head_dim;
   check(cache.k.rows() == cache.v.rows(), "mla::ref::gqa_cache: k has ", cache.k.rows(), " rows but v has ",
         cache.v.rows());
-  if (cache.length() == 0) return;
+  if (cache.window > 0) {
+    check(layer.attention.sliding_window > 0 && cache.window >= layer.attention.sliding_window,
+          "mla::ref::gqa_cache: a ring cache of ", cache.window, " tokens needs a sliding-window layer with a window "
+          "of at most that, found sliding_window = ", layer.attention.sliding_window);
+    check(cache.consumed >= 0 && cache.k.rows() == std::min(cache.consumed, cache.window),
+          "mla::ref::gqa_cache: ring cache holds ", cache.k.rows(), " rows after ", cache.consumed,
+          " tokens, expected min(tokens, window = ", cache.window, ")");
+  }
+  if (cache.k.rows() == 0) return;
   check(cache.k.cols() == kv_dim && cache.v.cols() == kv_dim, "mla::ref::gqa_cache: k/v have ", cache.k.cols(), "/",
         cache.v.cols(), " columns, expected n_kv_heads*head_dim = ", kv_dim);
 }
@@ -235,10 +267,28 @@ matrix<T> gqa_prefill(const gqa_layer<T>& layer, const detail::non_deduced_t<mat
   const matrix<T> v = detail::linear(x, layer.wv, layer.bv);
   detail::rope_heads(rot, q, layer.n_heads, d, first_pos);
   detail::rope_heads(rot, k, layer.n_kv_heads, d, first_pos);
-  detail::append_rows(cache.k, k);
-  detail::append_rows(cache.v, v);
-
+  // The keys this chunk attends over, row r = position key_base + r: the cache itself when unbounded;
+  // for a ring cache, the positions it still holds gathered in order, then the chunk.
   const Eigen::Index n = x.rows();
+  matrix<T> ring_k, ring_v;
+  long key_base = 0;
+  if (cache.window > 0) {
+    const long held = static_cast<long>(cache.k.rows());
+    key_base = first_pos - held;
+    detail::gather_positions(cache.k, cache.window, key_base, held, ring_k);
+    detail::gather_positions(cache.v, cache.window, key_base, held, ring_v);
+    detail::append_rows(ring_k, k);
+    detail::append_rows(ring_v, v);
+    detail::store_in_ring(cache.k, cache.window, first_pos, k);
+    detail::store_in_ring(cache.v, cache.window, first_pos, v);
+    cache.consumed = first_pos + static_cast<long>(n);
+  } else {
+    detail::append_rows(cache.k, k);
+    detail::append_rows(cache.v, v);
+  }
+  const matrix<T>& keys_m = cache.window > 0 ? ring_k : cache.k;
+  const matrix<T>& values_m = cache.window > 0 ? ring_v : cache.v;
+
   const T scale = static_cast<T>(layer.attention.softmax_scale);
   matrix<T> attn(n, Eigen::Index(layer.n_heads) * d);  // [n, n_heads*d], heads concatenated
   matrix<T> p;                                         // [block, keys] one head's weights
@@ -248,13 +298,13 @@ matrix<T> gqa_prefill(const gqa_layer<T>& layer, const detail::non_deduced_t<mat
     for (Eigen::Index t0 = 0; t0 < n; t0 += detail::prefill_query_block) {
       const detail::key_range keys = detail::keys_of_query_block(layer.attention, first_pos, t0, n);
       p.noalias() = q.block(t0, Eigen::Index(h) * d, keys.n_queries, d) *
-                    cache.k.block(keys.first, gc, keys.count, d).transpose();
+                    keys_m.block(keys.first - key_base, gc, keys.count, d).transpose();
       p *= scale;
       for (Eigen::Index t = 0; t < keys.n_queries; ++t)
         detail::masked_softmax_row(p.data() + t * keys.count, keys.first, keys.count, first_pos + t0 + t,
                                    layer.attention, sink);
       attn.block(t0, Eigen::Index(h) * d, keys.n_queries, d).noalias() =
-          p * cache.v.block(keys.first, gc, keys.count, d);
+          p * values_m.block(keys.first - key_base, gc, keys.count, d);
     }
   }
   return detail::linear(attn, layer.wo, layer.bo);
@@ -286,21 +336,34 @@ row_vector<T> gqa_decode(const gqa_layer<T>& layer, const detail::non_deduced_t<
   const matrix<T> v = detail::linear(xm, layer.wv, layer.bv);
   detail::rope_heads(rot, q, layer.n_heads, d, pos);
   detail::rope_heads(rot, k, layer.n_kv_heads, d, pos);
-  detail::append_rows(cache.k, k);
-  detail::append_rows(cache.v, v);
-
   const long lo = layer.attention.first_visible(pos);
   const Eigen::Index n_vis = pos - lo + 1;
+  // Visible keys, row r = position key_base + r (a ring cache's are gathered in position order).
+  matrix<T> ring_k, ring_v;
+  long key_base = 0;
+  if (cache.window > 0) {
+    detail::store_in_ring(cache.k, cache.window, pos, k);
+    detail::store_in_ring(cache.v, cache.window, pos, v);
+    cache.consumed = pos + 1;
+    key_base = lo;
+    detail::gather_positions(cache.k, cache.window, lo, n_vis, ring_k);
+    detail::gather_positions(cache.v, cache.window, lo, n_vis, ring_v);
+  } else {
+    detail::append_rows(cache.k, k);
+    detail::append_rows(cache.v, v);
+  }
+  const matrix<T>& keys_m = cache.window > 0 ? ring_k : cache.k;
+  const matrix<T>& values_m = cache.window > 0 ? ring_v : cache.v;
   const T scale = static_cast<T>(layer.attention.softmax_scale);
   matrix<T> attn(1, Eigen::Index(layer.n_heads) * d);
   vector<T> scores(n_vis);
   softmax_state<T> state;
   for (int h = 0; h < layer.n_heads; ++h) {
     const Eigen::Index gc = Eigen::Index(layer.kv_head_of(h)) * d;
-    scores.noalias() = cache.k.block(lo, gc, n_vis, d) * q.block(0, Eigen::Index(h) * d, 1, d).transpose();
+    scores.noalias() = keys_m.block(lo - key_base, gc, n_vis, d) * q.block(0, Eigen::Index(h) * d, 1, d).transpose();
     scores *= scale;
     state.init(d);
-    state.update_block(scores, cache.v.block(lo, gc, n_vis, d));
+    state.update_block(scores, values_m.block(lo - key_base, gc, n_vis, d));
     if (layer.sinks.size() != 0) state.add_sink(layer.sinks[h]);
     attn.block(0, Eigen::Index(h) * d, 1, d) = state.output();
   }

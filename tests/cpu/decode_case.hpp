@@ -108,15 +108,32 @@ inline std::vector<int> window_starts(const decode_case& c) {
 }
 
 // Runs MLA decode of `shape` on case c through call(args) and checks it against the reference.
+// With split_rope, c and k_pe go to two paged tensors (mla_decode_args::rope_cache).
 template <class Elem, class Call>
-void check_mla_case(mla::runtime_shape shape, const decode_case& c, std::mt19937& rng, Call&& call) {
+void check_mla_case(mla::runtime_shape shape, const decode_case& c, std::mt19937& rng, Call&& call,
+                    bool split_rope = false) {
   BOOST_TEST_CONTEXT("MLA shape " << shape << ", case " << c) {
     const int rank = shape.latent_rank, rope = shape.rope_dim, width = shape.cached_elements_per_token();
     const int batch = static_cast<int>(c.lens.size()), heads = c.heads;
     std::vector<std::vector<float>> dense;
     for (int len : c.lens) dense.push_back(random_rows<Elem>(len, width, rng));
     const mla::cpu::paged_layout layout = shuffled_layout(c.lens, c.page_size, c.spare_pages, rng);
-    const std::vector<Elem> cache = scatter_paged<Elem>(layout, dense, width, window_starts(c));
+    std::vector<Elem> cache, rope_cache;
+    if (!split_rope) {
+      cache = scatter_paged<Elem>(layout, dense, width, window_starts(c));
+    } else {
+      std::vector<std::vector<float>> dense_c, dense_r;
+      for (const auto& rows : dense) {
+        dense_c.emplace_back(), dense_r.emplace_back();
+        for (std::size_t t = 0; t < rows.size() / static_cast<std::size_t>(width); ++t) {
+          const auto row = rows.begin() + static_cast<std::ptrdiff_t>(t * static_cast<std::size_t>(width));
+          dense_c.back().insert(dense_c.back().end(), row, row + rank);
+          dense_r.back().insert(dense_r.back().end(), row + rank, row + width);
+        }
+      }
+      cache = scatter_paged<Elem>(layout, dense_c, rank, window_starts(c));
+      rope_cache = scatter_paged<Elem>(layout, dense_r, rope, window_starts(c));
+    }
     const std::vector<float> q_latent = random_vector(static_cast<std::size_t>(batch) * heads * rank, rng);
     const std::vector<float> q_pe = random_vector(static_cast<std::size_t>(batch) * heads * rope, rng);
     const std::vector<float> sinks = random_sinks(heads, rng);
@@ -128,6 +145,7 @@ void check_mla_case(mla::runtime_shape shape, const decode_case& c, std::mt19937
     a.q_latent = q_latent.data();
     a.q_pe = q_pe.data();
     a.cache = cache.data();
+    a.rope_cache = split_rope ? rope_cache.data() : nullptr;
     a.pages = layout.view();
     a.num_heads = heads;
     a.options.softmax_scale = static_cast<float>(scale);

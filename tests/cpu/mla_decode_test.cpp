@@ -30,6 +30,29 @@ void run_random_and_edge_cases(int cases_per_page_size) {
   }
 }
 
+// c and k_pe in two paged tensors (rope_cache): the same results, for each representative shape, float and
+// bf16, edge cases and random cases.
+BOOST_AUTO_TEST_CASE(split_rope_cache) {
+  const std::uint32_t seed = fresh_seed();
+  std::mt19937 rng(seed);
+  BOOST_TEST_CONTEXT("seed " << seed << " (replay with MLA_TEST_SEED=" << seed << ")") {
+    std::apply(
+        [&](auto... shapes) {
+          auto one = [&](auto shape) {
+            using S = decltype(shape);
+            for (const decode_case& c : edge_cases()) {
+              check_mla_case<float>(S::runtime(), c, rng, direct_call<S, float>{}, true);
+              check_mla_case<mla::cpu::bf16>(S::runtime(), c, rng, direct_call<S, mla::cpu::bf16>{}, true);
+            }
+            for (int page_size : {1, 16})
+              check_mla_case<float>(S::runtime(), random_case(page_size, rng), rng, direct_call<S, float>{}, true);
+          };
+          (one(shapes), ...);
+        },
+        mla::representative_shapes{});
+  }
+}
+
 // A small valid problem whose arguments the error tests break one at a time.
 struct small_problem {
   using shape = mla::mla_shape<64, 16, 32>;

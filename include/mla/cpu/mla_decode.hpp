@@ -36,6 +36,8 @@ struct mla_decode_args {
   const float* q_latent = nullptr;  // q̃ = W_UK^T q_nope per head, [batch, num_heads, latent_rank]
   const float* q_pe = nullptr;      // RoPE'd query part, [batch, num_heads, rope_dim]
   const Elem* cache = nullptr;      // [pages.num_pages, pages.page_size, latent_rank + rope_dim]: c then k_pe
+  const Elem* rope_cache = nullptr; // optional: k_pe apart, [num_pages, page_size, rope_dim]; then `cache`
+                                    // holds c alone, [num_pages, page_size, latent_rank] (FlashInfer's ckv/kpe)
   page_table_view pages;            // page table and lengths (>= 1 each) of the batch
   int num_heads = 0;
   decode_options options;
@@ -51,6 +53,8 @@ namespace detail {
 template <class Elem>
 void mla_decode_impl(const mla_decode_args<Elem>& a, const int rank, const int rope) {
   const int width = rank + rope;  // key row: c [rank] then k_pe [rope]
+  const bool split = a.rope_cache != nullptr;  // k_pe in its own tensor
+  const int row_width = split ? rank : width;  // elements per token in `cache`
   constexpr const char* owner = "mla::cpu::mla_decode";
 
   validate(a.pages, owner, 1);
@@ -70,7 +74,10 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int rank, const int r
   const std::size_t qt_floats = align_up16(static_cast<std::size_t>(width) * hp);
   const std::size_t attend_floats = align_up16(attend_scratch_floats(heads));
   const std::size_t zero_floats = align_up16(static_cast<std::size_t>(width));
-  const std::size_t scratch = qt_floats + attend_floats + zero_floats + value_staging_floats<Elem>(width);
+  // Split caches are staged as whole rows [c | k_pe] (float), like a bf16 cache.
+  const std::size_t staging_floats =
+      split ? static_cast<std::size_t>(tile_tokens) * width : value_staging_floats<Elem>(width);
+  const std::size_t scratch = qt_floats + attend_floats + zero_floats + staging_floats;
   const page_table_view pages = a.pages;
   const float scale = a.options.softmax_scale;
 
@@ -90,35 +97,50 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int rank, const int r
     }
     std::fill(zeros, zeros + width, 0.0f);
     // Row pointers of the tile starting at t0 (n tokens), one page run at a time.
-    auto gather = [&](int t0, int n, const Elem** rows) {
+    // (rope_rows, when not null, gets the k_pe rows of a split cache.)
+    auto gather = [&](int t0, int n, const Elem** rows, const Elem** rope_rows) {
       int k = 0;
       for (int t = t0; t < t0 + n;) {
         const page_run run = page_run_at(pages, b, t, t0 + n);
-        const Elem* base = a.cache + (static_cast<std::ptrdiff_t>(run.page) * pages.page_size + run.slot_begin) * width;
-        for (int c = 0; c < run.count; ++c) rows[k++] = base + static_cast<std::ptrdiff_t>(c) * width;
+        const std::ptrdiff_t slot = static_cast<std::ptrdiff_t>(run.page) * pages.page_size + run.slot_begin;
+        const Elem* base = a.cache + slot * row_width;
+        for (int c = 0; c < run.count; ++c, ++k) {
+          rows[k] = base + static_cast<std::ptrdiff_t>(c) * row_width;
+          if (rope_rows != nullptr) rope_rows[k] = a.rope_cache + (slot + c) * rope;
+        }
         t += run.count;
       }
     };
     const Elem* rows[tile_tokens];
+    const Elem* rope_rows[tile_tokens];
     const Elem* next_rows[tile_tokens];
     const float* keys[tile_tokens];
     row_prefetcher pf;
     const int pf_steps = score_block_count(hp);
     for (int t0 = range.begin; t0 < range.end; t0 += tile_tokens) {
       const int n = range.end - t0 < tile_tokens ? range.end - t0 : tile_tokens;
-      gather(t0, n, rows);
+      gather(t0, n, rows, split ? rope_rows : nullptr);
       // Prefetch the next tile during this one's scores.
-      pf.reset(static_cast<int>(width * sizeof(Elem)));
+      pf.reset(static_cast<int>(row_width * sizeof(Elem)));
       const int t1 = t0 + tile_tokens;
       const int n1 = range.end - t1 < tile_tokens ? range.end - t1 : tile_tokens;
       if (n1 > 0) {
-        gather(t1, n1, next_rows);
+        gather(t1, n1, next_rows, nullptr);
         for (int t = 0; t < n1; ++t) pf.add(next_rows[t]);
       }
       pf.plan(pf_steps);
       // Float views of the rows (bf16 is converted once, into staging): the keys are the whole rows, the
       // values their first `rank` elements.
-      value_rows(rows, n, width, staging, keys);
+      if (split) {
+        for (int t = 0; t < n; ++t) {
+          float* row = staging + static_cast<std::ptrdiff_t>(t) * width;
+          for (int j = 0; j < rank; ++j) row[j] = to_float(rows[t][j]);
+          for (int j = 0; j < rope; ++j) row[rank + j] = to_float(rope_rows[t][j]);
+          keys[t] = row;
+        }
+      } else {
+        value_rows(rows, n, width, staging, keys);
+      }
       for (int t = n; t < tile_tokens; ++t) keys[t] = zeros;
       attend_tile(qt, heads, keys, width, keys, rank, n, s, tmp, m, d, o, rank, pf);
     }

@@ -23,11 +23,13 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
 #include "mla/core/error.hpp"
 #include "mla/core/shape.hpp"
+#include "mla/cpu/mla_decode.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/gqa_attention.hpp"
 #include "mla/reference/norms.hpp"
@@ -278,7 +280,49 @@ matrix<T> mla_prefill_impl(const mla_layer<T>& layer, const matrix<T>& x, mla_ca
   return linear(attn, layer.wo, layer.bo);
 }
 
-// Decode of one token (see mla_decode below) in either form, with the online softmax state.
+// The absorbed decode of one float token through the CPU kernel (mla::cpu::mla_decode: tiled over the cache,
+// multithreaded over KV splits), with the cache as one page holding c [len, rank] and k_pe [len, rope] apart.
+// q: [1, n_heads*qk] with RoPE applied; the new token is already cached at position pos.
+inline row_vector<float> mla_decode_cpu_kernel(const mla_layer<float>& layer, const matrix<float>& q,
+                                               const mla_cache<float>& cache, long pos) {
+  const int heads = layer.n_heads, rank = layer.latent_rank, rope = layer.rope_dim;
+  const int nope = layer.nope_dim, qk = layer.qk_head_dim(), dv = layer.v_head_dim;
+  matrix<float> q_latent(heads, rank), q_pe(heads, rope);  // q~_h = W_uk^h^T q_nope,h and the RoPE part
+  for (int h = 0; h < heads; ++h) {
+    q_latent.row(h).noalias() =
+        q.block(0, Eigen::Index(h) * qk, 1, nope) * layer.w_uk.middleRows(Eigen::Index(h) * nope, nope);
+    q_pe.row(h) = q.block(0, Eigen::Index(h) * qk + nope, 1, rope);
+  }
+  check(pos + 1 <= INT32_MAX, "mla::ref::mla_decode: position ", pos, " exceeds the kernel's int32 lengths");
+  const cpu::page_index page = 0;
+  const std::int32_t len = static_cast<std::int32_t>(pos + 1);
+  cpu::page_table_view pages;
+  pages.page_table = &page, pages.seq_lens = &len, pages.num_seqs = 1, pages.pages_per_seq = 1;
+  pages.page_size = len, pages.num_pages = 1;
+  matrix<float> latent_out(heads, rank);  // x_h = sum_t p_h(t) c_t
+  cpu::mla_decode_args<float> a;
+  a.q_latent = q_latent.data();
+  a.q_pe = q_pe.data();
+  a.cache = cache.c.data();
+  a.rope_cache = cache.k_pe.data();
+  a.pages = pages;
+  a.num_heads = heads;
+  a.options.softmax_scale = static_cast<float>(layer.attention.softmax_scale);
+  a.options.sliding_window = layer.attention.sliding_window;
+  a.options.sinks = layer.sinks.size() != 0 ? layer.sinks.data() : nullptr;
+  a.out = latent_out.data();
+  cpu::detail::mla_decode_impl(a, rank, rope);
+  matrix<float> attn(1, Eigen::Index(heads) * dv);
+  for (int h = 0; h < heads; ++h)
+    attn.block(0, Eigen::Index(h) * dv, 1, dv).noalias() =
+        latent_out.row(h) * layer.w_uv.middleRows(Eigen::Index(h) * dv, dv).transpose();
+  const matrix<float> out = linear(attn, layer.wo, layer.bo);
+  return out.row(0);
+}
+
+// Decode of one token (see mla_decode below) in either form, with the online softmax state. The absorbed
+// form in float with a decoupled RoPE key runs on the CPU kernel (mla/cpu/mla_decode.hpp); double (the
+// float64 reference) and the naive form stay plain Eigen.
 template <class T>
 row_vector<T> mla_decode_impl(const mla_layer<T>& layer, const row_vector<T>& x, mla_cache<T>& cache, mla_form form) {
   using const_ref = const_matrix_ref<T>;
@@ -288,6 +332,9 @@ row_vector<T> mla_decode_impl(const mla_layer<T>& layer, const row_vector<T>& x,
   const matrix<T> xm = x;  // [1, hidden]
   mla_compress(layer, rot, xm, cache);
   const matrix<T> q = mla_queries(layer, rot, xm, pos);  // [1, n_heads*qk]
+  if constexpr (std::is_same_v<T, float>)
+    if (form == mla_form::absorbed && !layer.uses_latent_rope() && layer.rope_dim > 0)
+      return mla_decode_cpu_kernel(layer, q, cache, pos);
 
   const int nope = layer.nope_dim, rd = layer.rope_dim, qk = layer.qk_head_dim(), dv = layer.v_head_dim;
   const long lo = layer.attention.first_visible(pos);

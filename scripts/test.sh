@@ -24,6 +24,12 @@ if [ -z "${MLA_SMOLLM2_GGUF:-}" ]; then
   MLA_SMOLLM2_GGUF=$(./scripts/fetch_model.sh) || { echo "mla: model not available; model tests will skip"; MLA_SMOLLM2_GGUF=""; }
 fi
 export MLA_SMOLLM2_GGUF
+# gpt-oss's o200k vocabulary (from the PyPI package quicktok-v1, read in C++) for the o200k id tests and the
+# real-vocabulary gpt-oss case; they skip with a message without it.
+if [ -z "${MLA_O200K_VOCAB:-}" ]; then
+  MLA_O200K_VOCAB=$(./scripts/fetch_o200k.sh) || { echo "mla: o200k vocabulary not available; o200k id tests will skip"; MLA_O200K_VOCAB=""; }
+fi
+export MLA_O200K_VOCAB
 export MLA_DATA_DIR="${MLA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 
 step "configure + build: cpu-release"

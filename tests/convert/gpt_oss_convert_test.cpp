@@ -1,0 +1,97 @@
+// GQA -> MLA conversion of a generated gpt-oss-layout checkpoint (tiny preset: sinks, biases, YaRN, window 8
+// on even layers, MXFP4 MoE): the full-attention layers are converted by default, the sliding-window layers
+// stay GQA, and the MoE is untouched. The exact stage must be exact, the converted model must run (prefill and
+// decode agree), and the KV bytes per token at 8K context must drop.
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convert_test_support.hpp"
+#include "mla/convert/calibration.hpp"
+#include "mla/convert/pipeline.hpp"
+#include "mla/model/decoder.hpp"
+#include "mla/model/gpt_oss_checkpoint.hpp"
+#include "mla/model/load.hpp"
+
+namespace fs = std::filesystem;
+using mla::ref::matrix;
+
+BOOST_AUTO_TEST_SUITE(gpt_oss_conversion)
+
+BOOST_AUTO_TEST_CASE(full_attention_layers_convert_and_run) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const fs::path dir = fs::temp_directory_path() / ("mla-gpt-oss-convert-" + std::to_string(gen()));
+    mla::model::gpt_oss_shape shape = mla::model::gpt_oss_shape::tiny();
+    mla::model::write_gpt_oss_checkpoint(dir.string(), shape, seed, 1 << 30);
+    const mla::model::loaded_model lm = mla::model::load_model(dir.string());
+    fs::remove_all(dir);
+    const mla::model::decoder<float>& src = lm.model;
+    const mla::model::model_config& cfg = src.config();
+    std::vector<int> full;  // layers with full attention: the ones converted
+    for (int l = 0; l < cfg.n_layers; ++l)
+      if (cfg.layers[static_cast<std::size_t>(l)].sliding_window == 0) full.push_back(l);
+    BOOST_TEST_REQUIRE(!full.empty());
+    BOOST_TEST_REQUIRE(static_cast<int>(full.size()) < cfg.n_layers);
+
+    const auto cal = mla::test::random_windows(gen, cfg.vocab_size, 4, 40);
+    const auto held = mla::test::random_windows(gen, cfg.vocab_size, 2, 40);
+    const mla::convert::calibration_stats stats = mla::convert::calibrate(src, cal);
+    mla::convert::input_recorder<float> rc(cfg.n_layers), rh(cfg.n_layers);
+    mla::convert::run_windows(src, cal, rc);
+    mla::convert::run_windows(src, held, rh);
+    const auto cal_inputs = rc.take(), held_inputs = rh.take();
+
+    mla::convert::pipeline_options o;
+    o.layer.rope = {mla::convert::rope_strategy::rorope, 32, 0};
+    o.layer.factor.method = mla::convert::factor_method::attention_aware;
+    o.layers = full;
+    const int d = cfg.head_dim, g = cfg.n_kv_heads;
+    o.layer.rank = (2 * g * d) / 2 - 32;  // half of each converted layer's cache
+    o.require_supported_shape = false;
+    o.refit = true;
+    const auto conv = mla::convert::convert_model(cfg, src.weights(), stats, o, &held_inputs, &cal_inputs);
+    for (int l = 0; l < cfg.n_layers; ++l) {
+      const bool converted = std::find(full.begin(), full.end(), l) != full.end();
+      BOOST_TEST((conv.config.layers[static_cast<std::size_t>(l)].attention == mla::model::attention_kind::mla) ==
+                     converted,
+                 "layer " << l);
+      if (converted) {
+        BOOST_TEST(conv.report[0].per_layer[static_cast<std::size_t>(l)] <= 1e-5, "exact stage, layer " << l);
+        BOOST_TEST(std::isfinite(conv.report[2].per_layer[static_cast<std::size_t>(l)]));
+        BOOST_TEST_MESSAGE("layer " << l << ": exact " << conv.report[0].per_layer[static_cast<std::size_t>(l)]
+                                    << ", rope_split " << conv.report[1].per_layer[static_cast<std::size_t>(l)]
+                                    << ", factorized " << conv.report[2].per_layer[static_cast<std::size_t>(l)]
+                                    << ", refit " << conv.report.back().per_layer[static_cast<std::size_t>(l)]);
+      }
+    }
+    // The converted model runs: prefill then decode equals a whole prefill; logits finite.
+    const mla::model::decoder<float> dec(conv.config, conv.weights);
+    const std::vector<int>& toks = held[0];
+    auto s = dec.new_session();
+    dec.forward(s, std::vector<int>(toks.begin(), toks.end() - 1));
+    const auto last = dec.decode(s, toks.back());
+    const matrix<float> all = dec.forward(toks);
+    BOOST_TEST(last.allFinite());
+    BOOST_TEST(mla::ref::relative_error(last, all.row(all.rows() - 1)) < 1e-4);
+    // KV elements per token at 8K: sliding layers hold their window (8 tokens here), so per token of an 8K
+    // context they cost window / 8192 of a row; full layers cost a row (GQA) or latent + rope (MLA).
+    auto per_token_8k = [&](const mla::model::model_config& c) {
+      double e = 0;
+      for (int l = 0; l < c.n_layers; ++l) {
+        const int w = c.layers[static_cast<std::size_t>(l)].sliding_window;
+        e += c.kv_elements_per_token(l) * (w > 0 ? std::min(1.0, w / 8192.0) : 1.0);
+      }
+      return e;
+    };
+    const double before = per_token_8k(cfg), after = per_token_8k(conv.config);
+    BOOST_TEST_MESSAGE("KV elements per token at 8K: before " << before << ", after " << after);
+    BOOST_TEST(after < 0.6 * before);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -43,8 +43,8 @@ echo
 echo "== mla-convert: GQA -> MLA at $budget of the KV cache, calibrated on $(basename "$calib") =="
 rm -rf "$out"
 mkdir -p "$(dirname "$out")"
-"$bin/convert/mla-convert" --model "$model" --method attention_aware --rope rorope --allocation objective_greedy \
-  --rope-dim 32 --kv-budget "$budget" --calib "$calib" --calib-tokens "$calib_tokens" --heldout-tokens 256 --refit \
+"$bin/convert/mla-convert" --model "$model" --method attention_aware --rope rorope --allocation uniform \
+  --rope-dim 64 --kv-budget "$budget" --calib "$calib" --calib-tokens "$calib_tokens" --heldout-tokens 256 --refit \
   --out "$out"
 echo
 echo "== mla-eval: the converted MLA model on the same tokens =="

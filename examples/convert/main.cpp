@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
                                                                {"uniform", rope_strategy::uniform},
                                                                {"two_norm", rope_strategy::two_norm}}));
   app.add_option("--rope-dim", o.layer.rope.rope_dim, "decoupled RoPE width d_R (even)");
+  app.add_option("--key-weight", o.layer.factor.key_weight, "attention_aware: weight of the score (key) term");
   app.add_option("--freqfold", o.layer.rope.freqfold, "RoRoPE FreqFold F (0: smallest valid)");
   app.add_option("--kv-budget", kv_budget,
                  "KV cache budget of the converted layers: a fraction of the original in (0, 1], or bytes per token "

@@ -33,13 +33,19 @@ int main(int argc, char** argv) {
   app.add_option("--max-tokens", opt.max_tokens, "score at most this many tokens of the text (0: all)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--json", json_path, "also write the report as JSON to this file");
+  std::string mla_form = "absorbed";
+  app.add_option("--mla-form", mla_form,
+                 "how MLA layers attend: absorbed (queries moved into the latent space) or naive (per-head keys "
+                 "and values rebuilt from the cached latent; same logits, fewer FLOPs in long prefills)")
+      ->check(CLI::IsMember({"absorbed", "naive"}));
   bool log_windows = false;
   app.add_flag("--log-windows", log_windows, "print the running perplexity after every window (stderr)");
   CLI11_PARSE(app, argc, argv);
 
   try {
     std::fprintf(stderr, "loading %s\n", model_path.c_str());
-    const mla::model::loaded_model m = mla::model::load_model(model_path);
+    mla::model::loaded_model m = mla::model::load_model(model_path);
+    m.model.set_mla_form(mla_form == "naive" ? mla::ref::mla_form::naive : mla::ref::mla_form::absorbed);
     mla::check(m.has_tokenizer, "mla-eval: ", model_path, " has no usable tokenizer: ", m.tokenizer_note);
     const auto& c = m.model.config();
     const std::string text = read_file(text_path);
@@ -74,7 +80,8 @@ int main(int argc, char** argv) {
                        {"perplexity", r.perplexity}, {"mean_nll", r.mean_nll}, {"tokens_scored", r.tokens_scored},
                        {"tokens_per_second", tps}, {"seconds", r.seconds},
                        {"peak_rss_bytes", mla::util::peak_rss_bytes()},
-                       {"kv_bytes_per_token_per_layer", kv_per_token_layer}, {"kv_bytes_total", r.kv_bytes_per_window}};
+                       {"kv_bytes_per_token_per_layer", kv_per_token_layer}, {"kv_bytes_total", r.kv_bytes_per_window},
+                       {"mla_form", mla_form}};
       std::ofstream(json_path) << j.dump(2) << "\n";
     }
   } catch (const std::exception& e) {

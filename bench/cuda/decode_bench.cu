@@ -120,20 +120,32 @@ struct event_timer {
   }
 };
 
+// Runs `step` three times (warm-up), then once per benchmark iteration timed with events (manual time).
+struct timed_steps {
+  double total = 0;  // seconds over the timed iterations
+  std::int64_t n = 0;
+};
+template <class Step>
+timed_steps time_steps(benchmark::State& state, Step&& step) {
+  for (int i = 0; i < 3; ++i) step();
+  BENCH_CUDA(cudaDeviceSynchronize());
+  event_timer t;
+  timed_steps r;
+  for (auto _ : state) {
+    const double s = t.seconds(step);
+    state.SetIterationTime(s);
+    r.total += s, ++r.n;
+  }
+  return r;
+}
+
 void copy_bench(benchmark::State& state) {
   const std::size_t bytes = std::size_t{1} << 30;
   device_buffer<char> src(bytes), dst(bytes);
   randomize(reinterpret_cast<float*>(src.p), bytes / 4, 1);
-  event_timer t;
-  for (int i = 0; i < 3; ++i) BENCH_CUDA(cudaMemcpyAsync(dst.p, src.p, bytes, cudaMemcpyDeviceToDevice));
-  double total = 0;
-  std::int64_t n = 0;
-  for (auto _ : state) {
-    const double s = t.seconds([&] { BENCH_CUDA(cudaMemcpyAsync(dst.p, src.p, bytes, cudaMemcpyDeviceToDevice)); });
-    state.SetIterationTime(s);
-    total += s, ++n;
-  }
-  g_copy_gbs = 2.0 * bytes * n / total / 1e9;
+  const timed_steps ts =
+      time_steps(state, [&] { BENCH_CUDA(cudaMemcpyAsync(dst.p, src.p, bytes, cudaMemcpyDeviceToDevice)); });
+  g_copy_gbs = 2.0 * bytes * ts.n / ts.total / 1e9;
   state.counters["GB/s"] = g_copy_gbs;
 }
 
@@ -164,20 +176,10 @@ void mla_bench(benchmark::State& state, mla::runtime_shape shape, int heads, int
   using op = mla::cuda::mla_decode_op<Elem>;
   device_buffer<char> ws(op::workspace_size(a));
   const mla::cuda::decode_plan pl = op::plan(a);
-  auto step = [&] { op::run(a, ws.p, op::workspace_size(a)).throw_if_failed(); };
-  for (int i = 0; i < 3; ++i) step();
-  BENCH_CUDA(cudaDeviceSynchronize());
-  event_timer t;
-  double total = 0;
-  std::int64_t n = 0;
-  for (auto _ : state) {
-    const double s = t.seconds(step);
-    state.SetIterationTime(s);
-    total += s, ++n;
-  }
+  const timed_steps ts = time_steps(state, [&] { op::run(a, ws.p, op::workspace_size(a)).throw_if_failed(); });
   const double keys = static_cast<double>(batch) * ctx;
   const double bytes = keys * width * sizeof(Elem) + static_cast<double>(batch) * heads * (width * sizeof(Elem) + rank * 4.0);
-  set_counters(state, bytes, keys * 2.0 * heads * (2.0 * rank + shape.rope_dim), total, n);
+  set_counters(state, bytes, keys * 2.0 * heads * (2.0 * rank + shape.rope_dim), ts.total, ts.n);
   state.counters["splits"] = pl.num_splits;
   state.counters["heads_per_cta"] = pl.heads_per_block;
 }
@@ -200,20 +202,10 @@ void gqa_bench(benchmark::State& state, int heads, int kv_heads, int head_dim) {
   using op = mla::cuda::gqa_decode_op<Elem>;
   device_buffer<char> ws(op::workspace_size(a));
   const mla::cuda::decode_plan pl = op::plan(a);
-  auto step = [&] { op::run(a, ws.p, op::workspace_size(a)).throw_if_failed(); };
-  for (int i = 0; i < 3; ++i) step();
-  BENCH_CUDA(cudaDeviceSynchronize());
-  event_timer t;
-  double total = 0;
-  std::int64_t n = 0;
-  for (auto _ : state) {
-    const double s = t.seconds(step);
-    state.SetIterationTime(s);
-    total += s, ++n;
-  }
+  const timed_steps ts = time_steps(state, [&] { op::run(a, ws.p, op::workspace_size(a)).throw_if_failed(); });
   const double keys = static_cast<double>(batch) * ctx;
   const double bytes = keys * 2.0 * row * sizeof(Elem) + static_cast<double>(batch) * heads * head_dim * (sizeof(Elem) + 4.0);
-  set_counters(state, bytes, keys * 4.0 * heads * head_dim, total, n);
+  set_counters(state, bytes, keys * 4.0 * heads * head_dim, ts.total, ts.n);
   state.counters["splits"] = pl.num_splits;
 }
 

@@ -8,6 +8,8 @@
 // over the keys. The bounds leave a factor of ~4 over that.
 #pragma once
 
+#include <boost/test/unit_test.hpp>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <thrust/device_vector.h>
@@ -21,6 +23,7 @@
 
 #include "../cpu/test_support.hpp"
 #include "mla/cpu/paged_cache.hpp"
+#include "mla/cuda/status.cuh"
 
 namespace mla_cuda_test {
 
@@ -101,6 +104,17 @@ inline int max_len(const std::vector<int>& lens) {
   int m = 0;
   for (int l : lens) m = std::max(m, l);
   return m;
+}
+
+// Runs a decode operator on args `a` with a workspace one past its request, requiring that it accepts the
+// configuration, succeeds and leaves no CUDA error behind.
+template <class Op, class Args>
+void run_decode_op(const Args& a) {
+  BOOST_TEST_REQUIRE(Op::can_implement(a), Op::unsupported_reason(a));
+  thrust::device_vector<unsigned char> ws(Op::workspace_size(a) + 16);
+  const mla::cuda::status st = Op::run(a, thrust::raw_pointer_cast(ws.data()), ws.size());
+  BOOST_TEST_REQUIRE(st.ok(), st.message());
+  BOOST_TEST_REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
 }
 
 }  // namespace mla_cuda_test

@@ -69,12 +69,7 @@ void check_gqa_case(const gqa_case& c, std::mt19937& rng) {
   a.num_splits = c.splits;
   a.out = thrust::raw_pointer_cast(d_out.data());
   a.lse = thrust::raw_pointer_cast(d_lse.data());
-  using op = mla::cuda::gqa_decode_op<Elem>;
-  BOOST_TEST_REQUIRE(op::can_implement(a), op::unsupported_reason(a));
-  thrust::device_vector<unsigned char> ws(op::workspace_size(a) + 16);
-  const mla::cuda::status st = op::run(a, thrust::raw_pointer_cast(ws.data()), ws.size());
-  BOOST_TEST_REQUIRE(st.ok(), st.message());
-  BOOST_TEST_REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  mla_cuda_test::run_decode_op<mla::cuda::gqa_decode_op<Elem>>(a);
   const thrust::host_vector<float> out = d_out, lse = d_lse;
   std::vector<double> qd(static_cast<std::size_t>(d));
   for (int b = 0; b < batch; ++b)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "expect_error.hpp"
+#include "files.hpp"
 #include "io_test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -15,7 +16,7 @@ namespace fs = std::filesystem;
 BOOST_AUTO_TEST_SUITE(io_atomic_file)
 
 BOOST_AUTO_TEST_CASE(commit_renames_into_place) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   const std::string path = dir.file("out.bin");
   {
     mla::io::atomic_file f(path);
@@ -35,7 +36,7 @@ BOOST_AUTO_TEST_CASE(commit_renames_into_place) {
 }
 
 BOOST_AUTO_TEST_CASE(replaces_an_existing_file) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   const std::string path = dir.file("out.txt");
   mla_test::write_file(path, std::string("old"));
   mla::io::write_file_atomically(path, std::string("new contents"));
@@ -44,7 +45,7 @@ BOOST_AUTO_TEST_CASE(replaces_an_existing_file) {
 }
 
 BOOST_AUTO_TEST_CASE(destructor_without_commit_leaves_nothing) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   const std::string path = dir.file("out.bin");
   mla_test::write_file(path, std::string("old"));
   try {
@@ -67,7 +68,7 @@ BOOST_AUTO_TEST_CASE(destructor_without_commit_leaves_nothing) {
 }
 
 BOOST_AUTO_TEST_CASE(move_transfers_ownership) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   mla::io::atomic_file a(dir.file("m.bin"));
   a.write(std::string("12"));
   mla::io::atomic_file b(std::move(a));
@@ -79,17 +80,17 @@ BOOST_AUTO_TEST_CASE(move_transfers_ownership) {
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_paths) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   const std::string bad = dir.file("no_such_dir/out.bin");
-  mla_test::expect_error([&] { mla::io::atomic_file f(bad); },
+  mla::test::expect_error([&] { mla::io::atomic_file f(bad); },
                          {"cannot create temporary file", bad + ".tmp.", "No such file or directory"});
   mla::io::atomic_file f(dir.file("x"));
   f.commit();
-  mla_test::expect_error([&] { f.write("a", 1); }, {"write after commit", dir.file("x")});
-  mla_test::expect_error([&] { f.commit(); }, {"commit after commit"});
+  mla::test::expect_error([&] { f.write("a", 1); }, {"write after commit", dir.file("x")});
+  mla::test::expect_error([&] { f.commit(); }, {"commit after commit"});
   // A second writer for the same target in the same process is refused, not interleaved.
   mla::io::atomic_file g(dir.file("y"));
-  mla_test::expect_error([&] { mla::io::atomic_file h(dir.file("y")); }, {"File exists", dir.file("y") + ".tmp."});
+  mla::test::expect_error([&] { mla::io::atomic_file h(dir.file("y")); }, {"File exists", dir.file("y") + ".tmp."});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(names_and_sizes) {
   BOOST_TEST(n == 3u);
   BOOST_TEST(!dtype_nbytes(dtype::F64, std::numeric_limits<std::uint64_t>::max() / 4, n));  // overflow
 
-  mla_test::expect_error([] { (void)dtype_from_name("F12"); }, {"unknown dtype 'F12'", "BF16", "F8_E4M3"});
+  mla::test::expect_error([] { (void)dtype_from_name("F12"); }, {"unknown dtype 'F12'", "BF16", "F8_E4M3"});
   BOOST_TEST(static_cast<int>(dtype_from_name("F8_E5M2")) == static_cast<int>(dtype::F8_E5M2));
 }
 
@@ -227,14 +227,14 @@ BOOST_AUTO_TEST_CASE(buffer_conversion) {
   BOOST_TEST(bf == (std::vector<std::uint8_t>{0x80, 0x3F, 0x00, 0xC0}), boost::test_tools::per_element());
 
   const std::int32_t ints[1] = {1};
-  mla_test::expect_error([&] { (void)to_float(dtype::I32, byte_span{reinterpret_cast<const std::uint8_t*>(ints), 4}); },
+  mla::test::expect_error([&] { (void)to_float(dtype::I32, byte_span{reinterpret_cast<const std::uint8_t*>(ints), 4}); },
                          {"I32", "not a floating-point"});
-  mla_test::expect_error([&] { (void)to_float(dtype::F16, byte_span{reinterpret_cast<const std::uint8_t*>(h), 5}); },
+  mla::test::expect_error([&] { (void)to_float(dtype::F16, byte_span{reinterpret_cast<const std::uint8_t*>(h), 5}); },
                          {"5 bytes", "F16"});
   float one = 0;
-  mla_test::expect_error([&] { to_float(dtype::F32, byte_span{reinterpret_cast<const std::uint8_t*>(f), 8}, &one, 1); },
+  mla::test::expect_error([&] { to_float(dtype::F32, byte_span{reinterpret_cast<const std::uint8_t*>(f), 8}, &one, 1); },
                          {"8 bytes do not hold 1 elements of F32"});
-  mla_test::expect_error([&] { (void)from_float(dtype::F8_E4M3, src, 2); }, {"F8_E4M3", "not supported"});
+  mla::test::expect_error([&] { (void)from_float(dtype::F8_E4M3, src, 2); }, {"F8_E4M3", "not supported"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "expect_error.hpp"
+#include "files.hpp"
 #include "io_test_support.hpp"
 
 using namespace mla::io;
@@ -22,7 +23,7 @@ namespace id = mla_test;
 
 namespace {
 
-gguf_file parse(const bytes& b) { return gguf_file::from_bytes(byte_span{b.data(), b.size()}, "mem.gguf"); }
+gguf_file parse_gguf(const bytes& b) { return gguf_file::from_bytes(mla_test::span(b), "mem.gguf"); }
 
 }  // namespace
 
@@ -31,7 +32,7 @@ BOOST_AUTO_TEST_SUITE(io_gguf)
 BOOST_AUTO_TEST_CASE(reads_every_metadata_type_and_tensor_v3_and_v2) {
   for (std::uint32_t version : {3u, 2u}) {
     BOOST_TEST_CONTEXT("version " << version) {
-      mla_test::temp_dir dir;
+      mla::test::temp_dir dir;
       const std::string path = dir.file("m.gguf");
       mla_test::write_file(path, full_gguf_builder(version).build());
       const auto g = gguf_file::open(path);
@@ -77,20 +78,20 @@ BOOST_AUTO_TEST_CASE(reads_every_metadata_type_and_tensor_v3_and_v2) {
       BOOST_TEST((g.find("t.a.f64")->array_type() == gguf_type::FLOAT64));
 
       // Typed access errors name the file, the key, the found and the wanted type.
-      mla_test::expect_error([&] { (void)g.get<std::uint32_t>("llama.context_length"); },
+      mla::test::expect_error([&] { (void)g.get<std::uint32_t>("llama.context_length"); },
                              {path, "metadata key 'llama.context_length' is absent"});
-      mla_test::expect_error([&] { (void)g.get<std::int32_t>("llama.block_count"); },
+      mla::test::expect_error([&] { (void)g.get<std::int32_t>("llama.block_count"); },
                              {"'llama.block_count' has type UINT32, expected INT32"});
-      mla_test::expect_error([&] { (void)g.get<std::vector<std::int32_t>>("tokenizer.ggml.tokens"); },
+      mla::test::expect_error([&] { (void)g.get<std::vector<std::int32_t>>("tokenizer.ggml.tokens"); },
                              {"has type ARRAY[STRING], expected ARRAY[INT32]"});
       BOOST_TEST(g.get_or<std::uint32_t>("llama.context_length", 2048u) == 2048u);
       BOOST_TEST(g.get_or<std::uint32_t>("llama.block_count", 1u) == 30u);
       BOOST_TEST(g.get_integer<std::int64_t>("llama.block_count") == 30);
       BOOST_TEST(g.get_integer<int>("t.i8") == -120);
       BOOST_TEST(g.get_integer<std::uint64_t>("t.u64") == 0xFFFFFFFFFFFFFFFFull);
-      mla_test::expect_error([&] { (void)g.get_integer<std::uint32_t>("t.u64"); }, {"'t.u64'", "does not fit"});
-      mla_test::expect_error([&] { (void)g.get_integer<std::uint32_t>("t.i64"); }, {"'t.i64' value -5 does not fit"});
-      mla_test::expect_error([&] { (void)g.get_integer<int>("llama.rope.freq_base"); },
+      mla::test::expect_error([&] { (void)g.get_integer<std::uint32_t>("t.u64"); }, {"'t.u64'", "does not fit"});
+      mla::test::expect_error([&] { (void)g.get_integer<std::uint32_t>("t.i64"); }, {"'t.i64' value -5 does not fit"});
+      mla::test::expect_error([&] { (void)g.get_integer<int>("llama.rope.freq_base"); },
                              {"has type FLOAT32, expected an integer"});
 
       // Tensors.
@@ -123,7 +124,7 @@ BOOST_AUTO_TEST_CASE(reads_every_metadata_type_and_tensor_v3_and_v2) {
       BOOST_TEST(g.tensor("blk.0.four_d").shape() == (std::vector<std::int64_t>{2, 1, 2, 1}), boost::test_tools::per_element());
       BOOST_TEST(g.dequantize("blk.0.q4k").size() == 256u);
       for (const auto& t : g.tensors()) BOOST_TEST(t.offset % 32 == 0u, t.name);
-      mla_test::expect_error([&] { (void)g.tensor("output.weight"); }, {path, "no tensor named 'output.weight'"});
+      mla::test::expect_error([&] { (void)g.tensor("output.weight"); }, {path, "no tensor named 'output.weight'"});
     }
   }
 }
@@ -135,7 +136,7 @@ BOOST_AUTO_TEST_CASE(custom_alignment) {
   b.add_tensor("a", {8}, 0, f32_bytes({1, 2, 3, 4, 5, 6, 7, 8}));
   b.add_tensor("b", {2}, 0, f32_bytes({9, 10}));
   const bytes file = b.build();
-  const auto g = parse(file);
+  const auto g = parse_gguf(file);
   BOOST_TEST(g.alignment() == 64u);
   BOOST_TEST(g.data_offset() % 64 == 0u);
   BOOST_TEST(g.tensor("b").offset == 64u);
@@ -143,10 +144,10 @@ BOOST_AUTO_TEST_CASE(custom_alignment) {
   // A file with no tensors needs no data section.
   gguf_builder empty;
   empty.kv_string("general.architecture", "llama");
-  BOOST_TEST(parse(empty.build()).tensors().empty());
+  BOOST_TEST(parse_gguf(empty.build()).tensors().empty());
   bytes eb = empty.build();
   eb.resize(24 + (8 + 20) + 4 + (8 + 5));  // no padding after the metadata at all
-  BOOST_TEST(parse(eb).get<std::string>("general.architecture") == "llama");
+  BOOST_TEST(parse_gguf(eb).get<std::string>("general.architecture") == "llama");
 }
 
 // llama.cpp's own Python writer and dequantisers (gguf-py) as an independent oracle: see
@@ -199,7 +200,7 @@ BOOST_AUTO_TEST_CASE(matches_gguf_py_golden_file) {
 
 BOOST_AUTO_TEST_CASE(malformed_files) {
   auto err = [](const bytes& b, std::initializer_list<std::string> parts) {
-    mla_test::expect_error([&] { (void)parse(b); }, parts);
+    mla::test::expect_error([&] { (void)parse_gguf(b); }, parts);
   };
   auto header = [](std::uint32_t magic, std::uint32_t version, std::uint64_t nt, std::uint64_t nkv) {
     bytes b;
@@ -375,21 +376,21 @@ BOOST_AUTO_TEST_CASE(malformed_files) {
 }
 
 BOOST_AUTO_TEST_CASE(errors_from_a_file_name_its_path_and_unsupported_types) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   gguf_builder g;
   g.add_tensor("blk.0.attn_k.weight", {256}, 16, bytes(66, 0));  // IQ2_XXS: parses, cannot dequantise
   const std::string path = dir.file("iq.gguf");
   mla_test::write_file(path, g.build());
   const auto f = gguf_file::open(path);
-  mla_test::expect_error([&] { (void)f.dequantize("blk.0.attn_k.weight"); },
+  mla::test::expect_error([&] { (void)f.dequantize("blk.0.attn_k.weight"); },
                          {path, "tensor 'blk.0.attn_k.weight' has ggml type IQ2_XXS, which cannot be dequantised"});
-  mla_test::expect_error([&] { (void)gguf_file::open(dir.file("nope.gguf")); }, {dir.file("nope.gguf"), "No such file"});
+  mla::test::expect_error([&] { (void)gguf_file::open(dir.file("nope.gguf")); }, {dir.file("nope.gguf"), "No such file"});
 }
 
 // Every prefix and many random corruptions of a valid file either parse or throw mla::error.
 BOOST_AUTO_TEST_CASE(truncations_and_corruptions_never_crash) {
   const bytes valid = full_gguf_builder(3).build();
-  const auto whole = parse(valid);
+  const auto whole = parse_gguf(valid);
   BOOST_TEST(whole.tensors().size() == 6u);
   // Cutting into the trailing padding after the last tensor still leaves a complete file.
   std::uint64_t needed = 0;
@@ -398,9 +399,9 @@ BOOST_AUTO_TEST_CASE(truncations_and_corruptions_never_crash) {
   for (std::size_t n = 0; n < valid.size(); ++n) {
     const bytes prefix(valid.begin(), valid.begin() + static_cast<std::ptrdiff_t>(n));
     if (n < needed) {
-      BOOST_CHECK_THROW(parse(prefix), mla::error);
+      BOOST_CHECK_THROW(parse_gguf(prefix), mla::error);
     } else {
-      BOOST_CHECK_NO_THROW(parse(prefix));
+      BOOST_CHECK_NO_THROW(parse_gguf(prefix));
     }
   }
   mla_test::rng r(77);
@@ -414,7 +415,7 @@ BOOST_AUTO_TEST_CASE(truncations_and_corruptions_never_crash) {
       b[r.below(std::min<std::uint32_t>(limit, static_cast<std::uint32_t>(b.size())))] = r.byte();
     }
     try {
-      const auto f = parse(b);
+      const auto f = parse_gguf(b);
       for (const auto& t : f.tensors()) {
         if (can_dequantize(t.type) && t.numel < (1u << 20)) (void)f.dequantize(t);
       }

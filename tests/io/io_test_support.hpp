@@ -1,6 +1,7 @@
-// Test-only helpers for the io tests and the fuzz seed generator (no Boost here):
-// a temporary directory, file writes, a deterministic RNG, and a small GGUF writer that lays files out
-// the way ggml's gguf writer does (metadata, tensor infos, zero padding, aligned tensor data).
+// Test-only helpers for the io tests and the fuzz seed generator (no Boost here, and nothing from
+// tests/support, which the fuzz build does not see): file writes, byte spans, a deterministic RNG, and a small
+// GGUF writer that lays files out the way ggml's gguf writer does (metadata, tensor infos, zero padding,
+// aligned tensor data). The temporary directory of the io tests is mla::test::temp_dir (files.hpp).
 #pragma once
 
 #include <cstdint>
@@ -15,38 +16,11 @@
 #include <type_traits>
 #include <vector>
 
-#include <unistd.h>
+#include "mla/io/mapped_file.hpp"
 
 namespace mla_test {
 
 using bytes = std::vector<std::uint8_t>;
-
-// A fresh directory under $TMPDIR, removed with its contents on destruction.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mla_io_test_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  // Names of the entries in the directory (to check that nothing is left behind).
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    return out;
-  }
-
- private:
-  std::string path_;
-};
 
 inline void write_file(const std::string& path, const bytes& b) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -60,6 +34,9 @@ inline bytes read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
+
+// The bytes as the readers take them (valid while b lives).
+inline mla::io::byte_span span(const bytes& b) { return mla::io::byte_span{b.data(), b.size()}; }
 
 // xorshift64*: deterministic across platforms (std distributions are not).
 class rng {

@@ -92,12 +92,12 @@ BOOST_AUTO_TEST_CASE(quantised_rows_permute_like_their_values) {
 }
 
 BOOST_AUTO_TEST_CASE(errors) {
-  mla_test::expect_error([] { (void)llama_permute(iota(12), 12, 1, 5); }, {"12 rows", "5 heads"});
-  mla_test::expect_error([] { (void)llama_permute(iota(6), 6, 1, 2); }, {"6 rows", "2 heads of an even number"});
-  mla_test::expect_error([] { (void)llama_permute(iota(7), 4, 2, 1); }, {"7 elements, expected 4 x 2"});
-  mla_test::expect_error([] { (void)llama_permuted_row(4, 4, 1); }, {"row 4 out of range"});
+  mla::test::expect_error([] { (void)llama_permute(iota(12), 12, 1, 5); }, {"12 rows", "5 heads"});
+  mla::test::expect_error([] { (void)llama_permute(iota(6), 6, 1, 2); }, {"6 rows", "2 heads of an even number"});
+  mla::test::expect_error([] { (void)llama_permute(iota(7), 4, 2, 1); }, {"7 elements, expected 4 x 2"});
+  mla::test::expect_error([] { (void)llama_permuted_row(4, 4, 1); }, {"row 4 out of range"});
   std::vector<int> buf(4);
-  mla_test::expect_error([&] { llama_permute_rows(buf.data(), buf.data(), 4, 4, 1); }, {"same buffer"});
+  mla::test::expect_error([&] { llama_permute_rows(buf.data(), buf.data(), 4, 4, 1); }, {"same buffer"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

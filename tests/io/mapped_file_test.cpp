@@ -7,12 +7,13 @@
 #include <utility>
 
 #include "expect_error.hpp"
+#include "files.hpp"
 #include "io_test_support.hpp"
 
 BOOST_AUTO_TEST_SUITE(io_mapped_file)
 
 BOOST_AUTO_TEST_CASE(maps_the_whole_file) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   mla_test::rng r(1);
   const auto content = r.random_bytes(10000);
   mla_test::write_file(dir.file("a.bin"), content);
@@ -26,7 +27,7 @@ BOOST_AUTO_TEST_CASE(maps_the_whole_file) {
 }
 
 BOOST_AUTO_TEST_CASE(empty_file_has_no_mapping) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   mla_test::write_file(dir.file("empty"), mla_test::bytes{});
   const mla::io::mapped_file m(dir.file("empty"));
   BOOST_TEST(m.size() == 0u);
@@ -35,7 +36,7 @@ BOOST_AUTO_TEST_CASE(empty_file_has_no_mapping) {
 }
 
 BOOST_AUTO_TEST_CASE(move_keeps_the_address) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   mla_test::write_file(dir.file("a"), std::string("hello"));
   mla::io::mapped_file a(dir.file("a"));
   const std::uint8_t* p = a.data();
@@ -50,11 +51,11 @@ BOOST_AUTO_TEST_CASE(move_keeps_the_address) {
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_path_and_errno_text) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   const std::string missing = dir.file("does_not_exist.bin");
-  mla_test::expect_error([&] { mla::io::mapped_file m(missing); },
+  mla::test::expect_error([&] { mla::io::mapped_file m(missing); },
                          {"cannot open", missing, "No such file or directory"});
-  mla_test::expect_error([&] { mla::io::mapped_file m(dir.path()); }, {dir.path(), "not a regular file"});
+  mla::test::expect_error([&] { mla::io::mapped_file m(dir.path()); }, {dir.path(), "not a regular file"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -13,12 +13,12 @@
 
 using namespace mla::io;
 using mla_test::bytes;
+using mla_test::span;
 
 namespace {
 // formats.md §1.8, typed in from the notes (openai/gpt-oss weights.py FP4_VALUES).
 const float kLut[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4.0f, +6.0f,
                         -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
-byte_span span(const bytes& b) { return byte_span{b.data(), b.size()}; }
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(io_mxfp4)
@@ -116,17 +116,17 @@ BOOST_AUTO_TEST_CASE(agrees_with_the_ggml_layout_after_reshuffling) {
 
 BOOST_AUTO_TEST_CASE(shape_and_size_errors_name_the_tensor) {
   const bytes blocks(2 * 16), scales(2);
-  mla_test::expect_error([&] { (void)mxfp4_dequantized_shape({2, 15}, {2}, "experts.down_proj"); },
+  mla::test::expect_error([&] { (void)mxfp4_dequantized_shape({2, 15}, {2}, "experts.down_proj"); },
                          {"experts.down_proj", "[2, 15]", "[..., G, 16]"});
-  mla_test::expect_error([&] { (void)mxfp4_dequantized_shape({1, 2, 16}, {2}, "x"); }, {"'x'", "rank 2"});
-  mla_test::expect_error([&] { (void)mxfp4_dequantized_shape({1, 2, 16}, {1, 3}, "x"); },
+  mla::test::expect_error([&] { (void)mxfp4_dequantized_shape({1, 2, 16}, {2}, "x"); }, {"'x'", "rank 2"});
+  mla::test::expect_error([&] { (void)mxfp4_dequantized_shape({1, 2, 16}, {1, 3}, "x"); },
                          {"scales shape [1, 3] does not match blocks shape [1, 2, 16]", "expected [1, 2]"});
-  mla_test::expect_error([&] { (void)dequantize_mxfp4({3, 16}, span(blocks), {3}, span(bytes(3)), "y"); },
+  mla::test::expect_error([&] { (void)dequantize_mxfp4({3, 16}, span(blocks), {3}, span(bytes(3)), "y"); },
                          {"'y'", "blocks hold 32 bytes, shape needs 48"});
-  mla_test::expect_error([&] { (void)dequantize_mxfp4({2, 16}, span(blocks), {2}, span(bytes(1)), "y"); },
+  mla::test::expect_error([&] { (void)dequantize_mxfp4({2, 16}, span(blocks), {2}, span(bytes(1)), "y"); },
                          {"scales hold 1 bytes, shape needs 2"});
   float out[64];
-  mla_test::expect_error([&] { dequantize_mxfp4_row(span(blocks), span(scales), out, 63); }, {"room for 63"});
+  mla::test::expect_error([&] { dequantize_mxfp4_row(span(blocks), span(scales), out, 63); }, {"room for 63"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,10 +17,10 @@
 
 using namespace mla::io;
 using mla_test::bytes;
+using mla_test::span;
 
 namespace {
 
-byte_span span(const bytes& b) { return byte_span{b.data(), b.size()}; }
 
 void put_half(bytes& b, std::size_t at, std::uint16_t h) {
   b[at] = static_cast<std::uint8_t>(h & 0xFF);
@@ -416,11 +416,11 @@ BOOST_AUTO_TEST_CASE(float_types_and_several_blocks) {
 
 BOOST_AUTO_TEST_CASE(errors_name_the_type) {
   const bytes b(66, 0);
-  mla_test::expect_error([&] { (void)deq(ggml_type::IQ2_XXS, b, 256); }, {"IQ2_XXS", "not supported"});
-  mla_test::expect_error([&] { (void)deq(static_cast<ggml_type>(4), b, 32); }, {"unknown ggml type id 4"});
-  mla_test::expect_error([&] { (void)deq(ggml_type::Q8_0, b, 40); }, {"Q8_0", "40 elements", "32-element blocks"});
-  mla_test::expect_error([&] { (void)deq(ggml_type::Q8_0, b, 32); }, {"Q8_0", "need 34 bytes, got 66"});
-  mla_test::expect_error([&] { (void)deq(ggml_type::I32, b, 16); }, {"I32", "not supported"});
+  mla::test::expect_error([&] { (void)deq(ggml_type::IQ2_XXS, b, 256); }, {"IQ2_XXS", "not supported"});
+  mla::test::expect_error([&] { (void)deq(static_cast<ggml_type>(4), b, 32); }, {"unknown ggml type id 4"});
+  mla::test::expect_error([&] { (void)deq(ggml_type::Q8_0, b, 40); }, {"Q8_0", "40 elements", "32-element blocks"});
+  mla::test::expect_error([&] { (void)deq(ggml_type::Q8_0, b, 32); }, {"Q8_0", "need 34 bytes, got 66"});
+  mla::test::expect_error([&] { (void)deq(ggml_type::I32, b, 16); }, {"I32", "not supported"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "expect_error.hpp"
+#include "files.hpp"
 #include "io_test_support.hpp"
 
 using namespace mla::io;
@@ -27,7 +28,7 @@ bytes st_bytes(const std::string& header, const bytes& data = {}, std::uint64_t 
   return b;
 }
 
-safetensors_file parse(const bytes& b) { return safetensors_file::from_bytes(byte_span{b.data(), b.size()}, "mem.st"); }
+safetensors_file parse_safetensors(const bytes& b) { return safetensors_file::from_bytes(mla_test::span(b), "mem.st"); }
 
 struct sample {
   std::string name;
@@ -76,7 +77,7 @@ void check_same(const tensor_view& t, const sample& s) {
 BOOST_AUTO_TEST_SUITE(io_safetensors)
 
 BOOST_AUTO_TEST_CASE(writer_reader_round_trip) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   mla_test::rng r(1234);
   const auto samples = random_samples(r);
   safetensors_writer w;
@@ -114,7 +115,7 @@ BOOST_AUTO_TEST_CASE(writer_reader_round_trip) {
 }
 
 BOOST_AUTO_TEST_CASE(float_helpers) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   safetensors_writer w;
   const std::vector<float> v = {1.0f, -2.5f, 1.0f / 3.0f, 65504.0f};
   w.add_float("a.f32", dtype::F32, {2, 2}, v.data(), v.size());
@@ -132,8 +133,8 @@ BOOST_AUTO_TEST_CASE(float_helpers) {
   }
   BOOST_TEST(h[2] == 0.333251953125f);  // 1/3 rounded to half
   BOOST_TEST(b[2] == 0.333984375f);     // 1/3 rounded to bfloat16
-  mla_test::expect_error([&] { (void)to_float(f.tensor("ints")); }, {"'ints'", "I32", "not a floating-point"});
-  mla_test::expect_error([&] { (void)f.tensor("nope"); }, {"f.safetensors", "no tensor named 'nope'"});
+  mla::test::expect_error([&] { (void)to_float(f.tensor("ints")); }, {"'ints'", "I32", "not a floating-point"});
+  mla::test::expect_error([&] { (void)f.tensor("nope"); }, {"f.safetensors", "no tensor named 'nope'"});
 }
 
 BOOST_AUTO_TEST_CASE(reads_a_file_written_by_the_reference_implementation) {
@@ -167,7 +168,7 @@ BOOST_AUTO_TEST_CASE(reads_a_file_written_by_the_reference_implementation) {
 }
 
 BOOST_AUTO_TEST_CASE(sharded_checkpoint_round_trip) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   mla_test::rng r(99);
   safetensors_writer w;
   w.set_metadata("format", "pt");
@@ -193,11 +194,11 @@ BOOST_AUTO_TEST_CASE(sharded_checkpoint_round_trip) {
     BOOST_TEST(c.tensor("model.layers.3.weight").file == dir.file("model-00002-of-00002.safetensors"));
     BOOST_TEST(c.shard(0).metadata().at("format") == "pt");
     BOOST_TEST(c.names().size() == 4u);
-    mla_test::expect_error([&] { (void)c.tensor("lm_head.weight"); }, {"no tensor named 'lm_head.weight'"});
+    mla::test::expect_error([&] { (void)c.tensor("lm_head.weight"); }, {"no tensor named 'lm_head.weight'"});
   }
 
   // One shard: model.safetensors and no index, found from the directory.
-  mla_test::temp_dir single;
+  mla::test::temp_dir single;
   safetensors_writer w1;
   w1.add(samples[0].name, samples[0].type, samples[0].shape, samples[0].data);
   BOOST_TEST(w1.write_sharded(single.path(), 1 << 20) == std::vector<std::string>{"model.safetensors"});
@@ -209,7 +210,7 @@ BOOST_AUTO_TEST_CASE(sharded_checkpoint_round_trip) {
 }
 
 BOOST_AUTO_TEST_CASE(index_errors) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   safetensors_writer w;
   w.add("a", dtype::U8, {2}, bytes{1, 2});
   w.write(dir.file("shard.safetensors"));
@@ -218,40 +219,40 @@ BOOST_AUTO_TEST_CASE(index_errors) {
     mla_test::write_file(idx, json);
     return [&] { (void)safetensors_checkpoint::open(dir.path()); };
   };
-  mla_test::expect_error(with_index(R"({"metadata": {}})"), {idx, "missing \"weight_map\""});
-  mla_test::expect_error(with_index(R"({"weight_map": {"a": 3}})"), {idx, "weight_map entry for 'a' is not a string"});
-  mla_test::expect_error(with_index(R"({"weight_map": {"a": "../shard.safetensors"}})"),
+  mla::test::expect_error(with_index(R"({"metadata": {}})"), {idx, "missing \"weight_map\""});
+  mla::test::expect_error(with_index(R"({"weight_map": {"a": 3}})"), {idx, "weight_map entry for 'a' is not a string"});
+  mla::test::expect_error(with_index(R"({"weight_map": {"a": "../shard.safetensors"}})"),
                          {"'../shard.safetensors'", "relative path inside"});
-  mla_test::expect_error(with_index(R"({"weight_map": {"a": "/etc/passwd"}})"), {"'/etc/passwd'", "relative path inside"});
-  mla_test::expect_error(with_index(R"({"weight_map": {"b": "shard.safetensors"}})"),
+  mla::test::expect_error(with_index(R"({"weight_map": {"a": "/etc/passwd"}})"), {"'/etc/passwd'", "relative path inside"});
+  mla::test::expect_error(with_index(R"({"weight_map": {"b": "shard.safetensors"}})"),
                          {"tensor 'b' is mapped to shard 'shard.safetensors', which does not contain it"});
-  mla_test::expect_error(with_index(R"({"weight_map": {"a": "missing.safetensors"}})"),
+  mla::test::expect_error(with_index(R"({"weight_map": {"a": "missing.safetensors"}})"),
                          {dir.file("missing.safetensors"), "No such file or directory"});
-  mla_test::expect_error(with_index(R"({"weight_map": {"a": "shard.safetensors", "a": "shard.safetensors"}})"),
+  mla::test::expect_error(with_index(R"({"weight_map": {"a": "shard.safetensors", "a": "shard.safetensors"}})"),
                          {"duplicate key 'a'"});
-  mla_test::expect_error(with_index("{\"weight_map\": "), {idx, "invalid JSON"});
+  mla::test::expect_error(with_index("{\"weight_map\": "), {idx, "invalid JSON"});
   std::filesystem::remove(idx);
-  mla_test::temp_dir empty;
-  mla_test::expect_error([&] { (void)safetensors_checkpoint::open(empty.path()); },
+  mla::test::temp_dir empty;
+  mla::test::expect_error([&] { (void)safetensors_checkpoint::open(empty.path()); },
                          {empty.path(), "neither model.safetensors.index.json nor model.safetensors"});
 }
 
 BOOST_AUTO_TEST_CASE(writer_errors) {
   safetensors_writer w;
-  mla_test::expect_error([&] { w.add("a", dtype::F32, {2, 3}, bytes(20)); }, {"'a'", "F32 [2, 3]", "needs 24 bytes, got 20"});
-  mla_test::expect_error([&] { w.add("a", dtype::F32, {-1}, bytes{}); }, {"'a'", "negative dimension"});
-  mla_test::expect_error([&] { w.add("a", dtype::F4, {3}, bytes(2)); }, {"'a'", "not a whole number of bytes"});
-  mla_test::expect_error([&] { w.add("__metadata__", dtype::U8, {1}, bytes(1)); }, {"'__metadata__' is not a valid"});
+  mla::test::expect_error([&] { w.add("a", dtype::F32, {2, 3}, bytes(20)); }, {"'a'", "F32 [2, 3]", "needs 24 bytes, got 20"});
+  mla::test::expect_error([&] { w.add("a", dtype::F32, {-1}, bytes{}); }, {"'a'", "negative dimension"});
+  mla::test::expect_error([&] { w.add("a", dtype::F4, {3}, bytes(2)); }, {"'a'", "not a whole number of bytes"});
+  mla::test::expect_error([&] { w.add("__metadata__", dtype::U8, {1}, bytes(1)); }, {"'__metadata__' is not a valid"});
   w.add("a", dtype::U8, {1}, bytes(1));
-  mla_test::expect_error([&] { w.add("a", dtype::U8, {1}, bytes(1)); }, {"duplicate tensor name 'a'"});
-  mla_test::temp_dir dir;
+  mla::test::expect_error([&] { w.add("a", dtype::U8, {1}, bytes(1)); }, {"duplicate tensor name 'a'"});
+  mla::test::temp_dir dir;
   const std::string bad = dir.file("missing_dir/x.safetensors");
-  mla_test::expect_error([&] { w.write(bad); }, {bad, "No such file or directory"});
+  mla::test::expect_error([&] { w.write(bad); }, {bad, "No such file or directory"});
   BOOST_TEST(dir.entries().empty());
   // Invalid UTF-8 in a name cannot be encoded in the JSON header.
   safetensors_writer w2;
   w2.add("bad\xff", dtype::U8, {1}, bytes(1));
-  mla_test::expect_error([&] { w2.write(dir.file("y.safetensors")); }, {"valid UTF-8"});
+  mla::test::expect_error([&] { w2.write(dir.file("y.safetensors")); }, {"valid UTF-8"});
   BOOST_TEST(dir.entries().empty());
 }
 
@@ -259,7 +260,7 @@ BOOST_AUTO_TEST_CASE(writer_errors) {
 BOOST_AUTO_TEST_CASE(malformed_files) {
   const bytes d8(8, 0);
   auto err = [&](const bytes& b, std::initializer_list<std::string> parts) {
-    mla_test::expect_error([&] { (void)parse(b); }, parts);
+    mla::test::expect_error([&] { (void)parse_safetensors(b); }, parts);
   };
   err(bytes{1, 2, 3}, {"mem.st", "file is 3 bytes, too short for the 8-byte header length"});
   err(st_bytes("{}", {}, 100'000'001), {"header length 100000001 exceeds the limit of 100000000"});
@@ -305,29 +306,29 @@ BOOST_AUTO_TEST_CASE(malformed_files) {
   err(st_bytes(R"({"__metadata__":[]})"), {"__metadata__ is not an object"});
 
   // Valid edge cases: empty header object, empty tensors at the same offset, space padding.
-  BOOST_TEST(parse(st_bytes("{}")).size() == 0u);
-  BOOST_TEST(parse(st_bytes("{}      ")).size() == 0u);
-  const auto ok = parse(st_bytes(
+  BOOST_TEST(parse_safetensors(st_bytes("{}")).size() == 0u);
+  BOOST_TEST(parse_safetensors(st_bytes("{}      ")).size() == 0u);
+  const auto ok = parse_safetensors(st_bytes(
       R"({"e1":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
       R"("e2":{"dtype":"F32","shape":[5,0],"data_offsets":[1,1]}})",
       bytes(1)));
   BOOST_TEST(ok.size() == 3u);
   // A zero dimension makes the tensor empty even when the other dimensions would overflow.
-  BOOST_TEST(parse(st_bytes(R"({"z":{"dtype":"F64","shape":[9223372036854775807,9223372036854775807,0],"data_offsets":[0,0]}})"))
+  BOOST_TEST(parse_safetensors(st_bytes(R"({"z":{"dtype":"F64","shape":[9223372036854775807,9223372036854775807,0],"data_offsets":[0,0]}})"))
                  .tensor("z").numel == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(error_from_a_file_names_its_path) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   const std::string path = dir.file("broken.safetensors");
   mla_test::write_file(path, st_bytes(R"({"w":{"dtype":"BF16","shape":[3],"data_offsets":[0,4]}})", bytes(4)));
-  mla_test::expect_error([&] { (void)safetensors_file::open(path); },
+  mla::test::expect_error([&] { (void)safetensors_file::open(path); },
                          {"safetensors '" + path + "'", "tensor 'w'", "needs 6"});
 }
 
 // Every prefix and many random corruptions of a valid file either parse or throw mla::error.
 BOOST_AUTO_TEST_CASE(truncations_and_corruptions_never_crash) {
-  mla_test::temp_dir dir;
+  mla::test::temp_dir dir;
   mla_test::rng r(5);
   safetensors_writer w;
   w.set_metadata("format", "pt");
@@ -335,10 +336,10 @@ BOOST_AUTO_TEST_CASE(truncations_and_corruptions_never_crash) {
   w.add("b", dtype::U8, {5}, r.random_bytes(5));
   w.write(dir.file("v.safetensors"));
   const bytes valid = mla_test::read_file(dir.file("v.safetensors"));
-  BOOST_TEST(parse(valid).size() == 2u);
+  BOOST_TEST(parse_safetensors(valid).size() == 2u);
   for (std::size_t n = 0; n < valid.size(); ++n) {
     const bytes prefix(valid.begin(), valid.begin() + static_cast<std::ptrdiff_t>(n));
-    BOOST_CHECK_THROW(parse(prefix), mla::error);
+    BOOST_CHECK_THROW(parse_safetensors(prefix), mla::error);
   }
   int parsed = 0;
   for (int i = 0; i < 3000; ++i) {
@@ -346,7 +347,7 @@ BOOST_AUTO_TEST_CASE(truncations_and_corruptions_never_crash) {
     const int flips = 1 + static_cast<int>(r.below(4));
     for (int k = 0; k < flips; ++k) b[r.below(static_cast<std::uint32_t>(b.size()))] = r.byte();
     try {
-      const auto f = parse(b);
+      const auto f = parse_safetensors(b);
       for (const auto& t : f.tensors()) {
         if (dtype_is_float(t.type)) (void)to_float(t);
       }

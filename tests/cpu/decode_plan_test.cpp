@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "expect_error.hpp"
 #include "mla/core/dispatch.hpp"
 #include "mla/cpu/paged_cache.hpp"
 #include "mla/cuda/decode_plan.hpp"
@@ -131,12 +132,7 @@ BOOST_AUTO_TEST_CASE(gqa_plan) {
 BOOST_AUTO_TEST_CASE(rejects_bad_problems) {
   auto p = mla_problem({96, 32, 480}, 64, 1, 10);
   p.key_width = 100;
-  try {
-    (void)mla::cuda::make_decode_plan(p, "owner");
-    BOOST_FAIL("expected mla::error");
-  } catch (const mla::error& e) {
-    BOOST_TEST(std::string(e.what()).find("key row width 100") != std::string::npos, e.what());
-  }
+  mla::test::expect_error([&] { (void)mla::cuda::make_decode_plan(p, "owner"); }, {"key row width 100"});
   p = mla_problem({96, 32, 480}, 64, 1, 10);
   p.value_width = 800;
   p.key_width = 832;

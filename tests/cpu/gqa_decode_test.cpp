@@ -4,8 +4,10 @@
 #include <string>
 
 #include "decode_case.hpp"
+#include "expect_error.hpp"
 
 using namespace mla_cpu_test;
+using mla::test::expect_error;
 
 namespace {
 
@@ -23,17 +25,6 @@ void run_cases(int cases_per_page_size) {
       for (int page_size : {1, 3, 16, 64})
         for (int k = 0; k < cases_per_page_size; ++k) check_gqa_case<Elem>(g, random_case(page_size, rng), rng);
     }
-  }
-}
-
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    BOOST_ERROR("no mla::error thrown; expected one mentioning '" << needle << "'");
-  } catch (const mla::error& e) {
-    const std::string msg = e.what();
-    BOOST_TEST(msg.find(needle) != std::string::npos, "message '" << msg << "' lacks '" << needle << "'");
   }
 }
 
@@ -71,14 +62,14 @@ BOOST_AUTO_TEST_CASE(bad_arguments_name_the_field) {
     };
   };
   expect_error(run([](auto& a) { a.num_heads = 5; }),
-               "num_heads = 5, expected a positive multiple of num_kv_heads = 2");
-  expect_error(run([](auto& a) { a.num_kv_heads = 0; }), "num_kv_heads must be > 0");
-  expect_error(run([](auto& a) { a.head_dim = 0; }), "head_dim must be > 0");
-  expect_error(run([](auto& a) { a.v_cache = nullptr; }), "v_cache is null");
+               {"num_heads = 5, expected a positive multiple of num_kv_heads = 2"});
+  expect_error(run([](auto& a) { a.num_kv_heads = 0; }), {"num_kv_heads must be > 0"});
+  expect_error(run([](auto& a) { a.head_dim = 0; }), {"head_dim must be > 0"});
+  expect_error(run([](auto& a) { a.v_cache = nullptr; }), {"v_cache is null"});
   expect_error(run([](auto& a) { a.options.sliding_window = -3; }),
-               "options.sliding_window must be >= 0 (0 = full causal), found -3");
+               {"options.sliding_window must be >= 0 (0 = full causal), found -3"});
   expect_error(run([](auto& a) { a.pages.num_pages = 2; }),
-               "pages.page_table[1][1] = 2, expected a physical page in [0, pages.num_pages = 2)");
+               {"pages.page_table[1][1] = 2, expected a physical page in [0, pages.num_pages = 2)"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

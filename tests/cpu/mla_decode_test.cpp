@@ -5,10 +5,12 @@
 #include <tuple>
 
 #include "decode_case.hpp"
+#include "expect_error.hpp"
 #include "mla/core/dispatch.hpp"
 #include "mla/core/supported_shapes.hpp"
 
 using namespace mla_cpu_test;
+using mla::test::expect_error;
 
 namespace {
 
@@ -78,18 +80,6 @@ struct small_problem {
   }
 };
 
-// f must throw mla::error whose message contains `needle`.
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    BOOST_ERROR("no mla::error thrown; expected one mentioning '" << needle << "'");
-  } catch (const mla::error& e) {
-    const std::string msg = e.what();
-    BOOST_TEST(msg.find(needle) != std::string::npos, "message '" << msg << "' lacks '" << needle << "'");
-  }
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(cpu_mla_decode)
@@ -134,7 +124,7 @@ BOOST_AUTO_TEST_CASE(unsupported_shape_is_rejected) {
       [&] {
         mla::cpu::mla_decode_dispatch(mla::runtime_shape{64, 16, 33}, p.args());
       },
-      "unsupported MLA shape");
+      {"unsupported MLA shape"});
 }
 
 // The split count changes only rounding: 1 split and many splits agree closely.
@@ -215,30 +205,30 @@ BOOST_AUTO_TEST_CASE(bad_arguments_name_the_field) {
   {
     small_problem q;
     q.layout.page_table[static_cast<std::size_t>(q.layout.pages_per_seq) + 1] = q.layout.num_pages;  // seq 1, page 1
-    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, "pages.page_table[1][1] = 5");
+    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, {"pages.page_table[1][1] = 5"});
     q.layout.page_table[static_cast<std::size_t>(q.layout.pages_per_seq) + 1] = -1;
-    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, "pages.page_table[1][1] = -1");
+    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, {"pages.page_table[1][1] = -1"});
   }
   {
     small_problem q;
     q.layout.seq_lens[0] = 13;  // 4 pages of 4, but pages_per_seq = 3
-    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, "pages.seq_lens[0] = 13 needs 4 pages");
+    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, {"pages.seq_lens[0] = 13 needs 4 pages"});
     q.layout.seq_lens[0] = 0;
-    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, "pages.seq_lens[0] = 0, expected >= 1");
+    expect_error([&] { mla::cpu::mla_decode<shape>(q.args()); }, {"pages.seq_lens[0] = 0, expected >= 1"});
   }
-  expect_error(run([](auto& a) { a.pages.page_size = 0; }), "pages.page_size must be > 0, found 0");
-  expect_error(run([](auto& a) { a.options.sliding_window = -1; }), "options.sliding_window must be >= 0");
-  expect_error(run([](auto& a) { a.options.softmax_scale = 0.0f; }), "options.softmax_scale");
-  expect_error(run([](auto& a) { a.options.softmax_scale = nan_f(); }), "options.softmax_scale");
+  expect_error(run([](auto& a) { a.pages.page_size = 0; }), {"pages.page_size must be > 0, found 0"});
+  expect_error(run([](auto& a) { a.options.sliding_window = -1; }), {"options.sliding_window must be >= 0"});
+  expect_error(run([](auto& a) { a.options.softmax_scale = 0.0f; }), {"options.softmax_scale"});
+  expect_error(run([](auto& a) { a.options.softmax_scale = nan_f(); }), {"options.softmax_scale"});
   expect_error(run([](auto& a) { a.options.num_splits = -2; }),
-               "options.num_splits must be >= 0 (0 = automatic), found -2");
-  expect_error(run([](auto& a) { a.options.num_threads = -1; }), "options.num_threads");
-  expect_error(run([](auto& a) { a.num_heads = 0; }), "num_heads must be > 0, found 0");
-  expect_error(run([](auto& a) { a.out = nullptr; }), "out is null");
-  expect_error(run([](auto& a) { a.cache = nullptr; }), "cache is null");
-  expect_error(run([](auto& a) { a.q_pe = nullptr; }), "q_pe is null");
+               {"options.num_splits must be >= 0 (0 = automatic), found -2"});
+  expect_error(run([](auto& a) { a.options.num_threads = -1; }), {"options.num_threads"});
+  expect_error(run([](auto& a) { a.num_heads = 0; }), {"num_heads must be > 0, found 0"});
+  expect_error(run([](auto& a) { a.out = nullptr; }), {"out is null"});
+  expect_error(run([](auto& a) { a.cache = nullptr; }), {"cache is null"});
+  expect_error(run([](auto& a) { a.q_pe = nullptr; }), {"q_pe is null"});
   p.sinks[1] = nan_f();
-  expect_error(run([&p](auto& a) { a.options.sinks = p.sinks.data(); }), "options.sinks[1] must be finite or -inf");
+  expect_error(run([&p](auto& a) { a.options.sinks = p.sinks.data(); }), {"options.sinks[1] must be finite or -inf"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

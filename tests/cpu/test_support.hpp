@@ -12,14 +12,12 @@
 
 #include "mla/cpu/element.hpp"
 #include "mla/cpu/paged_cache.hpp"
+#include "seed.hpp"
 
 namespace mla_cpu_test {
 
-// A fresh seed per run (std::random_device), or MLA_TEST_SEED from the environment to replay a failure.
-inline std::uint32_t fresh_seed() {
-  if (const char* s = std::getenv("MLA_TEST_SEED")) return static_cast<std::uint32_t>(std::strtoul(s, nullptr, 10));
-  return std::random_device{}();
-}
+// The seed of a std::mt19937 (mla::test::test_seed, truncated to its 32 bits: printed and replayed as is).
+inline std::uint32_t fresh_seed() { return static_cast<std::uint32_t>(mla::test::test_seed()); }
 
 inline float nan_f() { return std::numeric_limits<float>::quiet_NaN(); }
 

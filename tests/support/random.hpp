@@ -2,21 +2,13 @@
 // tests print it through BOOST_TEST_CONTEXT), Gaussian matrices with a chosen spread, small integers.
 #pragma once
 
-#include <cstdint>
-#include <cstdlib>
 #include <random>
-#include <string>
 #include <type_traits>
 
 #include "mla/reference/eigen_types.hpp"
+#include "seed.hpp"
 
 namespace mla::test {
-
-inline std::uint64_t test_seed() {
-  if (const char* s = std::getenv("MLA_TEST_SEED")) return std::stoull(s);
-  std::random_device rd;
-  return (std::uint64_t(rd()) << 32) ^ rd();
-}
 
 // The equivalence tolerance the project states: relative error 1e-5 in float, 1e-12 in double.
 template <class T>

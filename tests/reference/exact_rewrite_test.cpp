@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "mla/core/error.hpp"
-#include "random.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/gqa_attention.hpp"
 #include "mla/reference/mla_attention.hpp"
 #include "mla/reference/rope.hpp"
+#include "random_layers.hpp"
 
 namespace {
 
@@ -28,52 +28,20 @@ using mla::ref::mla_layer;
 using mla::ref::row_vector;
 using mla::ref::vector;
 
+using mla::test::gqa_spec;
 using mla::test::randn;
-using mla::test::randn_vec;
+using mla::test::random_gqa;
 using mla::test::test_seed;
 // The equivalence bounds the rewrite promises (norm-wise relative error).
 using mla::test::tolerance;
 
-struct layer_spec {
-  int hidden, n_heads, n_kv_heads, head_dim;
-  bool bq, bk, bv, bo, sinks;
-  int window;
-  mla::ref::rope_config rope;
-  double scale;
-};
-
-// Weights like a trained model: N(0, 1/sqrt(fan_in)), biases N(0, 0.5), sinks N(0, 1).
-template <class T>
-gqa_layer<T> random_gqa(std::mt19937_64& gen, const layer_spec& s) {
-  gqa_layer<T> l;
-  l.hidden = s.hidden;
-  l.n_heads = s.n_heads;
-  l.n_kv_heads = s.n_kv_heads;
-  l.head_dim = s.head_dim;
-  const int q_dim = s.n_heads * s.head_dim, kv_dim = s.n_kv_heads * s.head_dim;
-  const double in_h = 1.0 / std::sqrt(double(s.hidden));
-  l.wq = randn<T>(gen, q_dim, s.hidden, in_h);
-  l.wk = randn<T>(gen, kv_dim, s.hidden, in_h);
-  l.wv = randn<T>(gen, kv_dim, s.hidden, in_h);
-  l.wo = randn<T>(gen, s.hidden, q_dim, 1.0 / std::sqrt(double(q_dim)));
-  if (s.bq) l.bq = randn_vec<T>(gen, q_dim, 0.5);
-  if (s.bk) l.bk = randn_vec<T>(gen, kv_dim, 0.5);
-  if (s.bv) l.bv = randn_vec<T>(gen, kv_dim, 0.5);
-  if (s.bo) l.bo = randn_vec<T>(gen, s.hidden, 0.5);
-  if (s.sinks) l.sinks = randn_vec<T>(gen, s.n_heads, 1.0);
-  l.rope = s.rope;
-  l.attention.softmax_scale = s.scale;
-  l.attention.sliding_window = s.window;
-  return l;
-}
-
 // gpt-oss attention (formats.md §1.4-1.5) with a small hidden size: 64/8 heads of 64, q/k/v/o biases,
 // sinks, window 128, YaRN RoPE, scale 1/8.
-layer_spec gpt_oss_like() {
+gqa_spec gpt_oss_like() {
   return {128, 64, 8, 64, true, true, true, true, true, 128, mla::ref::rope_config::gpt_oss(), 0.125};
 }
 // SmolLM2-135M attention (formats.md §3.1): 9/3 heads of 64, no biases, no sinks, full causal, scale 1/8.
-layer_spec smollm2_like() {
+gqa_spec smollm2_like() {
   return {96, 9, 3, 64, false, false, false, false, false, 0, mla::ref::rope_config::smollm2(), 0.125};
 }
 
@@ -139,7 +107,7 @@ max_errors check_exact(const gqa_layer<T>& gqa, const matrix<T>& x, int head, in
 }
 
 template <class T>
-void run_model_like(const char* name, const layer_spec& spec, int tokens, int head, int tail) {
+void run_model_like(const char* name, const gqa_spec& spec, int tokens, int head, int tail) {
   const std::uint64_t seed = test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT(name << ", " << (std::is_same_v<T, float> ? "float" : "double") << ", seed " << seed << ", tokens "
@@ -201,7 +169,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(random_small_layers_are_reproduced, T, value_types
   for (int trial = 0; trial < 10; ++trial) {
     BOOST_TEST_CONTEXT("seed " << seed << ", trial " << trial) {
       const int tokens = pick(1, 30);
-      layer_spec s{};
+      gqa_spec s{};
       s.n_kv_heads = pick(1, 4);
       s.n_heads = s.n_kv_heads * pick(1, 4);
       s.head_dim = 2 * pick(1, 16);
@@ -212,12 +180,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(random_small_layers_are_reproduced, T, value_types
       s.bo = pick(0, 1);
       s.sinks = pick(0, 1);
       s.window = pick(0, 1) == 0 ? 0 : pick(1, tokens);
-      const int kind = pick(0, 2);
-      s.rope = kind == 0   ? mla::ref::rope_config::gpt_oss()
-               : kind == 1 ? mla::ref::rope_config::smollm2()
-                           : mla::ref::rope_config::llama3_1();
-      s.rope.dim = s.head_dim;
-      s.rope.layout = pick(0, 1) == 0 ? mla::ref::rope_layout::neox : mla::ref::rope_layout::interleaved;
+      s.rope = mla::test::random_rope(gen, s.head_dim);
       s.scale = 1.0 / std::sqrt(double(s.head_dim));
       const gqa_layer<T> gqa = random_gqa<T>(gen, s);
       const matrix<T> x = randn<T>(gen, tokens, s.hidden, 1.0);
@@ -229,7 +192,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(random_small_layers_are_reproduced, T, value_types
 BOOST_AUTO_TEST_CASE(rewrite_structure) {
   std::mt19937_64 gen(3);
   // bq, no bk, bv, no bo, sinks; window 5.
-  layer_spec spec{16, 6, 2, 8, true, false, true, false, true, 5, mla::ref::rope_config::smollm2(), 0.3};
+  gqa_spec spec{16, 6, 2, 8, true, false, true, false, true, 5, mla::ref::rope_config::smollm2(), 0.3};
   spec.rope.dim = 8;
   gqa_layer<double> gqa = random_gqa<double>(gen, spec);
   const mla_layer<double> m = mla::ref::exact_mla_from_gqa(gqa);

@@ -12,10 +12,11 @@
 #include <tuple>
 #include <vector>
 
+#include "expect_error.hpp"
 #include "mla/core/error.hpp"
-#include "random.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/rope.hpp"
+#include "random_layers.hpp"
 
 namespace {
 
@@ -25,64 +26,27 @@ using mla::ref::matrix;
 using mla::ref::row_vector;
 using mla::ref::vector;
 
+using mla::test::gqa_spec;
+using mla::test::message_has;
 using mla::test::randn;
-using mla::test::randn_vec;
+using mla::test::random_gqa;
 using mla::test::test_seed;
 using mla::test::tolerance;
 
-struct layer_spec {
-  int hidden, n_heads, n_kv_heads, head_dim;
-  bool biases, sinks;
-  int window;
-  mla::ref::rope_config rope;
-  double scale;
-};
-
 // Random spec: head counts, biases, sinks, window, RoPE layout and scaling all vary.
-layer_spec random_spec(std::mt19937_64& gen, int tokens) {
+gqa_spec random_spec(std::mt19937_64& gen, int tokens) {
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen); };
-  layer_spec s{};
+  gqa_spec s{};
   s.n_kv_heads = pick(1, 3);
   s.n_heads = s.n_kv_heads * pick(1, 3);
   s.head_dim = 16 * pick(1, 4);
   s.hidden = pick(8, 48);
-  s.biases = pick(0, 1) == 1;
+  s.bq = s.bk = s.bv = s.bo = pick(0, 1) == 1;
   s.sinks = pick(0, 1) == 1;
   s.window = pick(0, 2) == 0 ? 0 : pick(1, tokens);
-  const int kind = pick(0, 2);
-  s.rope = kind == 0   ? mla::ref::rope_config::gpt_oss()
-           : kind == 1 ? mla::ref::rope_config::smollm2()
-                       : mla::ref::rope_config::llama3_1();
-  s.rope.dim = s.head_dim;
-  s.rope.layout = pick(0, 1) == 0 ? mla::ref::rope_layout::neox : mla::ref::rope_layout::interleaved;
+  s.rope = mla::test::random_rope(gen, s.head_dim);
   s.scale = 1.0 / std::sqrt(double(s.head_dim));
   return s;
-}
-
-// Weights like a trained model: N(0, 1/sqrt(in)) so that logits are O(1); sinks N(0, 1).
-template <class T>
-gqa_layer<T> random_layer(std::mt19937_64& gen, const layer_spec& s) {
-  gqa_layer<T> l;
-  l.hidden = s.hidden;
-  l.n_heads = s.n_heads;
-  l.n_kv_heads = s.n_kv_heads;
-  l.head_dim = s.head_dim;
-  const int q_dim = s.n_heads * s.head_dim, kv_dim = s.n_kv_heads * s.head_dim;
-  l.wq = randn<T>(gen, q_dim, s.hidden, 1.0 / std::sqrt(double(s.hidden)));
-  l.wk = randn<T>(gen, kv_dim, s.hidden, 1.0 / std::sqrt(double(s.hidden)));
-  l.wv = randn<T>(gen, kv_dim, s.hidden, 1.0 / std::sqrt(double(s.hidden)));
-  l.wo = randn<T>(gen, s.hidden, q_dim, 1.0 / std::sqrt(double(q_dim)));
-  if (s.biases) {
-    l.bq = randn_vec<T>(gen, q_dim, 0.5);
-    l.bk = randn_vec<T>(gen, kv_dim, 0.5);
-    l.bv = randn_vec<T>(gen, kv_dim, 0.5);
-    l.bo = randn_vec<T>(gen, s.hidden, 0.5);
-  }
-  if (s.sinks) l.sinks = randn_vec<T>(gen, s.n_heads, 1.0);
-  l.rope = s.rope;
-  l.attention.softmax_scale = s.scale;
-  l.attention.sliding_window = s.window;
-  return l;
 }
 
 template <class To, class From>
@@ -176,16 +140,6 @@ matrix<T> decode_all(const gqa_layer<T>& l, const matrix<T>& x) {
   return out;
 }
 
-bool message_has(const mla::error& e, std::initializer_list<const char*> parts) {
-  const std::string what = e.what();
-  for (const char* p : parts)
-    if (what.find(p) == std::string::npos) {
-      BOOST_TEST_MESSAGE("missing '" << p << "' in: " << what);
-      return false;
-    }
-  return true;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(reference_gqa_attention)
@@ -198,11 +152,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(prefill_matches_loop_reference, T, value_types) {
   for (int trial = 0; trial < 12; ++trial) {
     BOOST_TEST_CONTEXT("seed " << seed << ", trial " << trial) {
       const int tokens = std::uniform_int_distribution<int>(1, 40)(gen);
-      const layer_spec spec = random_spec(gen, tokens);
+      const gqa_spec spec = random_spec(gen, tokens);
       BOOST_TEST_INFO("heads " << spec.n_heads << "/" << spec.n_kv_heads << ", head_dim " << spec.head_dim
                                << ", window " << spec.window << ", sinks " << spec.sinks);
       // The layer is drawn in T and the float64 reference runs on the same (T-rounded) numbers.
-      const gqa_layer<T> layer = random_layer<T>(gen, spec);
+      const gqa_layer<T> layer = random_gqa<T>(gen, spec);
       const matrix<T> x = randn<T>(gen, tokens, spec.hidden, 1.0);
       const matrix<double> want = loop_reference(cast_layer<double>(layer), x.template cast<double>());
       const matrix<T> got = mla::ref::gqa_prefill(layer, x);
@@ -217,8 +171,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(decode_and_chunked_prefill_match_prefill, T, value
   for (int trial = 0; trial < 8; ++trial) {
     BOOST_TEST_CONTEXT("seed " << seed << ", trial " << trial) {
       const int tokens = std::uniform_int_distribution<int>(2, 40)(gen);
-      const layer_spec spec = random_spec(gen, tokens);
-      const gqa_layer<T> layer = random_layer<T>(gen, spec);
+      const gqa_spec spec = random_spec(gen, tokens);
+      const gqa_layer<T> layer = random_gqa<T>(gen, spec);
       const matrix<T> x = randn<T>(gen, tokens, spec.hidden, 1.0);
       const matrix<T> full = mla::ref::gqa_prefill(layer, x);
 
@@ -251,9 +205,10 @@ BOOST_AUTO_TEST_CASE(window_and_sinks_change_the_output) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     const int tokens = 24, window = 5;
-    layer_spec spec{32, 4, 2, 32, true, true, window, mla::ref::rope_config::smollm2(), 1.0 / std::sqrt(32.0)};
+    gqa_spec spec{32, 4, 2, 32, true, true, true, true, true, window, mla::ref::rope_config::smollm2(),
+                  1.0 / std::sqrt(32.0)};
     spec.rope.dim = 32;
-    const gqa_layer<double> layer = random_layer<double>(gen, spec);
+    const gqa_layer<double> layer = random_gqa<double>(gen, spec);
     const matrix<double> x = randn<double>(gen, tokens, spec.hidden, 1.0);
     const matrix<double> base = mla::ref::gqa_prefill(layer, x);
 
@@ -290,9 +245,9 @@ BOOST_AUTO_TEST_CASE(query_heads_use_their_kv_group) {
   const std::uint64_t seed = test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    layer_spec spec{16, 6, 3, 16, false, false, 0, mla::ref::rope_config::smollm2(), 0.25};
+    gqa_spec spec{16, 6, 3, 16, false, false, false, false, false, 0, mla::ref::rope_config::smollm2(), 0.25};
     spec.rope.dim = 16;
-    gqa_layer<double> layer = random_layer<double>(gen, spec);
+    gqa_layer<double> layer = random_gqa<double>(gen, spec);
     // Identity-like output projection so that each head's output is visible on its own.
     layer.hidden = 6 * 16;
     layer.wq = randn<double>(gen, 96, 96, 0.1);
@@ -316,12 +271,12 @@ BOOST_AUTO_TEST_CASE(query_heads_use_their_kv_group) {
 
 BOOST_AUTO_TEST_CASE(validate_names_field_and_sizes) {
   std::mt19937_64 gen(1);
-  layer_spec spec{8, 4, 2, 16, true, true, 0, mla::ref::rope_config::smollm2(), 0.25};
+  gqa_spec spec{8, 4, 2, 16, true, true, true, true, true, 0, mla::ref::rope_config::smollm2(), 0.25};
   spec.rope.dim = 16;
-  const gqa_layer<float> good = random_layer<float>(gen, spec);
+  const gqa_layer<float> good = random_gqa<float>(gen, spec);
   BOOST_CHECK_NO_THROW(good.validate());
 
-  auto expect = [&](std::function<void(gqa_layer<float>&)> edit, std::initializer_list<const char*> parts) {
+  auto expect = [&](std::function<void(gqa_layer<float>&)> edit, std::initializer_list<std::string> parts) {
     gqa_layer<float> l = good;
     edit(l);
     BOOST_CHECK_EXCEPTION(l.validate(), mla::error, [&](const mla::error& e) { return message_has(e, parts); });

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "expect_error.hpp"
 #include "mla/core/error.hpp"
 #include "random.hpp"
 #include "mla/core/shape.hpp"
@@ -28,6 +29,7 @@ using mla::ref::mla_layer;
 using mla::ref::row_vector;
 using mla::ref::vector;
 
+using mla::test::message_has;
 using mla::test::randn;
 using mla::test::randn_vec;
 using mla::test::test_seed;
@@ -234,16 +236,6 @@ void shape_forms_agree(std::uint64_t seed) {
   check_forms_agree(layer, x, gen);
 }
 
-bool message_has(const mla::error& e, std::initializer_list<const char*> parts) {
-  const std::string what = e.what();
-  for (const char* p : parts)
-    if (what.find(p) == std::string::npos) {
-      BOOST_TEST_MESSAGE("missing '" << p << "' in: " << what);
-      return false;
-    }
-  return true;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(reference_mla_attention)
@@ -325,7 +317,7 @@ BOOST_AUTO_TEST_CASE(validate_names_field_and_sizes) {
   BOOST_CHECK_NO_THROW(good.validate());
 
   auto expect = [&](const mla_layer<float>& base, std::function<void(mla_layer<float>&)> edit,
-                    std::initializer_list<const char*> parts) {
+                    std::initializer_list<std::string> parts) {
     mla_layer<float> l = base;
     edit(l);
     BOOST_CHECK_EXCEPTION(l.validate(), mla::error, [&](const mla::error& e) { return message_has(e, parts); });

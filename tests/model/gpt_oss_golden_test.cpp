@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_file.hpp"
 #include "mla/model/gpt_oss_checkpoint.hpp"
 #include "mla/model/load.hpp"
 
@@ -27,12 +28,6 @@ namespace fs = std::filesystem;
 using mla::ref::matrix;
 
 constexpr double golden_tolerance = 1e-4;  // relative error per position, float32
-
-nlohmann::json golden() {
-  std::ifstream in(MLA_GPT_OSS_GOLDEN);
-  BOOST_TEST_REQUIRE(static_cast<bool>(in), "cannot open " MLA_GPT_OSS_GOLDEN);
-  return nlohmann::json::parse(in);
-}
 
 // 64-bit FNV-1a, as tools/gpt_oss_golden.py computes it.
 struct fnv1a64 {
@@ -49,29 +44,16 @@ struct fnv1a64 {
 };
 
 std::string file_hash(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  const std::string bytes(std::istreambuf_iterator<char>(in), {});
+  const std::string bytes = mla::test::read_file(p);
   fnv1a64 f;
   f.add(bytes.data(), bytes.size());
   return f.hex();
 }
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    path = fs::temp_directory_path() / ("mla-gpt-oss-golden-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 // The golden checkpoint, regenerated once for the whole suite.
 struct golden_model {
-  nlohmann::json g = golden();
-  temp_dir dir;
+  nlohmann::json g = mla::test::read_json(MLA_GPT_OSS_GOLDEN);  // tools/gpt_oss_golden.py
+  mla::test::temp_dir dir{"mla-gpt-oss-golden"};
   mla::model::loaded_model lm;
 
   golden_model() : lm(make()) {}
@@ -79,8 +61,8 @@ struct golden_model {
   mla::model::loaded_model make() {
     const std::uint64_t seed = g["seed"].get<std::uint64_t>();
     // mla-make-gpt-oss --preset tiny --seed <seed>: the tiny shape, 1 MiB shards.
-    mla::model::write_gpt_oss_checkpoint(dir.path.string(), mla::model::gpt_oss_shape::tiny(), seed, 1 << 20);
-    return mla::model::load_model(dir.path.string());
+    mla::model::write_gpt_oss_checkpoint(dir.path(), mla::model::gpt_oss_shape::tiny(), seed, 1 << 20);
+    return mla::model::load_model(dir.path());
   }
 };
 
@@ -132,7 +114,7 @@ BOOST_AUTO_TEST_CASE(regenerated_checkpoint_is_the_one_transformers_read) {
   const golden_model& m = fixture();
   const auto& hashes = m.g["checkpoint_fnv1a64"];
   std::size_t files = 0;
-  for (const auto& f : fs::directory_iterator(m.dir.path)) {
+  for (const auto& f : fs::directory_iterator(m.dir.path())) {
     const std::string name = f.path().filename().string();
     if (name == "tokenizer.json") continue;  // written since the golden run; transformers read ids, not text
     BOOST_TEST_CONTEXT(name) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "expect_error.hpp"
+#include "json_file.hpp"
 #include "mla/io/mxfp4.hpp"
 #include "mla/io/safetensors.hpp"
 #include "mla/model/gpt_oss_checkpoint.hpp"
@@ -118,35 +120,6 @@ struct counting_source final : mla::ref::expert_source<double> {
   }
 };
 
-// A temporary directory removed at scope exit.
-struct temp_dir {
-  fs::path path;
-  explicit temp_dir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("mla-gpt-oss-" + tag + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-template <class F>
-void check_error_mentions(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    BOOST_ERROR("expected mla::error");
-  } catch (const mla::error& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) BOOST_TEST(what.find(p) != std::string::npos, "'" << what << "' lacks '" << p << "'");
-  }
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(gpt_oss)
@@ -206,7 +179,7 @@ BOOST_AUTO_TEST_CASE(routing_takes_top_k_of_raw_logits_then_softmax_over_k) {
   const double d = 2 * std::exp(3.0) + std::exp(2.0);
   BOOST_TEST(r.weights[0] == std::exp(3.0) / d, boost::test_tools::tolerance(1e-15));
   BOOST_TEST(r.weights[2] == std::exp(2.0) / d, boost::test_tools::tolerance(1e-15));
-  check_error_mentions([&] { (void)mla::ref::route_top_k(logits, 6); }, {"k = 6"});
+  mla::test::expect_error([&] { (void)mla::ref::route_top_k(logits, 6); }, {"k = 6"});
 }
 
 BOOST_AUTO_TEST_CASE(gpt_oss_config_json_in_both_rope_forms) {
@@ -264,27 +237,27 @@ BOOST_AUTO_TEST_CASE(gpt_oss_config_json_in_both_rope_forms) {
     b.erase(key);
     return b;
   };
-  check_error_mentions([&] { mla::model::config_from_hf_json(without("num_local_experts"), "cfg.json"); },
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(without("num_local_experts"), "cfg.json"); },
                        {"cfg.json", "num_local_experts"});
-  check_error_mentions([&] { mla::model::config_from_hf_json(without("hidden_size")); }, {"hidden_size"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(without("hidden_size")); }, {"hidden_size"});
   nlohmann::json bad = j;
   bad["rope_scaling"]["rope_type"] = "dynamic";
-  check_error_mentions([&] { mla::model::config_from_hf_json(bad); }, {"rope_scaling", "rope_type", "dynamic"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(bad); }, {"rope_scaling", "rope_type", "dynamic"});
   bad = j;
   bad["layer_types"].erase(0);
-  check_error_mentions([&] { mla::model::config_from_hf_json(bad); }, {"layer_types", "24"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(bad); }, {"layer_types", "24"});
   bad = j;
   bad["layer_types"][3] = "chunked_attention";
-  check_error_mentions([&] { mla::model::config_from_hf_json(bad); }, {"layer_types\"[3]", "chunked_attention"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(bad); }, {"layer_types\"[3]", "chunked_attention"});
   bad = j;
   bad["num_attention_heads"] = "64";
-  check_error_mentions([&] { mla::model::config_from_hf_json(bad); }, {"num_attention_heads", "integer"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(bad); }, {"num_attention_heads", "integer"});
   bad = j;
   bad["rope_scaling"].erase("factor");
-  check_error_mentions([&] { mla::model::config_from_hf_json(bad); }, {"rope_scaling", "factor"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(bad); }, {"rope_scaling", "factor"});
   bad = j;
   bad["model_type"] = "mixtral";
-  check_error_mentions([&] { mla::model::config_from_hf_json(bad); }, {"model_type", "mixtral"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(bad); }, {"model_type", "mixtral"});
 }
 
 BOOST_AUTO_TEST_CASE(llama_config_json) {
@@ -319,33 +292,33 @@ BOOST_AUTO_TEST_CASE(llama_config_json) {
   BOOST_TEST(c3.eos_id == 128001);
 
   l3["rope_scaling"].erase("low_freq_factor");
-  check_error_mentions([&] { mla::model::config_from_hf_json(l3); }, {"rope_scaling", "low_freq_factor"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(l3); }, {"rope_scaling", "low_freq_factor"});
   nlohmann::json no_eps = j;
   no_eps.erase("rms_norm_eps");
-  check_error_mentions([&] { mla::model::config_from_hf_json(no_eps); }, {"rms_norm_eps", "missing"});
+  mla::test::expect_error([&] { mla::model::config_from_hf_json(no_eps); }, {"rms_norm_eps", "missing"});
 }
 
 BOOST_AUTO_TEST_CASE(tiny_checkpoint_round_trip) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const temp_dir dir("tiny");
+    const mla::test::temp_dir dir("mla-gpt-oss-tiny");
     const mla::model::gpt_oss_shape s = mla::model::gpt_oss_shape::tiny();
-    const int shards = mla::model::write_gpt_oss_checkpoint(dir.path.string(), s, seed, 1 << 20);
+    const int shards = mla::model::write_gpt_oss_checkpoint(dir.path(), s, seed, 1 << 20);
     BOOST_TEST_REQUIRE(shards >= 2);
     // Hub naming: model-00000-of-0000{n-1}.safetensors (formats.md §1.7).
     const std::string last = std::to_string(shards - 1);
-    BOOST_TEST(fs::exists(dir.path / ("model-00000-of-0000" + last + ".safetensors")));
-    BOOST_TEST(fs::exists(dir.path / "model.safetensors.index.json"));
+    BOOST_TEST(fs::exists(dir.file("model-00000-of-0000" + last + ".safetensors")));
+    BOOST_TEST(fs::exists(dir.file("model.safetensors.index.json")));
 
     // Tensors have the hub's names, dtypes and shapes.
-    const auto ck = mla::io::safetensors_checkpoint::open(dir.path.string());
+    const auto ck = mla::io::safetensors_checkpoint::open(dir.path());
     const auto& gub = ck.tensor("model.layers.1.mlp.experts.gate_up_proj_blocks");
     BOOST_TEST((gub.type == mla::io::dtype::U8));
     BOOST_TEST(gub.shape == (std::vector<std::int64_t>{8, 256, 4, 16}), boost::test_tools::per_element());
     BOOST_TEST((ck.tensor("model.layers.1.self_attn.sinks").type == mla::io::dtype::BF16));
     BOOST_TEST(ck.size() == std::size_t(3 + 4 * 19));
 
-    mla::model::loaded_model lm = mla::model::load_model(dir.path.string());
+    mla::model::loaded_model lm = mla::model::load_model(dir.path());
     // The generator writes a synthetic o200k-form tokenizer.json (gpt_oss_tokenizer_test.cpp checks it).
     BOOST_TEST(lm.has_tokenizer, lm.tokenizer_note);
     BOOST_TEST(lm.tokenizer.vocab_size() == 512u);
@@ -400,35 +373,36 @@ BOOST_AUTO_TEST_CASE(tiny_checkpoint_round_trip) {
     BOOST_TEST(mla::ref::relative_error(no_sinks, prefill) > 1e-3);
 
     // The same seed writes the same bytes.
-    const temp_dir again("again");
-    mla::model::write_gpt_oss_checkpoint(again.path.string(), s, seed, 1 << 20);
-    for (const auto& f : fs::directory_iterator(dir.path))
-      BOOST_TEST(read_bytes(f.path()) == read_bytes(again.path / f.path().filename()), f.path().filename());
+    const mla::test::temp_dir again("mla-gpt-oss-again");
+    mla::model::write_gpt_oss_checkpoint(again.path(), s, seed, 1 << 20);
+    for (const auto& f : fs::directory_iterator(dir.path()))
+      BOOST_TEST(mla::test::read_file(f.path()) == mla::test::read_file(again.file(f.path().filename().string())),
+                 f.path().filename());
   }
 }
 
 BOOST_AUTO_TEST_CASE(checkpoint_errors_name_the_tensor) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const temp_dir dir("bad");
+    const mla::test::temp_dir dir("mla-gpt-oss-bad");
     mla::model::gpt_oss_shape s = mla::model::gpt_oss_shape::tiny();
     s.n_layers = 2;
-    mla::model::write_gpt_oss_checkpoint(dir.path.string(), s, seed, 1 << 30);
+    mla::model::write_gpt_oss_checkpoint(dir.path(), s, seed, 1 << 30);
     // A config that disagrees with the tensors: the error names the tensor and both shapes.
-    nlohmann::json j = nlohmann::json::parse(read_bytes(dir.path / "config.json"));
+    nlohmann::json j = mla::test::read_json(dir.file("config.json"));
     j["num_local_experts"] = 4;
-    mla::io::write_file_atomically((dir.path / "config.json").string(), j.dump());
-    check_error_mentions([&] { (void)mla::model::load_model(dir.path.string()); },
+    mla::io::write_file_atomically(dir.file("config.json"), j.dump());
+    mla::test::expect_error([&] { (void)mla::model::load_model(dir.path()); },
                          {"model.layers.0.mlp.router.weight", "[8, 128]", "[4, 128]"});
     // An unsupported tokenizer.json leaves the model loadable, with a note instead of a tokenizer.
     j["num_local_experts"] = 8;
-    mla::io::write_file_atomically((dir.path / "config.json").string(), j.dump());
-    mla::io::write_file_atomically((dir.path / "tokenizer.json").string(), std::string("{\"model\": {}}"));
-    const mla::model::loaded_model lm = mla::model::load_model(dir.path.string());
+    mla::io::write_file_atomically(dir.file("config.json"), j.dump());
+    mla::io::write_file_atomically(dir.file("tokenizer.json"), std::string("{\"model\": {}}"));
+    const mla::model::loaded_model lm = mla::model::load_model(dir.path());
     BOOST_TEST(!lm.has_tokenizer);
     BOOST_TEST(lm.tokenizer_note.find("not supported") != std::string::npos, lm.tokenizer_note);
-    fs::remove(dir.path / "config.json");
-    check_error_mentions([&] { (void)mla::model::load_model(dir.path.string()); }, {"config.json"});
+    fs::remove(dir.file("config.json"));
+    mla::test::expect_error([&] { (void)mla::model::load_model(dir.path()); }, {"config.json"});
   }
 }
 
@@ -436,17 +410,17 @@ BOOST_AUTO_TEST_CASE(checkpoint_errors_name_the_tensor) {
 BOOST_AUTO_TEST_CASE(checkpoint_errors_missing_shard_and_bad_mxfp4_blocks) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const temp_dir dir("bad-shards");
+    const mla::test::temp_dir dir("mla-gpt-oss-bad-shards");
     mla::model::gpt_oss_shape s = mla::model::gpt_oss_shape::tiny();
     s.n_layers = 2;
-    const int shards = mla::model::write_gpt_oss_checkpoint(dir.path.string(), s, seed, 1 << 18);
+    const int shards = mla::model::write_gpt_oss_checkpoint(dir.path(), s, seed, 1 << 18);
     BOOST_TEST_REQUIRE(shards >= 3);
-    const nlohmann::json index = nlohmann::json::parse(read_bytes(dir.path / "model.safetensors.index.json"));
+    const nlohmann::json index = mla::test::read_json(dir.file("model.safetensors.index.json"));
     const std::string blocks = "model.layers.0.mlp.experts.gate_up_proj_blocks";
     const std::string blocks_shard = index["weight_map"][blocks].get<std::string>();
     // The shard rewritten with that tensor's last dimension (16 bytes per MXFP4 block) cut to 8.
     {
-      const std::string path = (dir.path / blocks_shard).string();
+      const std::string path = dir.file(blocks_shard);
       const mla::io::safetensors_file f = mla::io::safetensors_file::open(path);
       mla::io::safetensors_writer w;
       for (const mla::io::tensor_view& t : f.tensors()) {
@@ -462,14 +436,14 @@ BOOST_AUTO_TEST_CASE(checkpoint_errors_missing_shard_and_bad_mxfp4_blocks) {
       w.write(path + ".tmp");
       fs::rename(path + ".tmp", path);
     }
-    check_error_mentions([&] { (void)mla::model::load_model(dir.path.string()); }, {blocks});
+    mla::test::expect_error([&] { (void)mla::model::load_model(dir.path()); }, {blocks});
     // A shard the index names but the directory lacks.
     std::string other;
     for (const auto& kv : index["weight_map"].items())
       if (kv.value().get<std::string>() != blocks_shard) other = kv.value().get<std::string>();
     BOOST_TEST_REQUIRE(!other.empty());
-    fs::remove(dir.path / other);
-    check_error_mentions([&] { (void)mla::model::load_model(dir.path.string()); }, {other});
+    fs::remove(dir.file(other));
+    mla::test::expect_error([&] { (void)mla::model::load_model(dir.path()); }, {other});
   }
 }
 

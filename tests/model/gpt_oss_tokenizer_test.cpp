@@ -21,6 +21,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "expect_error.hpp"
+#include "files.hpp"
+#include "json_file.hpp"
 #include "mla/eval/perplexity.hpp"
 #include "mla/model/gpt_oss_checkpoint.hpp"
 #include "mla/model/gpt_oss_tokenizer.hpp"
@@ -29,44 +32,19 @@
 #include "mla/tokenizer/o200k_json.hpp"
 #include "mla/tokenizer/quicktok.hpp"
 #include "random.hpp"
+#include "random_text.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct tmp_dir {
-  fs::path path;
-  explicit tmp_dir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("mla-gpt-oss-tok-" + tag + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~tmp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 // Random UTF-8 text: words from a small alphabet (so that merges apply), digits, punctuation, spaces,
 // newlines, some non-ASCII letters and the odd harmony special token.
-std::string random_text(std::mt19937_64& gen) {
+std::string harmony_text(std::mt19937_64& gen) {
   static const std::vector<std::string> atoms = {"the", " the", "e", "a", "th", " model", "tion", "Paris", "1",
                                                  "23",  "456", ",", ".", "!",  " ",      "\n",   "  ",   "é",
                                                  "ж",   "字",  "😀", "'s", "<|end|>", "<|start|>", "<|message|>", "x"};
-  std::uniform_int_distribution<std::size_t> pick(0, atoms.size() - 1), len(0, 40);
-  std::string t;
-  for (std::size_t i = len(gen); i > 0; --i) t += atoms[pick(gen)];
-  return t;
-}
-
-template <class F>
-void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    BOOST_ERROR("expected mla::error");
-  } catch (const mla::error& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) BOOST_TEST(what.find(p) != std::string::npos, "'" << what << "' lacks '" << p << "'");
-  }
+  return mla::test::random_text(gen, atoms, 40);
 }
 
 }  // namespace
@@ -89,7 +67,7 @@ BOOST_AUTO_TEST_CASE(synthetic_tokenizer_json_reads_back) {
       BOOST_TEST((t.type(n - 1) == mla::tok::token_type::control));
       BOOST_TEST((t.type(0) == mla::tok::token_type::normal));
       for (int k = 0; k < 50; ++k) {
-        const std::string text = random_text(gen);
+        const std::string text = harmony_text(gen);
         BOOST_TEST_CONTEXT("text '" << text << "'") {
           const auto ids = t.encode(text);
           BOOST_TEST(ids == direct.encode(text), boost::test_tools::per_element());
@@ -121,11 +99,11 @@ BOOST_AUTO_TEST_CASE(harmony_template) {
 BOOST_AUTO_TEST_CASE(tiny_checkpoint_generates_and_scores) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const tmp_dir dir("tiny");
+    const mla::test::temp_dir dir("mla-gpt-oss-tok-tiny");
     const mla::model::gpt_oss_shape s = mla::model::gpt_oss_shape::tiny();
-    mla::model::write_gpt_oss_checkpoint(dir.path.string(), s, seed, 1 << 20);
-    BOOST_TEST_REQUIRE(fs::exists(dir.path / "tokenizer.json"));
-    const mla::model::loaded_model m = mla::model::load_model(dir.path.string());
+    mla::model::write_gpt_oss_checkpoint(dir.path(), s, seed, 1 << 20);
+    BOOST_TEST_REQUIRE(fs::exists(dir.file("tokenizer.json")));
+    const mla::model::loaded_model m = mla::model::load_model(dir.path());
     BOOST_TEST_REQUIRE(m.has_tokenizer, m.tokenizer_note);
     BOOST_TEST_REQUIRE(m.tokenizer.tiktoken() != nullptr);
     BOOST_TEST(*m.tokenizer.find("<|return|>") == m.model.config().eos_id);
@@ -174,54 +152,54 @@ BOOST_AUTO_TEST_CASE(o200k_json_errors_name_the_field) {
   {
     json j = good;
     j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed";
-    expect_error(read(j), {"tok.json", "pre_tokenizer.pretokenizers[0]", "Isolated"});
+    mla::test::expect_error(read(j), {"tok.json", "pre_tokenizer.pretokenizers[0]", "Isolated"});
   }
   {
     json j = good;
     j["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = true;
-    expect_error(read(j), {"tok.json", "pre_tokenizer.pretokenizers[1]", "use_regex false"});
+    mla::test::expect_error(read(j), {"tok.json", "pre_tokenizer.pretokenizers[1]", "use_regex false"});
   }
   {
     json j = good;
     j["normalizer"] = json{{"type", "NFC"}};
-    expect_error(read(j), {"tok.json", "normalizer"});
+    mla::test::expect_error(read(j), {"tok.json", "normalizer"});
   }
   {
     json j = good;
     j["model"]["vocab"]["Ġzzz"] = 3;  // id of another token
-    expect_error(read(j), {"tok.json", "model.vocab['Ġzzz']", "id 3 appears twice"});
+    mla::test::expect_error(read(j), {"tok.json", "model.vocab['Ġzzz']", "id 3 appears twice"});
   }
   {
     json j = good;
     j["model"]["vocab"]["x"] = -4;
-    expect_error(read(j), {"tok.json", "model.vocab['x']", "token id"});
+    mla::test::expect_error(read(j), {"tok.json", "model.vocab['x']", "token id"});
   }
   {
     json j = good;
     auto& merges = j["model"]["merges"];
     BOOST_TEST_REQUIRE(merges.size() >= 2u);
     merges[0] = json::array({"q", "z"});  // "qz" is not a token
-    expect_error(read(j), {"tok.json", "model.merges[0]", "not a merge"});
+    mla::test::expect_error(read(j), {"tok.json", "model.merges[0]", "not a merge"});
   }
   {
     json j = good;
     j["added_tokens"][0]["id"] = 5;  // the id of an ordinary token with other bytes
-    expect_error(read(j), {"tok.json", "added_tokens[0]", "id 5"});
+    mla::test::expect_error(read(j), {"tok.json", "added_tokens[0]", "id 5"});
   }
   {
     json j = good;
     j["added_tokens"][0]["lstrip"] = true;
-    expect_error(read(j), {"tok.json", "added_tokens[0].lstrip"});
+    mla::test::expect_error(read(j), {"tok.json", "added_tokens[0].lstrip"});
   }
   {
     json j = good;
     j["model"]["byte_fallback"] = true;
-    expect_error(read(j), {"tok.json", "model.byte_fallback"});
+    mla::test::expect_error(read(j), {"tok.json", "model.byte_fallback"});
   }
   {
     json j = good;  // a byte missing from the vocabulary
     j["model"]["vocab"].erase("!");
-    expect_error(read(j), {"tok.json", "byte 33 is not a token"});
+    mla::test::expect_error(read(j), {"tok.json", "byte 33 is not a token"});
   }
 }
 
@@ -236,7 +214,7 @@ BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json_and_fallback, *boost::uni
   std::vector<mla::tok::special_token> specials = mla::tok::o200k_harmony_special_tokens();
   const auto t = mla::tok::tokenizer::from_hf_json(mla::tok::o200k_hf_json(real.tokens(), {}, specials), "o200k.json");
   BOOST_TEST(t.vocab_size() == 201088u);
-  const nlohmann::json golden = nlohmann::json::parse(std::ifstream(MLA_O200K_GOLDEN));
+  const nlohmann::json golden = mla::test::read_json(MLA_O200K_GOLDEN);
   for (const auto& c : golden["texts"])
     BOOST_TEST(t.encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<std::int32_t>>(),
                boost::test_tools::per_element());
@@ -247,14 +225,14 @@ BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json_and_fallback, *boost::uni
     BOOST_TEST_MESSAGE("MLA_SKIP_SLOW_TESTS is set: the full-vocabulary fallback checkpoint is skipped");
     return;
   }
-  const tmp_dir dir("o200k");
+  const mla::test::temp_dir dir("mla-gpt-oss-tok-o200k");
   mla::model::gpt_oss_shape s = mla::model::gpt_oss_shape::tiny();
   s.n_layers = 2;
   s.vocab_size = 201088;
-  mla::model::write_gpt_oss_checkpoint(dir.path.string(), s, 1, 1 << 30);
-  BOOST_TEST_REQUIRE(!fs::exists(dir.path / "tokenizer.json"));
+  mla::model::write_gpt_oss_checkpoint(dir.path(), s, 1, 1 << 30);
+  BOOST_TEST_REQUIRE(!fs::exists(dir.file("tokenizer.json")));
   ::setenv("MLA_O200K_VOCAB", vocab.c_str(), 1);
-  const mla::model::loaded_model m = mla::model::load_model(dir.path.string());
+  const mla::model::loaded_model m = mla::model::load_model(dir.path());
   BOOST_TEST_REQUIRE(m.has_tokenizer, m.tokenizer_note);
   BOOST_TEST(m.tokenizer.encode("<|start|>user<|message|>Hello, world!<|end|>") ==
                  real.encode("<|start|>user<|message|>Hello, world!<|end|>"),
@@ -262,10 +240,10 @@ BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json_and_fallback, *boost::uni
   BOOST_TEST(*m.tokenizer.find("<|return|>") == m.model.config().eos_id);
 
   // A smaller model without tokenizer.json: no tokenizer, and the note says why.
-  const tmp_dir small("small");
-  mla::model::write_gpt_oss_checkpoint(small.path.string(), mla::model::gpt_oss_shape::tiny(), 1, 1 << 30);
-  fs::remove(small.path / "tokenizer.json");
-  const mla::model::loaded_model m2 = mla::model::load_model(small.path.string());
+  const mla::test::temp_dir small("mla-gpt-oss-tok-small");
+  mla::model::write_gpt_oss_checkpoint(small.path(), mla::model::gpt_oss_shape::tiny(), 1, 1 << 30);
+  fs::remove(small.file("tokenizer.json"));
+  const mla::model::loaded_model m2 = mla::model::load_model(small.path());
   BOOST_TEST(!m2.has_tokenizer);
   BOOST_TEST(m2.tokenizer_note.find("201088") != std::string::npos, m2.tokenizer_note);
 }

@@ -10,27 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "expect_error.hpp"
+#include "files.hpp"
 #include "mla/model/gpt_oss_checkpoint.hpp"
 #include "mla/model/load_safetensors.hpp"
 #include "mla/reference/gqa_attention.hpp"
 #include "random.hpp"
 
-namespace fs = std::filesystem;
 using mla::ref::matrix;
-
-namespace {
-struct tmp_dir {
-  fs::path path;
-  explicit tmp_dir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("mla-kv-window-" + tag + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~tmp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-}  // namespace
 
 BOOST_AUTO_TEST_SUITE(kv_window)
 
@@ -38,10 +25,10 @@ BOOST_AUTO_TEST_CASE(trimmed_caches_give_the_same_logits) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("seed " << seed) {
     std::mt19937_64 rng(seed);
-    const tmp_dir dir("tiny");
+    const mla::test::temp_dir dir("mla-kv-window-tiny");
     mla::model::gpt_oss_shape shape = mla::model::gpt_oss_shape::tiny();
-    mla::model::write_gpt_oss_checkpoint(dir.path.string(), shape, seed, 1 << 20);
-    const mla::model::decoder<float> model = mla::model::load_safetensors(dir.path.string());
+    mla::model::write_gpt_oss_checkpoint(dir.path(), shape, seed, 1 << 20);
+    const mla::model::decoder<float> model = mla::model::load_safetensors(dir.path());
     const auto& c = model.config();
     const int window = shape.sliding_window;
     BOOST_TEST_REQUIRE(window == 8);
@@ -103,17 +90,12 @@ BOOST_AUTO_TEST_CASE(trimmed_caches_give_the_same_logits) {
 BOOST_AUTO_TEST_CASE(ring_cache_smaller_than_the_window_is_an_error) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 rng(seed);
-  const tmp_dir dir("bad");
-  mla::model::write_gpt_oss_checkpoint(dir.path.string(), mla::model::gpt_oss_shape::tiny(), seed, 1 << 20);
-  const mla::model::decoder<float> model = mla::model::load_safetensors(dir.path.string());
+  const mla::test::temp_dir dir("mla-kv-window-bad");
+  mla::model::write_gpt_oss_checkpoint(dir.path(), mla::model::gpt_oss_shape::tiny(), seed, 1 << 20);
+  const mla::model::decoder<float> model = mla::model::load_safetensors(dir.path());
   auto s = model.new_session();
   s.gqa[0].window = 4;  // layer 0 has window 8
-  try {
-    model.forward(s, std::vector<int>{1, 2, 3});
-    BOOST_ERROR("expected mla::error");
-  } catch (const mla::error& e) {
-    BOOST_TEST(std::string(e.what()).find("ring cache of 4 tokens") != std::string::npos, e.what());
-  }
+  mla::test::expect_error([&] { model.forward(s, std::vector<int>{1, 2, 3}); }, {"ring cache of 4 tokens"});
   auto f = model.new_session();
   f.gqa[1].window = 8;  // layer 1 is full attention
   BOOST_CHECK_THROW(model.forward(f, std::vector<int>{1, 2, 3}), mla::error);

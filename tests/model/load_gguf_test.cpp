@@ -1,10 +1,10 @@
 #include "mla/model/load_gguf.hpp"
 
 #include <boost/test/unit_test.hpp>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "json_file.hpp"
 #include "model_test_support.hpp"
 
 namespace {
@@ -14,11 +14,8 @@ const mla::model::decoder<float>& smollm2() {
   return model;
 }
 
-nlohmann::json golden() {
-  std::ifstream in(MLA_MODEL_GOLDEN_LOGITS);
-  BOOST_TEST_REQUIRE(static_cast<bool>(in), "cannot open " MLA_MODEL_GOLDEN_LOGITS);
-  return nlohmann::json::parse(in);
-}
+// tests/model/data/smollm2_llama_cpp_logits.json (tools/llama_cpp_reference.py).
+nlohmann::json llama_cpp_golden() { return mla::test::read_json(MLA_MODEL_GOLDEN_LOGITS); }
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(model_load_gguf)
@@ -43,7 +40,7 @@ BOOST_AUTO_TEST_CASE(smollm2_config, *MLA_MODEL_TEST) {
 // MLA_LOGIT_TOLERANCE is an absolute bound on the reference's top-8 and 16 probe logits per position
 // (logits here are of size ~10-30; measured max difference 7.9e-5).
 BOOST_AUTO_TEST_CASE(logits_match_llama_cpp, *MLA_MODEL_TEST) {
-  const nlohmann::json g = golden();
+  const nlohmann::json g = llama_cpp_golden();
   const std::vector<int> probes = g["probe_ids"].get<std::vector<int>>();
   double worst = 0;
   int positions = 0, top1_same = 0;
@@ -74,7 +71,7 @@ BOOST_AUTO_TEST_CASE(logits_match_llama_cpp, *MLA_MODEL_TEST) {
 }
 
 BOOST_AUTO_TEST_CASE(decode_matches_prefill_on_real_model, *MLA_MODEL_TEST) {
-  const std::vector<int> ids = golden()["prompts"]["chat"]["ids"].get<std::vector<int>>();
+  const std::vector<int> ids = llama_cpp_golden()["prompts"]["chat"]["ids"].get<std::vector<int>>();
   const auto& m = smollm2();
   const mla::ref::matrix<float> full = m.forward(ids);
   auto s = m.new_session();

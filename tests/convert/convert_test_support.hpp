@@ -16,32 +16,15 @@
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/gqa_attention.hpp"
 #include "mla/reference/rope.hpp"
+#include "random.hpp"
+#include "random_layers.hpp"
 
 namespace mla::test {
 
 using ref::matrix;
 using ref::vector;
 
-// A fresh seed per run (MLA_TEST_SEED=<n> replays one); printed through BOOST_TEST_CONTEXT.
-inline std::uint64_t test_seed() {
-  if (const char* s = std::getenv("MLA_TEST_SEED")) return std::stoull(s);
-  std::random_device rd;
-  return (std::uint64_t(rd()) << 32) ^ rd();
-}
-
-template <class T>
-matrix<T> randn(std::mt19937_64& gen, Eigen::Index rows, Eigen::Index cols, double stddev) {
-  std::normal_distribution<double> nd(0.0, stddev);
-  matrix<T> m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(nd(gen));
-  return m;
-}
-template <class T>
-vector<T> randn_vec(std::mt19937_64& gen, Eigen::Index n, double stddev) {
-  const matrix<T> m = randn<T>(gen, n, 1, stddev);
-  return m.col(0);
-}
-
+// The layers of the conversion tests' models: RoPE over the whole head, softmax scale 1/sqrt(head_dim).
 struct layer_spec {
   int hidden = 64, n_heads = 4, n_kv_heads = 2, head_dim = 16;
   bool biases = false, sinks = false;
@@ -54,32 +37,13 @@ struct layer_spec {
   }();
 };
 
-// Weights like a trained model: N(0, 1/sqrt(fan_in)); biases N(0, 0.3); sinks N(0, 1).
+// Weights like a trained model (random_layers.hpp) with biases N(0, 0.3).
 template <class T>
 ref::gqa_layer<T> random_gqa(std::mt19937_64& gen, const layer_spec& s) {
-  ref::gqa_layer<T> l;
-  l.hidden = s.hidden;
-  l.n_heads = s.n_heads;
-  l.n_kv_heads = s.n_kv_heads;
-  l.head_dim = s.head_dim;
-  const int q_dim = s.n_heads * s.head_dim, kv_dim = s.n_kv_heads * s.head_dim;
-  const double in_h = 1.0 / std::sqrt(double(s.hidden));
-  l.wq = randn<T>(gen, q_dim, s.hidden, in_h);
-  l.wk = randn<T>(gen, kv_dim, s.hidden, in_h);
-  l.wv = randn<T>(gen, kv_dim, s.hidden, in_h);
-  l.wo = randn<T>(gen, s.hidden, q_dim, 1.0 / std::sqrt(double(q_dim)));
-  if (s.biases) {
-    l.bq = randn_vec<T>(gen, q_dim, 0.3);
-    l.bk = randn_vec<T>(gen, kv_dim, 0.3);
-    l.bv = randn_vec<T>(gen, kv_dim, 0.3);
-    l.bo = randn_vec<T>(gen, s.hidden, 0.3);
-  }
-  if (s.sinks) l.sinks = randn_vec<T>(gen, s.n_heads, 1.0);
-  l.rope = s.rope;
-  l.rope.dim = s.head_dim;
-  l.attention.softmax_scale = 1.0 / std::sqrt(double(s.head_dim));
-  l.attention.sliding_window = s.window;
-  return l;
+  ref::rope_config rope = s.rope;
+  rope.dim = s.head_dim;
+  return random_gqa<T>(gen, gqa_spec{s.hidden, s.n_heads, s.n_kv_heads, s.head_dim, s.biases, s.biases, s.biases,
+                                     s.biases, s.sinks, s.window, rope, 1.0 / std::sqrt(double(s.head_dim)), 0.3});
 }
 
 // A correlated input distribution: x = mu + z diag(sigma) R^T with a decaying spectrum sigma_i ~ 1/(1+i)

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "convert_test_support.hpp"
+#include "expect_error.hpp"
+#include "files.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/pipeline.hpp"
 #include "mla/model/load.hpp"
@@ -20,10 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using mla::ref::matrix;
-
-double rel_error(const matrix<float>& got, const matrix<float>& want) {
-  return (got.cast<double>() - want.cast<double>()).norm() / want.cast<double>().norm();
-}
+using mla::ref::relative_error;
 
 BOOST_AUTO_TEST_SUITE(deepseek_v3_export)
 
@@ -44,10 +43,10 @@ BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
     o.layer.rank = 12;
     o.layers = {0};
     const auto half = mla::convert::convert_model(cfg, w, stats, o);
-    const fs::path tmp = fs::temp_directory_path() / ("mla_ds_test_" + std::to_string(seed) + "_" + std::to_string(::getpid()));
-    fs::remove_all(tmp);
+    const mla::test::temp_dir scratch("mla-ds-test");
+    const fs::path tmp = scratch.path();
     BOOST_CHECK_EXCEPTION(mla::model::save_deepseek_v3((tmp / "gqa_left").string(), half.config, half.weights, {false, {}}),
-                          mla::error, [](const mla::error& e) { return std::string(e.what()).find("is GQA") != std::string::npos; });
+                          mla::error, [](const mla::error& e) { return mla::test::message_has(e, {"is GQA"}); });
     BOOST_TEST(!fs::exists(tmp / "gqa_left"));
     o.layer.rank = 8;
     o.layers = {1};
@@ -61,14 +60,14 @@ BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
     mla::model::save_deepseek_v3((tmp / "plain").string(), conv.config, conv.weights, {false, {}});
     const auto plain = mla::model::load_model((tmp / "plain").string());
     BOOST_TEST(plain.model.config().layers[1].latent_rank == 12);
-    const double err_plain = rel_error(plain.model.forward(tokens), want);
+    const double err_plain = relative_error(plain.model.forward(tokens), want);
     BOOST_TEST(err_plain <= 1e-5);
     // Its absorbed decode agrees with the prefill.
     auto s = plain.model.new_session();
     matrix<float> stepped(want.rows(), want.cols());
     for (std::size_t t = 0; t < tokens.size(); ++t)
       stepped.row(static_cast<Eigen::Index>(t)) = plain.model.decode(s, tokens[t]);
-    BOOST_TEST(rel_error(stepped, want) <= 1e-5);
+    BOOST_TEST(relative_error(stepped, want) <= 1e-5);
 
     // With the latent norm (constant weight sqrt(E||c||^2 / r_max)).
     mla::model::deepseek_export_options opt;
@@ -87,12 +86,11 @@ BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
       m.latent_norm_eps = 1e-6 * r_max / m.latent_rank;  // the same eps on the padded mean square
     }
     const matrix<float> want_normed = mla::model::decoder<float>(conv.config, wn).forward(tokens);
-    BOOST_TEST(rel_error(got_normed, want_normed) <= 1e-5);
-    const double cost = rel_error(got_normed, want);
+    BOOST_TEST(relative_error(got_normed, want_normed) <= 1e-5);
+    const double cost = relative_error(got_normed, want);
     BOOST_TEST(std::isfinite(cost));
     BOOST_TEST_MESSAGE("DeepSeek export: logits rel. error " << err_plain << " without the latent norm, " << cost
                                                              << " with it (constant weight)");
-    fs::remove_all(tmp);
   }
 }
 

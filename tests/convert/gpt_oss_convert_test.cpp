@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "convert_test_support.hpp"
+#include "files.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/pipeline.hpp"
 #include "mla/model/decoder.hpp"
@@ -25,11 +26,12 @@ BOOST_AUTO_TEST_CASE(full_attention_layers_convert_and_run) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const fs::path dir = fs::temp_directory_path() / ("mla-gpt-oss-convert-" + std::to_string(gen()));
     mla::model::gpt_oss_shape shape = mla::model::gpt_oss_shape::tiny();
-    mla::model::write_gpt_oss_checkpoint(dir.string(), shape, seed, 1 << 30);
-    const mla::model::loaded_model lm = mla::model::load_model(dir.string());
-    fs::remove_all(dir);
+    const mla::model::loaded_model lm = [&] {
+      const mla::test::temp_dir dir("mla-gpt-oss-convert");
+      mla::model::write_gpt_oss_checkpoint(dir.path(), shape, seed, 1 << 30);
+      return mla::model::load_model(dir.path());
+    }();
     const mla::model::decoder<float>& src = lm.model;
     const mla::model::model_config& cfg = src.config();
     std::vector<int> full;  // layers with full attention: the ones converted

@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "convert_test_support.hpp"
+#include "expect_error.hpp"
+#include "files.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/pipeline.hpp"
 #include "mla/model/load.hpp"
@@ -25,33 +27,9 @@ namespace {
 namespace fs = std::filesystem;
 using mla::convert::rope_strategy;
 using mla::ref::matrix;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool message_has(const mla::error& e, const std::string& needle) {
-  const bool ok = std::string(e.what()).find(needle) != std::string::npos;
-  if (!ok) BOOST_TEST_MESSAGE("error was: " << e.what());
-  return ok;
-}
-
-// A fresh directory under the temp path, removed at scope exit.
-struct scratch_dir {
-  fs::path path;
-  explicit scratch_dir(std::uint64_t seed) {
-    path = fs::temp_directory_path() / ("mla_ckpt_test_" + std::to_string(seed) + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using mla::ref::relative_error;
+using mla::test::message_has;
+using mla::test::read_file;
 
 struct converted {
   mla::model::model_config cfg;
@@ -80,21 +58,17 @@ converted make_converted(std::mt19937_64& gen, rope_strategy strategy) {
   return {conv.config, conv.weights};
 }
 
-double rel_error(const matrix<float>& got, const matrix<float>& want) {
-  return (got.cast<double>() - want.cast<double>()).norm() / want.cast<double>().norm();
-}
-
 BOOST_AUTO_TEST_SUITE(mla_checkpoint)
 
 BOOST_AUTO_TEST_CASE(round_trip_gives_identical_logits) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("MLA_TEST_SEED=" << seed) {
     std::mt19937_64 gen(seed);
-    const scratch_dir tmp(seed);
+    const mla::test::temp_dir tmp("mla-ckpt-test");
     int case_no = 0;
     for (const rope_strategy strategy : {rope_strategy::rorope, rope_strategy::two_norm}) {
       const converted m = make_converted(gen, strategy);
-      const fs::path out = tmp.path / ("ckpt" + std::to_string(case_no++));
+      const fs::path out = tmp.file("ckpt" + std::to_string(case_no++));
       mla::model::save_checkpoint(out.string(), m.cfg, m.w, {{"tokenizer_config.json", "{}\n"}});
       BOOST_TEST(fs::exists(out / "config.json"));
       BOOST_TEST(fs::exists(out / "model.safetensors"));
@@ -131,7 +105,7 @@ BOOST_AUTO_TEST_CASE(round_trip_gives_identical_logits) {
       matrix<float> stepped(naive.rows(), naive.cols());
       for (std::size_t t = 0; t < tokens.size(); ++t)
         stepped.row(static_cast<Eigen::Index>(t)) = back.model.decode(s, tokens[t]);
-      BOOST_TEST(rel_error(stepped, naive) <= 1e-5);
+      BOOST_TEST(relative_error(stepped, naive) <= 1e-5);
       // The caches really are latent: (r + d_R) per MLA layer, 2 * g * d for the GQA layer, per token.
       const long per_token = (12 + 8) * 2 + 2 * 2 * 16;
       BOOST_TEST(s.kv_bytes() == std::size_t(per_token) * tokens.size() * sizeof(float));
@@ -143,22 +117,22 @@ BOOST_AUTO_TEST_CASE(existing_output_and_failed_writes_leave_nothing_partial) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("MLA_TEST_SEED=" << seed) {
     std::mt19937_64 gen(seed);
-    const scratch_dir tmp(seed + 1);
+    const mla::test::temp_dir tmp("mla-ckpt-test");
     const converted m = make_converted(gen, rope_strategy::rorope);
-    const fs::path out = tmp.path / "ckpt";
+    const fs::path out = tmp.file("ckpt");
     mla::model::save_checkpoint(out.string(), m.cfg, m.w);
-    const std::string before = slurp(out / "model.safetensors");
+    const std::string before = read_file(out / "model.safetensors");
     BOOST_CHECK_EXCEPTION(mla::model::save_checkpoint(out.string(), m.cfg, m.w), mla::error,
-                          [](const mla::error& e) { return message_has(e, "already exists"); });
-    BOOST_TEST((slurp(out / "model.safetensors") == before));
+                          [](const mla::error& e) { return message_has(e, {"already exists"}); });
+    BOOST_TEST((read_file(out / "model.safetensors") == before));
 
     // A failure after the weights were written (a bad extra file name): no output, no temporary directory.
-    const fs::path out2 = tmp.path / "ckpt2";
+    const fs::path out2 = tmp.file("ckpt2");
     BOOST_CHECK_EXCEPTION(mla::model::save_checkpoint(out2.string(), m.cfg, m.w, {{"../escape.json", "{}"}}),
-                          mla::error, [](const mla::error& e) { return message_has(e, "../escape.json"); });
+                          mla::error, [](const mla::error& e) { return message_has(e, {"../escape.json"}); });
     BOOST_TEST(!fs::exists(out2));
     int entries = 0;
-    for (const auto& e : fs::directory_iterator(tmp.path)) entries += e.path().filename() != "ckpt";
+    for (const auto& e : fs::directory_iterator(tmp.path())) entries += e.path().filename() != "ckpt";
     BOOST_TEST(entries == 0, "leftover entries next to the checkpoint");
   }
 }
@@ -167,11 +141,11 @@ BOOST_AUTO_TEST_CASE(bad_mla_fields_name_the_field) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("MLA_TEST_SEED=" << seed) {
     std::mt19937_64 gen(seed);
-    const scratch_dir tmp(seed + 2);
+    const mla::test::temp_dir tmp("mla-ckpt-test");
     const converted m = make_converted(gen, rope_strategy::rorope);
-    const fs::path out = tmp.path / "ckpt";
+    const fs::path out = tmp.file("ckpt");
     mla::model::save_checkpoint(out.string(), m.cfg, m.w);
-    const nlohmann::json good = nlohmann::json::parse(slurp(out / "config.json"));
+    const nlohmann::json good = nlohmann::json::parse(read_file(out / "config.json"));
     auto with_config = [&](const nlohmann::json& j) {
       std::ofstream(out / "config.json", std::ios::trunc) << j.dump(2);
     };
@@ -179,22 +153,22 @@ BOOST_AUTO_TEST_CASE(bad_mla_fields_name_the_field) {
     j["mla"]["layers"][0].erase("kv_lora_rank");
     with_config(j);
     BOOST_CHECK_EXCEPTION(mla::model::load_model(out.string()), mla::error,
-                          [](const mla::error& e) { return message_has(e, "\"kv_lora_rank\" is missing"); });
+                          [](const mla::error& e) { return message_has(e, {"\"kv_lora_rank\" is missing"}); });
     j = good;
     j["mla"]["layers"][2]["kv_lora_rank"] = 16;  // the tensors are rank 12
     with_config(j);
     BOOST_CHECK_EXCEPTION(mla::model::load_model(out.string()), mla::error,
-                          [](const mla::error& e) { return message_has(e, "model.layers.2.self_attn.kv_a_proj.weight"); });
+                          [](const mla::error& e) { return message_has(e, {"model.layers.2.self_attn.kv_a_proj.weight"}); });
     j = good;
     j["mla"]["layers"][1]["attention"] = "mha";
     with_config(j);
     BOOST_CHECK_EXCEPTION(mla::model::load_model(out.string()), mla::error,
-                          [](const mla::error& e) { return message_has(e, "mla.layers[1]"); });
+                          [](const mla::error& e) { return message_has(e, {"mla.layers[1]"}); });
     j = good;
     j["mla"]["layers"].erase(1);
     with_config(j);
     BOOST_CHECK_EXCEPTION(mla::model::load_model(out.string()), mla::error,
-                          [](const mla::error& e) { return message_has(e, "\"layers\" must be a list of"); });
+                          [](const mla::error& e) { return message_has(e, {"\"layers\" must be a list of"}); });
   }
 }
 

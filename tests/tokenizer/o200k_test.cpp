@@ -28,11 +28,6 @@
 
 namespace {
 
-const nlohmann::json& o200k_golden() {
-  static const nlohmann::json g = nlohmann::json::parse(tok_test::read_file(tok_test::data_path("o200k_golden.json")));
-  return g;
-}
-
 struct has_o200k {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
     boost::test_tools::assertion_result r(!tok_test::o200k_vocab_path().empty());
@@ -70,7 +65,7 @@ std::uint64_t fnv1a64_ids(const std::vector<std::int32_t>& ids) {
 BOOST_AUTO_TEST_SUITE(o200k)
 
 BOOST_AUTO_TEST_CASE(pre_tokenizer_matches_tiktoken_pattern) {
-  for (const auto& c : o200k_golden()["texts"]) {
+  for (const auto& c : tok_test::o200k_golden()["texts"]) {
     const std::string text = c["text"].get<std::string>();
     const std::vector<std::string> want = c["pieces"].get<std::vector<std::string>>();
     BOOST_TEST_CONTEXT("text '" << text << "'") {
@@ -178,9 +173,9 @@ BOOST_AUTO_TEST_CASE(harmony_special_tokens) {
 
 BOOST_AUTO_TEST_CASE(ids_match_tiktoken_o200k_harmony, *boost::unit_test::precondition(has_o200k{})) {
   const auto& t = harmony();
-  BOOST_TEST(t.vocab_size() == o200k_golden()["n_vocab"].get<std::size_t>());
+  BOOST_TEST(t.vocab_size() == tok_test::o200k_golden()["n_vocab"].get<std::size_t>());
   BOOST_TEST(t.rank_count() == 199998u);
-  for (const auto& c : o200k_golden()["texts"]) {
+  for (const auto& c : tok_test::o200k_golden()["texts"]) {
     const std::string text = c["text"].get<std::string>();
     BOOST_TEST_CONTEXT("text '" << text << "'") {
       BOOST_TEST(t.encode(text) == tok_test::ids_of(c["ids"]), boost::test_tools::per_element());
@@ -198,7 +193,7 @@ BOOST_AUTO_TEST_CASE(wikitext_matches_tiktoken, *boost::unit_test::precondition(
     BOOST_TEST_MESSAGE(wiki << " not found: skipped");
     return;
   }
-  const auto& g = o200k_golden()["wikitext"];
+  const auto& g = tok_test::o200k_golden()["wikitext"];
   const std::string text = tok_test::read_file(wiki);
   BOOST_TEST_REQUIRE(text.size() == g["bytes"].get<std::size_t>());
   BOOST_TEST(mla::tok::o200k_pre_tokenize(text).size() == g["pieces"].get<std::size_t>());

@@ -186,12 +186,11 @@ BOOST_AUTO_TEST_CASE(malformed_vocabularies_are_errors) {
   long_len[4] = '\xFF', long_len[5] = '\xFF';
   expect_error(read(long_len), {"bad.vocab", "truncated", "65535 bytes"});
   // A vocabulary without every single byte cannot make a tokenizer; the error names the file.
-  const std::string tmp = (std::filesystem::temp_directory_path() /
-                           ("mla_quicktok_" + std::to_string(tok_test::test_seed()) + ".vocab")).string();
+  const mla::test::temp_dir dir("mla-quicktok");
+  const std::string tmp = dir.file("no-single-bytes.vocab");
   std::ofstream(tmp, std::ios::binary) << vocab_file(good);
   expect_error([&] { mla::tok::o200k_harmony_from_quicktok(tmp); }, {tmp, "byte 0 is not a token"});
   expect_error([&] { mla::tok::load_o200k_harmony(tmp); }, {tmp, "byte 0 is not a token"});
-  std::filesystem::remove(tmp);
   expect_error([] { mla::tok::read_quicktok_vocab_file("/nonexistent/o200k.vocab"); },
                {"cannot open", "/nonexistent/o200k.vocab"});
 }
@@ -236,8 +235,7 @@ BOOST_AUTO_TEST_CASE(real_o200k_vocab_is_tiktokens_file, *boost::unit_test::labe
   // The tokenizer from the .vocab and from the rank text: same vocabulary size, same ids.
   const mla::tok::tiktoken_bpe t = mla::tok::load_o200k_harmony(path);
   BOOST_TEST(t.vocab_size() == 201088u);
-  const auto golden = nlohmann::json::parse(tok_test::read_file(tok_test::data_path("o200k_golden.json")));
-  for (const auto& c : golden["texts"])
+  for (const auto& c : tok_test::o200k_golden()["texts"])
     BOOST_TEST(t.encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<std::int32_t>>(),
                boost::test_tools::per_element());
 

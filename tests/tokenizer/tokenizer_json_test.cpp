@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mla/tokenizer/gguf_vocab.hpp"
+#include "random_text.hpp"
 #include "tokenizer_test_support.hpp"
 
 namespace {
@@ -31,13 +32,11 @@ vocabulary small_vocabulary(bool digits) {
   return v;
 }
 
-std::string random_text(std::mt19937_64& gen) {
+// Texts over the vocabulary's specials, merges and digits.
+std::string vocabulary_text(std::mt19937_64& gen) {
   static const std::vector<std::string> pieces = {"<|s|>", "<u>", "<m>", " ", "  ", "\n", "ab", " ab", "12",
                                                   "123", "\xC3\xA9", "x"};
-  std::string s;
-  const std::size_t n = gen() % 40;
-  for (std::size_t i = 0; i < n; ++i) s += pieces[gen() % pieces.size()];
-  return s;
+  return mla::test::random_text(gen, pieces, 39);
 }
 
 BOOST_AUTO_TEST_SUITE(tokenizer_json)
@@ -54,7 +53,7 @@ BOOST_AUTO_TEST_CASE(round_trip_matches_direct_tokenizer) {
       for (std::int32_t id = 0; id < static_cast<std::int32_t>(v.tokens.size()); ++id)
         BOOST_TEST(static_cast<int>(back.type(id)) == static_cast<int>(direct.type(id)), "id " << id);
       for (int i = 0; i < 200; ++i) {
-        const std::string text = random_text(gen);
+        const std::string text = vocabulary_text(gen);
         const ids a = direct.encode(text), b = back.encode(text);
         BOOST_TEST(a == b, "text '" << text << "': " << tok_test::show(a) << " vs " << tok_test::show(b));
         BOOST_TEST(back.decode(b) == direct.decode(a));

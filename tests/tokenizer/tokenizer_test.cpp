@@ -36,7 +36,7 @@ vocabulary tiny_vocabulary() {
 }
 
 // A random valid UTF-8 string mixing ASCII, whitespace, digits, other scripts and special texts.
-std::string random_text(std::mt19937_64& gen) {
+std::string random_utf8_text(std::mt19937_64& gen) {
   static const std::vector<std::string> pieces = {"<|s|>", "<|s|>x", "<u>", "<m>", "<|s", "|>", " ", "  ",
                                                   "\n", "\t", "ab", "'s", "12", "\xC2\xA0"};
   std::string s;
@@ -154,7 +154,7 @@ BOOST_AUTO_TEST_CASE(decode_inverts_encode_on_random_text) {
   BOOST_TEST_CONTEXT("seed " << seed) {
     std::mt19937_64 gen(seed);
     for (int round = 0; round < 2000; ++round) {
-      const std::string text = random_text(gen);
+      const std::string text = random_utf8_text(gen);
       for (const bool parse_special : {true, false}) {
         encode_options options;
         options.parse_special = parse_special;

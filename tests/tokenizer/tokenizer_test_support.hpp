@@ -1,5 +1,5 @@
-// Shared helpers for the tokenizer tests: seeds, error-message checks, files, golden data, and tiny
-// byte-level vocabularies built by hand.
+// Shared helpers for the tokenizer tests: data files, golden data, and tiny byte-level vocabularies built by
+// hand; the seed, error-message and file helpers of every test area (tests/support) under tok_test:: too.
 #pragma once
 
 #include <boost/test/unit_test.hpp>
@@ -23,6 +23,10 @@
 #include "mla/tokenizer/tokenizer.hpp"
 #include "mla/tokenizer/unicode.hpp"
 
+#include "expect_error.hpp"
+#include "files.hpp"
+#include "seed.hpp"
+
 // Printable enums for BOOST_TEST (found by argument-dependent lookup).
 namespace mla::tok {
 inline std::ostream& operator<<(std::ostream& os, utf8_status s) { return os << utf8_status_text(s); }
@@ -31,32 +35,9 @@ inline std::ostream& operator<<(std::ostream& os, token_type t) { return os << "
 
 namespace tok_test {
 
-// A fresh seed per run (MLA_TEST_SEED=<n> replays one); tests print it with BOOST_TEST_CONTEXT.
-inline std::uint64_t test_seed() {
-  if (const char* s = std::getenv("MLA_TEST_SEED")) return std::stoull(s);
-  std::random_device rd;
-  return (std::uint64_t(rd()) << 32) ^ rd();
-}
-
-// Asserts that f() throws mla::error whose message holds every part; returns the message.
-template <class F>
-std::string expect_error(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const mla::error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) {
-      BOOST_CHECK_MESSAGE(msg.find(p) != std::string::npos,
-                          "error message \"" << msg << "\" does not contain \"" << p << "\"");
-    }
-    return msg;
-  } catch (const std::exception& e) {
-    BOOST_ERROR("expected mla::error, got another exception: " << e.what());
-    return {};
-  }
-  BOOST_ERROR("expected mla::error, but nothing was thrown");
-  return {};
-}
+using mla::test::expect_error;
+using mla::test::read_file;
+using mla::test::test_seed;
 
 inline std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -64,14 +45,6 @@ inline std::string env_or(const char* name, const std::string& fallback) {
 }
 
 inline bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 inline std::string data_path(const std::string& name) {
   return std::string(MLA_TOKENIZER_TEST_DATA_DIR) + "/" + name;
@@ -94,6 +67,12 @@ inline std::string o200k_vocab_path() {
 // tests/tokenizer/data/smollm2_golden.json, written by tools/tokenizer_golden.py (HF tokenizers).
 inline const nlohmann::json& golden() {
   static const nlohmann::json g = nlohmann::json::parse(read_file(data_path("smollm2_golden.json")));
+  return g;
+}
+
+// tests/tokenizer/data/o200k_golden.json, written by tools/o200k_golden.py (tiktoken).
+inline const nlohmann::json& o200k_golden() {
+  static const nlohmann::json g = nlohmann::json::parse(read_file(data_path("o200k_golden.json")));
   return g;
 }
 

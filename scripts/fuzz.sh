@@ -28,9 +28,7 @@ common=(-std=c++17 -g -Iinclude -Itests/io)
 echo "== seeds"
 "$cxx" "${common[@]}" -O1 tests/io/fuzz/make_seeds.cpp -o "$work/make_seeds"
 rm -rf "$work/seeds"
-"$work/make_seeds" "$work/seeds"
-cp tests/io/data/*.gguf "$work/seeds/gguf/"
-cp tests/io/data/*.safetensors "$work/seeds/safetensors/"
+"$work/make_seeds" "$work/seeds" tests/io/data/*.hex
 
 status=0
 for t in $targets; do

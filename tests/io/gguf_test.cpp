@@ -153,7 +153,9 @@ BOOST_AUTO_TEST_CASE(custom_alignment) {
 // llama.cpp's own Python writer and dequantisers (gguf-py) as an independent oracle: see
 // data/make_gguf_golden.py.
 BOOST_AUTO_TEST_CASE(matches_gguf_py_golden_file) {
-  const auto g = gguf_file::open(std::string(MLA_IO_TEST_DATA_DIR) + "/gguf_py_golden.gguf");
+  const mla_test::bytes golden = mla_test::read_hex_file(std::string(MLA_IO_TEST_DATA_DIR) + "/gguf_py_golden.gguf.hex");
+  BOOST_TEST_REQUIRE(golden.size() == 24000u);
+  const auto g = gguf_file::from_bytes(mla_test::span(golden), "gguf_py_golden.gguf");
   BOOST_TEST(g.version() == 3u);
   BOOST_TEST(g.get<std::string>("general.architecture") == "llama");
   BOOST_TEST(g.get<std::uint8_t>("test.u8") == 200);

@@ -35,6 +35,34 @@ inline bytes read_file(const std::string& path) {
   return bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
+// Bytes from a hex text file (two digits per byte; whitespace ignored), the form in which the golden files of
+// tests/io/data are committed (`xxd -p`; `xxd -r -p` turns one back into the binary file).
+inline bytes read_hex_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto digit = [&](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    throw std::runtime_error(path + ": '" + std::string(1, c) + "' is not a hex digit");
+  };
+  bytes out;
+  int high = -1;
+  for (char c : text) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    const int v = digit(c);
+    if (high < 0) {
+      high = v;
+    } else {
+      out.push_back(static_cast<std::uint8_t>(high * 16 + v));
+      high = -1;
+    }
+  }
+  if (high >= 0) throw std::runtime_error(path + ": odd number of hex digits");
+  return out;
+}
+
 // The bytes as the readers take them (valid while b lives).
 inline mla::io::byte_span span(const bytes& b) { return mla::io::byte_span{b.data(), b.size()}; }
 

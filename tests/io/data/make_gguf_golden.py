@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Writes gguf_py_golden.gguf: an independent oracle for the mla::io GGUF reader and dequantisers.
+"""Writes gguf_py_golden.gguf.hex: an independent oracle for the mla::io GGUF reader and dequantisers.
 
 Made with llama.cpp's own Python package `gguf` (gguf-py, PyPI `gguf`, here 0.19.0, with numpy):
   * GGUFWriter writes the container (all metadata value types, alignment, tensor infos, padding);
   * for each ggml type, `q.<TYPE>` holds random blocks (half-precision scale fields replaced by finite
     values) stored raw, and `expected.<TYPE>` (F32) holds gguf.quants.dequantize() of the same bytes.
 The C++ test (gguf_test.cpp) reads the file with mla::io::gguf_file and compares its dequantisation
-with `expected.*`. Not needed to build or test: run it only to regenerate the file.
+with `expected.*`. The file is committed as hex text (`xxd -p -c 64` layout; `xxd -r -p` gives the binary
+back), not as a binary model-format file. Not needed to build or test: run it only to regenerate it.
     python3 -m venv /tmp/v && /tmp/v/bin/pip install gguf numpy && /tmp/v/bin/python make_gguf_golden.py
 """
 import os
@@ -82,7 +83,12 @@ def main():
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    print("wrote", out, os.path.getsize(out), "bytes")
+    hex_out = out + ".hex"
+    with open(out, "rb") as f, open(hex_out, "w") as h:
+        data = f.read()
+        h.writelines(data[i:i + 64].hex() + "\n" for i in range(0, len(data), 64))
+    os.remove(out)
+    print("wrote", hex_out, len(data), "bytes as hex")
 
 
 if __name__ == "__main__":

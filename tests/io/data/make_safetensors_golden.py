@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes safetensors_reference.safetensors with the reference implementation (PyPI `safetensors`,
+"""Writes safetensors_reference.safetensors.hex with the reference implementation (PyPI `safetensors`,
 Rust core, here 0.8.0, through its numpy API) for safetensors_test.cpp to read. The values are simple
 formulas that the test recomputes. Run only to regenerate:
     python3 -m venv /tmp/v && /tmp/v/bin/pip install safetensors numpy && /tmp/v/bin/python make_safetensors_golden.py
@@ -22,4 +22,9 @@ tensors = {
 }
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "safetensors_reference.safetensors")
 save_file(tensors, out, metadata={"format": "pt", "note": "written by huggingface/safetensors"})
-print("wrote", out, os.path.getsize(out), "bytes")
+# Committed as hex text (`xxd -p -c 64` layout; `xxd -r -p` gives the binary back), not as a binary file.
+with open(out, "rb") as f, open(out + ".hex", "w") as h:
+    data = f.read()
+    h.writelines(data[i:i + 64].hex() + "\n" for i in range(0, len(data), 64))
+os.remove(out)
+print("wrote", out + ".hex", len(data), "bytes as hex")

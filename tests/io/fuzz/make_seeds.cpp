@@ -9,8 +9,8 @@
 #include "mla/io/safetensors.hpp"
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s <dir>\n", argv[0]);
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s <dir> [golden.gguf.hex | golden.safetensors.hex ...]\n", argv[0]);
     return 2;
   }
   namespace fs = std::filesystem;
@@ -40,6 +40,13 @@ int main(int argc, char** argv) {
   w.write((dir / "safetensors" / "small.safetensors").string());
   mla::io::safetensors_writer e;
   e.write((dir / "safetensors" / "empty.safetensors").string());
+  // The committed golden files (hex text, tests/io/data) as binary seeds, by their extension.
+  for (int i = 2; i < argc; ++i) {
+    const fs::path hex(argv[i]);
+    const fs::path name = hex.stem();  // "x.gguf.hex" -> "x.gguf"
+    const char* sub = name.extension() == ".gguf" ? "gguf" : "safetensors";
+    mla_test::write_file((dir / sub / name).string(), mla_test::read_hex_file(hex.string()));
+  }
   std::printf("seeds written to %s\n", argv[1]);
   return 0;
 }

@@ -1,5 +1,7 @@
-// mla-convert: GQA -> MLA conversion of a Llama-family model into the project's MLA checkpoint format
-// (config.json with the "mla" fields + safetensors + tokenizer), with the per-layer stage report.
+// mla-convert: GQA -> MLA conversion of a Llama-family or gpt-oss model into the project's MLA checkpoint format
+// (config.json with the "mla" fields + safetensors + tokenizer), with the per-layer stage report. A gpt-oss
+// directory keeps its sliding-window layers GQA when --layers names the full-attention ones, and its MXFP4
+// experts are copied byte for byte (save_checkpoint.hpp).
 //
 //   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --method attention_aware --kv-budget 0.5 --out smollm2-mla
 //   mla-eval --model smollm2-mla --text ../shared/data/wikitext-2-raw-test.txt --ctx 2048

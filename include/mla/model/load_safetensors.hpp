@@ -85,8 +85,17 @@ inline ref::mla_layer<float> st_mla_layer(const io::safetensors_checkpoint& f, c
 
 // gpt-oss experts of one layer, kept as MXFP4 in the mapped checkpoint; load() dequantises one expert.
 // Holds the checkpoint alive through a shared pointer (the views point into its mapping).
+// raw_tensors() hands out the checkpoint's own tensors, so a saver copies them byte for byte
+// (save_checkpoint.hpp) instead of re-quantising the dequantised floats.
 class mxfp4_experts final : public ref::expert_source<float> {
  public:
+  // One source tensor: its name after "model.layers.N.mlp.experts." and its view into the mapping (valid while
+  // this object, or the checkpoint() it shares, lives).
+  struct raw_tensor {
+    std::string suffix;
+    const io::tensor_view* view = nullptr;
+  };
+
   // `prefix` is "model.layers.N.mlp.experts."; checks every tensor's dtype and shape.
   mxfp4_experts(std::shared_ptr<const io::safetensors_checkpoint> ck, const std::string& prefix, int n_experts,
                 int hidden, int intermediate)
@@ -97,9 +106,22 @@ class mxfp4_experts final : public ref::expert_source<float> {
     down_ = quantized(prefix + "down_proj", hidden, intermediate);
     gate_up_bias_ = detail::st_matrix(*ck_, prefix + "gate_up_proj_bias", n_experts, 2L * intermediate);
     down_bias_ = detail::st_matrix(*ck_, prefix + "down_proj_bias", n_experts, hidden);
+    gate_up_bias_view_ = &ck_->tensor(prefix + "gate_up_proj_bias");
+    down_bias_view_ = &ck_->tensor(prefix + "down_proj_bias");
   }
 
   int count() const override { return n_experts_; }
+  int hidden() const { return hidden_; }
+  int intermediate() const { return intermediate_; }
+  const std::shared_ptr<const io::safetensors_checkpoint>& checkpoint() const { return ck_; }
+
+  // The six source tensors in Hugging Face order: gate_up_proj_blocks, gate_up_proj_scales, gate_up_proj_bias,
+  // down_proj_blocks, down_proj_scales, down_proj_bias (dtype, shape and bytes as in the checkpoint).
+  std::vector<raw_tensor> raw_tensors() const {
+    return {{"gate_up_proj_blocks", gate_up_.blocks}, {"gate_up_proj_scales", gate_up_.scales},
+            {"gate_up_proj_bias", gate_up_bias_view_},  {"down_proj_blocks", down_.blocks},
+            {"down_proj_scales", down_.scales},         {"down_proj_bias", down_bias_view_}};
+  }
 
   void load(int e, ref::moe_expert<float>& out) const override {
     check(e >= 0 && e < n_experts_, "mxfp4 experts: expert ", e, " is outside [0, ", n_experts_, ")");
@@ -147,6 +169,8 @@ class mxfp4_experts final : public ref::expert_source<float> {
   packed gate_up_, down_;
   ref::matrix<float> gate_up_bias_;  // [E, 2 * intermediate]
   ref::matrix<float> down_bias_;     // [E, hidden]
+  const io::tensor_view* gate_up_bias_view_ = nullptr;
+  const io::tensor_view* down_bias_view_ = nullptr;
 };
 
 // Float weights for config `c` from an open checkpoint (HF tensor names).

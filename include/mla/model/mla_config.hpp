@@ -1,6 +1,7 @@
-// The MLA fields of the project's checkpoint format: a Hugging Face config.json (model_type "llama") with one
-// extra object "mla" that says which layers are MLA and how each is shaped, and the tensor names of an MLA
-// layer in model.safetensors.
+// The MLA fields of the project's checkpoint format: a Hugging Face config.json (model_type "llama" or "gpt_oss")
+// with one extra object "mla" that says which layers are MLA and how each is shaped, and the tensor names of an
+// MLA layer in model.safetensors. The rest of config.json is the architecture's own (gpt_oss: layer_types and
+// sliding_window still say which layers slide, MLA ones included; rope_scaling applies to the decoupled key).
 //
 //   "mla": {
 //     "format_version": 1,
@@ -19,8 +20,12 @@
 //   k_rope_proj [d_R, hidden]              shared RoPE key (w_kr)
 //   k_b_proj    [n_heads*d, r]             key up-projection (w_uk)
 //   v_b_proj    [n_heads*d_v, r]           value up-projection (w_uv)
-//   o_proj      [hidden, n_heads*d_v]      sinks [n_heads] (gpt-oss)
-// The other tensors keep their Llama names. This is not the DeepSeek-V3 layout (see the export for that).
+//   o_proj      [hidden, n_heads*d_v]
+//   sinks       [n_heads]                  (no ".weight"; present exactly when the architecture has sinks: gpt_oss)
+// Biases are "<stem>.bias" for q_proj [n_heads*(d+d_R)], kv_a_proj [r], k_rope_proj [d_R] and o_proj [hidden]
+// (a converted gpt-oss layer carries its q/k/v/o biases in these); k_b_proj and v_b_proj have none.
+// The other tensors keep their Llama / gpt-oss names (gpt-oss MoE: mlp.router.*, mlp.experts.* in MXFP4).
+// This is not the DeepSeek-V3 layout (see the export for that).
 #pragma once
 
 #include <string>

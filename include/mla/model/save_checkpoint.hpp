@@ -1,12 +1,15 @@
-// mla::model::save_checkpoint: writes a Llama-family model (GQA, converted MLA or mixed layers) as a checkpoint
-// directory that load_model(dir) reads back:
-//   config.json        Hugging Face llama fields + the "mla" object (mla_config.hpp) when a layer is MLA
-//   model.safetensors  F32 (exact round trip) or BF16/F16; GQA layers keep HF names, MLA layers the names in
-//                      mla_config.hpp
+// mla::model::save_checkpoint: writes a Llama-family or gpt-oss model (GQA, converted MLA or mixed layers) as a
+// checkpoint directory that load_model(dir) reads back to the same logits:
+//   config.json        Hugging Face llama or gpt_oss fields + the "mla" object (mla_config.hpp) when a layer is MLA
+//   model.safetensors  F32 (exact round trip) or BF16/F16; GQA layers keep HF names (gpt-oss: with biases and
+//                      sinks), MLA layers the names in mla_config.hpp
 //   extra files        tokenizer.json / tokenizer_config.json (checkpoint_tokenizer_files below)
+// gpt-oss MoE experts are not re-quantised: the MXFP4 blocks/scales and the expert biases are copied byte for
+// byte from the checkpoint the model was loaded from (mxfp4_experts::raw_tensors, load_safetensors.hpp); the
+// router, norms, embeddings and unembedding are written in the requested float dtype like everything else.
+// Experts held only as floats (ref::dense_experts) are an error: they would need re-quantising.
 // The directory is built as `<dir>.tmp.<pid>` and renamed into place at the end: `dir` either does not exist
 // or is complete. An existing `dir` is an error (nothing is overwritten; inputs are never modified).
-// gpt-oss (MoE with MXFP4 experts) is not written yet: that is an error naming the architecture.
 #pragma once
 
 #include <Eigen/Core>
@@ -15,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -27,6 +31,7 @@
 #include "mla/io/gguf.hpp"
 #include "mla/io/safetensors.hpp"
 #include "mla/model/decoder.hpp"
+#include "mla/model/load_safetensors.hpp"
 #include "mla/model/mla_config.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/tokenizer/gguf_vocab.hpp"
@@ -43,13 +48,13 @@ struct checkpoint_file {
 // Tokenizer files for a checkpoint made from the model at `source` (what load_model accepts):
 // a GGUF file gives tokenizer.json (tokenizer_json.hpp) and tokenizer_config.json with its chat template;
 // a directory gives copies of its tokenizer.json, tokenizer_config.json, special_tokens_map.json and
-// generation_config.json where present.
+// generation_config.json and chat_template.jinja (gpt-oss) where present.
 inline std::vector<checkpoint_file> checkpoint_tokenizer_files(const std::string& source) {
   namespace fs = std::filesystem;
   std::vector<checkpoint_file> out;
   if (fs::is_directory(source)) {
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                             "generation_config.json"}) {
+                             "generation_config.json", "chat_template.jinja"}) {
       const fs::path p = fs::path(source) / name;
       if (!fs::exists(p)) continue;
       std::ifstream in(p, std::ios::binary);
@@ -111,6 +116,86 @@ inline nlohmann::ordered_json llama_config_json(const model_config& c, const std
   return j;
 }
 
+// config.json of a gpt-oss config in the Hugging Face gpt_oss form (the fields hf_config.hpp reads; the
+// rope_scaling form of openai/gpt-oss-20b), plus "mla" when a layer is MLA. Every sliding layer must use the
+// same window (HF has one "sliding_window"); the experts are MXFP4 (quantization_config).
+inline nlohmann::ordered_json gpt_oss_model_config_json(const model_config& c,
+                                                        const std::string& torch_dtype = "float32") {
+  using json = nlohmann::ordered_json;
+  const char* who = "mla::model::gpt_oss_model_config_json";
+  check(c.architecture == "gpt_oss" && c.mlp == mlp_kind::moe, who, ": architecture '", c.architecture,
+        "' with ", to_string(c.mlp), " is not gpt_oss with MoE");
+  check(c.attention_sinks, who, ": gpt_oss layers always have attention sinks (config.json cannot say otherwise)");
+  check(c.rope.inv_freq_override.empty() && c.rope.layout == ref::rope_layout::neox && c.rope.dim == c.head_dim, who,
+        ": the model's RoPE must be the standard NeoX ladder over head_dim");
+  json rope_scaling = nullptr;
+  if (c.rope.scaling == ref::rope_scaling::yarn) {
+    rope_scaling = {{"beta_fast", c.rope.beta_fast},
+                    {"beta_slow", c.rope.beta_slow},
+                    {"factor", c.rope.factor},
+                    {"original_max_position_embeddings", c.rope.original_max_position},
+                    {"rope_type", "yarn"},
+                    {"truncate", c.rope.truncate}};
+    if (c.rope.attention_factor != 0) rope_scaling["attention_factor"] = c.rope.attention_factor;
+  } else if (c.rope.scaling == ref::rope_scaling::llama3) {
+    rope_scaling = {{"rope_type", "llama3"},
+                    {"factor", c.rope.factor},
+                    {"low_freq_factor", c.rope.low_freq_factor},
+                    {"high_freq_factor", c.rope.high_freq_factor},
+                    {"original_max_position_embeddings", c.rope.original_max_position}};
+  } else {
+    check(c.rope.scaling == ref::rope_scaling::none, who, ": unknown RoPE scaling");
+  }
+  int window = 0;
+  json layer_types = json::array();
+  for (int l = 0; l < c.n_layers; ++l) {
+    const int w = c.layers[static_cast<std::size_t>(l)].sliding_window;
+    check(w == 0 || window == 0 || w == window, who, ": layer ", l, " has sliding window ", w,
+          " but an earlier layer has ", window, " (config.json has one \"sliding_window\")");
+    if (w > 0) window = w;
+    layer_types.push_back(w > 0 ? "sliding_attention" : "full_attention");
+  }
+  json j = {{"architectures", json::array({"GptOssForCausalLM"})},
+            {"model_type", "gpt_oss"},
+            {"vocab_size", c.vocab_size},
+            {"hidden_size", c.hidden},
+            {"intermediate_size", c.intermediate},
+            {"num_hidden_layers", c.n_layers},
+            {"num_attention_heads", c.n_heads},
+            {"num_key_value_heads", c.n_kv_heads},
+            {"head_dim", c.head_dim},
+            {"hidden_act", "silu"},
+            {"num_local_experts", c.n_experts},
+            {"num_experts_per_tok", c.experts_per_token},
+            {"experts_per_token", c.experts_per_token},
+            {"swiglu_limit", c.swiglu_limit},
+            {"rms_norm_eps", c.rms_eps},
+            {"rope_theta", c.rope.theta},
+            {"rope_scaling", rope_scaling},
+            {"sliding_window", window},
+            {"layer_types", layer_types},
+            {"attention_bias", c.attention_bias},
+            {"tie_word_embeddings", c.tied_embeddings},
+            {"quantization_config",
+             {{"modules_to_not_convert", json::array({"model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                                      "model.embed_tokens", "lm_head"})},
+              {"quant_method", "mxfp4"}}},
+            {"torch_dtype", torch_dtype}};
+  // Not a Hugging Face field; written only when it is not gpt-oss's 1.702 (hf_config.hpp reads it).
+  if (c.swiglu_alpha != 1.702) j["swiglu_alpha"] = c.swiglu_alpha;
+  if (c.context_length > 0) j["max_position_embeddings"] = c.context_length;
+  if (c.rope.scaling == ref::rope_scaling::yarn) j["initial_context_length"] = c.rope.original_max_position;
+  if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
+  if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
+  if (has_mla_layers(c) || c.softmax_scale > 0) j["mla"] = mla_fields_json(c);
+  return j;
+}
+
+// config.json for either architecture.
+inline nlohmann::ordered_json checkpoint_config_json(const model_config& c, const std::string& torch_dtype = "float32") {
+  return c.architecture == "gpt_oss" ? gpt_oss_model_config_json(c, torch_dtype) : llama_config_json(c, torch_dtype);
+}
+
 namespace detail {
 
 template <class T>
@@ -151,9 +236,32 @@ void check_mla_layer_savable(const model_config& c, int l, const ref::mla_layer<
   check(m.attention.sliding_window == lc.sliding_window, who, ": sliding window differs from the config");
 }
 
+
+// The MXFP4 expert tensors of MoE layer l, borrowed from the checkpoint the experts were loaded from, under
+// layer l's Hugging Face names. The experts must be mxfp4_experts of the config's shape.
+template <class T>
+void add_raw_experts(io::safetensors_writer& w, const model_config& c, int l, const ref::moe_block<T>& moe) {
+  const std::string who = "mla::model::save_checkpoint: layer " + std::to_string(l);
+  const std::string prefix = "model.layers." + std::to_string(l) + ".mlp.experts.";
+  const mxfp4_experts* q = nullptr;
+  if constexpr (std::is_same_v<T, float>) q = dynamic_cast<const mxfp4_experts*>(moe.experts.get());
+  check(q != nullptr, who, ": the experts ('", prefix,
+        "*') are not MXFP4 tensors of a loaded checkpoint (mla::model::mxfp4_experts); float experts would have "
+        "to be re-quantised, which is not supported");
+  check(q->count() == c.n_experts && q->hidden() == c.hidden && q->intermediate() == c.intermediate, who,
+        ": the experts ('", prefix, "*') are ", q->count(), " x hidden ", q->hidden(), " x intermediate ",
+        q->intermediate(), "; the config says ", c.n_experts, " x ", c.hidden, " x ", c.intermediate);
+  for (const mxfp4_experts::raw_tensor& t : q->raw_tensors()) {
+    check(t.view != nullptr && t.view->bytes.data != nullptr, who, ": tensor '", prefix, t.suffix,
+          "' has no data in the source checkpoint");
+    w.add_borrowed(prefix + t.suffix, t.view->type, t.view->shape, t.view->bytes);
+  }
+}
+
 }  // namespace detail
 
-// Writes the checkpoint (see the header comment). `type` is F32, BF16 or F16.
+// Writes the checkpoint (see the header comment). `type` is F32, BF16 or F16 (the MXFP4 experts of gpt-oss are
+// copied as they are whatever `type` is).
 template <class T>
 void save_checkpoint(const std::string& dir, const model_config& config, const model_weights<T>& weights,
                      const std::vector<checkpoint_file>& extra_files = {}, io::dtype type = io::dtype::F32) {
@@ -161,8 +269,10 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
   const char* who = "mla::model::save_checkpoint";
   check(type == io::dtype::F32 || type == io::dtype::BF16 || type == io::dtype::F16, who,
         ": dtype must be F32, BF16 or F16, found ", io::dtype_name(type));
-  check(config.architecture == "llama" && config.mlp == mlp_kind::swiglu, who, ": architecture '", config.architecture,
-        "' is not written yet (llama with SwiGLU only; gpt-oss MXFP4 experts are not re-encoded)");
+  const bool gpt_oss = config.architecture == "gpt_oss";
+  check((config.architecture == "llama" && config.mlp == mlp_kind::swiglu) || (gpt_oss && config.mlp == mlp_kind::moe),
+        who, ": architecture '", config.architecture, "' with ", to_string(config.mlp),
+        " is not written (llama with SwiGLU, or gpt_oss with MoE)");
   check(!dir.empty(), who, ": empty output path");
   const fs::path out = fs::path(dir).lexically_normal();
   check(!fs::exists(out), who, ": output '", out.string(), "' already exists; choose a new path (nothing is overwritten)");
@@ -175,6 +285,15 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
   for (int l = 0; l < c.n_layers; ++l)
     if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::mla)
       detail::check_mla_layer_savable(c, l, weights.layers[static_cast<std::size_t>(l)].mla);
+  // Sinks: config.json has no field for them; gpt_oss layers always have them, llama layers never.
+  for (int l = 0; l < c.n_layers; ++l) {
+    const auto& lw = weights.layers[static_cast<std::size_t>(l)];
+    const bool mla = c.layers[static_cast<std::size_t>(l)].attention == attention_kind::mla;
+    const long n_sinks = mla ? long(lw.mla.sinks.size()) : long(lw.gqa.sinks.size());
+    check(c.attention_sinks ? n_sinks == c.n_heads : n_sinks == 0, who, ": layer ", l, " tensor 'model.layers.", l,
+          ".self_attn.sinks' has ", n_sinks, " entries, but the ", c.architecture, " config says ",
+          c.attention_sinks ? std::to_string(c.n_heads) + " (one per head)" : std::string("none"));
+  }
 
   io::safetensors_writer w;
   w.set_metadata("format", "pt");
@@ -191,6 +310,9 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
       const auto& g = lw.gqa;
       check(c.attention_bias || (g.bq.size() == 0 && g.bk.size() == 0 && g.bv.size() == 0 && g.bo.size() == 0), who,
             ": layer ", l, " has attention biases but the config says attention_bias = false");
+      check(!c.attention_bias || (g.bq.size() > 0 && g.bk.size() > 0 && g.bv.size() > 0), who, ": layer ", l,
+            " tensor '", a, "q_proj.bias', 'k_proj.bias' or 'v_proj.bias' is missing but the config says ",
+            "attention_bias = true");
       detail::add_tensor(w, type, a + "q_proj.weight", g.wq);
       detail::add_tensor(w, type, a + "k_proj.weight", g.wk);
       detail::add_tensor(w, type, a + "v_proj.weight", g.wv);
@@ -199,6 +321,7 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
       detail::add_tensor(w, type, a + "k_proj.bias", g.bk);
       detail::add_tensor(w, type, a + "v_proj.bias", g.bv);
       detail::add_tensor(w, type, a + "o_proj.bias", g.bo);
+      detail::add_tensor(w, type, a + "sinks", g.sinks);
     } else {
       const auto& m = lw.mla;
       auto nm = [&](const char* stem, const char* kind) { return a + stem + "." + kind; };
@@ -212,13 +335,24 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
       detail::add_tensor(w, type, nm(mla_tensor::v_b_proj, "weight"), m.w_uv);
       detail::add_tensor(w, type, nm(mla_tensor::o_proj, "weight"), m.wo);
       detail::add_tensor(w, type, nm(mla_tensor::o_proj, "bias"), m.bo);
+      detail::add_tensor(w, type, a + mla_tensor::sinks, m.sinks);
     }
-    detail::add_tensor(w, type, p + "mlp.gate_proj.weight", lw.mlp.w_gate);
-    detail::add_tensor(w, type, p + "mlp.up_proj.weight", lw.mlp.w_up);
-    detail::add_tensor(w, type, p + "mlp.down_proj.weight", lw.mlp.w_down);
+    if (c.mlp == mlp_kind::moe) {
+      const auto& moe = lw.moe;
+      check(moe.swiglu_limit == c.swiglu_limit && moe.swiglu_alpha == c.swiglu_alpha, who, ": layer ", l,
+            " MoE has swiglu_limit ", moe.swiglu_limit, " and alpha ", moe.swiglu_alpha, "; the config says ",
+            c.swiglu_limit, " and ", c.swiglu_alpha);
+      detail::add_tensor(w, type, p + "mlp.router.weight", moe.w_router);
+      detail::add_tensor(w, type, p + "mlp.router.bias", moe.b_router);
+      detail::add_raw_experts(w, c, l, moe);
+    } else {
+      detail::add_tensor(w, type, p + "mlp.gate_proj.weight", lw.mlp.w_gate);
+      detail::add_tensor(w, type, p + "mlp.up_proj.weight", lw.mlp.w_up);
+      detail::add_tensor(w, type, p + "mlp.down_proj.weight", lw.mlp.w_down);
+    }
   }
   const std::string dtype_text = type == io::dtype::F32 ? "float32" : type == io::dtype::BF16 ? "bfloat16" : "float16";
-  const std::string config_text = llama_config_json(c, dtype_text).dump(2) + "\n";
+  const std::string config_text = checkpoint_config_json(c, dtype_text).dump(2) + "\n";
 
   if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
   fs::path tmp = out;

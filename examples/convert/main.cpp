@@ -1,7 +1,7 @@
 // mla-convert: GQA -> MLA conversion of a Llama-family or gpt-oss model into the project's MLA checkpoint format
 // (config.json with the "mla" fields + safetensors + tokenizer), with the per-layer stage report. A gpt-oss
-// directory keeps its sliding-window layers GQA when --layers names the full-attention ones, and its MXFP4
-// experts are copied byte for byte (save_checkpoint.hpp).
+// directory keeps its sliding-window layers GQA unless --include-sliding or --layers asks otherwise, and its
+// MXFP4 experts are copied byte for byte (save_checkpoint.hpp).
 //
 //   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --method attention_aware --kv-budget 0.5 --out smollm2-mla
 //   mla-eval --model smollm2-mla --text ../shared/data/wikitext-2-raw-test.txt --ctx 2048
@@ -85,7 +85,11 @@ int main(int argc, char** argv) {
                                                                  {"objective_greedy", rank_allocation::objective_greedy}}));
   app.add_flag("--any-rank", [&](std::int64_t) { o.require_supported_shape = false; },
                "allow ranks outside mla::supported_shapes (multiples of 32)");
-  app.add_option("--layers", o.layers, "layers to convert (default: all)");
+  app.add_option("--layers", o.layers,
+                 "layers to convert (default: every full-attention layer; sliding-window layers stay GQA)");
+  bool include_sliding = false;
+  app.add_flag("--include-sliding", include_sliding,
+               "with no --layers: convert the sliding-window layers too (gpt-oss: their cache is only the window)");
   app.add_option("--calib", calib_path, "calibration text: plain text, or .jsonl with a \"text\" field")
       ->check(CLI::ExistingFile);
   app.add_option("--calib-tokens", calib_tokens, "calibration tokens")->check(CLI::PositiveNumber);
@@ -119,8 +123,15 @@ int main(int argc, char** argv) {
     mla::check(m.has_tokenizer, "--model: '", model_path, "' has no usable tokenizer (", m.tokenizer_note,
                "); calibration needs one");
     std::vector<int> todo = o.layers;
-    if (todo.empty())
-      for (int l = 0; l < cfg.n_layers; ++l) todo.push_back(l);
+    if (todo.empty()) {
+      // gpt-oss alternates full attention with 128-token windows; a window's cache is already bounded, so by
+      // default only the full-attention layers are converted (all layers when the model has no windows).
+      for (int l = 0; l < cfg.n_layers; ++l)
+        if (include_sliding || cfg.layers[static_cast<std::size_t>(l)].sliding_window == 0) todo.push_back(l);
+      mla::check(!todo.empty(), "every layer of '", model_path, "' has a sliding window; pass --include-sliding or ",
+                 "--layers to convert some");
+      o.layers = todo;
+    }
     for (int l : todo)
       mla::check(l >= 0 && l < cfg.n_layers, "--layers: layer ", l, " is outside [0, ", cfg.n_layers, ")");
     long before_elems = 0, converted_elems = 0;

@@ -12,6 +12,10 @@ mla_install_deps
 
 jobs="${MLA_JOBS:-$(nproc)}"
 export CTEST_PARALLEL_LEVEL="${CTEST_PARALLEL_LEVEL:-$jobs}"
+# ctest runs CTEST_PARALLEL_LEVEL test executables at once; one OpenMP thread each keeps them from
+# oversubscribing the cores (libgomp's spin-waiting then turned the ~1-minute real-model conversion test into
+# 10+ minutes on a loaded 2-core machine). The tests' results do not depend on the thread count.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # Leak checks are on; UBSan prints a stack trace for any finding, and findings are fatal.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"

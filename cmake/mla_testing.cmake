@@ -2,11 +2,35 @@
 
 find_package(Boost 1.71 REQUIRED COMPONENTS unit_test_framework)
 
+# Unity builds of the unit-test executables. The test files of an area instantiate the same heavy Eigen and
+# library templates (decoder, conversion pipeline); compiled one file at a time, CI compiled them once per file,
+# twice (release and ASan+UBSan). In batches, one translation unit per MLA_TEST_UNITY_BATCH_SIZE files, they are
+# instantiated once per batch. The batch size bounds the compiler's memory: 4 keeps the largest batch (conversion
+# tests) under ~3.5 GB in both the release and the sanitizer build. Test files must therefore be unity-safe: no
+# two files of one executable may define the same name at namespace scope, anonymous namespaces included (shared
+# helpers live in tests/support/ or the area's *_test_support.hpp). -DMLA_TEST_UNITY_BUILD=OFF compiles file by
+# file, e.g. to check that each file includes what it uses.
+option(MLA_TEST_UNITY_BUILD "Compile each unit-test executable in batches of MLA_TEST_UNITY_BATCH_SIZE files" ON)
+set(MLA_TEST_UNITY_BATCH_SIZE 4 CACHE STRING "Test source files per unity translation unit")
+
 # mla_add_test_executable(<name> SOURCES <files...> [LIBRARIES <targets...>] [LABELS <labels...>])
 # One Boost.Test executable per area; each area has a main_test.cpp defining BOOST_TEST_MODULE.
+# CXX executables are unity builds (above); main_test.cpp stays its own translation unit, since
+# BOOST_TEST_MODULE must come before the first #include of unit_test.hpp. CUDA executables (.cu sources,
+# compiled by nvcc) are built file by file as before.
 function(mla_add_test_executable name)
   cmake_parse_arguments(arg "" "" "SOURCES;LIBRARIES;LABELS" ${ARGN})
   add_executable(${name} ${arg_SOURCES})
+  if(MLA_TEST_UNITY_BUILD AND NOT arg_SOURCES MATCHES "\\.cu(;|$)")
+    set_target_properties(${name} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE BATCH
+                                             UNITY_BUILD_BATCH_SIZE ${MLA_TEST_UNITY_BATCH_SIZE})
+    foreach(src IN LISTS arg_SOURCES)
+      get_filename_component(src_name "${src}" NAME)
+      if(src_name STREQUAL "main_test.cpp")
+        set_source_files_properties("${src}" PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+      endif()
+    endforeach()
+  endif()
   target_link_libraries(${name} PRIVATE ${arg_LIBRARIES} Boost::unit_test_framework mla_warnings)
   target_compile_definitions(${name} PRIVATE BOOST_TEST_DYN_LINK)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   o.layer.factor.method = factor_method::attention_aware;
   o.layer.rope.rope_dim = 32;
   double kv_budget = 0;
-  long calib_tokens = 8192, heldout_tokens = 512, refit_tokens = 2048;
+  long calib_tokens = 8192, heldout_tokens = 512, refit_tokens = 2048, distill_tokens = 4096;
   int window = 256;
   app.add_option("--model", model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--method", o.layer.factor.method, "joint K/V factorisation")
@@ -98,6 +98,15 @@ int main(int argc, char** argv) {
   app.add_option("--window", window, "calibration window length in tokens")->check(CLI::Range(8, 1 << 16));
   app.add_flag("--refit", o.refit, "closed-form ridge refit of the value up-projection");
   app.add_option("--refit-tokens", refit_tokens, "calibration tokens the refit uses")->check(CLI::PositiveNumber);
+  app.add_option("--distill-steps", o.distill.steps,
+                 "layer-wise distillation through the softmax: Adam steps per layer (0: off)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--distill-tokens", distill_tokens, "calibration tokens the distillation uses (a fifth held out)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--distill-lr", o.distill.learning_rate, "distillation step, relative to each tensor's RMS")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--distill-batch", o.distill.batch_windows, "calibration windows per distillation step")
+      ->check(CLI::PositiveNumber);
   app.add_option("--out", out_dir, "output checkpoint directory (must not exist)")->required();
   app.add_option("--dtype", dtype_name, "weights in the checkpoint")->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("--export", export_kind, "also export the DeepSeek-V3 layout (every layer converted, no biases)")
@@ -163,17 +172,37 @@ int main(int argc, char** argv) {
       run_with_bar(m.model, token_windows(ids, window, n_cal, n_held), rec, "held-out");
       held_inputs = rec.take();
     }
-    if (o.refit) {
+    const bool distill = o.distill.steps > 0;
+    if (o.refit || distill) {
+      // Both stages read the first windows of the calibration stretch (the refit its first --refit-tokens).
       input_recorder<float> rec(cfg.n_layers);
-      const int n_refit = std::max(2, std::min(n_cal, static_cast<int>(refit_tokens / window)));
-      run_with_bar(m.model, token_windows(ids, window, 0, std::min(n_cal, n_refit)), rec, "refit inputs");
+      const long fit_tokens = std::max(o.refit ? refit_tokens : 0L, distill ? distill_tokens : 0L);
+      const int n_fit = std::max(2, std::min(n_cal, static_cast<int>(fit_tokens / window)));
+      run_with_bar(m.model, token_windows(ids, window, 0, n_fit), rec, "fit inputs");
       refit_inputs = rec.take();
+      if (o.refit && distill && refit_tokens < distill_tokens) {
+        // The refit keeps its own (smaller) share; the distillation then sees all windows.
+        const int n_refit = std::max(2, std::min(n_fit, static_cast<int>(refit_tokens / window)));
+        o.refit_opt.max_windows = n_refit;
+      }
     }
 
     std::fprintf(stderr, "converting %zu layers (%s, %s d_R = %d, %s)\n", todo.size(), to_string(o.layer.factor.method),
                  to_string(o.layer.rope.strategy), o.layer.rope.rope_dim, to_string(o.allocation));
+    mla::util::progress_bar layer_bar(distill ? "converting + distilling" : "converting", double(todo.size()),
+                                      "layers");
+    o.on_layer = [&](int done, int) { layer_bar.update(done); };
     const auto conv = convert_model(cfg, m.model.weights(), stats, o, n_held > 0 ? &held_inputs : nullptr,
-                                    o.refit ? &refit_inputs : nullptr);
+                                    o.refit || distill ? &refit_inputs : nullptr);
+    layer_bar.finish();
+    if (distill) {
+      std::printf("distillation (%d steps per layer, lr %g, %d windows per step): held-out loss before -> after, "
+                  "best step\n", o.distill.steps, o.distill.learning_rate, o.distill.batch_windows);
+      for (int l : todo) {
+        const auto& r = conv.distill[static_cast<std::size_t>(l)];
+        std::printf("  layer %2d: %.4e -> %.4e (step %d)\n", l, r.heldout_before, r.heldout_after, r.best_step);
+      }
+    }
 
     std::printf("stage report: relative error of attention outputs on %d held-out tokens (teacher-forced)\n",
                 n_held * window);

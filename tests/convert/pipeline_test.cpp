@@ -93,6 +93,46 @@ BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
   }
 }
 
+// The distill stage after the refit: its report row, per-layer results that never lose on the stage's own
+// held-out windows, progress callbacks, and a model that still runs with the same cache.
+BOOST_AUTO_TEST_CASE(distill_stage) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const small_model m = make_small_model(gen);
+    mla::convert::pipeline_options o;
+    o.layer.rope = {rope_strategy::rorope, 32, 0};
+    o.layer.factor.method = factor_method::attention_aware;
+    o.kv_budget = 2 * 256 / 2;
+    o.refit = true;
+    o.distill.steps = 40;
+    o.distill.batch_windows = 1;
+    std::vector<int> progress;
+    o.on_layer = [&](int done, int total) {
+      progress.push_back(done);
+      BOOST_TEST(total == 2);
+    };
+    const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
+    BOOST_TEST((progress == std::vector<int>{1, 2}));
+    BOOST_TEST_REQUIRE(conv.report.size() == 5u);
+    BOOST_TEST(conv.report[4].stage == "distill");
+    BOOST_TEST_REQUIRE(conv.distill.size() == 2u);
+    for (int l = 0; l < 2; ++l) {
+      const auto& r = conv.distill[static_cast<std::size_t>(l)];
+      const double refit = conv.report[3].per_layer[static_cast<std::size_t>(l)];
+      const double distilled = conv.report[4].per_layer[static_cast<std::size_t>(l)];
+      BOOST_TEST_MESSAGE("layer " << l << ": refit " << refit << ", distill " << distilled << " (own held-out "
+                                  << r.heldout_before << " -> " << r.heldout_after << ", step " << r.best_step << ")");
+      BOOST_TEST(r.heldout_after <= r.heldout_before);
+      BOOST_TEST(std::isfinite(distilled));
+      BOOST_TEST(conv.ranks[static_cast<std::size_t>(l)] > 0);
+    }
+    const mla::model::decoder<float> dec(conv.config, conv.weights);
+    const matrix<float> logits = dec.forward(m.held_windows[0]);
+    BOOST_TEST(logits.allFinite());
+  }
+}
+
 // RoRoPE F = 1 with d_R = g*d keeps everything: the rope_split and the (full-rank) result are exact in
 // float; a hybrid conversion leaves the other layers GQA.
 BOOST_AUTO_TEST_CASE(exact_rotation_and_hybrid) {

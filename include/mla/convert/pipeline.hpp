@@ -6,15 +6,18 @@
 //   rope_split the RoPE plan applied at full latent rank 2*g*d - d_R: only the RoPE cut (and FreqFold) lose
 //   factorized rank r_l from the allocation
 //   refit      (optional) ridge refit of w_uv on calibration inputs
+//   distill    (optional) layer-wise distillation through the softmax on calibration inputs (distill.hpp)
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/convert_layer.hpp"
+#include "mla/convert/distill.hpp"
 #include "mla/convert/factorize.hpp"
 #include "mla/convert/rank_allocation.hpp"
 #include "mla/convert/refit.hpp"
@@ -32,8 +35,10 @@ struct pipeline_options {
   rank_allocation allocation = rank_allocation::uniform;
   bool require_supported_shape = true;  // ranks (and the head split) must be in mla::supported_shapes
   std::vector<int> layers;              // layers to convert; empty: all (the rest stay GQA)
-  bool refit = false;                   // needs refit inputs
+  bool refit = false;                   // needs calibration inputs
   refit_options refit_opt;
+  distill_options distill;              // distill.steps > 0: the distill stage runs (needs calibration inputs)
+  std::function<void(int done, int total)> on_layer;  // called after each converted layer (progress)
 };
 
 // Per-layer errors of one stage (NaN-free; layers left GQA report 0).
@@ -48,10 +53,11 @@ struct model_conversion {
   model::model_weights<T> weights;
   std::vector<int> ranks;  // [n_layers] latent rank, 0 for layers left GQA
   std::vector<stage_errors> report;
+  std::vector<distill_report> distill;  // [n_layers] when the distill stage ran (default for layers left GQA)
 };
 
 // Converts the model. `heldout` ([n_layers][windows] of [tokens, hidden]) fills the stage report when given;
-// `refit_inputs` (same layout, calibration tokens) is needed when options.refit is set.
+// `refit_inputs` (same layout, calibration tokens) is needed when options.refit or options.distill is set.
 template <class T>
 model_conversion<T> convert_model(const model::model_config& config, const model::model_weights<T>& weights,
                                   const calibration_stats& stats, const pipeline_options& opt,
@@ -62,8 +68,9 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   const int n_layers = config.n_layers;
   check(static_cast<int>(stats.layers.size()) == n_layers, who, ": statistics for ", stats.layers.size(),
         " layers, model has ", n_layers);
-  check(!opt.refit || (refit_inputs && static_cast<int>(refit_inputs->size()) == n_layers), who,
-        ": refit needs calibration inputs for every layer");
+  const bool distill = opt.distill.steps > 0;
+  check(!(opt.refit || distill) || (refit_inputs && static_cast<int>(refit_inputs->size()) == n_layers), who,
+        ": refit and distill need calibration inputs for every layer");
   check(!heldout || static_cast<int>(heldout->size()) == n_layers, who, ": held-out inputs for ",
         heldout ? heldout->size() : 0, " layers, model has ", n_layers);
   std::vector<int> todo = opt.layers;
@@ -120,7 +127,9 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     for (const char* s : {"exact", "rope_split", "factorized"})
       out.report.push_back({s, std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
     if (opt.refit) out.report.push_back({"refit", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
+    if (distill) out.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
   }
+  if (distill) out.distill.resize(static_cast<std::size_t>(n_layers));
   for (std::size_t i = 0; i < todo.size(); ++i) {
     const auto l = static_cast<std::size_t>(todo[i]);
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
@@ -136,6 +145,10 @@ model_conversion<T> convert_model(const model::model_config& config, const model
       layer = refit_value_projection(src, layer, (*refit_inputs)[l], opt.refit_opt);
       if (heldout) out.report[3].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
     }
+    if (distill) {
+      layer = distill_layer(src, layer, (*refit_inputs)[l], opt.distill, &out.distill[l]);
+      if (heldout) out.report.back().per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
+    }
     out.weights.layers[l].mla = std::move(layer);
     out.weights.layers[l].gqa = ref::gqa_layer<T>{};
     model::layer_config& lc = out.config.layers[l];
@@ -143,6 +156,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     lc.latent_rank = ranks[i];
     lc.rope_dim = dr;
     out.ranks[l] = ranks[i];
+    if (opt.on_layer) opt.on_layer(static_cast<int>(i) + 1, static_cast<int>(todo.size()));
   }
   out.config.validate();
   return out;

@@ -37,6 +37,7 @@ struct refit_options {
   // Ridge relative to the mean eigenvalue of X^T X (shrinks towards the factorised W_uv); <= 0: chosen per head
   // by two-fold validation over even/odd windows, keeping W_uv when no ridge validates better.
   double ridge = 0;
+  int max_windows = 0;  // use only the first max_windows calibration windows; 0: all
 };
 
 namespace detail {
@@ -64,6 +65,7 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
   const int d = src.head_dim, r = dst.latent_rank, hidden = src.hidden;
   check(d <= hidden, who, ": the probe needs head_dim (", d, ") <= hidden (", hidden, ")");
 
+  const std::size_t nw = opt.max_windows > 0 ? std::min(windows.size(), std::size_t(opt.max_windows)) : windows.size();
   ref::mla_layer<T> out = dst;
   for (int h = 0; h < src.n_heads; ++h) {
     const int j = src.kv_head_of(h);
@@ -96,7 +98,7 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
     // Sufficient statistics per fold (even / odd windows): X^T X, X^T O*, ||O*||^2.
     dmatrix xtx[2] = {dmatrix::Zero(r, r), dmatrix::Zero(r, r)}, xto[2] = {dmatrix::Zero(r, d), dmatrix::Zero(r, d)};
     double oo[2] = {0, 0};
-    for (std::size_t wi = 0; wi < windows.size(); ++wi) {
+    for (std::size_t wi = 0; wi < nw; ++wi) {
       const ref::matrix<T>& x = windows[wi];
       const dmatrix o_star = ref::gqa_prefill(gp, x).leftCols(d).template cast<double>();  // [tokens, d]
       dmatrix xh(x.rows(), r);                                                              // [tokens, r]
@@ -127,8 +129,8 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
     // Ridge by two-fold validation over a grid (times tr(X^T X)/r); "keep W0" is a candidate too, so the
     // refit never does worse than the factorised projection on the validation folds.
     double best_lambda = -1;  // < 0: keep W0
-    double best_err = windows.size() >= 2 ? sq_error(0, w0) + sq_error(1, w0) : 0.0;
-    if (windows.size() >= 2 && opt.ridge <= 0) {
+    double best_err = nw >= 2 ? sq_error(0, w0) + sq_error(1, w0) : 0.0;
+    if (nw >= 2 && opt.ridge <= 0) {
       for (double rel : {1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
         const double lambda = rel * scale;
         const double err = sq_error(1, solve(xtx[0], xto[0], lambda * 0.5)) +

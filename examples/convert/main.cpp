@@ -107,6 +107,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--distill-batch", o.distill.batch_windows, "calibration windows per distillation step")
       ->check(CLI::PositiveNumber);
+  long report_context = 8192;
+  app.add_option("--report-context", report_context, "context length of the KV-cache summary line")
+      ->check(CLI::PositiveNumber);
   app.add_option("--out", out_dir, "output checkpoint directory (must not exist)")->required();
   app.add_option("--dtype", dtype_name, "weights in the checkpoint")->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("--export", export_kind, "also export the DeepSeek-V3 layout (every layer converted, no biases)")
@@ -222,6 +225,13 @@ int main(int argc, char** argv) {
                 "original, %.1f %% saved)\n",
                 cfg.n_layers, before_elems * 4, after_elems * 4, 100.0 * after_elems / before_elems,
                 100.0 - 100.0 * after_elems / before_elems);
+    const long ctx = report_context;
+    const double before_ctx = 4.0 * double(cfg.kv_elements_at_context(ctx)),
+                 after_ctx = 4.0 * double(conv.config.kv_elements_at_context(ctx));
+    std::printf("KV cache of one %ld-token sequence (float32; sliding-window layers hold only their window): before "
+                "%.2f MiB (%.0f bytes per token), after %.2f MiB (%.0f bytes per token), %.1f %% saved\n",
+                ctx, before_ctx / 1048576.0, before_ctx / double(ctx), after_ctx / 1048576.0, after_ctx / double(ctx),
+                100.0 - 100.0 * after_ctx / before_ctx);
 
     const auto files = mla::model::checkpoint_tokenizer_files(model_path);
     const mla::io::dtype type = dtype_name == "bf16" ? mla::io::dtype::BF16 : mla::io::dtype::F32;

@@ -80,17 +80,16 @@ BOOST_AUTO_TEST_CASE(full_attention_layers_convert_and_run) {
     const matrix<float> all = dec.forward(toks);
     BOOST_TEST(last.allFinite());
     BOOST_TEST(mla::ref::relative_error(last, all.row(all.rows() - 1)) < 1e-4);
-    // KV elements per token at 8K: sliding layers hold their window (8 tokens here), so per token of an 8K
-    // context they cost window / 8192 of a row; full layers cost a row (GQA) or latent + rope (MLA).
-    auto per_token_8k = [&](const mla::model::model_config& c) {
-      double e = 0;
-      for (int l = 0; l < c.n_layers; ++l) {
-        const int w = c.layers[static_cast<std::size_t>(l)].sliding_window;
-        e += c.kv_elements_per_token(l) * (w > 0 ? std::min(1.0, w / 8192.0) : 1.0);
-      }
-      return e;
-    };
-    const double before = per_token_8k(cfg), after = per_token_8k(conv.config);
+    // The cache as the decoder holds it equals the config's count (sliding GQA layers: their window of 8),
+    // before and after conversion, on 40 tokens.
+    const long n = static_cast<long>(toks.size());
+    BOOST_TEST(s.kv_bytes() == std::size_t(conv.config.kv_elements_at_context(n)) * sizeof(float));
+    auto ss = src.new_session();
+    src.forward(ss, toks);
+    BOOST_TEST(ss.kv_bytes() == std::size_t(cfg.kv_elements_at_context(n)) * sizeof(float));
+    // KV elements per token of an 8K context: sliding layers cost window / 8192 of a row.
+    const double before = double(cfg.kv_elements_at_context(8192)) / 8192,
+                 after = double(conv.config.kv_elements_at_context(8192)) / 8192;
     BOOST_TEST_MESSAGE("KV elements per token at 8K: before " << before << ", after " << after);
     BOOST_TEST(after < 0.6 * before);
   }

@@ -2,6 +2,8 @@
 // Models differ in data (per-layer attention kind, window, sinks, biases), not in copies of the forward.
 #pragma once
 
+#include <algorithm>
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -65,6 +67,18 @@ struct model_config {
   long kv_elements_per_token(int l) const {
     const layer_config& lc = layers.at(static_cast<std::size_t>(l));
     return lc.attention == attention_kind::gqa ? 2L * n_kv_heads * head_dim : long(lc.latent_rank) + lc.rope_dim;
+  }
+
+  // Cached elements of all layers for one sequence of `context` tokens, as the decoder holds them: a GQA
+  // sliding-window layer keeps at most its window (a ring cache); every other layer, MLA included, all tokens.
+  long kv_elements_at_context(long context) const {
+    long total = 0;
+    for (int l = 0; l < n_layers; ++l) {
+      const layer_config& lc = layers.at(static_cast<std::size_t>(l));
+      const bool ring = lc.attention == attention_kind::gqa && lc.sliding_window > 0;
+      total += kv_elements_per_token(l) * (ring ? std::min(context, long(lc.sliding_window)) : context);
+    }
+    return total;
   }
 
   void validate() const {

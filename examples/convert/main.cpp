@@ -52,6 +52,7 @@ void run_with_bar(const mla::model::decoder<float>& dec, const std::vector<std::
 int main(int argc, char** argv) {
   using namespace mla::convert;
   CLI::App app{"Convert a GQA model (GGUF file or checkpoint directory) to MLA"};
+  std::string distill_mode = "teacher";
   std::string model_path, calib_path = default_calib(), out_dir, export_kind, export_dir, dtype_name = "f32";
   bool no_latent_norm = false;
   pipeline_options o;
@@ -105,6 +106,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--distill-lr", o.distill.learning_rate, "distillation step, relative to each tensor's RMS")
       ->check(CLI::PositiveNumber);
+  app.add_option("--distill-mode", distill_mode,
+                 "teacher: each layer on the source model's inputs; sequential: in layer order on the converted "
+                 "model's own inputs, towards the source outputs")
+      ->check(CLI::IsMember({"teacher", "sequential"}));
   app.add_option("--distill-batch", o.distill.batch_windows, "calibration windows per distillation step")
       ->check(CLI::PositiveNumber);
   long report_context = 8192;
@@ -192,15 +197,26 @@ int main(int argc, char** argv) {
 
     std::fprintf(stderr, "converting %zu layers (%s, %s d_R = %d, %s)\n", todo.size(), to_string(o.layer.factor.method),
                  to_string(o.layer.rope.strategy), o.layer.rope.rope_dim, to_string(o.allocation));
-    mla::util::progress_bar layer_bar(distill ? "converting + distilling" : "converting", double(todo.size()),
-                                      "layers");
+    const bool sequential = distill && distill_mode == "sequential";
+    mla::util::progress_bar layer_bar(distill && !sequential ? "converting + distilling" : "converting",
+                                      double(todo.size()), "layers");
     o.on_layer = [&](int done, int) { layer_bar.update(done); };
-    const auto conv = convert_model(cfg, m.model.weights(), stats, o, n_held > 0 ? &held_inputs : nullptr,
-                                    o.refit || distill ? &refit_inputs : nullptr);
+    pipeline_options first = o;
+    if (sequential) first.distill.steps = 0;  // distilled below, in layer order
+    auto conv = convert_model(cfg, m.model.weights(), stats, first, n_held > 0 ? &held_inputs : nullptr,
+                              o.refit || distill ? &refit_inputs : nullptr);
     layer_bar.finish();
+    if (sequential) {
+      const auto fit_windows = token_windows(ids, window, 0, static_cast<int>(refit_inputs.front().size()));
+      mla::util::progress_bar bar("distilling (sequential)", double(todo.size()), "layers");
+      distill_sequential(m.model.weights(), conv, fit_windows, refit_inputs, o.distill,
+                         n_held > 0 ? &held_inputs : nullptr, [&](int done, int) { bar.update(done); });
+      bar.finish();
+    }
     if (distill) {
-      std::printf("distillation (%d steps per layer, lr %g, %d windows per step): held-out loss before -> after, "
-                  "best step\n", o.distill.steps, o.distill.learning_rate, o.distill.batch_windows);
+      std::printf("distillation (%s, %d steps per layer, lr %g, %d windows per step): own held-out loss before -> "
+                  "after, best step\n", distill_mode.c_str(), o.distill.steps, o.distill.learning_rate,
+                  o.distill.batch_windows);
       for (int l : todo) {
         const auto& r = conv.distill[static_cast<std::size_t>(l)];
         std::printf("  layer %2d: %.4e -> %.4e (step %d)\n", l, r.heldout_before, r.heldout_after, r.best_step);

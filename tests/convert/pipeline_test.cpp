@@ -133,6 +133,62 @@ BOOST_AUTO_TEST_CASE(distill_stage) {
   }
 }
 
+// Sequential distillation. With only layer 1 converted, the converted stream into layer 1 is the source
+// stream (layer 0 is unchanged), so the stage sees the recorded source inputs: its starting loss equals the
+// teacher-forced one, which checks the stream (embedding, norms, attention, MLP) against the decoder. With
+// both layers converted it lowers the logits' error against the source model on held-out windows.
+BOOST_AUTO_TEST_CASE(sequential_distill) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    small_model m = make_small_model(gen);
+    std::vector<std::vector<int>> cal_tokens = mla::test::random_windows(gen, m.cfg.vocab_size, 4, 48);
+    mla::convert::input_recorder<float> rec(2);
+    mla::convert::run_windows(mla::model::decoder<float>(m.cfg, m.w), cal_tokens, rec);
+    const auto cal_inputs = rec.take();
+    mla::convert::pipeline_options o;
+    o.layer.rope = {rope_strategy::rorope, 32, 0};
+    o.layer.factor.method = factor_method::attention_aware;
+    o.layer.rank = 64;
+    o.distill.steps = 30;
+    o.distill.batch_windows = 1;
+
+    o.layers = {1};
+    auto one = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &cal_inputs);
+    const auto taught = one.distill[1];
+    o.distill.steps = 0;
+    auto seq = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &cal_inputs);
+    o.distill.steps = 30;
+    mla::convert::distill_sequential(m.w, seq, cal_tokens, cal_inputs, o.distill, &m.held_inputs);
+    BOOST_TEST(seq.distill[1].heldout_before == taught.heldout_before, boost::test_tools::tolerance(1e-4));
+    BOOST_TEST(seq.distill[1].heldout_after == taught.heldout_after, boost::test_tools::tolerance(1e-2));
+    BOOST_TEST(seq.report.back().stage == "distill");
+
+    o.layers = {};
+    o.distill.steps = 0;
+    auto both = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &cal_inputs);
+    const auto undistilled = both;
+    o.distill.steps = 60;
+    std::vector<int> progress;
+    mla::convert::distill_sequential(m.w, both, cal_tokens, cal_inputs, o.distill, &m.held_inputs,
+                                     [&](int done, int) { progress.push_back(done); });
+    BOOST_TEST((progress == std::vector<int>{1, 2}));
+    const mla::model::decoder<float> src(m.cfg, m.w), before(undistilled.config, undistilled.weights),
+        after(both.config, both.weights);
+    double e_before = 0, e_after = 0;
+    for (const auto& toks : m.held_windows) {
+      const matrix<float> want = src.forward(toks);
+      e_before += mla::ref::relative_error(before.forward(toks), want);
+      e_after += mla::ref::relative_error(after.forward(toks), want);
+    }
+    BOOST_TEST_MESSAGE("sequential distill: held-out logits error " << e_before / 2 << " -> " << e_after / 2);
+    BOOST_TEST(e_after < e_before);
+    for (int l = 0; l < 2; ++l)
+      BOOST_TEST(both.distill[static_cast<std::size_t>(l)].heldout_after <=
+                 both.distill[static_cast<std::size_t>(l)].heldout_before);
+  }
+}
+
 // RoRoPE F = 1 with d_R = g*d keeps everything: the rope_split and the (full-rank) result are exact in
 // float; a hybrid conversion leaves the other layers GQA.
 BOOST_AUTO_TEST_CASE(exact_rotation_and_hybrid) {

@@ -158,28 +158,30 @@ double distill_loss(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const r
   return loss;
 }
 
-// Distils `init` (a conversion of `src`) on the calibration windows (each [tokens, hidden], positions from 0).
+// Distils `init` towards given targets: window w's input inputs[w] [tokens, hidden] (positions from 0) should
+// give targets[w] [tokens, hidden]. The sequential mode feeds the converted model's own inputs here with the
+// source model's outputs as targets.
 template <class T>
-ref::mla_layer<T> distill_layer(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& init,
-                                const std::vector<ref::matrix<T>>& windows, const distill_options& opt,
-                                distill_report* report = nullptr) {
+ref::mla_layer<T> distill_layer_to(const ref::mla_layer<T>& init, const std::vector<ref::matrix<T>>& inputs,
+                                   const std::vector<ref::matrix<T>>& targets, const distill_options& opt,
+                                   distill_report* report = nullptr) {
   const char* who = "mla::convert::distill_layer";
-  src.validate();
   detail::check_distill_layer(who, init);
-  check(init.hidden == src.hidden && init.n_heads == src.n_heads, who, ": layers do not match (hidden ", src.hidden,
-        "/", init.hidden, ", heads ", src.n_heads, "/", init.n_heads, ")");
   check(opt.steps >= 0 && opt.batch_windows > 0 && opt.validate_every > 0 && opt.learning_rate > 0, who,
         ": options need steps >= 0, batch_windows > 0, validate_every > 0 and learning_rate > 0 (found ", opt.steps,
         ", ", opt.batch_windows, ", ", opt.validate_every, ", ", opt.learning_rate, ")");
-  check(windows.size() >= 2, who, ": needs at least 2 calibration windows (one is held out), found ", windows.size());
-  for (std::size_t w = 0; w < windows.size(); ++w)
-    check(windows[w].cols() == src.hidden && windows[w].rows() > 0, who, ": window ", w, " is [", windows[w].rows(),
-          ", ", windows[w].cols(), "], expected [tokens > 0, hidden = ", src.hidden, "]");
+  check(inputs.size() >= 2, who, ": needs at least 2 calibration windows (one is held out), found ", inputs.size());
+  check(targets.size() == inputs.size(), who, ": ", inputs.size(), " input windows but ", targets.size(), " targets");
+  for (std::size_t w = 0; w < inputs.size(); ++w) {
+    check(inputs[w].cols() == init.hidden && inputs[w].rows() > 0, who, ": window ", w, " is [", inputs[w].rows(),
+          ", ", inputs[w].cols(), "], expected [tokens > 0, hidden = ", init.hidden, "]");
+    check(targets[w].rows() == inputs[w].rows() && targets[w].cols() == init.hidden, who, ": target ", w, " is [",
+          targets[w].rows(), ", ", targets[w].cols(), "], expected [", inputs[w].rows(), ", ", init.hidden, "]");
+  }
+  const std::vector<ref::matrix<T>>& windows = inputs;
 
   // The last fifth of the windows is held out.
   const std::size_t n_val = std::max<std::size_t>(1, windows.size() / 5), n_train = windows.size() - n_val;
-  std::vector<ref::matrix<T>> targets(windows.size());
-  for (std::size_t w = 0; w < windows.size(); ++w) targets[w] = ref::gqa_prefill(src, windows[w]);
   double val_norm = 0;
   for (std::size_t w = n_train; w < windows.size(); ++w) val_norm += targets[w].template cast<double>().squaredNorm();
   const double inv_val = val_norm > 0 ? 1.0 / val_norm : 1.0;
@@ -249,6 +251,25 @@ ref::mla_layer<T> distill_layer(const ref::gqa_layer<T>& src, const ref::mla_lay
   if (report) *report = rep;
   best.validate();
   return best;
+}
+
+// Teacher-forced: distils `init` (a conversion of `src`) on the calibration windows (each [tokens, hidden],
+// positions from 0) towards the source layer's outputs on the same windows.
+template <class T>
+ref::mla_layer<T> distill_layer(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& init,
+                                const std::vector<ref::matrix<T>>& windows, const distill_options& opt,
+                                distill_report* report = nullptr) {
+  const char* who = "mla::convert::distill_layer";
+  src.validate();
+  check(init.hidden == src.hidden && init.n_heads == src.n_heads, who, ": layers do not match (hidden ", src.hidden,
+        "/", init.hidden, ", heads ", src.n_heads, "/", init.n_heads, ")");
+  std::vector<ref::matrix<T>> targets;
+  for (std::size_t w = 0; w < windows.size(); ++w) {
+    check(windows[w].cols() == src.hidden && windows[w].rows() > 0, who, ": window ", w, " is [", windows[w].rows(),
+          ", ", windows[w].cols(), "], expected [tokens > 0, hidden = ", src.hidden, "]");
+    targets.push_back(ref::gqa_prefill(src, windows[w]));
+  }
+  return distill_layer_to(init, windows, targets, opt, report);
 }
 
 }  // namespace mla::convert

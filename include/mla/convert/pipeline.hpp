@@ -162,4 +162,68 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   return out;
 }
 
+// Sequential distillation, run after convert_model (without its distill stage): the converted layers are
+// distilled in layer order, each on the inputs the converted model itself gives it (its earlier layers already
+// converted and distilled) and towards the source layer's outputs on the source model's inputs. A layer thereby
+// also learns to undo part of the drift of the layers before it, which the teacher-forced stage cannot see.
+//   source         the unconverted model's weights (conv's GQA weights of converted layers are gone)
+//   tokens         [windows][tokens] calibration token windows, positions from 0
+//   source_inputs  [n_layers][windows] the source model's normalised attention inputs on those windows
+// Fills conv.distill and appends a "distill" row to conv.report (teacher-forced held-out error, as the other
+// stages) when `heldout` is given.
+template <class T>
+void distill_sequential(const model::model_weights<T>& source, model_conversion<T>& conv,
+                        const std::vector<std::vector<int>>& tokens,
+                        const std::vector<std::vector<ref::matrix<T>>>& source_inputs, const distill_options& opt,
+                        const std::vector<std::vector<ref::matrix<T>>>* heldout = nullptr,
+                        const std::function<void(int done, int total)>& on_layer = {}) {
+  const char* who = "mla::convert::distill_sequential";
+  const model::model_config& cfg = conv.config;
+  const int n_layers = cfg.n_layers;
+  check(static_cast<int>(source.layers.size()) == n_layers && static_cast<int>(source_inputs.size()) == n_layers,
+        who, ": source weights for ", source.layers.size(), " layers and inputs for ", source_inputs.size(),
+        ", model has ", n_layers);
+  check(!heldout || static_cast<int>(heldout->size()) == n_layers, who, ": held-out inputs for ",
+        heldout ? heldout->size() : 0, " layers, model has ", n_layers);
+  for (int l = 0; l < n_layers; ++l)
+    check(source_inputs[static_cast<std::size_t>(l)].size() == tokens.size(), who, ": layer ", l, " has ",
+          source_inputs[static_cast<std::size_t>(l)].size(), " source input windows, expected ", tokens.size());
+  int total = 0, done = 0;
+  for (int r : conv.ranks) total += r > 0;
+  conv.distill.assign(static_cast<std::size_t>(n_layers), distill_report{});
+  if (heldout) conv.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
+
+  // The converted model's residual stream, one [tokens, hidden] matrix per window.
+  std::vector<ref::matrix<T>> x(tokens.size());
+  for (std::size_t w = 0; w < tokens.size(); ++w) {
+    x[w].resize(static_cast<Eigen::Index>(tokens[w].size()), cfg.hidden);
+    for (std::size_t t = 0; t < tokens[w].size(); ++t) {
+      check(tokens[w][t] >= 0 && tokens[w][t] < cfg.vocab_size, who, ": token id ", tokens[w][t], " in window ", w,
+            " is outside the vocabulary [0, ", cfg.vocab_size, ")");
+      x[w].row(static_cast<Eigen::Index>(t)) = conv.weights.embed.row(tokens[w][t]);
+    }
+  }
+  for (int l = 0; l < n_layers; ++l) {
+    const auto li = static_cast<std::size_t>(l);
+    model::layer_weights<T>& lw = conv.weights.layers[li];
+    std::vector<ref::matrix<T>> xn(x.size());
+    for (std::size_t w = 0; w < x.size(); ++w) xn[w] = ref::rms_norm(x[w], lw.attn_norm, cfg.rms_eps);
+    const bool converted = cfg.layers[li].attention == model::attention_kind::mla && conv.ranks[li] > 0;
+    if (converted) {
+      const ref::gqa_layer<T>& src = source.layers[li].gqa;
+      std::vector<ref::matrix<T>> targets;
+      for (const ref::matrix<T>& xs : source_inputs[li]) targets.push_back(ref::gqa_prefill(src, xs));
+      lw.mla = distill_layer_to(lw.mla, xn, targets, opt, &conv.distill[li]);
+      if (heldout) conv.report.back().per_layer[li] = attention_output_error(src, lw.mla, (*heldout)[li]);
+      if (on_layer) on_layer(++done, total);
+    }
+    for (std::size_t w = 0; w < x.size(); ++w) {
+      x[w] += cfg.layers[li].attention == model::attention_kind::gqa ? ref::gqa_prefill(lw.gqa, xn[w])
+                                                                      : ref::mla_prefill(lw.mla, xn[w], ref::mla_form::naive);
+      const ref::matrix<T> h = ref::rms_norm(x[w], lw.mlp_norm, cfg.rms_eps);
+      x[w] += cfg.mlp == model::mlp_kind::moe ? lw.moe.forward(h) : lw.mlp.forward(h);
+    }
+  }
+}
+
 }  // namespace mla::convert

@@ -47,6 +47,24 @@ mla::ref::mla_layer<T> lossy_conversion(const mla::ref::gqa_layer<T>& src, const
   return mla::convert::convert_layer(src, mla::test::moments_of(cal), o).layer;
 }
 
+// A lossy rank-12 conversion of a random source layer and a fresh 40-token input (longer than the window of
+// 24, so the mask matters), in double.
+struct lossy_case {
+  mla::ref::gqa_layer<double> src;
+  mla::ref::mla_layer<double> layer;
+  matrix<double> x;
+};
+
+lossy_case make_lossy_case(std::mt19937_64& gen) {
+  const auto spec = distill_spec();
+  lossy_case c;
+  c.src = mla::test::random_gqa<double>(gen, spec);
+  const mla::test::correlated_source<double> xs(gen, spec.hidden);
+  c.layer = lossy_conversion(c.src, draw_windows(gen, xs, 3, 40), 12);
+  c.x = xs.sample(gen, 40);
+  return c;
+}
+
 BOOST_AUTO_TEST_SUITE(distill)
 
 // The stage's own forward pass is the reference naive prefill: loss 0 against the reference's output, and
@@ -55,12 +73,8 @@ BOOST_AUTO_TEST_CASE(forward_matches_reference) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const auto spec = distill_spec();
-    const auto src = mla::test::random_gqa<double>(gen, spec);
-    const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const auto cal = draw_windows(gen, xs, 3, 40);
-    const auto layer = lossy_conversion(src, cal, 12);
-    const matrix<double> x = xs.sample(gen, 40);
+    const lossy_case c = make_lossy_case(gen);
+    const auto& [src, layer, x] = c;
     const matrix<double> self = mla::ref::mla_prefill_naive(layer, x);
     BOOST_TEST(mla::convert::distill_loss(layer, x, self, 1.0 / self.squaredNorm()) < 1e-24);
     const matrix<double> want = mla::ref::gqa_prefill(src, x);
@@ -77,12 +91,8 @@ BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const auto spec = distill_spec();
-    const auto src = mla::test::random_gqa<double>(gen, spec);
-    const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const auto cal = draw_windows(gen, xs, 3, 40);
-    const auto layer = lossy_conversion(src, cal, 12);
-    const matrix<double> x = xs.sample(gen, 40);  // longer than the window: the mask matters
+    const lossy_case c = make_lossy_case(gen);
+    const auto& [src, layer, x] = c;
     const matrix<double> y = mla::ref::gqa_prefill(src, x);
     const double inv = 1.0 / y.squaredNorm();
     distill_gradient<double> g(layer);

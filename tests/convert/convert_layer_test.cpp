@@ -28,14 +28,6 @@ constexpr factor_method all_methods[] = {factor_method::weight_svd, factor_metho
 constexpr rope_strategy all_strategies[] = {rope_strategy::rorope, rope_strategy::high, rope_strategy::low,
                                             rope_strategy::uniform, rope_strategy::two_norm};
 
-template <class T>
-std::vector<matrix<T>> sample_windows(std::mt19937_64& gen, const mla::test::correlated_source<T>& src, int n,
-                                      int tokens) {
-  std::vector<matrix<T>> out;
-  for (int i = 0; i < n; ++i) out.push_back(src.sample(gen, tokens));
-  return out;
-}
-
 BOOST_AUTO_TEST_SUITE(convert_layer)
 
 // The rope basis is orthonormal for every strategy; F = 1 keeps every pair on one frequency.
@@ -45,7 +37,7 @@ BOOST_AUTO_TEST_CASE(rope_plans_are_orthonormal) {
   mla::test::layer_spec spec;
   const auto src = mla::test::random_gqa<double>(gen, spec);
   const mla::test::correlated_source<double> xs(gen, spec.hidden);
-  const auto stats = mla::test::moments_of(sample_windows(gen, xs, 2, 64));
+  const auto stats = mla::test::moments_of(xs.windows(gen, 2, 64));
   for (rope_strategy s : all_strategies)
     for (int fold : {0, 1, 2, 4}) {
       if (s != rope_strategy::rorope && fold != 0) continue;
@@ -87,7 +79,7 @@ BOOST_AUTO_TEST_CASE(rorope_rotation_is_exact) {
       }
       const auto src = mla::test::random_gqa<double>(gen, spec);
       const mla::test::correlated_source<double> xs(gen, spec.hidden);
-      const auto stats = mla::test::moments_of(sample_windows(gen, xs, 2, 48));
+      const auto stats = mla::test::moments_of(xs.windows(gen, 2, 48));
       const matrix<double> x = xs.sample(gen, 40);
       const matrix<double> want = mla::ref::gqa_prefill(src, x);
       for (factor_method m : all_methods) {
@@ -124,7 +116,7 @@ BOOST_AUTO_TEST_CASE(full_rank_factorisations_are_exact) {
     spec.biases = true;
     const auto src = mla::test::random_gqa<double>(gen, spec);
     const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const auto stats = mla::test::moments_of(sample_windows(gen, xs, 2, 64));
+    const auto stats = mla::test::moments_of(xs.windows(gen, 2, 64));
     const auto plan = mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 2});
     const dmatrix a = mla::convert::joint_target(src, plan);
     const matrix<double> x = xs.sample(gen, 40);
@@ -157,7 +149,7 @@ BOOST_AUTO_TEST_CASE(objective_equals_discarded_spectrum) {
     mla::test::layer_spec spec;
     const auto src = mla::test::random_gqa<double>(gen, spec);
     const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const std::vector<matrix<double>> cal = sample_windows(gen, xs, 2, 64);
+    const std::vector<matrix<double>> cal = xs.windows(gen, 2, 64);
     const auto stats = mla::test::moments_of(cal);
     const auto plan = mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 0});
     for (factor_method m : all_methods) {
@@ -192,7 +184,7 @@ BOOST_AUTO_TEST_CASE(absorbed_equals_naive_after_conversion) {
     spec.window = 7;
     const auto src = mla::test::random_gqa<double>(gen, spec);
     const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const auto stats = mla::test::moments_of(sample_windows(gen, xs, 2, 64));
+    const auto stats = mla::test::moments_of(xs.windows(gen, 2, 64));
     for (rope_strategy s : all_strategies) {
       convert_options o;
       o.rope = {s, 8, 0};
@@ -226,8 +218,8 @@ BOOST_AUTO_TEST_CASE(attention_aware_beats_weight_svd) {
       spec.biases = trial % 2 == 1;
       const auto src = mla::test::random_gqa<double>(gen, spec);
       const mla::test::correlated_source<double> xs(gen, spec.hidden);
-      const auto stats = mla::test::moments_of(sample_windows(gen, xs, 4, 64));
-      const std::vector<matrix<double>> held = sample_windows(gen, xs, 2, 64);
+      const auto stats = mla::test::moments_of(xs.windows(gen, 4, 64));
+      const std::vector<matrix<double>> held = xs.windows(gen, 2, 64);
       double err[4];
       for (int i = 0; i < 4; ++i) {
         convert_options o;
@@ -261,8 +253,8 @@ BOOST_AUTO_TEST_CASE(refit_reduces_error) {
     spec.biases = spec.sinks = true;
     const auto src = mla::test::random_gqa<double>(gen, spec);
     const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const std::vector<matrix<double>> cal = sample_windows(gen, xs, 4, 64);
-    const std::vector<matrix<double>> held = sample_windows(gen, xs, 2, 64);
+    const std::vector<matrix<double>> cal = xs.windows(gen, 4, 64);
+    const std::vector<matrix<double>> held = xs.windows(gen, 2, 64);
     convert_options o;
     o.rope = {rope_strategy::rorope, 8, 0};
     o.factor.method = factor_method::weight_svd;

@@ -67,6 +67,12 @@ struct correlated_source {
     x.rowwise() += mu.transpose();
     return x.cast<T>();
   }
+  // n independent windows of `tokens` rows each.
+  std::vector<matrix<T>> windows(std::mt19937_64& gen, int n, Eigen::Index tokens) const {
+    std::vector<matrix<T>> out;
+    for (int i = 0; i < n; ++i) out.push_back(sample(gen, tokens));
+    return out;
+  }
 };
 
 template <class T>

@@ -30,13 +30,6 @@ mla::test::layer_spec distill_spec() {
   return s;
 }
 
-template <class T>
-std::vector<matrix<T>> draw_windows(std::mt19937_64& gen, const mla::test::correlated_source<T>& xs, int n, int tokens) {
-  std::vector<matrix<T>> out;
-  for (int i = 0; i < n; ++i) out.push_back(xs.sample(gen, tokens));
-  return out;
-}
-
 // A rank-`rank` conversion of src (weight SVD: the crudest factorisation, so there is something to heal).
 template <class T>
 mla::ref::mla_layer<T> lossy_conversion(const mla::ref::gqa_layer<T>& src, const std::vector<matrix<T>>& cal, int rank) {
@@ -60,7 +53,7 @@ lossy_case make_lossy_case(std::mt19937_64& gen) {
   lossy_case c;
   c.src = mla::test::random_gqa<double>(gen, spec);
   const mla::test::correlated_source<double> xs(gen, spec.hidden);
-  c.layer = lossy_conversion(c.src, draw_windows(gen, xs, 3, 40), 12);
+  c.layer = lossy_conversion(c.src, xs.windows(gen, 3, 40), 12);
   c.x = xs.sample(gen, 40);
   return c;
 }
@@ -137,8 +130,8 @@ BOOST_AUTO_TEST_CASE(distill_reduces_heldout_error) {
     const auto spec = distill_spec();
     const auto src = mla::test::random_gqa<float>(gen, spec);
     const mla::test::correlated_source<float> xs(gen, spec.hidden);
-    const auto cal = draw_windows(gen, xs, 10, 48);
-    const auto test = draw_windows(gen, xs, 3, 48);
+    const auto cal = xs.windows(gen, 10, 48);
+    const auto test = xs.windows(gen, 3, 48);
     const auto layer = lossy_conversion(src, cal, 12);
     distill_options o;
     o.steps = 150;
@@ -165,7 +158,7 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_rejected) {
   const auto spec = distill_spec();
   const auto src = mla::test::random_gqa<double>(gen, spec);
   const mla::test::correlated_source<double> xs(gen, spec.hidden);
-  const auto cal = draw_windows(gen, xs, 3, 16);
+  const auto cal = xs.windows(gen, 3, 16);
   const auto layer = lossy_conversion(src, cal, 12);
   distill_options o;
   o.steps = 1;

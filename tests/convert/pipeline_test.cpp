@@ -189,6 +189,38 @@ BOOST_AUTO_TEST_CASE(sequential_distill) {
   }
 }
 
+// The attention RoPE strategy runs through the pipeline on calibration inputs (and refuses to run without
+// them); the distillation can read its own, shorter windows.
+BOOST_AUTO_TEST_CASE(attention_rope_and_own_distill_windows) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const small_model m = make_small_model(gen);
+    const mla::model::decoder<float> dec(m.cfg, m.w);
+    mla::convert::input_recorder<float> rec(2), short_rec(2);
+    mla::convert::run_windows(dec, mla::test::random_windows(gen, m.cfg.vocab_size, 3, 48), rec);
+    mla::convert::run_windows(dec, mla::test::random_windows(gen, m.cfg.vocab_size, 4, 16), short_rec);
+    const auto cal_inputs = rec.take(), short_inputs = short_rec.take();
+    mla::convert::pipeline_options o;
+    o.layer.rope = {rope_strategy::attention, 32, 0};
+    o.layer.factor.method = factor_method::attention_aware;
+    o.layer.rank = 64;
+    BOOST_CHECK_THROW(mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs), mla::error);
+    o.distill.steps = 5;
+    o.distill.batch_windows = 1;
+    const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &cal_inputs, &short_inputs);
+    BOOST_TEST(conv.report[1].stage == "rope_split");
+    for (int l = 0; l < 2; ++l) {
+      const auto li = static_cast<std::size_t>(l);
+      const double cut = conv.report[1].per_layer[li];
+      BOOST_TEST((cut > 0 && cut < 1), "layer " << l << " rope_split " << cut);
+      BOOST_TEST(!conv.weights.layers[li].mla.rope.inv_freq_override.empty());
+      // The distillation ran on the short windows: its held-out loss is never worse than its start.
+      BOOST_TEST(conv.distill[li].heldout_after <= conv.distill[li].heldout_before);
+    }
+  }
+}
+
 // RoRoPE F = 1 with d_R = g*d keeps everything: the rope_split and the (full-rank) result are exact in
 // float; a hybrid conversion leaves the other layers GQA.
 BOOST_AUTO_TEST_CASE(exact_rotation_and_hybrid) {

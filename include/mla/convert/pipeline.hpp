@@ -57,20 +57,26 @@ struct model_conversion {
 };
 
 // Converts the model. `heldout` ([n_layers][windows] of [tokens, hidden]) fills the stage report when given;
-// `refit_inputs` (same layout, calibration tokens) is needed when options.refit or options.distill is set.
+// `refit_inputs` (same layout, calibration tokens) is needed for the refit and the attention RoPE strategy;
+// the distillation reads `distill_inputs` (its own windows, e.g. shorter ones), or `refit_inputs` when null.
 template <class T>
 model_conversion<T> convert_model(const model::model_config& config, const model::model_weights<T>& weights,
                                   const calibration_stats& stats, const pipeline_options& opt,
                                   const std::vector<std::vector<ref::matrix<T>>>* heldout = nullptr,
-                                  const std::vector<std::vector<ref::matrix<T>>>* refit_inputs = nullptr) {
+                                  const std::vector<std::vector<ref::matrix<T>>>* refit_inputs = nullptr,
+                                  const std::vector<std::vector<ref::matrix<T>>>* distill_inputs = nullptr) {
   const char* who = "mla::convert::convert_model";
   config.validate();
   const int n_layers = config.n_layers;
   check(static_cast<int>(stats.layers.size()) == n_layers, who, ": statistics for ", stats.layers.size(),
         " layers, model has ", n_layers);
   const bool distill = opt.distill.steps > 0;
-  check(!(opt.refit || distill) || (refit_inputs && static_cast<int>(refit_inputs->size()) == n_layers), who,
-        ": refit and distill need calibration inputs for every layer");
+  if (!distill_inputs) distill_inputs = refit_inputs;
+  check(!distill || (distill_inputs && static_cast<int>(distill_inputs->size()) == n_layers), who,
+        ": distill needs calibration inputs for every layer");
+  const bool need_inputs = opt.refit || opt.layer.rope.strategy == rope_strategy::attention;
+  check(!need_inputs || (refit_inputs && static_cast<int>(refit_inputs->size()) == n_layers), who,
+        ": the refit and the attention RoPE strategy need calibration inputs for every layer");
   check(!heldout || static_cast<int>(heldout->size()) == n_layers, who, ": held-out inputs for ",
         heldout ? heldout->size() : 0, " layers, model has ", n_layers);
   std::vector<int> todo = opt.layers;
@@ -91,7 +97,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   for (std::size_t i = 0; i < todo.size(); ++i) {
     const auto l = static_cast<std::size_t>(todo[i]);
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
-    plans[i] = make_rope_plan(src, stats.layers[l], opt.layer.rope);
+    plans[i] = make_rope_plan(src, stats.layers[l], opt.layer.rope, refit_inputs ? &(*refit_inputs)[l] : nullptr);
     problems[i] = make_factor_problem(src, plans[i], stats.layers[l], opt.layer.factor);
     info[i].max_rank = full;
     if (opt.allocation == rank_allocation::objective_greedy && opt.layer.factor.method != factor_method::attention_aware) {
@@ -146,7 +152,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
       if (heldout) out.report[3].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
     }
     if (distill) {
-      layer = distill_layer(src, layer, (*refit_inputs)[l], opt.distill, &out.distill[l]);
+      layer = distill_layer(src, layer, (*distill_inputs)[l], opt.distill, &out.distill[l]);
       if (heldout) out.report.back().per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
     }
     out.weights.layers[l].mla = std::move(layer);

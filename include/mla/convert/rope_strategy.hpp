@@ -36,6 +36,19 @@
 //     that frequency's g x g (re + im) second moment is the shared pair, and the other g-1 directions at the
 //     frequency (and every channel of the unselected ones) fold into the NoPE remainder. With g = 1 this is
 //     MHA2MLA's per-head selection exactly.
+//   attention (the project's): F = 1 and the per-frequency PCA directions of rorope, but the d_R/2 RoPE pairs
+//     are not one per frequency: they go to the (frequency, direction) pairs whose loss of RoPE would disturb
+//     the source layer's own attention most. Dropping the rotation from direction u at frequency f changes
+//     the score of query t and key s (complex pairs z = re + i im, Delta = t - s) by
+//       delta_h(t, s) = scale * af^2 * Re( u_j(h) z_q,h(t) conj(z_u(s)) (exp(i theta_f Delta) - 1) ),
+//     and to first order the head's output moves by sum_s p_h(t, s) (delta_h(t, s) - E_p delta_h(t, .)) v_s
+//     under the source attention p (sinks included; a shift common to every key costs nothing), so the cost of
+//     the pair is the squared norm of that change through o_proj, summed over heads and queries:
+//       sum_h sum_t || W_o,h sum_s p_h(t, s) (delta_h(t, s) - E_p delta_h(t, .)) v_j(h)(s) ||^2.
+//     Slow
+//     frequencies barely rotate within the context and cost almost nothing, so their pairs move to the fast
+//     frequencies, where two or three heads' directions may keep RoPE. Needs calibration inputs; the pairs stay
+//     frequency-pure (exact rotation), with a per-pair frequency table (not the standard ladder).
 #pragma once
 
 #include <Eigen/Core>
@@ -53,7 +66,7 @@
 
 namespace mla::convert {
 
-enum class rope_strategy { rorope, high, low, uniform, two_norm };
+enum class rope_strategy { rorope, high, low, uniform, two_norm, attention };
 
 inline const char* to_string(rope_strategy s) {
   switch (s) {
@@ -62,6 +75,7 @@ inline const char* to_string(rope_strategy s) {
     case rope_strategy::low: return "low";
     case rope_strategy::uniform: return "uniform";
     case rope_strategy::two_norm: return "two_norm";
+    case rope_strategy::attention: return "attention";
   }
   return "?";
 }
@@ -105,6 +119,111 @@ inline void sorted_eigen(const dmatrix& s, dvector& values, dmatrix& vectors) {
   }
 }
 
+// The attention strategy's cost of cutting RoPE from each (frequency f, direction e) pair (header comment):
+// directions[f] [g, g] holds the unit directions of frequency f as columns. Returns [d/2][g] costs summed over
+// the windows (each x [tokens, hidden], positions from 0), using windows until `max_tokens` tokens; at most
+// `max_queries` queries per window are scored (evenly strided, the last one included); every key a scored
+// query sees counts.
+template <class T>
+std::vector<std::vector<double>> rope_cut_costs(const ref::gqa_layer<T>& src, const std::vector<dmatrix>& directions,
+                                                const std::vector<ref::matrix<T>>& windows, long max_tokens = 4096,
+                                                long max_queries = 256) {
+  using std::size_t;
+  const int g = src.n_kv_heads, d = src.head_dim, half = d / 2, heads = src.n_heads;
+  const ref::rope<T> rot(src.rope);
+  const double af = rot.attention_factor();
+  const double scale = src.attention.softmax_scale * af * af;
+  std::vector<std::vector<double>> cost(static_cast<size_t>(half), std::vector<double>(static_cast<size_t>(g), 0.0));
+  long used = 0;
+  for (const ref::matrix<T>& x : windows) {
+    if (used >= max_tokens) break;
+    const Eigen::Index n = x.rows();
+    used += static_cast<long>(n);
+    const ref::matrix<T> q = ref::detail::linear(x, src.wq, src.bq);  // [n, heads*d] pre-RoPE
+    const ref::matrix<T> k = ref::detail::linear(x, src.wk, src.bk);  // [n, g*d]
+    ref::matrix<T> qr = q, kr = k;
+    ref::detail::rope_heads(rot, qr, heads, d, 0);
+    ref::detail::rope_heads(rot, kr, g, d, 0);
+    const Eigen::Index stride = std::max<Eigen::Index>(1, n / std::max(1L, max_queries));
+    std::vector<Eigen::Index> rows;  // scored queries
+    for (Eigen::Index t = n - 1; t >= 0; t -= stride) rows.push_back(t);
+    const auto n_rows = static_cast<Eigen::Index>(rows.size());
+    // p[h] [rows, n]: the source attention of the scored queries, sinks included. vm[h] [n, d]: the values of
+    // head h's KV group in the metric of its output rows, v^T L with L L^T = W_o,h^T W_o,h, so that
+    // ||W_o,h u|| = ||u^T L||. pv[h] [rows, d] = p[h] vm[h].
+    const ref::matrix<T> v = ref::detail::linear(x, src.wv, src.bv);  // [n, g*d]
+    std::vector<dmatrix> p(static_cast<size_t>(heads)), vm(p), pv(p);
+    for (int h = 0; h < heads; ++h) {
+      const T* sink = src.sinks.size() != 0 ? &src.sinks[h] : nullptr;
+      const Eigen::Index j = src.kv_head_of(h);
+      ref::matrix<T> ph(n_rows, n);
+      for (Eigen::Index r = 0; r < n_rows; ++r) {
+        ph.row(r).noalias() = qr.row(rows[size_t(r)]).segment(Eigen::Index(h) * d, d) *
+                              kr.middleCols(j * d, d).transpose();
+        ph.row(r) *= static_cast<T>(src.attention.softmax_scale);
+        ref::detail::masked_softmax_row(ph.data() + r * n, 0, n, rows[size_t(r)], src.attention, sink);
+      }
+      p[size_t(h)] = ph.template cast<double>();
+      const dmatrix wo_h = src.wo.middleCols(Eigen::Index(h) * d, d).template cast<double>();  // [hidden, d]
+      dvector values;
+      dmatrix vectors;
+      sorted_eigen(wo_h.transpose() * wo_h, values, vectors);
+      const dmatrix l = vectors * values.cwiseMax(0.0).cwiseSqrt().asDiagonal();  // [d, d]
+      vm[size_t(h)] = v.middleCols(j * d, d).template cast<double>() * l;
+      pv[size_t(h)] = p[size_t(h)] * vm[size_t(h)];
+    }
+    std::vector<double> zr(static_cast<size_t>(n)), zi(zr), cos_d(zr), sin_d(zr);  // [n]
+    dmatrix pd(n_rows, n), change(n_rows, d);
+    for (int f = 0; f < half; ++f) {
+      const double theta = rot.inv_freq()[size_t(f)];
+      for (Eigen::Index delta = 0; delta < n; ++delta) {  // (exp(i theta Delta) - 1)
+        cos_d[size_t(delta)] = std::cos(theta * double(delta)) - 1.0;
+        sin_d[size_t(delta)] = std::sin(theta * double(delta));
+      }
+      const dmatrix& u = directions[size_t(f)];
+      for (int e = 0; e < g; ++e) {
+        for (Eigen::Index s = 0; s < n; ++s) {  // z_u(s) = sum_j u_j z_k,j(s)
+          double a = 0, b = 0;
+          for (int j = 0; j < g; ++j) {
+            a += u(j, e) * double(k(s, Eigen::Index(j) * d + f));
+            b += u(j, e) * double(k(s, Eigen::Index(j) * d + f + half));
+          }
+          zr[size_t(s)] = a;
+          zi[size_t(s)] = b;
+        }
+        double total = 0;
+        for (int h = 0; h < heads; ++h) {
+          const double u_q = u(src.kv_head_of(h), e) * scale;
+          if (u_q == 0.0) continue;
+          // pd [rows, n] = p * delta; the first-order change of the head's output (in the W_o metric) is
+          // sum_s p_s (delta_s - mean_p delta) v_s = pd vm - rowsum(pd) * pv.
+          pd.setZero();
+          for (Eigen::Index r = 0; r < n_rows; ++r) {
+            const Eigen::Index t = rows[size_t(r)];
+            const double qa = u_q * double(q(t, Eigen::Index(h) * d + f));
+            const double qb = u_q * double(q(t, Eigen::Index(h) * d + f + half));
+            const double* pr = p[size_t(h)].data() + r * n;
+            double* out = pd.data() + r * n;
+            for (Eigen::Index s = 0; s <= t; ++s) {
+              const double w = pr[s];
+              if (w == 0.0) continue;
+              // z_q conj(z_u) = (qa zr + qb zi) + i (qb zr - qa zi), times (exp(i theta (t - s)) - 1), real part
+              const double wr = qa * zr[size_t(s)] + qb * zi[size_t(s)];
+              const double wi = qb * zr[size_t(s)] - qa * zi[size_t(s)];
+              out[s] = w * (wr * cos_d[size_t(t - s)] - wi * sin_d[size_t(t - s)]);
+            }
+          }
+          change.noalias() = pd * vm[size_t(h)];
+          change -= pd.rowwise().sum().asDiagonal() * pv[size_t(h)];
+          total += change.squaredNorm();
+        }
+        cost[size_t(f)][size_t(e)] += total;
+      }
+    }
+  }
+  return cost;
+}
+
 inline int default_freqfold(int head_dim, int rope_dim) {
   const int half = head_dim / 2;
   int f = std::max(1, (head_dim + rope_dim - 1) / rope_dim);  // collapse c = d/d_R
@@ -115,8 +234,10 @@ inline int default_freqfold(int head_dim, int rope_dim) {
 }  // namespace detail
 
 // Builds the rope plan of a GQA layer from its calibration moments.
+// `windows` (calibration inputs [tokens, hidden], positions from 0) are needed by the attention strategy only.
 template <class T>
-rope_plan make_rope_plan(const ref::gqa_layer<T>& src, const layer_moments& stats, const rope_options& opt) {
+rope_plan make_rope_plan(const ref::gqa_layer<T>& src, const layer_moments& stats, const rope_options& opt,
+                         const std::vector<ref::matrix<T>>* windows = nullptr) {
   const char* who = "mla::convert::make_rope_plan";
   src.validate();
   const int g = src.n_kv_heads, d = src.head_dim, half = d / 2;
@@ -142,7 +263,10 @@ rope_plan make_rope_plan(const ref::gqa_layer<T>& src, const layer_moments& stat
   // Per block: which frequencies, how many pairs to keep.
   int fold = 1;
   std::vector<int> keep;  // [blocks]
-  if (opt.strategy == rope_strategy::rorope) {
+  if (opt.strategy == rope_strategy::attention) {
+    check(windows != nullptr && !windows->empty(), who, ": the attention strategy needs calibration inputs");
+    keep.assign(static_cast<std::size_t>(half), 0);  // F = 1; the counts are set from the costs below
+  } else if (opt.strategy == rope_strategy::rorope) {
     fold = opt.freqfold > 0 ? opt.freqfold : detail::default_freqfold(d, opt.rope_dim);
     check(half % fold == 0, who, ": freqfold F = ", fold, " must divide head_dim/2 = ", half);
     const int blocks = half / fold;
@@ -185,14 +309,12 @@ rope_plan make_rope_plan(const ref::gqa_layer<T>& src, const layer_moments& stat
   }
   plan.freqfold = fold;
 
-  const std::vector<double> src_freq = ref::rope<double>(src.rope).inv_freq();  // [d/2], scaling applied
-  plan.basis = dmatrix::Zero(gd, gd);
-  int rope_col = 0;             // next rope pair
-  int nope_col = opt.rope_dim;  // next nope column
+  // One PCA per frequency block, over its g*F re channels ordered (frequency, head): re j*d + f, im re + d/2.
   const int blocks = static_cast<int>(keep.size());
+  std::vector<std::vector<int>> block_re(static_cast<std::size_t>(blocks));
+  std::vector<dmatrix> block_vectors(static_cast<std::size_t>(blocks));
   for (int a = 0; a < blocks; ++a) {
-    // Block channels, ordered (frequency, head): re index j*d + f, im = re + d/2.
-    std::vector<int> re;
+    std::vector<int>& re = block_re[static_cast<std::size_t>(a)];
     for (int f = a * fold; f < (a + 1) * fold; ++f)
       for (int j = 0; j < g; ++j) re.push_back(j * d + f);
     const Eigen::Index n = static_cast<Eigen::Index>(re.size());
@@ -203,19 +325,50 @@ rope_plan make_rope_plan(const ref::gqa_layer<T>& src, const layer_moments& stat
         sigma(r, c) = kk(ir, ic) + kk(ir + half, ic + half);
       }
     dvector values;
-    dmatrix vectors;
-    detail::sorted_eigen(sigma, values, vectors);
+    detail::sorted_eigen(sigma, values, block_vectors[static_cast<std::size_t>(a)]);
+  }
+  // Which directions of each block keep RoPE: the first keep[a] (largest key energy), or for the attention
+  // strategy the d_R/2 costliest (frequency, direction) pairs over all frequencies.
+  std::vector<std::vector<char>> is_rope(static_cast<std::size_t>(blocks));
+  for (int a = 0; a < blocks; ++a) {
+    auto& sel = is_rope[static_cast<std::size_t>(a)];
+    sel.assign(block_re[static_cast<std::size_t>(a)].size(), 0);
+    for (int e = 0; e < keep[static_cast<std::size_t>(a)]; ++e) sel[static_cast<std::size_t>(e)] = 1;
+  }
+  if (opt.strategy == rope_strategy::attention) {
+    const auto cost = detail::rope_cut_costs(src, block_vectors, *windows);
+    std::vector<std::pair<double, int>> order;  // (cost, f * g + e)
+    for (int f = 0; f < half; ++f)
+      for (int e = 0; e < g; ++e) order.emplace_back(cost[static_cast<std::size_t>(f)][static_cast<std::size_t>(e)], f * g + e);
+    std::stable_sort(order.begin(), order.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+    for (int i = 0; i < pairs; ++i) {
+      const int f = order[static_cast<std::size_t>(i)].second / g, e = order[static_cast<std::size_t>(i)].second % g;
+      is_rope[static_cast<std::size_t>(f)][static_cast<std::size_t>(e)] = 1;
+      ++keep[static_cast<std::size_t>(f)];
+    }
+  }
+
+  const std::vector<double> src_freq = ref::rope<double>(src.rope).inv_freq();  // [d/2], scaling applied
+  plan.basis = dmatrix::Zero(gd, gd);
+  int rope_col = 0;             // next rope pair
+  int nope_col = opt.rope_dim;  // next nope column
+  for (int a = 0; a < blocks; ++a) {
+    const std::vector<int>& re = block_re[static_cast<std::size_t>(a)];
+    const dmatrix& vectors = block_vectors[static_cast<std::size_t>(a)];
+    const Eigen::Index n = static_cast<Eigen::Index>(re.size());
     const int k = keep[static_cast<std::size_t>(a)];
+    int kept = 0;  // rope pairs of this block so far
     for (Eigen::Index e = 0; e < n; ++e) {
-      const bool is_rope = e < k;
-      const int col_re = is_rope ? rope_col : nope_col;
-      const int col_im = is_rope ? rope_col + pairs : nope_col + 1;
+      const bool rope_pair = is_rope[static_cast<std::size_t>(a)][static_cast<std::size_t>(e)] != 0;
+      const int col_re = rope_pair ? rope_col : nope_col;
+      const int col_im = rope_pair ? rope_col + pairs : nope_col + 1;
       for (Eigen::Index r = 0; r < n; ++r) {
         plan.basis(re[static_cast<std::size_t>(r)], col_re) = vectors(r, e);
         plan.basis(re[static_cast<std::size_t>(r)] + half, col_im) = vectors(r, e);
       }
-      if (is_rope) {
-        const int fi = a * fold + static_cast<int>((long(e) * fold) / k);
+      if (rope_pair) {
+        const int fi = a * fold + static_cast<int>((long(kept) * fold) / k);
+        ++kept;
         plan.freq_index.push_back(fi);
         plan.inv_freq.push_back(src_freq[static_cast<std::size_t>(fi)]);
         if (fold > 1) {

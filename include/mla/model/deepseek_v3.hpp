@@ -82,7 +82,7 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
     check(lc.attention == attention_kind::mla, lw, " is GQA; DeepSeek-V3 has MLA in every layer");
     check(lc.rope_dim == dr, lw, ": rope_dim ", lc.rope_dim, " differs from layer 0's ", dr);
     check(m.rope.inv_freq_override.empty(), lw, ": its RoPE key keeps non-standard frequencies (RoRoPE with a ",
-          "FreqFold that is not every c-th frequency), which DeepSeek's config cannot express");
+          "FreqFold that is not every c-th frequency, or the attention strategy), which DeepSeek's config cannot express");
     check(m.bq.size() == 0 && m.b_dkv.size() == 0 && m.b_kr.size() == 0 && m.bo.size() == 0, lw,
           ": attention biases are not part of DeepSeek-V3");
     check(m.sinks.size() == 0 && m.attention.sliding_window == 0, lw, ": sinks / sliding windows are not exported");

@@ -24,19 +24,21 @@ bin=build/cpu-release/examples
 data="${MLA_DATA_DIR:-../shared/data}"
 text="$data/wikitext-2-raw-test.txt"
 calib="$data/wikitext-2-valid-tokenized.txt"
-calib_tokens=4096
+calib_tokens=8192
+window=2048  # the evaluation context: the RoPE placement sees the distances attention really spans
 if [ ! -f "$text" ] || [ ! -f "$calib" ]; then
   text=/usr/share/common-licenses/GPL-3
   calib=/usr/share/common-licenses/GPL-2
   calib_tokens=2048
+  window=512
 fi
 tokens="${MLA_QUICKSTART_TOKENS:-8192}"
 budget="${MLA_QUICKSTART_BUDGET:-0.5}"
 distill="${MLA_QUICKSTART_DISTILL:-0}"
 distill_args=()
 if [ "$distill" != 0 ]; then
-  calib_tokens=$((calib_tokens * 2))
-  distill_args=(--distill-steps "$distill" --distill-batch 4 --distill-tokens "$calib_tokens" --distill-lr 5e-3)
+  distill_args=(--distill-steps "$distill" --distill-batch 1 --distill-window $((window < 1024 ? window : 1024))
+                --distill-tokens "$calib_tokens" --distill-lr 5e-3)
 fi
 out=build/quickstart/smollm2-mla
 
@@ -51,8 +53,9 @@ echo
 echo "== mla-convert: GQA -> MLA at $budget of the KV cache, calibrated on $(basename "$calib") =="
 rm -rf "$out"
 mkdir -p "$(dirname "$out")"
-"$bin/convert/mla-convert" --model "$model" --method attention_aware --rope rorope --allocation uniform \
-  --rope-dim 64 --kv-budget "$budget" --calib "$calib" --calib-tokens "$calib_tokens" --heldout-tokens 256 --refit \
+"$bin/convert/mla-convert" --model "$model" --method attention_aware --rope attention --allocation uniform \
+  --rope-dim 64 --kv-budget "$budget" --calib "$calib" --calib-tokens "$calib_tokens" --window "$window" \
+  --heldout-tokens "$window" --refit \
   "${distill_args[@]}" --out "$out"
 echo
 echo "== mla-eval: the converted MLA model on the same tokens =="

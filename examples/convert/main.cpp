@@ -61,18 +61,20 @@ int main(int argc, char** argv) {
   double kv_budget = 0;
   long calib_tokens = 8192, heldout_tokens = 512, refit_tokens = 2048, distill_tokens = 4096;
   int window = 256;
+  int distill_window = 0;
   app.add_option("--model", model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--method", o.layer.factor.method, "joint K/V factorisation")
       ->transform(choices(std::map<std::string, factor_method>{{"weight_svd", factor_method::weight_svd},
                                                                {"activation_pca", factor_method::activation_pca},
                                                                {"care", factor_method::care},
                                                                {"attention_aware", factor_method::attention_aware}}));
-  app.add_option("--rope", o.layer.rope.strategy, "how the shared RoPE key is cut (TransMLA rorope; MHA2MLA selections)")
+  app.add_option("--rope", o.layer.rope.strategy, "how the shared RoPE key is cut (TransMLA rorope; MHA2MLA selections; attention: RoRoPE directions placed by the score error their cut causes)")
       ->transform(choices(std::map<std::string, rope_strategy>{{"rorope", rope_strategy::rorope},
                                                                {"high", rope_strategy::high},
                                                                {"low", rope_strategy::low},
                                                                {"uniform", rope_strategy::uniform},
-                                                               {"two_norm", rope_strategy::two_norm}}));
+                                                               {"two_norm", rope_strategy::two_norm},
+                                                               {"attention", rope_strategy::attention}}));
   app.add_option("--rope-dim", o.layer.rope.rope_dim, "decoupled RoPE width d_R (even)");
   app.add_option("--key-weight", o.layer.factor.key_weight, "attention_aware: weight of the score (key) term");
   app.add_option("--freqfold", o.layer.rope.freqfold, "RoRoPE FreqFold F (0: smallest valid)");
@@ -110,6 +112,9 @@ int main(int argc, char** argv) {
                  "teacher: each layer on the source model's inputs; sequential: in layer order on the converted "
                  "model's own inputs, towards the source outputs")
       ->check(CLI::IsMember({"teacher", "sequential"}));
+  app.add_option("--distill-window", distill_window,
+                 "window length of the distillation in tokens (0: --window); shorter windows train faster")
+      ->check(CLI::Range(0, 1 << 16));
   app.add_option("--distill-batch", o.distill.batch_windows, "calibration windows per distillation step")
       ->check(CLI::PositiveNumber);
   long report_context = 8192;
@@ -131,6 +136,9 @@ int main(int argc, char** argv) {
                "../shared/data/wikitext-2-valid-tokenized.txt (or $MLA_DATA_DIR) is absent");
     mla::check(kv_budget >= 0, "--kv-budget must be > 0 (a fraction in (0, 1] or bytes per token), found ", kv_budget);
     if (!export_kind.empty() && export_dir.empty()) export_dir = out_dir + "-deepseek_v3";
+    mla::check(export_kind.empty() || o.layer.rope.strategy != rope_strategy::attention,
+               "--export deepseek_v3 needs the standard RoPE frequency ladder, which --rope attention does not keep ",
+               "(its pairs sit on the frequencies that need them); use --rope rorope or an MHA2MLA selection");
     mla::check(export_dir.empty() || !fs::exists(export_dir), "--export-out: '", export_dir,
                "' already exists (nothing is overwritten)");
 
@@ -181,19 +189,42 @@ int main(int argc, char** argv) {
       held_inputs = rec.take();
     }
     const bool distill = o.distill.steps > 0;
-    if (o.refit || distill) {
-      // Both stages read the first windows of the calibration stretch (the refit its first --refit-tokens).
+    if (distill_window == 0) distill_window = window;
+    const bool own_distill_windows = distill && distill_window != window;
+    const bool rope_needs_inputs = o.layer.rope.strategy == rope_strategy::attention;
+    const bool fit_inputs = o.refit || distill || rope_needs_inputs;
+    if (fit_inputs) {
+      // The stages read the first windows of the calibration stretch (the refit its first --refit-tokens; the
+      // attention RoPE strategy at most 4096 tokens).
       input_recorder<float> rec(cfg.n_layers);
-      const long fit_tokens = std::max(o.refit ? refit_tokens : 0L, distill ? distill_tokens : 0L);
+      const long fit_tokens = std::max({o.refit ? refit_tokens : 0L, distill && !own_distill_windows ? distill_tokens : 0L,
+                                        rope_needs_inputs ? 4096L : 0L});
       const int n_fit = std::max(2, std::min(n_cal, static_cast<int>(fit_tokens / window)));
       run_with_bar(m.model, token_windows(ids, window, 0, n_fit), rec, "fit inputs");
       refit_inputs = rec.take();
-      if (o.refit && distill && refit_tokens < distill_tokens) {
-        // The refit keeps its own (smaller) share; the distillation then sees all windows.
+      if (o.refit && refit_tokens < fit_tokens) {
+        // The refit keeps its own (smaller) share; the other stages then see all windows.
         const int n_refit = std::max(2, std::min(n_fit, static_cast<int>(refit_tokens / window)));
         o.refit_opt.max_windows = n_refit;
       }
     }
+
+    // The distillation's own windows (--distill-window), from the start of the calibration stretch.
+    std::vector<std::vector<mla::ref::matrix<float>>> distill_inputs;
+    std::vector<std::vector<int>> distill_tokens_windows;
+    if (own_distill_windows) {
+      const long stretch = long(n_cal) * window;
+      const int n_dist = static_cast<int>(std::min(distill_tokens, stretch) / distill_window);
+      mla::check(n_dist >= 2, "--distill-window ", distill_window, ": the distillation needs 2 windows within ",
+                 std::min(distill_tokens, stretch), " calibration tokens (--distill-tokens, --calib-tokens)");
+      distill_tokens_windows = token_windows(ids, distill_window, 0, n_dist);
+      input_recorder<float> rec(cfg.n_layers);
+      run_with_bar(m.model, distill_tokens_windows, rec, "distillation inputs");
+      distill_inputs = rec.take();
+    } else if (distill) {
+      distill_tokens_windows = token_windows(ids, window, 0, static_cast<int>(refit_inputs.front().size()));
+    }
+    const auto& dist_inputs = own_distill_windows ? distill_inputs : refit_inputs;
 
     std::fprintf(stderr, "converting %zu layers (%s, %s d_R = %d, %s)\n", todo.size(), to_string(o.layer.factor.method),
                  to_string(o.layer.rope.strategy), o.layer.rope.rope_dim, to_string(o.allocation));
@@ -204,12 +235,11 @@ int main(int argc, char** argv) {
     pipeline_options first = o;
     if (sequential) first.distill.steps = 0;  // distilled below, in layer order
     auto conv = convert_model(cfg, m.model.weights(), stats, first, n_held > 0 ? &held_inputs : nullptr,
-                              o.refit || distill ? &refit_inputs : nullptr);
+                              fit_inputs ? &refit_inputs : nullptr, distill ? &dist_inputs : nullptr);
     layer_bar.finish();
     if (sequential) {
-      const auto fit_windows = token_windows(ids, window, 0, static_cast<int>(refit_inputs.front().size()));
       mla::util::progress_bar bar("distilling (sequential)", double(todo.size()), "layers");
-      distill_sequential(m.model.weights(), conv, fit_windows, refit_inputs, o.distill,
+      distill_sequential(m.model.weights(), conv, distill_tokens_windows, dist_inputs, o.distill,
                          n_held > 0 ? &held_inputs : nullptr, [&](int done, int) { bar.update(done); });
       bar.finish();
     }

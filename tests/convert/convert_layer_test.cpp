@@ -72,11 +72,7 @@ BOOST_AUTO_TEST_CASE(rorope_rotation_is_exact) {
   for (int variant = 0; variant < 2; ++variant) {
     BOOST_TEST_CONTEXT("seed " << seed << ", variant " << variant) {
       mla::test::layer_spec spec;
-      if (variant == 1) {
-        spec.biases = spec.sinks = true;
-        spec.window = 9;
-        spec.rope = mla::ref::rope_config::gpt_oss();
-      }
+      if (variant == 1) spec = mla::test::with_gpt_oss_features(spec, 9);
       const auto src = mla::test::random_gqa<double>(gen, spec);
       const mla::test::correlated_source<double> xs(gen, spec.hidden);
       const auto stats = mla::test::moments_of(xs.windows(gen, 2, 48));

@@ -37,6 +37,14 @@ struct layer_spec {
   }();
 };
 
+// The spec with what gpt-oss adds to a Llama layer: biases, sinks, a sliding window and YaRN RoPE.
+inline layer_spec with_gpt_oss_features(layer_spec s, int window) {
+  s.biases = s.sinks = true;
+  s.window = window;
+  s.rope = ref::rope_config::gpt_oss();
+  return s;
+}
+
 // Weights like a trained model (random_layers.hpp) with biases N(0, 0.3).
 template <class T>
 ref::gqa_layer<T> random_gqa(std::mt19937_64& gen, const layer_spec& s) {

@@ -98,11 +98,7 @@ BOOST_AUTO_TEST_CASE(cut_costs_match_direct_scores) {
   for (int variant = 0; variant < 2; ++variant) {
     BOOST_TEST_CONTEXT("seed " << seed << ", variant " << variant) {
       mla::test::layer_spec spec;
-      if (variant == 1) {
-        spec.biases = spec.sinks = true;
-        spec.window = 7;
-        spec.rope = mla::ref::rope_config::gpt_oss();
-      }
+      if (variant == 1) spec = mla::test::with_gpt_oss_features(spec, 7);
       const auto src = mla::test::random_gqa<double>(gen, spec);
       const mla::test::correlated_source<double> xs(gen, spec.hidden);
       const auto windows = xs.windows(gen, 2, 24);

@@ -53,7 +53,11 @@ echo
 echo "== mla-convert: GQA -> MLA at $budget of the KV cache, calibrated on $(basename "$calib") =="
 rm -rf "$out"
 mkdir -p "$(dirname "$out")"
-"$bin/convert/mla-convert" --model "$model" --method attention_aware --rope attention --allocation uniform \
+# The attention RoPE placement wins at half the cache (d_R 64, rank 128); at tighter budgets RoRoPE is better
+# (bench/RESULTS.md, "Where the RoPE pairs go").
+rope=rorope
+if [ "$budget" = 0.5 ]; then rope=attention; fi
+"$bin/convert/mla-convert" --model "$model" --method attention_aware --rope "$rope" --allocation uniform \
   --rope-dim 64 --kv-budget "$budget" --calib "$calib" --calib-tokens "$calib_tokens" --window "$window" \
   --heldout-tokens "$window" --refit \
   "${distill_args[@]}" --out "$out"

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
                                                                {"activation_pca", factor_method::activation_pca},
                                                                {"care", factor_method::care},
                                                                {"attention_aware", factor_method::attention_aware}}));
-  app.add_option("--rope", o.layer.rope.strategy, "how the shared RoPE key is cut (TransMLA rorope; MHA2MLA selections; attention: RoRoPE directions placed by the score error their cut causes)")
+  app.add_option("--rope", o.layer.rope.strategy, "how the shared RoPE key is cut (TransMLA rorope; MHA2MLA selections; attention: RoRoPE directions placed by the output change their cut causes, best with d_R = head_dim and a large latent, calibrated on windows as long as the evaluation context)")
       ->transform(choices(std::map<std::string, rope_strategy>{{"rorope", rope_strategy::rorope},
                                                                {"high", rope_strategy::high},
                                                                {"low", rope_strategy::low},

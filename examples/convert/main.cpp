@@ -101,6 +101,8 @@ int main(int argc, char** argv) {
   app.add_option("--window", window, "calibration window length in tokens")->check(CLI::Range(8, 1 << 16));
   app.add_flag("--refit", o.refit, "closed-form ridge refit of the value up-projection");
   app.add_option("--refit-tokens", refit_tokens, "calibration tokens the refit uses")->check(CLI::PositiveNumber);
+  app.add_flag("--refit-o-proj", o.refit_opt.output_projection,
+               "after the w_uv refit, also refit o_proj across heads in closed form (implies --refit)");
   app.add_option("--distill-steps", o.distill.steps,
                  "layer-wise distillation through the softmax: Adam steps per layer (0: off)")
       ->check(CLI::NonNegativeNumber);
@@ -128,6 +130,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-latent-norm", no_latent_norm,
                "export without kv_a_layernorm (exact, but stock DeepSeek code expects the norm)");
   CLI11_PARSE(app, argc, argv);
+  if (o.refit_opt.output_projection) o.refit = true;
 
   try {
     namespace fs = std::filesystem;

@@ -268,6 +268,108 @@ BOOST_AUTO_TEST_CASE(refit_reduces_error) {
   }
 }
 
+// The o_proj refit recovers a perturbed o_proj exactly: on the exact rewrite with W_o replaced by W_o + noise,
+// the head outputs are the source's, so the least-squares answer is the source W_o (the independent reference).
+BOOST_AUTO_TEST_CASE(refit_output_projection_recovers_o_proj) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    for (bool gpt_oss : {false, true}) {
+      const mla::test::layer_spec spec =
+          gpt_oss ? mla::test::with_gpt_oss_features(mla::test::layer_spec{}, 24) : mla::test::layer_spec{};
+      const auto src = mla::test::random_gqa<double>(gen, spec);
+      const mla::test::correlated_source<double> xs(gen, spec.hidden);
+      const std::vector<matrix<double>> cal = xs.windows(gen, 4, 96);
+      auto bent = mla::ref::exact_mla_from_gqa(src);
+      bent.wo += mla::test::randn<double>(gen, bent.wo.rows(), bent.wo.cols(), 0.3 * std::sqrt(bent.wo.squaredNorm() / bent.wo.size()));
+      mla::convert::refit_options ro;
+      ro.ridge = 1e-12;
+      const auto fixed = mla::convert::refit_output_projection(src, bent, cal, ro);
+      const double before = relative_error(bent.wo, src.wo), after = relative_error(fixed.wo, src.wo);
+      BOOST_TEST_MESSAGE((gpt_oss ? "gpt-oss layer" : "Llama layer") << ": o_proj error " << before << " -> " << after);
+      BOOST_TEST(before > 0.1);
+      BOOST_TEST(after < 1e-6);
+      BOOST_TEST(mla::convert::attention_output_error(src, fixed, xs.windows(gen, 1, 64)) < 1e-6);
+    }
+  }
+}
+
+// With a fixed ridge the o_proj refit is the ridge least-squares solution computed here another way: head
+// outputs recovered from the layer's own output through its (square, invertible) o_proj, and the damped
+// problem solved by QR of the stacked system instead of the normal equations.
+BOOST_AUTO_TEST_CASE(refit_output_projection_matches_direct_ridge) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    mla::test::layer_spec spec;  // 4 heads x 16 = hidden 64: o_proj is square
+    spec.biases = spec.sinks = true;
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const std::vector<matrix<double>> cal = xs.windows(gen, 3, 64);
+    convert_options o;
+    o.rope = {rope_strategy::rorope, 8, 0};
+    o.factor.method = factor_method::activation_pca;
+    o.rank = 12;
+    const auto layer = mla::convert::convert_layer(src, mla::test::moments_of(cal), o).layer;
+    mla::convert::refit_options ro;
+    ro.ridge = 0.05;
+    const auto got = mla::convert::refit_output_projection(src, layer, cal, ro);
+
+    const Eigen::Index width = layer.wo.cols(), hidden = layer.wo.rows();
+    BOOST_REQUIRE(width == hidden);
+    const dmatrix wo_inv_t = layer.wo.transpose().inverse();
+    dmatrix z(0, width), y(0, hidden);
+    for (const matrix<double>& x : cal) {
+      dmatrix out = mla::ref::mla_prefill(layer, x, mla_form::naive);
+      out.rowwise() -= layer.bo.transpose();
+      dmatrix want = mla::ref::gqa_prefill(src, x);
+      want.rowwise() -= layer.bo.transpose();
+      z.conservativeResize(z.rows() + x.rows(), Eigen::NoChange);
+      z.bottomRows(x.rows()) = out * wo_inv_t;
+      y.conservativeResize(y.rows() + x.rows(), Eigen::NoChange);
+      y.bottomRows(x.rows()) = want;
+    }
+    const double lambda = ro.ridge * (z.transpose() * z).trace() / static_cast<double>(width);
+    dmatrix a(z.rows() + width, width), b(z.rows() + width, hidden);
+    a << z, std::sqrt(lambda) * dmatrix::Identity(width, width);
+    b << y, std::sqrt(lambda) * layer.wo.transpose();
+    const dmatrix w = a.colPivHouseholderQr().solve(b);  // [width, hidden] = W_o^T
+    BOOST_TEST(relative_error(got.wo, dmatrix(w.transpose())) < 1e-8);
+    BOOST_TEST(relative_error(got.w_uv, layer.w_uv) == 0.0);
+  }
+}
+
+// The validated o_proj refit, after the w_uv refit, lowers the error on the calibration and on held-out tokens.
+BOOST_AUTO_TEST_CASE(refit_output_projection_reduces_error) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    for (bool gpt_oss : {false, true}) {
+      const mla::test::layer_spec spec =
+          gpt_oss ? mla::test::with_gpt_oss_features(mla::test::layer_spec{}, 24) : mla::test::layer_spec{};
+      const auto src = mla::test::random_gqa<double>(gen, spec);
+      const mla::test::correlated_source<double> xs(gen, spec.hidden);
+      const std::vector<matrix<double>> cal = xs.windows(gen, 8, 64);
+      const std::vector<matrix<double>> held = xs.windows(gen, 2, 64);
+      convert_options o;
+      o.rope = {rope_strategy::rorope, 8, 0};
+      o.factor.method = factor_method::attention_aware;
+      o.rank = 16;
+      const auto layer = mla::convert::refit_value_projection(
+          src, mla::convert::convert_layer(src, mla::test::moments_of(cal), o).layer, cal);
+      const auto refit = mla::convert::refit_output_projection(src, layer, cal);
+      const double before_cal = mla::convert::attention_output_error(src, layer, cal);
+      const double after_cal = mla::convert::attention_output_error(src, refit, cal);
+      const double before = mla::convert::attention_output_error(src, layer, held);
+      const double after = mla::convert::attention_output_error(src, refit, held);
+      BOOST_TEST_MESSAGE((gpt_oss ? "gpt-oss layer" : "Llama layer") << ", o_proj refit after the w_uv refit: calibration "
+                         << before_cal << " -> " << after_cal << ", held-out " << before << " -> " << after);
+      BOOST_TEST(after_cal < before_cal);
+      BOOST_TEST(after < before);
+    }
+  }
+}
+
 // The RoPE frequency override: the standard ladder written explicitly rotates identically; a wrong size
 // or a non-positive frequency is rejected.
 BOOST_AUTO_TEST_CASE(rope_inv_freq_override) {

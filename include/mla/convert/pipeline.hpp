@@ -6,6 +6,7 @@
 //   rope_split the RoPE plan applied at full latent rank 2*g*d - d_R: only the RoPE cut (and FreqFold) lose
 //   factorized rank r_l from the allocation
 //   refit      (optional) ridge refit of w_uv on calibration inputs
+//   refit_o    (optional, refit_opt.output_projection) ridge refit of o_proj across heads after it
 //   distill    (optional) layer-wise distillation through the softmax on calibration inputs (distill.hpp)
 #pragma once
 
@@ -133,6 +134,8 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     for (const char* s : {"exact", "rope_split", "factorized"})
       out.report.push_back({s, std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
     if (opt.refit) out.report.push_back({"refit", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
+    if (opt.refit && opt.refit_opt.output_projection)
+      out.report.push_back({"refit_o", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
     if (distill) out.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
   }
   if (distill) out.distill.resize(static_cast<std::size_t>(n_layers));
@@ -150,6 +153,10 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     if (opt.refit) {
       layer = refit_value_projection(src, layer, (*refit_inputs)[l], opt.refit_opt);
       if (heldout) out.report[3].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
+      if (opt.refit_opt.output_projection) {
+        layer = refit_output_projection(src, layer, (*refit_inputs)[l], opt.refit_opt);
+        if (heldout) out.report[4].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
+      }
     }
     if (distill) {
       layer = distill_layer(src, layer, (*distill_inputs)[l], opt.distill, &out.distill[l]);

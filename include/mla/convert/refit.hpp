@@ -1,5 +1,6 @@
-// mla::convert refit (optional stage): closed-form ridge least-squares refit of the value up-projection w_uv
-// of a converted layer against the source GQA layer's attention, on calibration tokens, in double.
+// mla::convert refit (optional stage): closed-form ridge least-squares refits of a converted layer against the
+// source GQA layer's attention on calibration tokens, in double: the value up-projection w_uv per head
+// (refit_value_projection) and, optionally, o_proj across heads (refit_output_projection, at the end).
 //
 // Per query head h (KV group j), over every calibration token t:
 //   x_h,t = sum_s p^MLA_h(t, s) c_s   [r]   what the converted layer's absorbed form multiplies W_uv^h with
@@ -38,6 +39,7 @@ struct refit_options {
   // by two-fold validation over even/odd windows, keeping W_uv when no ridge validates better.
   double ridge = 0;
   int max_windows = 0;  // use only the first max_windows calibration windows; 0: all
+  bool output_projection = false;  // pipeline: also refit o_proj (refit_output_projection) after w_uv
 };
 
 namespace detail {
@@ -50,8 +52,62 @@ ref::matrix<T> selector(int hidden, int width) {
   return s;
 }
 
-}  // namespace detail
+// Sufficient statistics of min_W ||X W - Y||^2 in two folds (even / odd windows): X^T X, X^T Y, ||Y||^2.
+struct least_squares_folds {
+  dmatrix xtx[2], xty[2];
+  double yy[2] = {0, 0};
+  std::size_t windows = 0;
+  least_squares_folds(Eigen::Index n, Eigen::Index m) {
+    for (int f = 0; f < 2; ++f) {
+      xtx[f] = dmatrix::Zero(n, n);
+      xty[f] = dmatrix::Zero(n, m);
+    }
+  }
+  void add(const dmatrix& x, const dmatrix& y) {  // x [tokens, n], y [tokens, m]: the next window
+    const std::size_t f = windows++ % 2;
+    xtx[f].noalias() += x.transpose() * x;
+    xty[f].noalias() += x.transpose() * y;
+    yy[f] += y.squaredNorm();
+  }
+  // ||X W - Y||^2 over one fold, from the statistics.
+  double sq_error(int f, const dmatrix& w) const {
+    return (w.transpose() * xtx[f] * w).trace() - 2.0 * (w.transpose() * xty[f]).trace() + yy[f];
+  }
+};
 
+// W = (X^T X + lambda I)^{-1} (X^T Y + lambda W0): ridge shrinking towards w0 [n, m] (not towards 0, since the
+// regressors are attention averages, highly correlated across tokens). ridge > 0: lambda = ridge * tr(X^T X)/n;
+// otherwise lambda by two-fold validation over a grid, with "keep W0" a candidate too, so the refit never does
+// worse than w0 on the validation folds.
+inline dmatrix ridge_towards(const least_squares_folds& s, const dmatrix& w0, double ridge) {
+  const dmatrix xtx_all = s.xtx[0] + s.xtx[1], xty_all = s.xty[0] + s.xty[1];
+  const double scale = std::max(xtx_all.trace() / static_cast<double>(xtx_all.rows()), 1e-300);
+  auto solve = [&](const dmatrix& a, const dmatrix& b, double lambda) -> dmatrix {
+    dmatrix reg = a;
+    reg.diagonal().array() += lambda;
+    return reg.ldlt().solve(b + lambda * w0);
+  };
+  double best_lambda = -1;  // < 0: keep W0
+  if (ridge > 0) {
+    best_lambda = ridge * scale;
+  } else if (s.windows >= 2) {
+    double best_err = s.sq_error(0, w0) + s.sq_error(1, w0);
+    for (double rel : {1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
+      const double lambda = rel * scale;
+      const double err = s.sq_error(1, solve(s.xtx[0], s.xty[0], lambda * 0.5)) +
+                         s.sq_error(0, solve(s.xtx[1], s.xty[1], lambda * 0.5));  // a fold holds ~half the tokens
+      if (err < best_err) {
+        best_err = err;
+        best_lambda = lambda;
+      }
+    }
+  } else {
+    best_lambda = 0;  // one window and no ridge given: plain least squares (tiny floor below)
+  }
+  return best_lambda < 0 ? w0 : solve(xtx_all, xty_all, std::max(best_lambda, 1e-12 * scale));
+}
+
+}  // namespace detail
 template <class T>
 ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& dst,
                                          const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {}) {
@@ -95,9 +151,7 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
     if (dst.sinks.size()) mp.sinks = dst.sinks.segment(h, 1);
     mp.bo.resize(0);
 
-    // Sufficient statistics per fold (even / odd windows): X^T X, X^T O*, ||O*||^2.
-    dmatrix xtx[2] = {dmatrix::Zero(r, r), dmatrix::Zero(r, r)}, xto[2] = {dmatrix::Zero(r, d), dmatrix::Zero(r, d)};
-    double oo[2] = {0, 0};
+    detail::least_squares_folds stats(r, d);
     for (std::size_t wi = 0; wi < nw; ++wi) {
       const ref::matrix<T>& x = windows[wi];
       const dmatrix o_star = ref::gqa_prefill(gp, x).leftCols(d).template cast<double>();  // [tokens, d]
@@ -110,42 +164,53 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
         mp.wo = detail::selector<T>(hidden, cw);
         xh.middleCols(c0, cw) = ref::mla_prefill(mp, x, ref::mla_form::absorbed).leftCols(cw).template cast<double>();
       }
-      xtx[wi % 2].noalias() += xh.transpose() * xh;
-      xto[wi % 2].noalias() += xh.transpose() * o_star;
-      oo[wi % 2] += o_star.squaredNorm();
+      stats.add(xh, o_star);
     }
     const dmatrix w0 = dst.w_uv.middleRows(Eigen::Index(h) * d, d).transpose().template cast<double>();  // [r, d]
-    auto solve = [&](const dmatrix& a, const dmatrix& b, double lambda) -> dmatrix {
-      dmatrix reg = a;
-      reg.diagonal().array() += lambda;
-      return reg.ldlt().solve(b + lambda * w0);  // [r, d] = W_uv^h^T
-    };
-    // ||X W - O||^2 from the statistics.
-    auto sq_error = [&](int fold, const dmatrix& w) {
-      return (w.transpose() * xtx[fold] * w).trace() - 2.0 * (w.transpose() * xto[fold]).trace() + oo[fold];
-    };
-    const dmatrix xtx_all = xtx[0] + xtx[1], xto_all = xto[0] + xto[1];
-    const double scale = std::max(xtx_all.trace() / r, 1e-300);
-    // Ridge by two-fold validation over a grid (times tr(X^T X)/r); "keep W0" is a candidate too, so the
-    // refit never does worse than the factorised projection on the validation folds.
-    double best_lambda = -1;  // < 0: keep W0
-    double best_err = nw >= 2 ? sq_error(0, w0) + sq_error(1, w0) : 0.0;
-    if (nw >= 2 && opt.ridge <= 0) {
-      for (double rel : {1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
-        const double lambda = rel * scale;
-        const double err = sq_error(1, solve(xtx[0], xto[0], lambda * 0.5)) +
-                           sq_error(0, solve(xtx[1], xto[1], lambda * 0.5));  // a fold holds ~half the tokens
-        if (err < best_err) {
-          best_err = err;
-          best_lambda = lambda;
-        }
-      }
-    } else {
-      best_lambda = std::max(opt.ridge, 0.0) * scale;
-    }
-    const dmatrix w = best_lambda < 0 ? w0 : solve(xtx_all, xto_all, best_lambda);
+    const dmatrix w = detail::ridge_towards(stats, w0, opt.ridge);
     out.w_uv.middleRows(Eigen::Index(h) * d, d) = w.transpose().cast<T>();
   }
+  out.validate();
+  return out;
+}
+
+// Ridge refit of o_proj: W_o = argmin sum_t ||z_t W_o^T + b_o - y*_t||^2 + lambda ||W_o - W_o0||^2 over every
+// calibration token t, where z_t [n_heads * v_head_dim] are the converted layer's per-head attention outputs
+// (before o_proj) and y*_t [hidden] the source layer's output; b_o stays. Unlike the per-head w_uv refit this
+// couples the heads: one head's error can be compensated through the others' outputs. Same ridge rule as above
+// (towards the current W_o, lambda by two-fold validation unless opt.ridge > 0); every other tensor is unchanged,
+// so the cache and the shapes are as before.
+template <class T>
+ref::mla_layer<T> refit_output_projection(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& dst,
+                                          const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {}) {
+  const char* who = "mla::convert::refit_output_projection";
+  src.validate();
+  dst.validate();
+  check(!windows.empty(), who, ": no calibration windows");
+  check(src.hidden == dst.hidden, who, ": hidden sizes differ (", src.hidden, " vs ", dst.hidden, ")");
+  const int hidden = dst.hidden, width = dst.n_heads * dst.v_head_dim;
+  const std::size_t nw = opt.max_windows > 0 ? std::min(windows.size(), std::size_t(opt.max_windows)) : windows.size();
+
+  // Probe: the same layer whose o_proj copies a chunk of at most `hidden` head-output columns, no bias.
+  ref::mla_layer<T> probe = dst;
+  probe.bo.resize(0);
+  detail::least_squares_folds stats(width, hidden);
+  for (std::size_t wi = 0; wi < nw; ++wi) {
+    const ref::matrix<T>& x = windows[wi];
+    dmatrix y = ref::gqa_prefill(src, x).template cast<double>();  // [tokens, hidden]
+    if (dst.bo.size() != 0) y.rowwise() -= dst.bo.transpose().template cast<double>();
+    dmatrix z(x.rows(), width);  // [tokens, n_heads * v_head_dim]
+    for (int c0 = 0; c0 < width; c0 += hidden) {
+      const int cw = std::min(hidden, width - c0);
+      probe.wo = ref::matrix<T>::Zero(hidden, width);
+      probe.wo.block(0, c0, cw, cw).setIdentity();
+      z.middleCols(c0, cw) = ref::mla_prefill(probe, x, ref::mla_form::absorbed).leftCols(cw).template cast<double>();
+    }
+    stats.add(z, y);
+  }
+  const dmatrix w0 = dst.wo.transpose().template cast<double>();  // [width, hidden]
+  ref::mla_layer<T> out = dst;
+  out.wo = detail::ridge_towards(stats, w0, opt.ridge).transpose().cast<T>();
   out.validate();
   return out;
 }

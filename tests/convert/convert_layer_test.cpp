@@ -268,6 +268,11 @@ BOOST_AUTO_TEST_CASE(refit_reduces_error) {
   }
 }
 
+// The test layer plain (Llama) or with what gpt-oss adds: biases, sinks, a 24-token window and YaRN RoPE.
+mla::test::layer_spec llama_or_gpt_oss(bool gpt_oss) {
+  return gpt_oss ? mla::test::with_gpt_oss_features(mla::test::layer_spec{}, 24) : mla::test::layer_spec{};
+}
+
 // The o_proj refit recovers a perturbed o_proj exactly: on the exact rewrite with W_o replaced by W_o + noise,
 // the head outputs are the source's, so the least-squares answer is the source W_o (the independent reference).
 BOOST_AUTO_TEST_CASE(refit_output_projection_recovers_o_proj) {
@@ -275,13 +280,13 @@ BOOST_AUTO_TEST_CASE(refit_output_projection_recovers_o_proj) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     for (bool gpt_oss : {false, true}) {
-      const mla::test::layer_spec spec =
-          gpt_oss ? mla::test::with_gpt_oss_features(mla::test::layer_spec{}, 24) : mla::test::layer_spec{};
+      const mla::test::layer_spec spec = llama_or_gpt_oss(gpt_oss);
       const auto src = mla::test::random_gqa<double>(gen, spec);
       const mla::test::correlated_source<double> xs(gen, spec.hidden);
       const std::vector<matrix<double>> cal = xs.windows(gen, 4, 96);
       auto bent = mla::ref::exact_mla_from_gqa(src);
-      bent.wo += mla::test::randn<double>(gen, bent.wo.rows(), bent.wo.cols(), 0.3 * std::sqrt(bent.wo.squaredNorm() / bent.wo.size()));
+      const double rms = std::sqrt(bent.wo.squaredNorm() / static_cast<double>(bent.wo.size()));
+      bent.wo += mla::test::randn<double>(gen, bent.wo.rows(), bent.wo.cols(), 0.3 * rms);
       mla::convert::refit_options ro;
       ro.ridge = 1e-12;
       const auto fixed = mla::convert::refit_output_projection(src, bent, cal, ro);
@@ -345,8 +350,7 @@ BOOST_AUTO_TEST_CASE(refit_output_projection_reduces_error) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     for (bool gpt_oss : {false, true}) {
-      const mla::test::layer_spec spec =
-          gpt_oss ? mla::test::with_gpt_oss_features(mla::test::layer_spec{}, 24) : mla::test::layer_spec{};
+      const mla::test::layer_spec spec = llama_or_gpt_oss(gpt_oss);
       const auto src = mla::test::random_gqa<double>(gen, spec);
       const mla::test::correlated_source<double> xs(gen, spec.hidden);
       const std::vector<matrix<double>> cal = xs.windows(gen, 8, 64);

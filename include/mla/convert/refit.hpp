@@ -35,8 +35,9 @@
 namespace mla::convert {
 
 struct refit_options {
-  // Ridge relative to the mean eigenvalue of X^T X (shrinks towards the factorised W_uv); <= 0: chosen per head
-  // by two-fold validation over even/odd windows, keeping W_uv when no ridge validates better.
+  // Ridge relative to the mean eigenvalue of X^T X (shrinks towards the current W_uv or W_o); <= 0: chosen per
+  // solve (per head for W_uv) by two-fold validation over even/odd windows, keeping the current weights when no
+  // ridge validates better.
   double ridge = 0;
   int max_windows = 0;  // use only the first max_windows calibration windows; 0: all
   bool output_projection = false;  // pipeline: also refit o_proj (refit_output_projection) after w_uv
@@ -108,6 +109,7 @@ inline dmatrix ridge_towards(const least_squares_folds& s, const dmatrix& w0, do
 }
 
 }  // namespace detail
+
 template <class T>
 ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& dst,
                                          const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {}) {

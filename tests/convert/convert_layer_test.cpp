@@ -354,8 +354,8 @@ BOOST_AUTO_TEST_CASE(refit_output_projection_reduces_error) {
       const mla::test::layer_spec spec = llama_or_gpt_oss(gpt_oss);
       const auto src = mla::test::random_gqa<double>(gen, spec);
       const mla::test::correlated_source<double> xs(gen, spec.hidden);
-      const std::vector<matrix<double>> cal = xs.windows(gen, 16, 64);
-      const std::vector<matrix<double>> held = xs.windows(gen, 4, 64);
+      const std::vector<matrix<double>> cal = xs.windows(gen, 64, 64);
+      const std::vector<matrix<double>> held = xs.windows(gen, 8, 64);
       convert_options o;
       o.rope = {rope_strategy::rorope, 8, 0};
       o.factor.method = factor_method::attention_aware;

@@ -281,6 +281,7 @@ int main(int argc, char** argv) {
                 "%.2f MiB (%.0f bytes per token), after %.2f MiB (%.0f bytes per token), %.1f %% saved\n",
                 ctx, before_ctx / 1048576.0, before_ctx / double(ctx), after_ctx / 1048576.0, after_ctx / double(ctx),
                 100.0 - 100.0 * after_ctx / before_ctx);
+    std::fflush(stdout);  // the summary table ahead of the "writing" lines when both streams go to one file
 
     const auto files = mla::model::checkpoint_tokenizer_files(model_path);
     const mla::io::dtype type = dtype_name == "bf16" ? mla::io::dtype::BF16 : mla::io::dtype::F32;

@@ -217,6 +217,9 @@ int main(int argc, char** argv) {
     std::vector<std::vector<int>> distill_tokens_windows;
     if (own_distill_windows) {
       const long stretch = long(n_cal) * window;
+      if (distill_tokens > stretch)
+        std::fprintf(stderr, "mla-convert: note: --distill-tokens %ld is more than the %ld calibration tokens "
+                     "(--calib-tokens); the distillation uses %ld\n", distill_tokens, stretch, stretch);
       const int n_dist = static_cast<int>(std::min(distill_tokens, stretch) / distill_window);
       mla::check(n_dist >= 2, "--distill-window ", distill_window, ": the distillation needs 2 windows within ",
                  std::min(distill_tokens, stretch), " calibration tokens (--distill-tokens, --calib-tokens)");

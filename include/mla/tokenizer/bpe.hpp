@@ -4,8 +4,10 @@
 // Token texts are in GPT-2 byte-level form (byte_level.hpp): a word's bytes start as one symbol per
 // byte, and merge #r joins the adjacent symbols (left, right) into the token left+right. Merges are
 // applied lowest rank first; among equal ranks (the same pair at several places) the leftmost
-// first. This is the Hugging Face BPE algorithm without dropout, and the same ids as GPT-2's
-// "merge every occurrence of the best pair" loop.
+// first. This is the Hugging Face BPE algorithm without dropout. GPT-2's "merge every occurrence of
+// the best pair" loop gives the same ids when every token has one producing merge (trained vocabularies);
+// when a token can be made by several merges, a merge can create a pair ranked below the one being merged,
+// and Hugging Face (as here) merges that new pair before the remaining occurrences.
 #pragma once
 
 #include <cstddef>

@@ -129,6 +129,11 @@ int main(int argc, char** argv) {
   app.add_option("--export-out", export_dir, "directory of the export (default: <out>-deepseek_v3)");
   app.add_flag("--no-latent-norm", no_latent_norm,
                "export without kv_a_layernorm (exact, but stock DeepSeek code expects the norm)");
+  app.add_flag("--latent-norm", o.latent_norm,
+               "give every converted layer DeepSeek's latent RMSNorm (weight: the latent's RMS on the calibration "
+               "tokens) before the distillation, which then trains through it; the DeepSeek-V3 export is then exact "
+               "for what was converted")
+      ->excludes("--no-latent-norm");
   CLI11_PARSE(app, argc, argv);
   if (o.refit_opt.output_projection) o.refit = true;
 
@@ -317,7 +322,8 @@ int main(int argc, char** argv) {
     if (!export_dir.empty())
       std::printf("wrote %s (DeepSeek-V3 layout, %s)\n", export_dir.c_str(),
                   no_latent_norm ? "no kv_a_layernorm: exact, needs an engine that skips the latent norm"
-                                 : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
+                  : o.latent_norm ? "kv_a_layernorm from the converted layers (--latent-norm): exact"
+                                  : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-convert: error: %s\n", e.what());
     return 1;

@@ -91,6 +91,55 @@ BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
     BOOST_TEST(std::isfinite(cost));
     BOOST_TEST_MESSAGE("DeepSeek export: logits rel. error " << err_plain << " without the latent norm, " << cost
                                                              << " with it (constant weight)");
+
+    // Layers that carry their own latent norm (mla-convert --latent-norm) are exported with it: the export then
+    // gives the in-memory model's logits (layer 1's padding changes only the norm's eps, by r_max / r).
+    mla::model::model_weights<float> wo = conv.weights;
+    std::uniform_real_distribution<double> u(0.5, 2.0);
+    for (int l = 0; l < 2; ++l) {
+      auto& m = wo.layers[static_cast<std::size_t>(l)].mla;
+      m.latent_norm.resize(m.latent_rank);
+      for (Eigen::Index i = 0; i < m.latent_rank; ++i) m.latent_norm[i] = static_cast<float>(u(gen));
+      m.latent_norm_eps = mla::model::deepseek_latent_norm_eps;
+    }
+    const matrix<float> want_own = mla::model::decoder<float>(conv.config, wo).forward(tokens);
+    BOOST_TEST(relative_error(want_own, want) > 1e-3);  // the norm matters, so the check below can fail
+    BOOST_CHECK_EXCEPTION(mla::model::save_deepseek_v3((tmp / "dropped").string(), conv.config, wo, {false, {}}),
+                          mla::error, [](const mla::error& e) { return mla::test::message_has(e, {"carries a latent norm"}); });
+    mla::model::save_deepseek_v3((tmp / "own").string(), conv.config, wo, {true, {}});
+    const auto own = mla::model::load_model((tmp / "own").string());
+    BOOST_TEST(relative_error(own.model.forward(tokens), want_own) <= 1e-5);
+  }
+}
+
+// The project's MLA format carries a latent norm (kv_a_layernorm): save and load give the same logits.
+BOOST_AUTO_TEST_CASE(latent_norm_survives_the_mla_format) {
+  const std::uint64_t seed = mla::test::test_seed();
+  BOOST_TEST_CONTEXT("MLA_TEST_SEED=" << seed) {
+    std::mt19937_64 gen(seed);
+    mla::test::layer_spec spec;
+    spec.biases = true;
+    mla::model::model_config cfg;
+    mla::model::model_weights<float> w;
+    mla::test::random_model(gen, 2, spec, cfg, w);
+    const mla::model::decoder<float> dec(cfg, w);
+    const auto stats = mla::convert::calibrate(dec, mla::test::random_windows(gen, cfg.vocab_size, 4, 40));
+    mla::convert::pipeline_options o;
+    o.layer.rope = {mla::convert::rope_strategy::rorope, 8, 0};
+    o.require_supported_shape = false;
+    o.layer.rank = 12;
+    o.latent_norm = true;
+    const auto conv = mla::convert::convert_model(cfg, w, stats, o);
+    for (const auto& lw : conv.weights.layers) BOOST_TEST(lw.mla.latent_norm.size() == 12);
+    const mla::test::temp_dir scratch("mla-ds-test");
+    const std::string dir = (fs::path(scratch.path()) / "ck").string();
+    mla::model::save_checkpoint(dir, conv.config, conv.weights, {});
+    const auto back = mla::model::load_model(dir);
+    std::vector<int> tokens;
+    for (int t = 0; t < 23; ++t) tokens.push_back(static_cast<int>(gen() % 97));
+    const matrix<float> want = mla::model::decoder<float>(conv.config, conv.weights).forward(tokens);
+    BOOST_TEST(relative_error(back.model.forward(tokens), want) <= 1e-6);
+    BOOST_TEST(back.model.weights().layers[0].mla.latent_norm.size() == 12);
   }
 }
 

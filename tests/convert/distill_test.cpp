@@ -58,6 +58,18 @@ lossy_case make_lossy_case(std::mt19937_64& gen) {
   return c;
 }
 
+// The layer with DeepSeek's latent RMSNorm added, its weight drawn around the latent's typical RMS.
+template <class T>
+mla::ref::mla_layer<T> with_random_latent_norm(mla::ref::mla_layer<T> l, const matrix<T>& x, std::mt19937_64& gen) {
+  const matrix<T> c = x * l.w_dkv.transpose();
+  const double rms = std::sqrt(c.template cast<double>().squaredNorm() / double(c.size()));
+  std::uniform_real_distribution<double> u(0.5, 1.5);
+  l.latent_norm.resize(l.latent_rank);
+  for (Eigen::Index i = 0; i < l.latent_rank; ++i) l.latent_norm[i] = static_cast<T>(rms * u(gen));
+  l.latent_norm_eps = 1e-6;
+  return l;
+}
+
 BOOST_AUTO_TEST_SUITE(distill)
 
 // The stage's own forward pass is the reference naive prefill: loss 0 against the reference's output, and
@@ -75,18 +87,20 @@ BOOST_AUTO_TEST_CASE(forward_matches_reference) {
     const double loss = mla::convert::distill_loss(layer, x, want, 1.0 / want.squaredNorm());
     BOOST_TEST(rel > 1e-3);  // the conversion is lossy, so the check below is not 0 == 0
     BOOST_TEST(std::abs(loss - rel * rel) <= 1e-10 * rel * rel);
+
+    // With the latent norm, against the reference prefill that applies it (mla_compress).
+    const auto normed = with_random_latent_norm(layer, x, gen);
+    const matrix<double> self_n = mla::ref::mla_prefill_naive(normed, x);
+    BOOST_TEST((self_n - self).norm() > 1e-3 * self.norm());  // the norm changes the output
+    BOOST_TEST(mla::convert::distill_loss(normed, x, self_n, 1.0 / self_n.squaredNorm()) < 1e-24);
   }
 }
 
 // The hand-written gradient against central finite differences in double, entry by entry on random entries
-// of every trained tensor.
-BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
-  const std::uint64_t seed = mla::test::test_seed();
-  std::mt19937_64 gen(seed);
-  BOOST_TEST_CONTEXT("seed " << seed) {
-    const lossy_case c = make_lossy_case(gen);
-    const auto& [src, layer, x] = c;
-    const matrix<double> y = mla::ref::gqa_prefill(src, x);
+// of every trained tensor, without and with the latent norm (whose weight is then trained too).
+void check_gradient(const mla::ref::mla_layer<double>& layer, const matrix<double>& x, const matrix<double>& y,
+                    std::mt19937_64& gen) {
+  {
     const double inv = 1.0 / y.squaredNorm();
     distill_gradient<double> g(layer);
     mla::convert::distill_loss(layer, x, y, inv, &g);
@@ -118,6 +132,33 @@ BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
                                     << fd);
       }
     }
+    BOOST_TEST_REQUIRE(g.latent_norm.size() == layer.latent_norm.size());
+    if (layer.latent_norm.size() == 0) return;
+    const double gscale = g.latent_norm.cwiseAbs().maxCoeff();
+    BOOST_TEST(gscale > 0.0, "latent_norm: zero gradient");
+    std::uniform_int_distribution<Eigen::Index> pick(0, layer.latent_rank - 1);
+    for (int k = 0; k < 8; ++k) {
+      const Eigen::Index i = pick(gen);
+      const double h = 1e-6 * std::max(1.0, std::abs(layer.latent_norm[i]));
+      auto plus = layer, minus = layer;
+      plus.latent_norm[i] += h;
+      minus.latent_norm[i] -= h;
+      const double fd = (mla::convert::distill_loss(plus, x, y, inv) - mla::convert::distill_loss(minus, x, y, inv)) /
+                        (2 * h);
+      BOOST_TEST(std::abs(fd - g.latent_norm[i]) <= 1e-6 * gscale + 1e-6 * std::abs(fd),
+                 "latent_norm(" << i << "): analytic " << g.latent_norm[i] << ", finite difference " << fd);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const lossy_case c = make_lossy_case(gen);
+    const matrix<double> y = mla::ref::gqa_prefill(c.src, c.x);
+    BOOST_TEST_CONTEXT("without latent norm") { check_gradient(c.layer, c.x, y, gen); }
+    BOOST_TEST_CONTEXT("with latent norm") { check_gradient(with_random_latent_norm(c.layer, c.x, gen), c.x, y, gen); }
   }
 }
 
@@ -153,6 +194,44 @@ BOOST_AUTO_TEST_CASE(distill_reduces_heldout_error) {
   }
 }
 
+// Training through the latent norm heals what adding it cost: the normed layer (weight = the latent's RMS on
+// calibration windows, as the DeepSeek export sets it) gets closer to the source on unseen windows, and the
+// norm's weight moves.
+BOOST_AUTO_TEST_CASE(distill_heals_the_latent_norm) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const auto spec = distill_spec();
+    const auto src = mla::test::random_gqa<float>(gen, spec);
+    const mla::test::correlated_source<float> xs(gen, spec.hidden);
+    const auto cal = xs.windows(gen, 10, 48);
+    const auto test = xs.windows(gen, 3, 48);
+    auto normed = lossy_conversion(src, cal, 12);
+    const double plain = mla::convert::attention_output_error(src, normed, test);
+    double ms = 0;
+    long count = 0;
+    for (const auto& w : cal) {
+      const matrix<float> c = mla::ref::detail::linear(w, normed.w_dkv, normed.b_dkv);
+      ms += c.template cast<double>().squaredNorm(), count += c.size();
+    }
+    normed.latent_norm = mla::ref::vector<float>::Constant(normed.latent_rank, float(std::sqrt(ms / double(count))));
+    normed.latent_norm_eps = 1e-6;
+    distill_options o;
+    o.steps = 150;
+    o.learning_rate = 1e-2;
+    mla::convert::distill_report rep;
+    const auto healed = mla::convert::distill_layer(src, normed, cal, o, &rep);
+    const double before = mla::convert::attention_output_error(src, normed, test);
+    const double after = mla::convert::attention_output_error(src, healed, test);
+    BOOST_TEST_MESSAGE("distill through the latent norm: unseen windows, no norm " << plain << ", norm " << before
+                                                                                   << " -> " << after);
+    BOOST_TEST(rep.heldout_after <= rep.heldout_before);
+    BOOST_TEST(after < 0.9 * before);
+    BOOST_TEST_REQUIRE(healed.latent_norm.size() == normed.latent_norm.size());
+    BOOST_TEST((healed.latent_norm - normed.latent_norm).norm() > 1e-3 * normed.latent_norm.norm());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(bad_inputs_are_rejected) {
   std::mt19937_64 gen(7);
   const auto spec = distill_spec();
@@ -164,9 +243,6 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_rejected) {
   o.steps = 1;
   mla::test::expect_error([&] { mla::convert::distill_layer(src, layer, {cal[0]}, o); },
                           {"distill_layer", "at least 2 calibration windows"});
-  auto normed = layer;
-  normed.latent_norm = mla::ref::vector<double>::Ones(layer.latent_rank);
-  mla::test::expect_error([&] { mla::convert::distill_layer(src, normed, cal, o); }, {"latent norm"});
   std::vector<matrix<double>> narrow = cal;
   narrow[1] = matrix<double>::Ones(16, spec.hidden - 1);
   mla::test::expect_error([&] { mla::convert::distill_layer(src, layer, narrow, o); },

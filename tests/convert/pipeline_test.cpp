@@ -133,6 +133,41 @@ BOOST_AUTO_TEST_CASE(distill_stage) {
   }
 }
 
+// --latent-norm: every converted layer gets DeepSeek's latent RMSNorm (weight = the latent's calibration RMS, so
+// a typical token keeps its latent) before the distillation, which trains through it; the report has a
+// latent_norm row between the refit and the distillation.
+BOOST_AUTO_TEST_CASE(latent_norm_stage) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const small_model m = make_small_model(gen);
+    mla::convert::pipeline_options o;
+    o.layer.rope = {rope_strategy::rorope, 32, 0};
+    o.layer.factor.method = factor_method::attention_aware;
+    o.kv_budget = 2 * 256 / 2;
+    o.refit = true;
+    o.latent_norm = true;
+    o.distill.steps = 40;
+    o.distill.batch_windows = 1;
+    const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
+    BOOST_TEST_REQUIRE(conv.report.size() == 6u);
+    BOOST_TEST(conv.report[4].stage == "latent_norm");
+    BOOST_TEST(conv.report[5].stage == "distill");
+    for (int l = 0; l < 2; ++l) {
+      const auto li = static_cast<std::size_t>(l);
+      const auto& layer = conv.weights.layers[li].mla;
+      BOOST_TEST_REQUIRE(layer.latent_norm.size() == layer.latent_rank);
+      BOOST_TEST(layer.latent_norm.allFinite());
+      BOOST_TEST(conv.distill[li].heldout_after <= conv.distill[li].heldout_before);
+      BOOST_TEST_MESSAGE("layer " << l << ": refit " << conv.report[3].per_layer[li] << ", + latent norm "
+                                  << conv.report[4].per_layer[li] << ", distilled through it "
+                                  << conv.report[5].per_layer[li]);
+      BOOST_TEST(conv.report[4].per_layer[li] > 0.0);
+    }
+    BOOST_TEST(mla::model::decoder<float>(conv.config, conv.weights).forward(m.held_windows[0]).allFinite());
+  }
+}
+
 // The o_proj refit stage: its report row sits between the refit and the distillation, it moves o_proj (and
 // nothing else of the refit layer), and the model still runs.
 BOOST_AUTO_TEST_CASE(output_projection_refit_stage) {

@@ -5,7 +5,8 @@
 // second moments. This stage minimises what the layer outputs, teacher-forced on the source model's attention
 // inputs x (calibration windows):
 //   L(theta) = sum_w ||MLA_theta(x_w) - GQA(x_w)||^2 / sum_w ||GQA(x_w)||^2
-// over theta = {wq, w_dkv, w_kr, w_uk, w_uv, wo} (which of them: distill_options). Biases, sinks, RoPE, the
+// over theta = {wq, w_dkv, w_kr, w_uk, w_uv, wo} and, when the layer has DeepSeek's latent RMSNorm
+// (kv_a_layernorm), its weight gamma (which of them: distill_options). Biases, sinks, RoPE, the
 // mask and every shape stay fixed, so the cache is as small as before and the layer stays executable by the
 // kernels. Adam with each tensor's step scaled by that tensor's RMS (one learning rate fits every tensor),
 // cosine-decayed. A fifth of the windows (at least one) is held out: the layer returned is the one with the
@@ -16,6 +17,9 @@
 //   P_h = masked softmax(S_h) (with the sink column), O_h = P_h V_h, out = [O_h] wo^T + bo
 //   dS_h = scale P_h o (dP_h - rowsum(P_h o dP_h)), dP_h = dO_h V_h^T   (the sink has no value: dp_sink = 0)
 //   RoPE is R(p) a with R(p)^T = R(-p) (attention factor included), so its backward is RoPE at -p.
+//   Latent norm (optional): c = (c_raw / rms_t) * gamma, rms_t = sqrt(||c_raw,t||^2 / r + eps); with
+//   chat = c_raw / rms_t and g = dc * gamma: d gamma = sum_t dc_t * chat_t, dc_raw,t = (g_t - chat_t (g_t . chat_t) / r) / rms_t.
+//   Training through it lets a conversion heal what the norm costs in a DeepSeek-V3 export (deepseek_v3.hpp).
 // distill_loss() exposes loss and gradient for a finite-difference check.
 #pragma once
 
@@ -43,6 +47,7 @@ struct distill_options {
   int validate_every = 10;      // held-out evaluation period (steps)
   bool train_query = true;      // wq
   bool train_output = true;     // wo
+  bool train_latent_norm = true;  // the latent norm's weight gamma, when the layer has one
   std::uint64_t seed = 1;       // window order
 };
 
@@ -56,6 +61,7 @@ struct distill_report {
 template <class T>
 struct distill_gradient {
   ref::matrix<T> wq, w_dkv, w_kr, w_uk, w_uv, wo;
+  ref::vector<T> latent_norm;  // [latent_rank] or empty (layer without the norm)
 
   explicit distill_gradient(const ref::mla_layer<T>& l)
       : wq(ref::matrix<T>::Zero(l.wq.rows(), l.wq.cols())),
@@ -63,9 +69,11 @@ struct distill_gradient {
         w_kr(ref::matrix<T>::Zero(l.w_kr.rows(), l.w_kr.cols())),
         w_uk(ref::matrix<T>::Zero(l.w_uk.rows(), l.w_uk.cols())),
         w_uv(ref::matrix<T>::Zero(l.w_uv.rows(), l.w_uv.cols())),
-        wo(ref::matrix<T>::Zero(l.wo.rows(), l.wo.cols())) {}
+        wo(ref::matrix<T>::Zero(l.wo.rows(), l.wo.cols())),
+        latent_norm(ref::vector<T>::Zero(l.latent_norm.size())) {}
   void set_zero() {
     for (ref::matrix<T>* m : {&wq, &w_dkv, &w_kr, &w_uk, &w_uv, &wo}) m->setZero();
+    latent_norm.setZero();
   }
 };
 
@@ -76,8 +84,6 @@ void check_distill_layer(const char* who, const ref::mla_layer<T>& l) {
   l.validate();
   check(!l.uses_latent_rope() && l.rope_dim > 0, who, ": the layer must have a decoupled RoPE key (rope_dim ",
         l.rope_dim, ", ", l.latent_rope_offsets.size(), " latent RoPE blocks)");
-  check(l.latent_norm.size() == 0, who, ": layers with a latent norm are not supported (the conversion never ",
-        "makes one; the DeepSeek export adds it afterwards)");
 }
 
 // Rotates the RoPE block [col, col + rope.dim) of every row t at position sign * t.
@@ -101,7 +107,20 @@ double distill_loss(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const r
 
   mat q = ref::detail::linear(x, l.wq, l.bq);  // [n, heads*qk], RoPE on each head's last rd channels
   for (int h = 0; h < heads; ++h) detail::rotate_rows(rot, q, Eigen::Index(h) * qk + nope, 1);
-  const mat c = ref::detail::linear(x, l.w_dkv, l.b_dkv);  // [n, rank]
+  const bool normed = l.latent_norm.size() != 0;
+  const mat c_raw = ref::detail::linear(x, l.w_dkv, l.b_dkv);  // [n, rank] before the optional latent norm
+  ref::vector<T> inv_rms;                                       // [n] 1 / rms_t of c_raw (latent norm only)
+  mat c_hat;                                                    // [n, rank] c_raw / rms_t
+  if (normed) {
+    inv_rms.resize(n);
+    c_hat.resize(n, c_raw.cols());
+    for (Eigen::Index t = 0; t < n; ++t) {
+      const double ms = c_raw.row(t).template cast<double>().squaredNorm() / double(c_raw.cols());
+      inv_rms[t] = static_cast<T>(1.0 / std::sqrt(ms + l.latent_norm_eps));
+      c_hat.row(t) = c_raw.row(t) * inv_rms[t];
+    }
+  }
+  const mat c = normed ? mat(c_hat * l.latent_norm.asDiagonal()) : c_raw;  // [n, rank] what is cached
   mat k_pe = ref::detail::linear(x, l.w_kr, l.b_kr);       // [n, rd]
   detail::rotate_rows(rot, k_pe, 0, 1);
 
@@ -153,6 +172,13 @@ double distill_loss(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const r
   detail::rotate_rows(rot, d_kpe, 0, -1);
   grad->wq.noalias() += d_q.transpose() * x;
   grad->w_kr.noalias() += d_kpe.transpose() * x;
+  if (normed) {
+    grad->latent_norm.noalias() += (d_c.cwiseProduct(c_hat)).colwise().sum().transpose();
+    const mat g = d_c * l.latent_norm.asDiagonal();  // d loss / d c_hat
+    const ref::vector<T> g_dot = g.cwiseProduct(c_hat).rowwise().sum() / static_cast<T>(c_raw.cols());
+    d_c = (g - g_dot.asDiagonal() * c_hat);
+    d_c = inv_rms.asDiagonal() * d_c;  // now d loss / d c_raw
+  }
   grad->w_dkv.noalias() += d_c.transpose() * x;
   return loss;
 }
@@ -195,18 +221,25 @@ ref::mla_layer<T> distill_layer_to(const ref::mla_layer<T>& init, const std::vec
   distill_report rep;
   rep.heldout_before = best_loss;
 
-  // Trained tensors, their Adam moments and step scales (RMS of the initial tensor).
+  // Trained tensors (flat views of `cur` and `g`), their Adam moments and step scales (RMS of the initial tensor).
+  using flat = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
   distill_gradient<T> g(cur);
-  std::vector<ref::matrix<T>*> params = {&cur.w_dkv, &cur.w_kr, &cur.w_uk, &cur.w_uv};
-  std::vector<ref::matrix<T>*> grads = {&g.w_dkv, &g.w_kr, &g.w_uk, &g.w_uv};
-  if (opt.train_query) params.push_back(&cur.wq), grads.push_back(&g.wq);
-  if (opt.train_output) params.push_back(&cur.wo), grads.push_back(&g.wo);
-  std::vector<ref::matrix<T>> m1, m2;
+  std::vector<flat> params, grads;
+  auto train = [&](T* p, T* dp, Eigen::Index size) { params.emplace_back(p, size), grads.emplace_back(dp, size); };
+  train(cur.w_dkv.data(), g.w_dkv.data(), cur.w_dkv.size());
+  train(cur.w_kr.data(), g.w_kr.data(), cur.w_kr.size());
+  train(cur.w_uk.data(), g.w_uk.data(), cur.w_uk.size());
+  train(cur.w_uv.data(), g.w_uv.data(), cur.w_uv.size());
+  if (opt.train_query) train(cur.wq.data(), g.wq.data(), cur.wq.size());
+  if (opt.train_output) train(cur.wo.data(), g.wo.data(), cur.wo.size());
+  if (opt.train_latent_norm && cur.latent_norm.size() != 0)
+    train(cur.latent_norm.data(), g.latent_norm.data(), cur.latent_norm.size());
+  std::vector<Eigen::Array<T, Eigen::Dynamic, 1>> m1, m2;
   std::vector<double> step_scale;
-  for (ref::matrix<T>* p : params) {
-    m1.push_back(ref::matrix<T>::Zero(p->rows(), p->cols()));
-    m2.push_back(ref::matrix<T>::Zero(p->rows(), p->cols()));
-    step_scale.push_back(p->size() ? std::sqrt(p->template cast<double>().squaredNorm() / double(p->size())) : 0.0);
+  for (const flat& p : params) {
+    m1.push_back(Eigen::Array<T, Eigen::Dynamic, 1>::Zero(p.size()));
+    m2.push_back(Eigen::Array<T, Eigen::Dynamic, 1>::Zero(p.size()));
+    step_scale.push_back(p.size() ? std::sqrt(p.template cast<double>().square().sum() / double(p.size())) : 0.0);
   }
   const double beta1 = 0.9, beta2 = 0.999, eps = 1e-12;
 
@@ -231,10 +264,10 @@ ref::mla_layer<T> distill_layer_to(const ref::mla_layer<T>& init, const std::vec
     const double lr = opt.learning_rate * 0.5 * (1.0 + std::cos(3.14159265358979323846 * (step - 1) / opt.steps));
     const double c1 = 1.0 - std::pow(beta1, step), c2 = 1.0 - std::pow(beta2, step);
     for (std::size_t i = 0; i < params.size(); ++i) {
-      m1[i] = T(beta1) * m1[i] + T(1 - beta1) * *grads[i];
-      m2[i] = T(beta2) * m2[i] + T(1 - beta2) * grads[i]->cwiseAbs2();
+      m1[i] = T(beta1) * m1[i] + T(1 - beta1) * grads[i];
+      m2[i] = T(beta2) * m2[i] + T(1 - beta2) * grads[i].square();
       const T a = static_cast<T>(lr * step_scale[i] * std::sqrt(c2) / c1);
-      params[i]->array() -= a * m1[i].array() / (m2[i].array().sqrt() + T(eps));
+      params[i] -= a * m1[i] / (m2[i].sqrt() + T(eps));
     }
     rep.steps_run = step;
     if (step % opt.validate_every == 0 || step == opt.steps) {

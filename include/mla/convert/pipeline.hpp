@@ -7,7 +7,10 @@
 //   factorized rank r_l from the allocation
 //   refit      (optional) ridge refit of w_uv on calibration inputs
 //   refit_o    (optional, refit_opt.output_projection) ridge refit of o_proj across heads after it
-//   distill    (optional) layer-wise distillation through the softmax on calibration inputs (distill.hpp)
+//   latent_norm (optional, latent_norm) DeepSeek's latent RMSNorm (kv_a_layernorm) added, its weight the
+//              constant RMS of the latent on the calibration tokens: what a DeepSeek-V3 export costs
+//   distill    (optional) layer-wise distillation through the softmax on calibration inputs (distill.hpp),
+//              through the latent norm when it was added (so the export's cost is trained away as far as it goes)
 #pragma once
 
 #include <cstddef>
@@ -25,6 +28,7 @@
 #include "mla/convert/rope_strategy.hpp"
 #include "mla/core/error.hpp"
 #include "mla/model/decoder.hpp"
+#include "mla/model/deepseek_v3.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/reference/exact_rewrite.hpp"
 
@@ -39,6 +43,7 @@ struct pipeline_options {
   bool refit = false;                   // needs calibration inputs
   refit_options refit_opt;
   distill_options distill;              // distill.steps > 0: the distill stage runs (needs calibration inputs)
+  bool latent_norm = false;             // add DeepSeek's latent RMSNorm to every converted layer (before distill)
   std::function<void(int done, int total)> on_layer;  // called after each converted layer (progress)
 };
 
@@ -136,6 +141,8 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     if (opt.refit) out.report.push_back({"refit", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
     if (opt.refit && opt.refit_opt.output_projection)
       out.report.push_back({"refit_o", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
+    if (opt.latent_norm)
+      out.report.push_back({"latent_norm", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
     if (distill) out.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
   }
   if (distill) out.distill.resize(static_cast<std::size_t>(n_layers));
@@ -157,6 +164,13 @@ model_conversion<T> convert_model(const model::model_config& config, const model
         layer = refit_output_projection(src, layer, (*refit_inputs)[l], opt.refit_opt);
         if (heldout) out.report[4].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
       }
+    }
+    if (opt.latent_norm) {
+      // Weight: the latent's RMS on the calibration tokens, so a token of typical RMS keeps its latent.
+      const double ms = model::latent_mean_square(layer, stats.layers[l].augmented_second_moment());
+      layer.latent_norm = ref::vector<T>::Constant(layer.latent_rank, static_cast<T>(std::sqrt(ms / layer.latent_rank)));
+      layer.latent_norm_eps = model::deepseek_latent_norm_eps;
+      if (heldout) out.report[out.report.size() - (distill ? 2 : 1)].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
     }
     if (distill) {
       layer = distill_layer(src, layer, (*distill_inputs)[l], opt.distill, &out.distill[l]);

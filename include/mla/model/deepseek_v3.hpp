@@ -17,7 +17,9 @@
 // Latent norm: NOT exact. DeepSeek normalises every token's latent to RMS 1 (times the weight); the converted
 // latent was never normalised. The export sets kv_a_layernorm to the constant sqrt(E||c||^2 / r) measured on
 // calibration inputs, so a token whose latent has the typical RMS is unchanged and others are rescaled by
-// typical/own RMS (keys' content part and values alike). What that costs is measured, not assumed.
+// typical/own RMS (keys' content part and values alike). What that costs is measured, not assumed. A layer
+// that already carries a latent norm (mla-convert --latent-norm, trained through it by the distillation) is
+// exported with its own weight instead, rescaled by sqrt(r / r_max) for the padding.
 // Ranks differing across layers are padded with zero latent channels to the largest (exact without the norm;
 // with it the padding is part of the RMS and the weight accounts for it). Not exportable (errors): biases,
 // sinks, sliding windows, GQA layers left unconverted, per-layer RoPE frequencies (RoRoPE with FreqFold on a
@@ -53,11 +55,12 @@ inline int neox_row_of_interleaved(int j, int dr) { return j % 2 == 0 ? j / 2 : 
 }  // namespace detail
 
 // DeepSeek's kv_a_layernorm epsilon (DeepseekV3RMSNorm's default; the config has no field for it).
-inline constexpr double deepseek_latent_norm_eps = 1e-6;
+inline constexpr double deepseek_latent_norm_eps = mla_latent_norm_eps;
 
 struct deepseek_export_options {
   bool latent_norm = true;         // false: omit kv_a_layernorm (exact, but stock DeepSeek code expects it)
-  std::vector<double> latent_rms;  // [n_layers] sqrt(E||c||^2 / r_max) per layer (latent_mean_square below)
+  std::vector<double> latent_rms;  // [n_layers] sqrt(E||c||^2 / r_max) per layer (latent_mean_square below);
+                                   // unused for layers that carry their own latent norm
   io::dtype type = io::dtype::F32;
 };
 
@@ -71,8 +74,6 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
   c.validate();
   check(c.architecture == "llama" && c.mlp == mlp_kind::swiglu, who, ": only Llama-family (SwiGLU) models are exported");
   check(c.rope.scaling == ref::rope_scaling::none, who, ": RoPE scaling is not exported (DeepSeek maps it to its YaRN)");
-  check(!opt.latent_norm || static_cast<int>(opt.latent_rms.size()) == c.n_layers, who, ": latent_rms has ",
-        opt.latent_rms.size(), " entries, expected n_layers = ", c.n_layers);
   int r_max = 0;
   const int dr = c.layers.at(0).rope_dim, d = c.head_dim, H = c.n_heads, hidden = c.hidden;
   for (int l = 0; l < c.n_layers; ++l) {
@@ -86,8 +87,13 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
     check(m.bq.size() == 0 && m.b_dkv.size() == 0 && m.b_kr.size() == 0 && m.bo.size() == 0, lw,
           ": attention biases are not part of DeepSeek-V3");
     check(m.sinks.size() == 0 && m.attention.sliding_window == 0, lw, ": sinks / sliding windows are not exported");
-    check(m.nope_dim == d && m.v_head_dim == d && !m.uses_latent_rope() && m.latent_norm.size() == 0, lw,
-          ": unexpected layer shape");
+    check(m.nope_dim == d && m.v_head_dim == d && !m.uses_latent_rope(), lw, ": unexpected layer shape");
+    check(!opt.latent_norm || m.latent_norm.size() != 0 || static_cast<int>(opt.latent_rms.size()) == c.n_layers, lw,
+          ": needs a latent_rms entry for every layer (its own norm is absent); latent_rms has ", opt.latent_rms.size(),
+          " entries, expected n_layers = ", c.n_layers);
+    check(m.latent_norm.size() == 0 || (opt.latent_norm && m.latent_norm_eps == deepseek_latent_norm_eps), lw,
+          ": it carries a latent norm (eps ", m.latent_norm_eps, "), which an export without kv_a_layernorm would ",
+          "drop; export with the norm (eps ", deepseek_latent_norm_eps, ")");
     r_max = std::max(r_max, m.latent_rank);
   }
   check(!fs::exists(dir), who, ": output '", dir, "' already exists; choose a new path (nothing is overwritten)");
@@ -125,7 +131,12 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
     const std::string a = p + "self_attn.";
     detail::add_tensor(st, opt.type, a + "q_proj.weight", ref::matrix<float>(q.cast<float>()));
     detail::add_tensor(st, opt.type, a + "kv_a_proj_with_mqa.weight", ref::matrix<float>(kv_a.cast<float>()));
-    if (opt.latent_norm) {
+    if (opt.latent_norm && m.latent_norm.size() != 0) {
+      // Own weight; the zero-padded channels make the RMS over r_max smaller by sqrt(r / r_max).
+      ref::vector<float> g = ref::vector<float>::Zero(r_max);
+      g.head(r) = (m.latent_norm.template cast<double>() * std::sqrt(double(r) / double(r_max))).template cast<float>();
+      detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight", g);
+    } else if (opt.latent_norm) {
       const double s = opt.latent_rms[static_cast<std::size_t>(l)];
       check(std::isfinite(s) && s > 0, who, ": layer ", l, " latent_rms must be finite and > 0, found ", s);
       detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight", ref::vector<float>(ref::vector<float>::Constant(r_max, float(s))));
@@ -170,8 +181,12 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
   if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
   if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
   // Not a DeepSeek field: records that the latent norm is an approximation (or absent) for readers of this export.
+  bool own_norm = false;
+  for (const auto& lw : w.layers) own_norm = own_norm || lw.mla.latent_norm.size() != 0;
   j["mla_export"] = {{"source", "mla-convert"},
-                     {"latent_norm", opt.latent_norm ? "constant weight sqrt(E||c||^2/r): not exact" : "absent: exact"}};
+                     {"latent_norm", !opt.latent_norm ? "absent: exact"
+                                     : own_norm       ? "the converted layers' own norm (trained through): exact for them"
+                                                      : "constant weight sqrt(E||c||^2/r): not exact"}};
 
   const fs::path out = fs::path(dir).lexically_normal();
   if (!out.parent_path().empty()) fs::create_directories(out.parent_path());

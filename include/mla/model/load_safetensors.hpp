@@ -67,6 +67,8 @@ inline ref::mla_layer<float> st_mla_layer(const io::safetensors_checkpoint& f, c
   m.bq = st_optional_vector(f, name(mla_tensor::q_proj, "bias"), h * (d + dr));
   m.w_dkv = st_matrix(f, name(mla_tensor::kv_a_proj, "weight"), r, c.hidden);
   m.b_dkv = st_optional_vector(f, name(mla_tensor::kv_a_proj, "bias"), r);
+  m.latent_norm = st_optional_vector(f, name(mla_tensor::kv_a_norm, "weight"), r);
+  m.latent_norm_eps = mla_latent_norm_eps;
   m.w_kr = st_matrix(f, name(mla_tensor::k_rope_proj, "weight"), dr, c.hidden);
   m.b_kr = st_optional_vector(f, name(mla_tensor::k_rope_proj, "bias"), dr);
   m.w_uk = st_matrix(f, name(mla_tensor::k_b_proj, "weight"), h * d, r);

@@ -16,7 +16,9 @@
 //
 // Tensors of MLA layer N (prefix "model.layers.N.self_attn."; PyTorch [out, in]; biases optional):
 //   q_proj      [n_heads*(d+d_R), hidden]  per head d content rows, then d_R RoPE rows (NeoX)
-//   kv_a_proj   [r, hidden]                latent down-projection (w_dkv; no latent norm)
+//   kv_a_proj   [r, hidden]                latent down-projection (w_dkv)
+//   kv_a_layernorm [r]                     optional: DeepSeek's latent RMSNorm weight (eps 1e-6), applied to the
+//                                          latent before it is cached; written by mla-convert --latent-norm
 //   k_rope_proj [d_R, hidden]              shared RoPE key (w_kr)
 //   k_b_proj    [n_heads*d, r]             key up-projection (w_uk)
 //   v_b_proj    [n_heads*d_v, r]           value up-projection (w_uv)
@@ -41,6 +43,9 @@ namespace mla::model {
 
 inline constexpr int mla_format_version = 1;
 
+// Epsilon of the optional latent RMSNorm (DeepseekV3RMSNorm's default; neither config has a field for it).
+inline constexpr double mla_latent_norm_eps = 1e-6;
+
 // Tensor name stems of an MLA layer, after "model.layers.N.self_attn.".
 namespace mla_tensor {
 inline constexpr const char* q_proj = "q_proj";
@@ -50,6 +55,7 @@ inline constexpr const char* k_b_proj = "k_b_proj";
 inline constexpr const char* v_b_proj = "v_b_proj";
 inline constexpr const char* o_proj = "o_proj";
 inline constexpr const char* sinks = "sinks";
+inline constexpr const char* kv_a_norm = "kv_a_layernorm";
 }  // namespace mla_tensor
 
 inline bool has_mla_layers(const model_config& c) {

@@ -215,8 +215,8 @@ template <class T>
 void check_mla_layer_savable(const model_config& c, int l, const ref::mla_layer<T>& m) {
   const std::string who = "mla::model::save_checkpoint: layer " + std::to_string(l);
   const layer_config& lc = c.layers[static_cast<std::size_t>(l)];
-  check(m.latent_norm.size() == 0, who, ": a latent norm (kv_a_layernorm) is not part of this format; ",
-        "use the DeepSeek-V3 export (deepseek_v3.hpp)");
+  check(m.latent_norm.size() == 0 || m.latent_norm_eps == mla_latent_norm_eps, who, ": latent norm epsilon ",
+        m.latent_norm_eps, "; the format fixes it at ", mla_latent_norm_eps);
   check(!m.uses_latent_rope(), who, ": the exact latent-RoPE form (stage 0) has no decoupled key and is not saved");
   check(m.nope_dim == c.head_dim && m.v_head_dim == c.head_dim, who, ": nope_dim/v_head_dim = ", m.nope_dim, "/",
         m.v_head_dim, ", the format needs head_dim = ", c.head_dim);
@@ -329,6 +329,7 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
       detail::add_tensor(w, type, nm(mla_tensor::q_proj, "bias"), m.bq);
       detail::add_tensor(w, type, nm(mla_tensor::kv_a_proj, "weight"), m.w_dkv);
       detail::add_tensor(w, type, nm(mla_tensor::kv_a_proj, "bias"), m.b_dkv);
+      detail::add_tensor(w, type, nm(mla_tensor::kv_a_norm, "weight"), m.latent_norm);  // absent when empty
       detail::add_tensor(w, type, nm(mla_tensor::k_rope_proj, "weight"), m.w_kr);
       detail::add_tensor(w, type, nm(mla_tensor::k_rope_proj, "bias"), m.b_kr);
       detail::add_tensor(w, type, nm(mla_tensor::k_b_proj, "weight"), m.w_uk);

@@ -24,23 +24,40 @@ namespace fs = std::filesystem;
 using mla::ref::matrix;
 using mla::ref::relative_error;
 
+// A random 2-layer Llama-family model and its calibration statistics on 4 random windows of 40 tokens.
+struct calibrated_model {
+  mla::model::model_config cfg;
+  mla::model::model_weights<float> w;
+  mla::convert::calibration_stats stats;
+
+  calibrated_model(std::mt19937_64& gen, bool biases) {
+    mla::test::layer_spec spec;
+    spec.biases = biases;
+    mla::test::random_model(gen, 2, spec, cfg, w);
+    const mla::model::decoder<float> dec(cfg, w);
+    stats = mla::convert::calibrate(dec, mla::test::random_windows(gen, cfg.vocab_size, 4, 40));
+  }
+};
+
+// RoRoPE with d_R 8 and rank 12 in every converted layer (not a kernel shape).
+mla::convert::pipeline_options rank_12_options() {
+  mla::convert::pipeline_options o;
+  o.layer.rope = {mla::convert::rope_strategy::rorope, 8, 0};
+  o.require_supported_shape = false;
+  o.layer.rank = 12;
+  return o;
+}
+
 BOOST_AUTO_TEST_SUITE(deepseek_v3_export)
 
 BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("MLA_TEST_SEED=" << seed) {
     std::mt19937_64 gen(seed);
-    mla::test::layer_spec spec;  // no biases: DeepSeek-V3 has none
-    mla::model::model_config cfg;
-    mla::model::model_weights<float> w;
-    mla::test::random_model(gen, 2, spec, cfg, w);
-    const mla::model::decoder<float> dec(cfg, w);
-    const auto stats = mla::convert::calibrate(dec, mla::test::random_windows(gen, cfg.vocab_size, 4, 40));
+    const calibrated_model cm(gen, false);  // no biases: DeepSeek-V3 has none
+    const auto& [cfg, w, stats] = cm;
     // Layer 0 at rank 12, layer 1 at rank 8 (the export pads to 12).
-    mla::convert::pipeline_options o;
-    o.layer.rope = {mla::convert::rope_strategy::rorope, 8, 0};
-    o.require_supported_shape = false;
-    o.layer.rank = 12;
+    mla::convert::pipeline_options o = rank_12_options();
     o.layers = {0};
     const auto half = mla::convert::convert_model(cfg, w, stats, o);
     const mla::test::temp_dir scratch("mla-ds-test");
@@ -117,19 +134,10 @@ BOOST_AUTO_TEST_CASE(latent_norm_survives_the_mla_format) {
   const std::uint64_t seed = mla::test::test_seed();
   BOOST_TEST_CONTEXT("MLA_TEST_SEED=" << seed) {
     std::mt19937_64 gen(seed);
-    mla::test::layer_spec spec;
-    spec.biases = true;
-    mla::model::model_config cfg;
-    mla::model::model_weights<float> w;
-    mla::test::random_model(gen, 2, spec, cfg, w);
-    const mla::model::decoder<float> dec(cfg, w);
-    const auto stats = mla::convert::calibrate(dec, mla::test::random_windows(gen, cfg.vocab_size, 4, 40));
-    mla::convert::pipeline_options o;
-    o.layer.rope = {mla::convert::rope_strategy::rorope, 8, 0};
-    o.require_supported_shape = false;
-    o.layer.rank = 12;
+    const calibrated_model cm(gen, true);
+    mla::convert::pipeline_options o = rank_12_options();
     o.latent_norm = true;
-    const auto conv = mla::convert::convert_model(cfg, w, stats, o);
+    const auto conv = mla::convert::convert_model(cm.cfg, cm.w, cm.stats, o);
     for (const auto& lw : conv.weights.layers) BOOST_TEST(lw.mla.latent_norm.size() == 12);
     const mla::test::temp_dir scratch("mla-ds-test");
     const std::string dir = (fs::path(scratch.path()) / "ck").string();

@@ -70,6 +70,29 @@ mla::ref::mla_layer<T> with_random_latent_norm(mla::ref::mla_layer<T> l, const m
   return l;
 }
 
+// A random float source layer with 10 calibration windows and 3 unseen ones (48 tokens each).
+struct float_case {
+  mla::ref::gqa_layer<float> src;
+  std::vector<matrix<float>> cal, test;
+};
+
+float_case make_float_case(std::mt19937_64& gen) {
+  const auto spec = distill_spec();
+  float_case c;
+  c.src = mla::test::random_gqa<float>(gen, spec);
+  const mla::test::correlated_source<float> xs(gen, spec.hidden);
+  c.cal = xs.windows(gen, 10, 48);
+  c.test = xs.windows(gen, 3, 48);
+  return c;
+}
+
+distill_options healing_options() {
+  distill_options o;
+  o.steps = 150;
+  o.learning_rate = 1e-2;
+  return o;
+}
+
 BOOST_AUTO_TEST_SUITE(distill)
 
 // The stage's own forward pass is the reference naive prefill: loss 0 against the reference's output, and
@@ -168,15 +191,10 @@ BOOST_AUTO_TEST_CASE(distill_reduces_heldout_error) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const auto spec = distill_spec();
-    const auto src = mla::test::random_gqa<float>(gen, spec);
-    const mla::test::correlated_source<float> xs(gen, spec.hidden);
-    const auto cal = xs.windows(gen, 10, 48);
-    const auto test = xs.windows(gen, 3, 48);
+    const float_case fc = make_float_case(gen);
+    const auto& [src, cal, test] = fc;
     const auto layer = lossy_conversion(src, cal, 12);
-    distill_options o;
-    o.steps = 150;
-    o.learning_rate = 1e-2;
+    const distill_options o = healing_options();
     mla::convert::distill_report rep;
     const auto healed = mla::convert::distill_layer(src, layer, cal, o, &rep);
     const double before = mla::convert::attention_output_error(src, layer, test);
@@ -201,11 +219,8 @@ BOOST_AUTO_TEST_CASE(distill_heals_the_latent_norm) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const auto spec = distill_spec();
-    const auto src = mla::test::random_gqa<float>(gen, spec);
-    const mla::test::correlated_source<float> xs(gen, spec.hidden);
-    const auto cal = xs.windows(gen, 10, 48);
-    const auto test = xs.windows(gen, 3, 48);
+    const float_case fc = make_float_case(gen);
+    const auto& [src, cal, test] = fc;
     auto normed = lossy_conversion(src, cal, 12);
     const double plain = mla::convert::attention_output_error(src, normed, test);
     double ms = 0;
@@ -216,9 +231,7 @@ BOOST_AUTO_TEST_CASE(distill_heals_the_latent_norm) {
     }
     normed.latent_norm = mla::ref::vector<float>::Constant(normed.latent_rank, float(std::sqrt(ms / double(count))));
     normed.latent_norm_eps = 1e-6;
-    distill_options o;
-    o.steps = 150;
-    o.learning_rate = 1e-2;
+    const distill_options o = healing_options();
     mla::convert::distill_report rep;
     const auto healed = mla::convert::distill_layer(src, normed, cal, o, &rep);
     const double before = mla::convert::attention_output_error(src, normed, test);

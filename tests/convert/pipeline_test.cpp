@@ -93,6 +93,18 @@ BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
   }
 }
 
+// Half the cache (rank 96 + d_R 32 per layer), attention-aware, refit, then 40 one-window distillation steps.
+mla::convert::pipeline_options distill_pipeline_options() {
+  mla::convert::pipeline_options o;
+  o.layer.rope = {rope_strategy::rorope, 32, 0};
+  o.layer.factor.method = factor_method::attention_aware;
+  o.kv_budget = 2 * 256 / 2;
+  o.refit = true;
+  o.distill.steps = 40;
+  o.distill.batch_windows = 1;
+  return o;
+}
+
 // The distill stage after the refit: its report row, per-layer results that never lose on the stage's own
 // held-out windows, progress callbacks, and a model that still runs with the same cache.
 BOOST_AUTO_TEST_CASE(distill_stage) {
@@ -100,13 +112,7 @@ BOOST_AUTO_TEST_CASE(distill_stage) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     const small_model m = make_small_model(gen);
-    mla::convert::pipeline_options o;
-    o.layer.rope = {rope_strategy::rorope, 32, 0};
-    o.layer.factor.method = factor_method::attention_aware;
-    o.kv_budget = 2 * 256 / 2;
-    o.refit = true;
-    o.distill.steps = 40;
-    o.distill.batch_windows = 1;
+    mla::convert::pipeline_options o = distill_pipeline_options();
     std::vector<int> progress;
     o.on_layer = [&](int done, int total) {
       progress.push_back(done);
@@ -141,14 +147,8 @@ BOOST_AUTO_TEST_CASE(latent_norm_stage) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     const small_model m = make_small_model(gen);
-    mla::convert::pipeline_options o;
-    o.layer.rope = {rope_strategy::rorope, 32, 0};
-    o.layer.factor.method = factor_method::attention_aware;
-    o.kv_budget = 2 * 256 / 2;
-    o.refit = true;
+    mla::convert::pipeline_options o = distill_pipeline_options();
     o.latent_norm = true;
-    o.distill.steps = 40;
-    o.distill.batch_windows = 1;
     const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
     BOOST_TEST_REQUIRE(conv.report.size() == 6u);
     BOOST_TEST(conv.report[4].stage == "latent_norm");

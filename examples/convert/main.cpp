@@ -14,6 +14,7 @@
 #include <map>
 #include <mla/convert/calibration.hpp>
 #include <mla/convert/calibration_text.hpp>
+#include <mla/convert/latent_norm.hpp>
 #include <mla/convert/pipeline.hpp>
 #include <mla/model/deepseek_v3.hpp>
 #include <mla/model/load.hpp>
@@ -302,7 +303,7 @@ int main(int argc, char** argv) {
       for (int l : conv.ranks) r_max = std::max(r_max, l);
       for (int l = 0; l < cfg.n_layers; ++l) {
         const auto& layer = conv.weights.layers[static_cast<std::size_t>(l)].mla;
-        const double ms = layer.latent_rank > 0 ? mla::model::latent_mean_square(
+        const double ms = layer.latent_rank > 0 ? mla::convert::latent_mean_square(
                                                       layer, stats.layers[static_cast<std::size_t>(l)].augmented_second_moment())
                                                 : 1.0;
         eo.latent_rms.push_back(std::sqrt(ms / std::max(1, r_max)));

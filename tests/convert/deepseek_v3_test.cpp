@@ -15,6 +15,7 @@
 #include "expect_error.hpp"
 #include "files.hpp"
 #include "mla/convert/calibration.hpp"
+#include "mla/convert/latent_norm.hpp"
 #include "mla/convert/pipeline.hpp"
 #include "mla/model/load.hpp"
 
@@ -90,7 +91,7 @@ BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
     mla::model::deepseek_export_options opt;
     const int r_max = 12;
     for (int l = 0; l < 2; ++l)
-      opt.latent_rms.push_back(std::sqrt(mla::model::latent_mean_square(conv.weights.layers[static_cast<std::size_t>(l)].mla,
+      opt.latent_rms.push_back(std::sqrt(mla::convert::latent_mean_square(conv.weights.layers[static_cast<std::size_t>(l)].mla,
                                                                          stats.layers[static_cast<std::size_t>(l)].augmented_second_moment()) / r_max));
     mla::model::save_deepseek_v3((tmp / "normed").string(), conv.config, conv.weights, opt);
     const auto normed = mla::model::load_model((tmp / "normed").string());

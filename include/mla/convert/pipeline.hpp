@@ -7,8 +7,8 @@
 //   factorized rank r_l from the allocation
 //   refit      (optional) ridge refit of w_uv on calibration inputs
 //   refit_o    (optional, refit_opt.output_projection) ridge refit of o_proj across heads after it
-//   latent_norm (optional, latent_norm) DeepSeek's latent RMSNorm (kv_a_layernorm) added, its weight the
-//              constant RMS of the latent on the calibration tokens: what a DeepSeek-V3 export costs
+//   latent_norm (optional, latent_norm) DeepSeek's latent RMSNorm (kv_a_layernorm) added by latent_norm.hpp, its
+//              weight the constant RMS of the latent on the calibration tokens: what a DeepSeek-V3 export costs
 //   distill    (optional) layer-wise distillation through the softmax on calibration inputs (distill.hpp),
 //              through the latent norm when it was added (so the export's cost is trained away as far as it goes)
 #pragma once
@@ -23,12 +23,12 @@
 #include "mla/convert/convert_layer.hpp"
 #include "mla/convert/distill.hpp"
 #include "mla/convert/factorize.hpp"
+#include "mla/convert/latent_norm.hpp"
 #include "mla/convert/rank_allocation.hpp"
 #include "mla/convert/refit.hpp"
 #include "mla/convert/rope_strategy.hpp"
 #include "mla/core/error.hpp"
 #include "mla/model/decoder.hpp"
-#include "mla/model/deepseek_v3.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/reference/exact_rewrite.hpp"
 
@@ -135,14 +135,17 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   out.config = config;
   out.weights = weights;
   out.ranks.assign(static_cast<std::size_t>(n_layers), 0);
+  std::size_t norm_row = 0;  // the report row of the latent_norm stage
   if (heldout) {
     for (const char* s : {"exact", "rope_split", "factorized"})
       out.report.push_back({s, std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
     if (opt.refit) out.report.push_back({"refit", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
     if (opt.refit && opt.refit_opt.output_projection)
       out.report.push_back({"refit_o", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
-    if (opt.latent_norm)
+    if (opt.latent_norm) {
+      norm_row = out.report.size();
       out.report.push_back({"latent_norm", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
+    }
     if (distill) out.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
   }
   if (distill) out.distill.resize(static_cast<std::size_t>(n_layers));
@@ -166,11 +169,8 @@ model_conversion<T> convert_model(const model::model_config& config, const model
       }
     }
     if (opt.latent_norm) {
-      // Weight: the latent's RMS on the calibration tokens, so a token of typical RMS keeps its latent.
-      const double ms = model::latent_mean_square(layer, stats.layers[l].augmented_second_moment());
-      layer.latent_norm = ref::vector<T>::Constant(layer.latent_rank, static_cast<T>(std::sqrt(ms / layer.latent_rank)));
-      layer.latent_norm_eps = model::deepseek_latent_norm_eps;
-      if (heldout) out.report[out.report.size() - (distill ? 2 : 1)].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
+      add_latent_norm(layer, stats.layers[l].augmented_second_moment());
+      if (heldout) out.report[norm_row].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
     }
     if (distill) {
       layer = distill_layer(src, layer, (*distill_inputs)[l], opt.distill, &out.distill[l]);

@@ -59,7 +59,7 @@ inline constexpr double deepseek_latent_norm_eps = mla_latent_norm_eps;
 
 struct deepseek_export_options {
   bool latent_norm = true;         // false: omit kv_a_layernorm (exact, but stock DeepSeek code expects it)
-  std::vector<double> latent_rms;  // [n_layers] sqrt(E||c||^2 / r_max) per layer (latent_mean_square below);
+  std::vector<double> latent_rms;  // [n_layers] sqrt(E||c||^2 / r_max) per layer (convert::latent_mean_square);
                                    // unused for layers that carry their own latent norm
   io::dtype type = io::dtype::F32;
 };
@@ -294,17 +294,6 @@ inline decoder<float> load_deepseek_v3(const std::string& dir) {
     w.layers.push_back(std::move(lw));
   }
   return decoder<float>(c, std::move(w));
-}
-
-// E||c||^2 per token of a layer's latent from calibration moments M_aug = E[x_a x_a^T] ([hidden+1]^2):
-// tr(D M_aug D^T) with D = [w_dkv, b_dkv].
-template <class T>
-double latent_mean_square(const ref::mla_layer<T>& m, const ref::matrix<double>& m_aug) {
-  ref::matrix<double> d(m.latent_rank, m.hidden + 1);
-  d.leftCols(m.hidden) = m.w_dkv.template cast<double>();
-  if (m.b_dkv.size() != 0) d.col(m.hidden) = m.b_dkv.template cast<double>();
-  else d.col(m.hidden).setZero();
-  return (d * m_aug * d.transpose()).trace();
 }
 
 }  // namespace mla::model

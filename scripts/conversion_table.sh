@@ -7,10 +7,11 @@
 #   scripts/conversion_table.sh BIN_DIR MODEL CALIB_TEXT EVAL_TEXT OUT_DIR [JOBS] [MAX_TOKENS]
 #
 # BIN_DIR holds mla-convert and mla-eval (e.g. build/cpu-release/examples/{convert,eval} copied together).
-# MLA_TABLE_FILTER=<regex> runs only the jobs whose name matches; MLA_TABLE_SCRATCH=<dir> holds the
+# MLA_TABLE_GRID=selection runs the grid used to choose settings on validation text (see below) instead of the
+# table's recipes. MLA_TABLE_FILTER=<regex> runs only the jobs whose name matches; MLA_TABLE_SCRATCH=<dir> holds the
 # checkpoints while they are evaluated (default: OUT_DIR).
 set -euo pipefail
-[ $# -ge 5 ] || { sed -n 2,11p "$0"; exit 2; }
+[ $# -ge 5 ] || { sed -n 2,12p "$0"; exit 2; }
 bin=$1 model=$2 calib=$3 text=$4 out=$5 jobs=${6:-$(nproc)} max_tokens=${7:-16384}
 for f in "$bin/mla-convert" "$bin/mla-eval" "$model" "$calib" "$text"; do
   [ -e "$f" ] || { echo "conversion_table: $f does not exist" >&2; exit 2; }
@@ -39,16 +40,46 @@ common="--calib $calib --calib-tokens 4096 --heldout-tokens 512 --window 256"
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
 echo "original|" >"$list"
-for b in 50 62.5 75 87.5; do
-  for r in transmla mha2mla care project; do
-    echo "${r}_${b}|${recipe[$r]} ${budget[$b]} $common" >>"$list"
-    echo "${r}_refit_${b}|${recipe[$r]} ${budget[$b]} $common --refit" >>"$list"
+if [ "${MLA_TABLE_GRID:-table}" = selection ]; then
+  # MLA_TABLE_GRID=selection: one fixed grid of settings for every budget, for choosing each side's best setting
+  # on held-out text (run it with EVAL_TEXT a stretch of the validation file that calibration does not read).
+  # Both sides get d_R 32 and 64 (16 at 87.5 %), uniform and spectrum-greedy ranks at 62.5 % (the only budget
+  # where they keep different cache sizes); the project also its key weight 0.25, 0.5 and 1. MHA2MLA's recipe
+  # gets d_R 32 only (its training-free results are one to two orders of magnitude behind at every setting).
+  declare -A kv=([50]=0.5 [62.5]=0.375 [75]=0.25 [87.5]=0.125)
+  for b in 50 62.5 75 87.5; do
+    dims="32 64" extra=""
+    [ "$b" = 87.5 ] && dims=16 extra=" --any-rank"
+    allocs=uniform
+    [ "$b" = 62.5 ] && allocs="uniform spectrum_greedy"
+    for refit in 0 1; do
+      rf="" tag=""
+      [ $refit = 1 ] && rf=" --refit" tag=_refit
+      for d in $dims; do
+        base="--kv-budget ${kv[$b]} --rope-dim $d$extra $common$rf"
+        [ "$d" = 64 ] || echo "mha2mla_d${d}${tag}_${b}|${recipe[mha2mla]} $base" >>"$list"
+        echo "care_d${d}${tag}_${b}|${recipe[care]} $base" >>"$list"
+        for a in $allocs; do
+          echo "transmla_${a}_d${d}${tag}_${b}|--method activation_pca --rope rorope --allocation $a $base" >>"$list"
+          for w in 0.25 0.5 1; do
+            echo "project_${a}_d${d}_kw${w}${tag}_${b}|--method attention_aware --rope rorope --allocation $a --key-weight $w $base" >>"$list"
+          done
+        done
+      done
+    done
   done
-done
-# Ablation: the project's factorisation with its objective-greedy allocation instead of uniform ranks.
-for b in 50 62.5; do
-  echo "project_greedy_${b}|${recipe[project_greedy]} ${budget[$b]} $common" >>"$list"
-done
+else
+  for b in 50 62.5 75 87.5; do
+    for r in transmla mha2mla care project; do
+      echo "${r}_${b}|${recipe[$r]} ${budget[$b]} $common" >>"$list"
+      echo "${r}_refit_${b}|${recipe[$r]} ${budget[$b]} $common --refit" >>"$list"
+    done
+  done
+  # Ablation: the project's factorisation with its objective-greedy allocation instead of uniform ranks.
+  for b in 50 62.5; do
+    echo "project_greedy_${b}|${recipe[project_greedy]} ${budget[$b]} $common" >>"$list"
+  done
+fi
 if [ -n "${MLA_TABLE_FILTER:-}" ]; then grep -E "^[^|]*(${MLA_TABLE_FILTER})[^|]*\|" "$list" >"$list.f" || true; mv "$list.f" "$list"; fi
 echo "conversion_table: $(wc -l <"$list") jobs, $jobs at a time, $max_tokens evaluated tokens each" >&2
 
@@ -82,3 +113,16 @@ for f in "$out"/*.eval.json; do
   printf '%s %s\n' "$n" "$(tr -d ' \n' <"$f")"
 done | sort >"$out/table.txt"
 cat "$out/table.txt"
+
+# The selection grid's verdict: for every budget, with and without the refit, the lowest-perplexity setting of
+# the published recipes and of the project's method on this evaluation text.
+if [ "${MLA_TABLE_GRID:-table}" = selection ]; then
+  sed -n 's/^\([^ ]*\) .*"perplexity":\([0-9.e+-]*\).*/\1 \2/p' "$out/table.txt" | awk '
+    $1 != "original" {
+      n = split($1, part, "_"); budget = part[n]; refit = ($1 ~ /_refit_/) ? "refit" : "no refit"
+      side = ($1 ~ /^project_/) ? "project" : "published"; key = budget " | " refit " | " side
+      if (!(key in best) || $2 < best[key]) { best[key] = $2; name[key] = $1 }
+    }
+    END { for (k in best) printf "%s | %s | %.2f\n", k, name[k], best[k] }' | sort -t'|' -k1,1n -k2,2 -k3,3 |
+    tee "$out/selection.txt"
+fi

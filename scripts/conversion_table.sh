@@ -108,6 +108,7 @@ export bin model text out max_tokens
 tr '\n' '\0' <"$list" | xargs -0 -P "$jobs" -I{} bash -c 'run_one "$@"' _ {}
 
 # One line per job: name, perplexity, scored tokens, KV bytes per token.
+shopt -s nullglob  # a filter that matched nothing leaves no eval JSON
 for f in "$out"/*.eval.json; do
   n=$(basename "$f" .eval.json)
   printf '%s %s\n' "$n" "$(tr -d ' \n' <"$f")"

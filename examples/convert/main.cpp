@@ -78,6 +78,15 @@ int main(int argc, char** argv) {
                                                                {"attention", rope_strategy::attention}}));
   app.add_option("--rope-dim", o.layer.rope.rope_dim, "decoupled RoPE width d_R (even)");
   app.add_option("--key-weight", o.layer.factor.key_weight, "attention_aware: weight of the score (key) term");
+  app.add_option("--moment", o.layer.factor.moment,
+                 "input moment of the factorisation: tokens, or attention (the second moment of the source "
+                 "attention's averages of the inputs, what a value error actually reaches the output through)")
+      ->transform(choices(std::map<std::string, mla::convert::factor_options::moment_kind>{
+          {"tokens", mla::convert::factor_options::moment_kind::tokens},
+          {"attention", mla::convert::factor_options::moment_kind::attention}}));
+  app.add_flag("--centre", o.layer.factor.centre,
+               "factor the centred activations: the key mean (invisible to softmax) is dropped and the value mean "
+               "folds exactly into o_proj's bias (layers without sinks; not exportable to DeepSeek-V3)");
   app.add_option("--freqfold", o.layer.rope.freqfold, "RoRoPE FreqFold F (0: smallest valid)");
   app.add_option("--kv-budget", kv_budget,
                  "KV cache budget of the converted layers: a fraction of the original in (0, 1], or bytes per token "
@@ -148,6 +157,9 @@ int main(int argc, char** argv) {
     mla::check(export_kind.empty() || o.layer.rope.strategy != rope_strategy::attention,
                "--export deepseek_v3 needs the standard RoPE frequency ladder, which --rope attention does not keep ",
                "(its pairs sit on the frequencies that need them); use --rope rorope or an MHA2MLA selection");
+    mla::check(export_kind.empty() || !o.layer.factor.centre,
+               "--export deepseek_v3 cannot carry --centre: the folded value mean is an o_proj bias, which DeepSeek-V3 ",
+               "engines do not load; convert without --centre for an export");
     mla::check(export_dir.empty() || !fs::exists(export_dir), "--export-out: '", export_dir,
                "' already exists (nothing is overwritten)");
 
@@ -200,7 +212,8 @@ int main(int argc, char** argv) {
     const bool distill = o.distill.steps > 0;
     if (distill_window == 0) distill_window = window;
     const bool own_distill_windows = distill && distill_window != window;
-    const bool rope_needs_inputs = o.layer.rope.strategy == rope_strategy::attention;
+    const bool rope_needs_inputs = o.layer.rope.strategy == rope_strategy::attention ||
+                                   o.layer.factor.moment == mla::convert::factor_options::moment_kind::attention;
     const bool fit_inputs = o.refit || distill || rope_needs_inputs;
     if (fit_inputs) {
       // The stages read the first windows of the calibration stretch (the refit its first --refit-tokens; the

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "convert_test_support.hpp"
@@ -402,6 +403,158 @@ BOOST_AUTO_TEST_CASE(rope_inv_freq_override) {
   BOOST_CHECK_THROW(mla::ref::rope<double>{o}, mla::error);
   o.inv_freq_override = {1, 0.5, -1, 0.1};
   BOOST_CHECK_THROW(mla::ref::rope<double>{o}, mla::error);
+}
+
+// Centring (factor_options::centre) at reduced rank, against the token data directly (means and errors summed
+// over the calibration tokens one by one in double): the objective left is the sum of the discarded
+// eigenvalues of the centred problem, and value_offset is the mean value error the latent leaves.
+BOOST_AUTO_TEST_CASE(centred_objective_and_value_offset) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    mla::test::layer_spec spec;
+    spec.biases = true;
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const std::vector<matrix<double>> cal = xs.windows(gen, 2, 64);
+    const auto stats = mla::test::moments_of(cal);
+    const auto plan = mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 0});
+    for (factor_method m : {factor_method::activation_pca, factor_method::attention_aware}) {
+      mla::convert::factor_options fo;
+      fo.method = m;
+      fo.centre = true;
+      const auto p = mla::convert::make_factor_problem(src, plan, stats, fo);
+      const int r = 20;
+      const auto f = mla::convert::solve_factor_problem(p, r);
+      long n = 0;
+      dmatrix xa_mean = dmatrix::Zero(1, spec.hidden + 1);
+      for (const auto& x : cal) {
+        dmatrix xa(x.rows(), x.cols() + 1);
+        xa << x, dmatrix::Ones(x.rows(), 1);
+        xa_mean += xa.colwise().sum();
+        n += x.rows();
+      }
+      xa_mean /= double(n);
+      double err = 0;
+      dmatrix mean_err = dmatrix::Zero(1, p.rows());
+      for (const auto& x : cal) {
+        dmatrix xa(x.rows(), x.cols() + 1);
+        xa << x, dmatrix::Ones(x.rows(), 1);
+        const dmatrix e = xa * (p.a - f.up * f.down).transpose();  // [tokens, n] per-token error of y
+        mean_err += e.colwise().sum() / double(n);
+        const dmatrix centred = (xa.rowwise() - xa_mean.row(0)) * (p.a - f.up * f.down).transpose();
+        err += (centred * p.l.transpose()).squaredNorm() / double(n);
+      }
+      BOOST_TEST(std::abs(err - p.residual(r)) <= 1e-9 * p.total(), to_string(m) << ": " << err << " vs " << p.residual(r));
+      const Eigen::Index nv = p.rows() - p.key_rows;
+      BOOST_REQUIRE(f.value_offset.size() == nv);
+      BOOST_TEST(relative_error(dmatrix(f.value_offset.transpose()), dmatrix(mean_err.rightCols(nv))) < 1e-9, to_string(m));
+      BOOST_TEST(f.value_offset.norm() > 1e-6 * mean_err.norm(), "the latent should leave some mean out at rank " << r);
+    }
+  }
+}
+
+// What makes centring exact: shifting every value of the source by a constant (a change of b_v) shifts the
+// source layer's output by W_o times it, and the centred conversion's output by exactly the same amount at any
+// rank: the value mean never reaches the latent problem, and the latent's shifted mean only moves each
+// query's NoPE scores by a constant, which softmax ignores. An uncentred conversion projects the shift onto
+// its rank-r subspace and fails this. Full rank stays exact with centring.
+BOOST_AUTO_TEST_CASE(centring_passes_a_value_shift_through_exactly) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    mla::test::layer_spec spec;
+    spec.biases = true;
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    auto shifted = src;
+    const mla::ref::vector<double> delta = mla::test::randn_vec<double>(gen, spec.n_kv_heads * spec.head_dim, 1.0);
+    shifted.bv += delta;
+    mla::ref::vector<double> out_shift = mla::ref::vector<double>::Zero(spec.hidden);  // sum_h W_o,h delta_j
+    for (int h = 0; h < spec.n_heads; ++h)
+      out_shift += src.wo.middleCols(h * spec.head_dim, spec.head_dim) *
+                   delta.segment(src.kv_head_of(h) * spec.head_dim, spec.head_dim);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const auto cal = xs.windows(gen, 2, 64);
+    const auto stats = mla::test::moments_of(cal);
+    const matrix<double> x = xs.sample(gen, 40);
+    const matrix<double> src_diff = mla::ref::gqa_prefill(shifted, x) - mla::ref::gqa_prefill(src, x);
+    BOOST_TEST((src_diff.rowwise() - out_shift.transpose()).norm() < 1e-10 * out_shift.norm() * 40);
+    for (factor_method m : all_methods) {
+      for (bool centre : {true, false}) {
+        convert_options o;
+        o.rope = {rope_strategy::rorope, 8, 0};
+        o.factor.method = m;
+        o.factor.centre = centre;
+        o.rank = 16;
+        const matrix<double> diff = mla::ref::mla_prefill(mla::convert::convert_layer(shifted, stats, o).layer, x, mla_form::absorbed) -
+                                    mla::ref::mla_prefill(mla::convert::convert_layer(src, stats, o).layer, x, mla_form::absorbed);
+        const double miss = relative_error(diff, src_diff);
+        if (centre)
+          BOOST_TEST(miss < 1e-9, to_string(m) << " centred: " << miss);
+        else if (m != factor_method::weight_svd)  // weight SVD sees the bias column like any other input
+          BOOST_TEST(miss > 1e-3, to_string(m) << " uncentred should not pass the shift through: " << miss);
+      }
+      convert_options full;
+      full.rope = {rope_strategy::rorope, 8, 0};
+      full.factor.method = m;
+      full.factor.centre = true;
+      const auto exact = mla::convert::convert_layer(src, stats, full);
+      full.factor.centre = false;
+      const auto plain = mla::convert::convert_layer(src, stats, full);
+      BOOST_TEST(relative_error(mla::ref::mla_prefill(exact.layer, x, mla_form::absorbed), mla::ref::mla_prefill(plain.layer, x, mla_form::absorbed)) < 1e-9,
+                 to_string(m) << " full rank");
+    }
+  }
+}
+
+// Centring is refused on a layer with sinks (neither identity holds there), naming why.
+BOOST_AUTO_TEST_CASE(centring_refuses_sinks) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  mla::test::layer_spec spec;
+  spec.biases = spec.sinks = true;
+  const auto src = mla::test::random_gqa<double>(gen, spec);
+  const mla::test::correlated_source<double> xs(gen, spec.hidden);
+  const auto stats = mla::test::moments_of(xs.windows(gen, 1, 32));
+  convert_options o;
+  o.rope = {rope_strategy::rorope, 8, 0};
+  o.factor.centre = true;
+  o.rank = 16;
+  BOOST_CHECK_EXCEPTION(mla::convert::convert_layer(src, stats, o), mla::error, [](const mla::error& e) {
+    return std::string(e.what()).find("sinks") != std::string::npos;
+  });
+}
+
+// The w_uv refit of a centred conversion fits the value error left after the folded mean: given the offset
+// it lowers the held-out error.
+BOOST_AUTO_TEST_CASE(refit_after_centring) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    mla::test::layer_spec spec;
+    spec.biases = true;
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const std::vector<matrix<double>> cal = xs.windows(gen, 4, 64);
+    const std::vector<matrix<double>> held = xs.windows(gen, 2, 64);
+    const auto stats = mla::test::moments_of(cal);
+    const auto plan = mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 0});
+    mla::convert::factor_options fo;
+    fo.method = factor_method::weight_svd;  // a large factorisation error, so the refit has something to fix
+    fo.centre = true;
+    const auto p = mla::convert::make_factor_problem(src, plan, stats, fo);
+    const auto f = mla::convert::solve_factor_problem(p, 16);
+    const auto layer = mla::convert::assemble_mla_layer(src, plan, f);
+    const auto refit = mla::convert::refit_value_projection(src, layer, cal, {}, f.value_offset);
+    const double before_cal = mla::convert::attention_output_error(src, layer, cal);
+    const double after_cal = mla::convert::attention_output_error(src, refit, cal);
+    const double before = mla::convert::attention_output_error(src, layer, held);
+    const double after = mla::convert::attention_output_error(src, refit, held);
+    BOOST_TEST_MESSAGE("refit of centred weight_svd rank 16: calibration " << before_cal << " -> " << after_cal
+                                                                          << ", held-out " << before << " -> " << after);
+    BOOST_TEST(after_cal < before_cal);
+    BOOST_TEST(after < before);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

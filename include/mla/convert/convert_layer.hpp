@@ -106,6 +106,16 @@ ref::mla_layer<T> assemble_mla_layer(const ref::gqa_layer<T>& src, const rope_pl
   m.w_uv = w_uv.cast<T>();
   m.wo = src.wo;
   m.bo = src.bo;
+  if (f.value_offset.size() != 0) {  // centred factors: the value mean comes out of attention as is, through W_o
+    check(f.value_offset.size() == Eigen::Index(g) * d, who, ": value offset has ", f.value_offset.size(),
+          " entries, expected g*d = ", g * d);
+    check(src.sinks.size() == 0, who, ": a value offset folds into bo only without sinks");
+    dvector bo = src.bo.size() != 0 ? dvector(src.bo.template cast<double>()) : dvector::Zero(hidden);
+    const dmatrix wo = src.wo.template cast<double>();  // [hidden, n_h*d]
+    for (int h = 0; h < src.n_heads; ++h)
+      bo.noalias() += wo.middleCols(Eigen::Index(h) * d, d) * f.value_offset.segment(Eigen::Index(src.kv_head_of(h)) * d, d);
+    m.bo = bo.cast<T>();
+  }
   m.sinks = src.sinks;
   m.rope = target_rope_config(src.rope, plan);
   m.attention = src.attention;

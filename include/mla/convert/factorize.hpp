@@ -36,6 +36,14 @@
 //        Omega_V = blockdiag_j( sum_{h in j} W_o,h^T W_o,h )            [g*d]^2
 //     plus a small ridge per block (omega_ridge * mean diagonal) so that L is invertible, and M = calibration
 //     moment. It reduces to exact reconstruction at full rank like every method above.
+//
+// Centring (factor_options::centre, any method; layers without sinks): the mean of y needs no latent capacity.
+// A constant added to every NoPE key shifts all of a query's scores equally, which softmax ignores; a constant
+// added to every value comes out of the attention average unchanged (the weights sum to 1) and folds exactly
+// into o_proj's bias. So the problem uses the centred moment M - mu mu^T (mu = E[x_a], the last column of M)
+// and the value rows' mean error (A - P D) mu becomes factorization::value_offset, which the assembly adds to
+// bo through W_o. Sinks take part of the softmax mass (the weights no longer sum to 1 and the scores are
+// compared with a fixed sink logit), so there neither identity holds and centring is refused.
 #pragma once
 
 #include <Eigen/Core>
@@ -70,6 +78,10 @@ struct factor_options {
   double care_shrinkage = 0.01;  // care: lambda in M + lambda*mean(diag M)*I
   double key_weight = 1.0;      // attention_aware: multiplier of the key (score) term
   double omega_ridge = 1e-3;    // attention_aware: ridge on Omega's blocks, relative to their mean diagonal
+  bool centre = false;          // factor the centred moment; the value mean folds into bo (header comment)
+  // The input moment M of the low-rank problem: that of the tokens, or that of the source attention's averages
+  // of them (attention_moment.hpp), which the pipeline computes from calibration windows.
+  enum class moment_kind { tokens, attention } moment = moment_kind::tokens;
 };
 
 // One layer's weighted low-rank problem, decomposed once and solvable at any rank.
@@ -79,6 +91,7 @@ struct factor_problem {
   dmatrix l, l_inv;     // [n, n] output weight and its inverse
   dvector spectrum;     // [n] eigenvalues of G, descending (>= 0): the objective each latent direction removes
   dmatrix eigenvectors;  // [n, n] matching eigenvectors of G
+  dvector input_mean;    // [hidden+1] mu = E[x_a] when centred (factor_options::centre), else empty
 
   int rows() const { return static_cast<int>(a.rows()); }
   // The objective left at rank r (sum of the discarded eigenvalues).
@@ -93,8 +106,9 @@ struct factor_problem {
 
 // The rank-r factors: c = down x_a, y^ = up c.
 struct factorization {
-  dmatrix down;  // [r, hidden+1]: w_dkv = leftCols(hidden), b_dkv = last column
-  dmatrix up;    // [n, r]
+  dmatrix down;          // [r, hidden+1]: w_dkv = leftCols(hidden), b_dkv = last column
+  dmatrix up;            // [n, r]
+  dvector value_offset;  // [g*d] centred problems: the value mean the latent leaves out (folded into bo)
 };
 
 namespace detail {
@@ -131,7 +145,7 @@ dmatrix joint_target(const ref::gqa_layer<T>& src, const rope_plan& plan) {
 // Builds and decomposes the problem of `opt.method` for one layer.
 template <class T>
 factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan& plan, const layer_moments& stats,
-                                   const factor_options& opt) {
+                                   const factor_options& opt, const dmatrix* attention_moment = nullptr) {
   const char* who = "mla::convert::make_factor_problem";
   check(plan.n_kv_heads == src.n_kv_heads && plan.head_dim == src.head_dim, who, ": rope plan is for ",
         plan.n_kv_heads, "x", plan.head_dim, " keys, layer has ", src.n_kv_heads, "x", src.head_dim);
@@ -154,7 +168,9 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
   p.l = dmatrix::Identity(n, n);
   p.l_inv = dmatrix::Identity(n, n);
   if (opt.method == factor_method::activation_pca && opt.balance_kv && p.key_rows > 0) {
-    const dvector y2 = affine_second_moment_diag(p.a, m);  // E[y_i^2]
+    dmatrix mb = m;  // with centring the balance is that of the fluctuations, like the problem
+    if (opt.centre) mb.noalias() -= m.col(in - 1) * m.col(in - 1).transpose();
+    const dvector y2 = affine_second_moment_diag(p.a, mb);  // E[y_i^2]
     const double k_rms = y2.head(p.key_rows).cwiseMax(0.0).cwiseSqrt().mean();
     const double v_rms = y2.tail(n - p.key_rows).cwiseMax(0.0).cwiseSqrt().mean();
     check(k_rms > 0 && v_rms > 0, who, ": BKV needs non-zero key and value activations (rms ", k_rms, ", ", v_rms, ")");
@@ -193,6 +209,17 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
     detail::sym_sqrt(omega, p.l, p.l_inv);
   }
 
+  if (opt.centre) {
+    check(src.sinks.size() == 0, who, ": centring needs a layer without attention sinks (with sinks the value ",
+          "mean does not fold into o_proj's bias and the key mean shifts scores against the sink logit)");
+    p.input_mean = m.col(in - 1);
+    m.noalias() -= p.input_mean * p.input_mean.transpose();
+  }
+  if (opt.moment == factor_options::moment_kind::attention && opt.method != factor_method::weight_svd) {
+    check(attention_moment != nullptr && attention_moment->rows() == in && attention_moment->cols() == in, who,
+          ": the attention moment is missing or not [hidden+1]^2 = ", in, "^2");
+    m = *attention_moment;
+  }
   const dmatrix la = p.l * p.a;  // [n, hidden+1]
   dmatrix gram = la * m * la.transpose();
   gram = 0.5 * (gram + gram.transpose());
@@ -211,6 +238,10 @@ inline factorization solve_factor_problem(const factor_problem& p, int rank) {
   const auto u = p.eigenvectors.leftCols(used);  // [n, used]
   f.down.topRows(used).noalias() = u.transpose() * p.l * p.a;
   f.up.leftCols(used).noalias() = p.l_inv * u;
+  if (p.input_mean.size() != 0) {  // the values' mean error, (A - P D) mu on the value rows
+    const dvector mean_err = p.a * p.input_mean - f.up * (f.down * p.input_mean);
+    f.value_offset = mean_err.tail(n - p.key_rows);
+  }
   return f;
 }
 

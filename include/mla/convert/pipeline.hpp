@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "mla/convert/attention_moment.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/convert_layer.hpp"
 #include "mla/convert/distill.hpp"
@@ -80,9 +81,10 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   if (!distill_inputs) distill_inputs = refit_inputs;
   check(!distill || (distill_inputs && static_cast<int>(distill_inputs->size()) == n_layers), who,
         ": distill needs calibration inputs for every layer");
-  const bool need_inputs = opt.refit || opt.layer.rope.strategy == rope_strategy::attention;
+  const bool attention_moment = opt.layer.factor.moment == factor_options::moment_kind::attention;
+  const bool need_inputs = opt.refit || opt.layer.rope.strategy == rope_strategy::attention || attention_moment;
   check(!need_inputs || (refit_inputs && static_cast<int>(refit_inputs->size()) == n_layers), who,
-        ": the refit and the attention RoPE strategy need calibration inputs for every layer");
+        ": the refit, the attention RoPE strategy and the attention moment need calibration inputs for every layer");
   check(!heldout || static_cast<int>(heldout->size()) == n_layers, who, ": held-out inputs for ",
         heldout ? heldout->size() : 0, " layers, model has ", n_layers);
   std::vector<int> todo = opt.layers;
@@ -104,7 +106,9 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     const auto l = static_cast<std::size_t>(todo[i]);
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
     plans[i] = make_rope_plan(src, stats.layers[l], opt.layer.rope, refit_inputs ? &(*refit_inputs)[l] : nullptr);
-    problems[i] = make_factor_problem(src, plans[i], stats.layers[l], opt.layer.factor);
+    dmatrix am;
+    if (attention_moment) am = attention_averaged_moment(src, (*refit_inputs)[l]);
+    problems[i] = make_factor_problem(src, plans[i], stats.layers[l], opt.layer.factor, attention_moment ? &am : nullptr);
     info[i].max_rank = full;
     if (opt.allocation == rank_allocation::objective_greedy && opt.layer.factor.method != factor_method::attention_aware) {
       factor_options fo = opt.layer.factor;
@@ -152,7 +156,8 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   for (std::size_t i = 0; i < todo.size(); ++i) {
     const auto l = static_cast<std::size_t>(todo[i]);
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
-    ref::mla_layer<T> layer = assemble_mla_layer(src, plans[i], solve_factor_problem(problems[i], ranks[i]));
+    const factorization factors = solve_factor_problem(problems[i], ranks[i]);
+    ref::mla_layer<T> layer = assemble_mla_layer(src, plans[i], factors);
     if (heldout) {
       const auto& xs = (*heldout)[l];
       out.report[0].per_layer[l] = attention_output_error(src, ref::exact_mla_from_gqa(src), xs);
@@ -161,7 +166,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
       out.report[2].per_layer[l] = attention_output_error(src, layer, xs);
     }
     if (opt.refit) {
-      layer = refit_value_projection(src, layer, (*refit_inputs)[l], opt.refit_opt);
+      layer = refit_value_projection(src, layer, (*refit_inputs)[l], opt.refit_opt, factors.value_offset);
       if (heldout) out.report[3].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
       if (opt.refit_opt.output_projection) {
         layer = refit_output_projection(src, layer, (*refit_inputs)[l], opt.refit_opt);

@@ -16,6 +16,9 @@
 // also compensates the converted layer's changed attention weights (errors of the keys and the RoPE cut),
 // which the factorisation cannot see. Heads of one group get their own W_uv^h afterwards.
 //
+// After a centred factorisation (factorize.hpp) bo already carries the value mean, so the target is o*_h minus
+// that head group's value_offset.
+//
 // x_h and o*_h are computed with the reference kernels on single-head probe layers whose o_proj is a
 // selector [I; 0] (so it needs d <= hidden; the latent is read in chunks of at most hidden channels).
 #pragma once
@@ -112,7 +115,8 @@ inline dmatrix ridge_towards(const least_squares_folds& s, const dmatrix& w0, do
 
 template <class T>
 ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& dst,
-                                         const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {}) {
+                                         const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {},
+                                         const dvector& value_offset = {}) {
   const char* who = "mla::convert::refit_value_projection";
   src.validate();
   dst.validate();
@@ -122,6 +126,8 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
         ", v_head_dim ", dst.v_head_dim, " vs head_dim ", src.head_dim, ")");
   const int d = src.head_dim, r = dst.latent_rank, hidden = src.hidden;
   check(d <= hidden, who, ": the probe needs head_dim (", d, ") <= hidden (", hidden, ")");
+  check(value_offset.size() == 0 || value_offset.size() == Eigen::Index(src.n_kv_heads) * d, who,
+        ": value offset has ", value_offset.size(), " entries, expected n_kv_heads * head_dim = ", src.n_kv_heads * d);
 
   const std::size_t nw = opt.max_windows > 0 ? std::min(windows.size(), std::size_t(opt.max_windows)) : windows.size();
   ref::mla_layer<T> out = dst;
@@ -156,7 +162,9 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
     detail::least_squares_folds stats(r, d);
     for (std::size_t wi = 0; wi < nw; ++wi) {
       const ref::matrix<T>& x = windows[wi];
-      const dmatrix o_star = ref::gqa_prefill(gp, x).leftCols(d).template cast<double>();  // [tokens, d]
+      dmatrix o_star = ref::gqa_prefill(gp, x).leftCols(d).template cast<double>();  // [tokens, d]
+      // A centred conversion's value mean reaches the output through bo, so W_uv fits the rest.
+      if (value_offset.size() != 0) o_star.rowwise() -= value_offset.segment(Eigen::Index(j) * d, d).transpose();
       dmatrix xh(x.rows(), r);                                                              // [tokens, r]
       for (int c0 = 0; c0 < r; c0 += hidden) {
         const int cw = std::min(hidden, r - c0);

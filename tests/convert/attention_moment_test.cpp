@@ -96,13 +96,8 @@ BOOST_AUTO_TEST_CASE(value_objective_is_the_error_attention_produces) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    mla::test::layer_spec spec;
-    spec.biases = true;
-    const auto src = mla::test::random_gqa<double>(gen, spec);
-    const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const std::vector<matrix<double>> cal = xs.windows(gen, 2, 40);
-    const auto stats = mla::test::moments_of(cal);
-    const auto plan = mla::convert::make_rope_plan(src, stats, {mla::convert::rope_strategy::rorope, 8, 0});
+    const mla::test::calibrated_layer c(gen, 2, 40);
+    const auto& [spec, src, xs, cal, stats, plan] = c;
     const matrix<double> am = mla::convert::attention_averaged_moment(src, cal);
     mla::convert::factor_options fo;
     fo.omega_ridge = 0;  // so that the value block of L^T L is exactly sum_h W_o,h^T W_o,h

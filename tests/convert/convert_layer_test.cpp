@@ -412,13 +412,8 @@ BOOST_AUTO_TEST_CASE(centred_objective_and_value_offset) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    mla::test::layer_spec spec;
-    spec.biases = true;
-    const auto src = mla::test::random_gqa<double>(gen, spec);
-    const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const std::vector<matrix<double>> cal = xs.windows(gen, 2, 64);
-    const auto stats = mla::test::moments_of(cal);
-    const auto plan = mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 0});
+    const mla::test::calibrated_layer c(gen, 2, 64);
+    const auto& [spec, src, xs, cal, stats, plan] = c;
     for (factor_method m : {factor_method::activation_pca, factor_method::attention_aware}) {
       mla::convert::factor_options fo;
       fo.method = m;
@@ -531,14 +526,9 @@ BOOST_AUTO_TEST_CASE(refit_after_centring) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    mla::test::layer_spec spec;
-    spec.biases = true;
-    const auto src = mla::test::random_gqa<double>(gen, spec);
-    const mla::test::correlated_source<double> xs(gen, spec.hidden);
-    const std::vector<matrix<double>> cal = xs.windows(gen, 4, 64);
+    const mla::test::calibrated_layer c(gen, 4, 64);
+    const auto& [spec, src, xs, cal, stats, plan] = c;
     const std::vector<matrix<double>> held = xs.windows(gen, 2, 64);
-    const auto stats = mla::test::moments_of(cal);
-    const auto plan = mla::convert::make_rope_plan(src, stats, {rope_strategy::rorope, 8, 0});
     mla::convert::factor_options fo;
     fo.method = factor_method::weight_svd;  // a large factorisation error, so the refit has something to fix
     fo.centre = true;

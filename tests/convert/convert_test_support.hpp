@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mla/convert/calibration.hpp"
+#include "mla/convert/rope_strategy.hpp"
 #include "mla/model/decoder.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/reference/eigen_types.hpp"
@@ -132,5 +133,30 @@ inline std::vector<std::vector<int>> random_windows(std::mt19937_64& gen, int vo
     for (int t = 0; t < len; ++t) w.push_back(pick(gen));
   return out;
 }
+
+// A random layer with biases, `windows` calibration windows of `tokens` correlated inputs, their moments and a
+// RoRoPE plan with d_R = 8: the setup of the factorisation tests.
+struct calibrated_layer {
+  layer_spec spec;
+  ref::gqa_layer<double> src;
+  correlated_source<double> xs;
+  std::vector<matrix<double>> cal;
+  convert::layer_moments stats;
+  convert::rope_plan plan;
+  calibrated_layer(std::mt19937_64& gen, int windows, Eigen::Index tokens)
+      : spec(with_biases()),
+        src(random_gqa<double>(gen, spec)),
+        xs(gen, spec.hidden),
+        cal(xs.windows(gen, windows, tokens)),
+        stats(moments_of(cal)),
+        plan(convert::make_rope_plan(src, stats, {convert::rope_strategy::rorope, 8, 0})) {}
+
+ private:
+  static layer_spec with_biases() {
+    layer_spec s;
+    s.biases = true;
+    return s;
+  }
+};
 
 }  // namespace mla::test

@@ -160,6 +160,10 @@ int main(int argc, char** argv) {
     mla::check(export_kind.empty() || !o.layer.factor.centre,
                "--export deepseek_v3 cannot carry --centre: the folded value mean is an o_proj bias, which DeepSeek-V3 ",
                "engines do not load; convert without --centre for an export");
+    mla::check(o.layer.factor.moment != mla::convert::factor_options::moment_kind::attention ||
+                   o.layer.factor.method != factor_method::weight_svd,
+               "--moment attention does not apply to --method weight_svd, which factors the weights alone (M = I); ",
+               "drop --moment or pick an activation method");
     mla::check(export_dir.empty() || !fs::exists(export_dir), "--export-out: '", export_dir,
                "' already exists (nothing is overwritten)");
 

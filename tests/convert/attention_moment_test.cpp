@@ -1,5 +1,6 @@
 #include "mla/convert/attention_moment.hpp"
 
+#include <Eigen/Eigenvalues>
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <random>
@@ -92,7 +93,64 @@ BOOST_AUTO_TEST_CASE(matches_the_reference_attention_averages) {
 // over heads h' and queries t of sum_h ||W_o,h (A_V - P_V D)_j(h) xbar_h',t||^2 (one moment for every head, their
 // average, since the closed form takes one), with xbar from the reference attention. Checked as the objective left
 // at rank r (sum of the discarded eigenvalues) = that value error + the key term (from the key block of L).
+// Centred, the value offset (A_V - P_V D) mu folded into bo leaves the error (A_V - P_V D)(xbar - mu), and the
+// mu that minimises it is the attention averages' mean, not the tokens': the centred objective must match that.
 BOOST_AUTO_TEST_CASE(value_objective_is_the_error_attention_produces) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  const mla::test::calibrated_layer c(gen, 2, 40);
+  const auto& [spec, src, xs, cal, stats, plan] = c;
+  const matrix<double> am = mla::convert::attention_averaged_moment(src, cal);
+  const Eigen::Index in = am.rows();
+  std::vector<matrix<double>> xbars;  // [windows * heads] of [tokens, hidden+1]
+  for (const auto& x : cal)
+    for (int hp = 0; hp < spec.n_heads; ++hp) xbars.push_back(attention_average_by_probe(src, hp, x));
+  for (const bool centre : {false, true}) {
+    BOOST_TEST_CONTEXT("seed " << seed << ", centred " << centre) {
+      mla::convert::factor_options fo;
+      fo.omega_ridge = 0;  // so that the value block of L^T L is exactly sum_h W_o,h^T W_o,h
+      fo.moment = mla::convert::factor_options::moment_kind::attention;
+      fo.centre = centre;
+      const auto p = mla::convert::make_factor_problem(src, plan, stats, fo, &am);
+      const int r = 12, d = spec.head_dim;
+      const auto f = mla::convert::solve_factor_problem(p, r);
+      const Eigen::Index nk = p.key_rows, gd = p.rows() - nk;
+      const mla::convert::dmatrix e = p.a - f.up * f.down;  // [n, hidden+1] error map
+      const mla::convert::dmatrix ev = e.bottomRows(gd);
+      mla::convert::dvector mu = mla::convert::dvector::Zero(in);  // the mean each xbar is measured from
+      if (centre) {
+        for (const auto& xbar : xbars) mu += xbar.colwise().sum().transpose();
+        mu /= double(xbars.size() * std::size_t(xbars[0].rows()));
+        BOOST_TEST(std::abs(mu[in - 1] - 1.0) < 1e-12);  // no sinks: the weights sum to 1
+        BOOST_TEST((p.input_mean - mu).norm() <= 1e-10 * mu.norm());
+        BOOST_TEST((f.value_offset - ev * mu).norm() <= 1e-10 * f.value_offset.norm());
+        // Not the tokens' mean, which would leave a different (larger) error.
+        BOOST_TEST((stats.augmented_second_moment().col(in - 1) - mu).norm() > 1e-3 * mu.norm());
+      }
+      double value_err = 0;
+      long count = 0;
+      for (const auto& xbar : xbars) {
+        const matrix<double> xc = xbar.rowwise() - mu.transpose();
+        for (int h = 0; h < spec.n_heads; ++h) {
+          const int j = src.kv_head_of(h);
+          value_err += (xc * ev.middleRows(j * d, d).transpose() * src.wo.middleCols(h * d, d).transpose()).squaredNorm();
+        }
+        count += xbar.rows();
+      }
+      value_err /= double(count);
+      const mla::convert::dmatrix lk = p.l.topLeftCorner(nk, nk) * e.topRows(nk);
+      const double key_err = (lk * (am - mu * mu.transpose()) * lk.transpose()).trace();
+      BOOST_TEST(p.l.topRightCorner(nk, gd).norm() <= 1e-9 * p.l.norm());  // L is block diagonal
+      BOOST_TEST(std::abs(value_err + key_err - p.residual(r)) <= 1e-8 * p.residual(r),
+                 value_err << " + " << key_err << " vs " << p.residual(r));
+      BOOST_TEST(value_err > 0.01 * p.residual(r));  // the value term is not negligible here
+    }
+  }
+}
+
+// CARE's shrinkage regularises the moment the problem uses: with the attention moment, G = A (M_att + lambda
+// mean(diag) I_hidden) A^T, its spectrum checked against one computed here.
+BOOST_AUTO_TEST_CASE(care_shrinks_the_attention_moment) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
@@ -100,36 +158,25 @@ BOOST_AUTO_TEST_CASE(value_objective_is_the_error_attention_produces) {
     const auto& [spec, src, xs, cal, stats, plan] = c;
     const matrix<double> am = mla::convert::attention_averaged_moment(src, cal);
     mla::convert::factor_options fo;
-    fo.omega_ridge = 0;  // so that the value block of L^T L is exactly sum_h W_o,h^T W_o,h
+    fo.method = mla::convert::factor_method::care;
+    fo.care_shrinkage = 0.05;
     fo.moment = mla::convert::factor_options::moment_kind::attention;
     const auto p = mla::convert::make_factor_problem(src, plan, stats, fo, &am);
-    const int r = 12, d = spec.head_dim;
-    const auto f = mla::convert::solve_factor_problem(p, r);
-    const Eigen::Index nk = p.key_rows, gd = p.rows() - nk;
-    const mla::convert::dmatrix e = p.a - f.up * f.down;  // [n, hidden+1] error map
-    const mla::convert::dmatrix ev = e.bottomRows(gd);
-    double value_err = 0;
-    long count = 0;
-    for (const auto& x : cal)
-      for (int hp = 0; hp < spec.n_heads; ++hp) {
-        const matrix<double> xbar = attention_average_by_probe(src, hp, x);  // [tokens, hidden+1]
-        for (int h = 0; h < spec.n_heads; ++h) {
-          const int j = src.kv_head_of(h);
-          value_err += (xbar * ev.middleRows(j * d, d).transpose() * src.wo.middleCols(h * d, d).transpose()).squaredNorm();
-        }
-        count += x.rows();
-      }
-    value_err /= double(count);
-    const mla::convert::dmatrix lk = p.l.topLeftCorner(nk, nk) * e.topRows(nk);
-    const double key_err = (lk * am * lk.transpose()).trace();
-    BOOST_TEST(p.l.topRightCorner(nk, gd).norm() <= 1e-9 * p.l.norm());  // L is block diagonal
-    BOOST_TEST(std::abs(value_err + key_err - p.residual(r)) <= 1e-8 * p.residual(r),
-               value_err << " + " << key_err << " vs " << p.residual(r));
-    BOOST_TEST(value_err > 0.01 * p.residual(r));  // the value term is not negligible here
+    mla::convert::dmatrix shrunk = am;
+    const Eigen::Index h = am.rows() - 1;
+    shrunk.topLeftCorner(h, h).diagonal().array() += fo.care_shrinkage * am.topLeftCorner(h, h).diagonal().mean();
+    const mla::convert::dmatrix g = p.a * shrunk * p.a.transpose();
+    Eigen::SelfAdjointEigenSolver<mla::convert::dmatrix> es(0.5 * (g + g.transpose()));
+    const mla::convert::dvector want = es.eigenvalues().reverse();
+    BOOST_TEST((p.spectrum - want).norm() <= 1e-9 * want.norm());
+    // Without the shrinkage the spectrum would differ at this lambda.
+    const mla::convert::dmatrix g0 = p.a * am * p.a.transpose();
+    Eigen::SelfAdjointEigenSolver<mla::convert::dmatrix> es0(0.5 * (g0 + g0.transpose()));
+    BOOST_TEST((p.spectrum - es0.eigenvalues().reverse()).norm() > 1e-4 * want.norm());
   }
 }
 
-// The pipeline needs calibration inputs for the attention moment, and says so.
+// The attention moment must be given where it applies, and is refused where it does not.
 BOOST_AUTO_TEST_CASE(needs_the_moment) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
@@ -141,6 +188,11 @@ BOOST_AUTO_TEST_CASE(needs_the_moment) {
   mla::convert::factor_options fo;
   fo.moment = mla::convert::factor_options::moment_kind::attention;
   mla::test::expect_error([&] { mla::convert::make_factor_problem(src, plan, stats, fo); }, {"attention moment"});
+  // weight_svd has no input moment (M = I): the attention moment is refused there, not silently dropped.
+  const matrix<double> am = mla::convert::attention_averaged_moment(src, xs.windows(gen, 1, 16));
+  fo.method = mla::convert::factor_method::weight_svd;
+  mla::test::expect_error([&] { mla::convert::make_factor_problem(src, plan, stats, fo, &am); },
+                          {"attention moment", "weight_svd"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

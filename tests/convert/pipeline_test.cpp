@@ -53,43 +53,53 @@ BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     const small_model m = make_small_model(gen);
+    using moment_kind = mla::convert::factor_options::moment_kind;
     for (factor_method method : {factor_method::weight_svd, factor_method::activation_pca, factor_method::care,
-                                 factor_method::attention_aware}) {
-      mla::convert::pipeline_options o;
-      o.layer.rope = {rope_strategy::rorope, 32, 0};
-      o.layer.factor.method = method;
-      o.kv_budget = 2 * 256 / 2;  // 50 % of 2 layers x 2*2*64
-      o.allocation = rank_allocation::objective_greedy;
-      o.refit = true;
-      const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
-      long used = 0;
-      for (int l = 0; l < 2; ++l) used += conv.config.kv_elements_per_token(l);
-      BOOST_TEST(used <= o.kv_budget);
-      BOOST_TEST(conv.report.size() == 4u);
-      for (int l = 0; l < 2; ++l) {
-        BOOST_TEST(conv.report[0].per_layer[static_cast<std::size_t>(l)] <= 1e-5, "exact stage, layer " << l);
-        BOOST_TEST(std::isfinite(conv.report[2].per_layer[static_cast<std::size_t>(l)]));
-        BOOST_TEST_MESSAGE(to_string(method) << " layer " << l << " rank " << conv.ranks[static_cast<std::size_t>(l)]
-                                             << ": exact " << conv.report[0].per_layer[static_cast<std::size_t>(l)]
-                                             << ", rope_split " << conv.report[1].per_layer[static_cast<std::size_t>(l)]
-                                             << ", factorized " << conv.report[2].per_layer[static_cast<std::size_t>(l)]
-                                             << ", refit " << conv.report[3].per_layer[static_cast<std::size_t>(l)]);
-      }
-      const mla::model::decoder<float> orig(m.cfg, m.w);
-      const mla::model::decoder<float> dec(conv.config, conv.weights);
-      auto s = dec.new_session();
-      const std::vector<int>& toks = m.held_windows[0];
-      const std::vector<int> prefix(toks.begin(), toks.end() - 1);
-      dec.forward(s, prefix);
-      const auto last = dec.decode(s, toks.back());
-      const matrix<float> all = dec.forward(toks);
-      BOOST_TEST(mla::ref::relative_error(last, all.row(all.rows() - 1)) < 1e-4);
-      auto so = orig.new_session();
-      orig.forward(so, toks);
-      auto sc = dec.new_session();
-      dec.forward(sc, toks);
-      BOOST_TEST(sc.kv_bytes() * 2 <= so.kv_bytes());
-    }
+                                 factor_method::attention_aware})
+      for (moment_kind moment : {moment_kind::tokens, moment_kind::attention})
+        BOOST_TEST_CONTEXT(to_string(method) << (moment == moment_kind::attention ? ", attention moment" : "")) {
+          mla::convert::pipeline_options o;
+          o.layer.rope = {rope_strategy::rorope, 32, 0};
+          o.layer.factor.method = method;
+          o.layer.factor.moment = moment;
+          o.kv_budget = 2 * 256 / 2;  // 50 % of 2 layers x 2*2*64
+          o.allocation = rank_allocation::objective_greedy;  // its spectra take the attention moment too
+          o.refit = true;
+          if (method == factor_method::weight_svd && moment == moment_kind::attention) {  // M = I: refused, not ignored
+            BOOST_CHECK_THROW(mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs),
+                              mla::error);
+            continue;
+          }
+          const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
+          long used = 0;
+          for (int l = 0; l < 2; ++l) used += conv.config.kv_elements_per_token(l);
+          BOOST_TEST(used <= o.kv_budget);
+          BOOST_TEST(conv.report.size() == 4u);
+          for (int l = 0; l < 2; ++l) {
+            const auto li = static_cast<std::size_t>(l);
+            BOOST_TEST(conv.report[0].per_layer[li] <= 1e-5, "exact stage, layer " << l);
+            BOOST_TEST(std::isfinite(conv.report[2].per_layer[li]));
+            BOOST_TEST_MESSAGE(to_string(method) << " layer " << l << " rank " << conv.ranks[li] << ": exact "
+                                                 << conv.report[0].per_layer[li] << ", rope_split "
+                                                 << conv.report[1].per_layer[li] << ", factorized "
+                                                 << conv.report[2].per_layer[li] << ", refit "
+                                                 << conv.report[3].per_layer[li]);
+          }
+          const mla::model::decoder<float> orig(m.cfg, m.w);
+          const mla::model::decoder<float> dec(conv.config, conv.weights);
+          auto s = dec.new_session();
+          const std::vector<int>& toks = m.held_windows[0];
+          const std::vector<int> prefix(toks.begin(), toks.end() - 1);
+          dec.forward(s, prefix);
+          const auto last = dec.decode(s, toks.back());
+          const matrix<float> all = dec.forward(toks);
+          BOOST_TEST(mla::ref::relative_error(last, all.row(all.rows() - 1)) < 1e-4);
+          auto so = orig.new_session();
+          orig.forward(so, toks);
+          auto sc = dec.new_session();
+          dec.forward(sc, toks);
+          BOOST_TEST(sc.kv_bytes() * 2 <= so.kv_bytes());
+        }
   }
 }
 

@@ -40,7 +40,8 @@
 // Centring (factor_options::centre, any method; layers without sinks): the mean of y needs no latent capacity.
 // A constant added to every NoPE key shifts all of a query's scores equally, which softmax ignores; a constant
 // added to every value comes out of the attention average unchanged (the weights sum to 1) and folds exactly
-// into o_proj's bias. So the problem uses the centred moment M - mu mu^T (mu = E[x_a], the last column of M)
+// into o_proj's bias. So the problem uses the centred moment M - mu mu^T (mu the last column of the problem's
+// M: E[x_a] for the token moment, E[xbar_a] for the attention moment, whose value error it is)
 // and the value rows' mean error (A - P D) mu becomes factorization::value_offset, which the assembly adds to
 // bo through W_o. Sinks take part of the softmax mass (the weights no longer sum to 1 and the scores are
 // compared with a fixed sink logit), so there neither identity holds and centring is refused.
@@ -145,7 +146,7 @@ dmatrix joint_target(const ref::gqa_layer<T>& src, const rope_plan& plan) {
 // Builds and decomposes the problem of `opt.method` for one layer.
 template <class T>
 factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan& plan, const layer_moments& stats,
-                                   const factor_options& opt, const dmatrix* attention_moment = nullptr) {
+                                   const factor_options& opt, const dmatrix* attention_moment_in = nullptr) {
   const char* who = "mla::convert::make_factor_problem";
   check(plan.n_kv_heads == src.n_kv_heads && plan.head_dim == src.head_dim, who, ": rope plan is for ",
         plan.n_kv_heads, "x", plan.head_dim, " keys, layer has ", src.n_kv_heads, "x", src.head_dim);
@@ -155,21 +156,35 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
   p.a = joint_target(src, plan);
   const Eigen::Index n = p.a.rows(), in = p.a.cols();
 
-  dmatrix m;  // [hidden+1, hidden+1]
+  const bool attention_moment = opt.moment == factor_options::moment_kind::attention;
+  check(!attention_moment || opt.method != factor_method::weight_svd, who,
+        ": the attention moment does not apply to weight_svd, which factors the weights alone (M = I); use the ",
+        "token moment, or an activation method");
+  dmatrix m_tok;  // [hidden+1, hidden+1] the tokens' moment E[x_a x_a^T]: per-token quantities (queries, BKV)
+  dmatrix m;      // [hidden+1, hidden+1] the problem's moment: the tokens', or the attention averages'
   if (opt.method == factor_method::weight_svd) {
     m = dmatrix::Identity(in, in);
   } else {
     stats.require(who);
     check(stats.hidden() == src.hidden, who, ": moments are for hidden = ", stats.hidden(), ", layer has ",
           src.hidden);
-    m = stats.augmented_second_moment();
+    m_tok = stats.augmented_second_moment();
+    if (attention_moment) {
+      check(attention_moment_in != nullptr && attention_moment_in->rows() == in && attention_moment_in->cols() == in,
+            who, ": the attention moment is missing or not [hidden+1]^2 = ", in, "^2");
+      m = *attention_moment_in;
+    } else {
+      m = m_tok;
+    }
   }
 
   p.l = dmatrix::Identity(n, n);
   p.l_inv = dmatrix::Identity(n, n);
   if (opt.method == factor_method::activation_pca && opt.balance_kv && p.key_rows > 0) {
-    dmatrix mb = m;  // with centring the balance is that of the fluctuations, like the problem
-    if (opt.centre) mb.noalias() -= m.col(in - 1) * m.col(in - 1).transpose();
+    // TransMLA's alpha matches the per-token rms of keys and values, so it reads the tokens' moment whatever the
+    // problem's; with centring it is that of the fluctuations, like the problem.
+    dmatrix mb = m_tok;
+    if (opt.centre) mb.noalias() -= m_tok.col(in - 1) * m_tok.col(in - 1).transpose();
     const dvector y2 = affine_second_moment_diag(p.a, mb);  // E[y_i^2]
     const double k_rms = y2.head(p.key_rows).cwiseMax(0.0).cwiseSqrt().mean();
     const double v_rms = y2.tail(n - p.key_rows).cwiseMax(0.0).cwiseSqrt().mean();
@@ -178,6 +193,7 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
     p.l.diagonal().head(p.key_rows).setConstant(1.0 / alpha);
     p.l_inv.diagonal().head(p.key_rows).setConstant(alpha);
   } else if (opt.method == factor_method::care) {
+    // CARE's shrinkage regularises the whitening of whichever moment the problem uses.
     const Eigen::Index h = in - 1;
     const double mean_diag = m.topLeftCorner(h, h).diagonal().mean();
     m.topLeftCorner(h, h).diagonal().array() += opt.care_shrinkage * mean_diag;
@@ -196,8 +212,8 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
       omega.block(p.key_rows + Eigen::Index(j) * d, p.key_rows + Eigen::Index(j) * d, d, d).noalias() +=
           wo_h.transpose() * wo_h;
       if (p.key_rows == 0) continue;
-      // Key term: s^2 beta_h (N_j^T Sigma_q,h N_j).
-      const dmatrix sigma_q = affine_second_moment(q_aug.middleRows(Eigen::Index(h) * d, d), m);  // [d, d]
+      // Key term: s^2 beta_h (N_j^T Sigma_q,h N_j); queries are per token, so Sigma_q reads the tokens' moment.
+      const dmatrix sigma_q = affine_second_moment(q_aug.middleRows(Eigen::Index(h) * d, d), m_tok);  // [d, d]
       const double beta = (wo_h * v_cov.block(Eigen::Index(j) * d, Eigen::Index(j) * d, d, d) * wo_h.transpose()).trace();
       const dmatrix n_j = plan.nope_basis().middleRows(Eigen::Index(j) * d, d);  // [d, n_K]
       omega.topLeftCorner(p.key_rows, p.key_rows).noalias() +=
@@ -212,13 +228,10 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
   if (opt.centre) {
     check(src.sinks.size() == 0, who, ": centring needs a layer without attention sinks (with sinks the value ",
           "mean does not fold into o_proj's bias and the key mean shifts scores against the sink logit)");
+    // The mean of the problem's own moment: with the attention moment that is E[xbar_a], the value error's
+    // mean as attention delivers it (its last entry is 1, the weights summing to 1 without sinks).
     p.input_mean = m.col(in - 1);
     m.noalias() -= p.input_mean * p.input_mean.transpose();
-  }
-  if (opt.moment == factor_options::moment_kind::attention && opt.method != factor_method::weight_svd) {
-    check(attention_moment != nullptr && attention_moment->rows() == in && attention_moment->cols() == in, who,
-          ": the attention moment is missing or not [hidden+1]^2 = ", in, "^2");
-    m = *attention_moment;
   }
   const dmatrix la = p.l * p.a;  // [n, hidden+1]
   dmatrix gram = la * m * la.transpose();

@@ -82,6 +82,8 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   check(!distill || (distill_inputs && static_cast<int>(distill_inputs->size()) == n_layers), who,
         ": distill needs calibration inputs for every layer");
   const bool attention_moment = opt.layer.factor.moment == factor_options::moment_kind::attention;
+  check(!attention_moment || opt.layer.factor.method != factor_method::weight_svd, who,
+        ": the attention moment does not apply to weight_svd, which factors the weights alone (M = I)");
   const bool need_inputs = opt.refit || opt.layer.rope.strategy == rope_strategy::attention || attention_moment;
   check(!need_inputs || (refit_inputs && static_cast<int>(refit_inputs->size()) == n_layers), who,
         ": the refit, the attention RoPE strategy and the attention moment need calibration inputs for every layer");
@@ -113,7 +115,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     if (opt.allocation == rank_allocation::objective_greedy && opt.layer.factor.method != factor_method::attention_aware) {
       factor_options fo = opt.layer.factor;
       fo.method = factor_method::attention_aware;
-      info[i].spectrum = make_factor_problem(src, plans[i], stats.layers[l], fo).spectrum;
+      info[i].spectrum = make_factor_problem(src, plans[i], stats.layers[l], fo, attention_moment ? &am : nullptr).spectrum;
     } else {
       info[i].spectrum = problems[i].spectrum;
     }

@@ -45,7 +45,8 @@ if [ "${MLA_TABLE_GRID:-table}" = selection ]; then
   # on held-out text (run it with EVAL_TEXT a stretch of the validation file that calibration does not read).
   # Both sides get d_R 32 and 64 (16 at 87.5 %), uniform and spectrum-greedy ranks at 62.5 % (the only budget
   # where they keep different cache sizes); the project also its key weight 0.25, 0.5 and 1, each with the token
-  # moment and with the attention moment (`_att`, --moment attention). MHA2MLA's recipe
+  # moment, with the attention moment (`_att`, --moment attention) and with it centred (`_attc`, --centre: not
+  # exportable to DeepSeek-V3, whose o_proj has no bias). MHA2MLA's recipe
   # gets d_R 32 only (its training-free results are one to two orders of magnitude behind at every setting).
   declare -A kv=([50]=0.5 [62.5]=0.375 [75]=0.25 [87.5]=0.125)
   for b in 50 62.5 75 87.5; do
@@ -65,6 +66,7 @@ if [ "${MLA_TABLE_GRID:-table}" = selection ]; then
           for w in 0.25 0.5 1; do
             echo "project_${a}_d${d}_kw${w}${tag}_${b}|--method attention_aware --rope rorope --allocation $a --key-weight $w $base" >>"$list"
             echo "project_${a}_d${d}_kw${w}_att${tag}_${b}|--method attention_aware --moment attention --rope rorope --allocation $a --key-weight $w $base" >>"$list"
+            echo "project_${a}_d${d}_kw${w}_attc${tag}_${b}|--method attention_aware --moment attention --centre --rope rorope --allocation $a --key-weight $w $base" >>"$list"
           done
         done
       done

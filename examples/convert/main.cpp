@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
           {"attention", mla::convert::factor_options::moment_kind::attention}}));
   app.add_flag("--centre", o.layer.factor.centre,
                "factor the centred activations: the key mean (invisible to softmax) is dropped and the value mean "
-               "folds exactly into o_proj's bias (layers without sinks; not exportable to DeepSeek-V3)");
+               "folds exactly into o_proj's bias (layers without sinks; not exportable to DeepSeek-V3); with --moment "
+               "attention the mean is that of the attention averages");
   app.add_option("--freqfold", o.layer.rope.freqfold, "RoRoPE FreqFold F (0: smallest valid)");
   app.add_option("--kv-budget", kv_budget,
                  "KV cache budget of the converted layers: a fraction of the original in (0, 1], or bytes per token "

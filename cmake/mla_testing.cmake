@@ -34,10 +34,6 @@ function(mla_add_test_executable name)
   endif()
   target_link_libraries(${name} PRIVATE ${arg_LIBRARIES} Boost::unit_test_framework mla_warnings)
   target_compile_definitions(${name} PRIVATE BOOST_TEST_DYN_LINK)
-  # -O2 instead of Release's -O3 for the test executables (it comes later on the command line and wins): CI
-  # compiles them twice on 2 cores against a 40-minute budget, and -O3 bought the tests nothing but compile time
-  # (one convert unity batch, GCC 12: 291 s -> 249 s). Tools and benchmarks keep -O3.
-  target_compile_options(${name} PRIVATE $<$<AND:$<CONFIG:Release>,$<COMPILE_LANGUAGE:CXX>>:-O2>)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   add_test(NAME ${name} COMMAND ${name} --report_level=short --log_level=warning)
   set_property(GLOBAL APPEND PROPERTY MLA_UNIT_TEST_TARGETS ${name})

@@ -51,8 +51,8 @@ ctest --preset cpu-release
 
 # The sanitizer stage needs only the unit-test executables. Its preset sets CMAKE_CXX_FLAGS_DEBUG empty: CMake's
 # Debug default (-g) came after the preset's -g1 and won, so every object carried full debug info for the Eigen
-# instantiations (convert tests, one unity batch: 138 s and 3.3 GB -> 94 s and 2.3 GB with line tables only, GCC 12).
-# Line tables are all the sanitizers' stack traces need.
+# instantiations (the build's time and memory before and after: bench/RESULTS.md, "Test-suite duration"). Line
+# tables are all the sanitizers' stack traces need.
 step "configure + build: cpu-debug (AddressSanitizer + UndefinedBehaviorSanitizer)"
 cmake --preset cpu-debug >/dev/null
 cmake --build --preset cpu-debug -j "$jobs" --target mla_unit_tests

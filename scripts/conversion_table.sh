@@ -9,9 +9,12 @@
 # BIN_DIR holds mla-convert and mla-eval (e.g. build/cpu-release/examples/{convert,eval} copied together).
 # MLA_TABLE_GRID=selection runs the grid used to choose settings on validation text (see below) instead of the
 # table's recipes. MLA_TABLE_FILTER=<regex> runs only the jobs whose name matches; MLA_TABLE_SCRATCH=<dir> holds the
-# checkpoints while they are evaluated (default: OUT_DIR).
+# checkpoints while they are evaluated (default: OUT_DIR). MLA_TABLE_REFIT=<mla-convert flags> replaces
+# `--refit` in the refit jobs (e.g. "--refit-mode sequential --refit-o-proj"; the names keep `_refit`, so give
+# such a run its own OUT_DIR).
 set -euo pipefail
-[ $# -ge 5 ] || { sed -n 2,12p "$0"; exit 2; }
+[ $# -ge 5 ] || { sed -n 2,15p "$0"; exit 2; }
+refit_flags=${MLA_TABLE_REFIT:---refit}
 bin=$1 model=$2 calib=$3 text=$4 out=$5 jobs=${6:-$(nproc)} max_tokens=${7:-16384}
 for f in "$bin/mla-convert" "$bin/mla-eval" "$model" "$calib" "$text"; do
   [ -e "$f" ] || { echo "conversion_table: $f does not exist" >&2; exit 2; }
@@ -56,7 +59,7 @@ if [ "${MLA_TABLE_GRID:-table}" = selection ]; then
     [ "$b" = 62.5 ] && allocs="uniform spectrum_greedy"
     for refit in 0 1; do
       rf="" tag=""
-      [ $refit = 1 ] && rf=" --refit" tag=_refit
+      [ $refit = 1 ] && rf=" $refit_flags" tag=_refit
       for d in $dims; do
         base="--kv-budget ${kv[$b]} --rope-dim $d$extra $common$rf"
         [ "$d" = 64 ] || echo "mha2mla_d${d}${tag}_${b}|${recipe[mha2mla]} $base" >>"$list"
@@ -76,7 +79,7 @@ else
   for b in 50 62.5 75 87.5; do
     for r in transmla mha2mla care project; do
       echo "${r}_${b}|${recipe[$r]} ${budget[$b]} $common" >>"$list"
-      echo "${r}_refit_${b}|${recipe[$r]} ${budget[$b]} $common --refit" >>"$list"
+      echo "${r}_refit_${b}|${recipe[$r]} ${budget[$b]} $common $refit_flags" >>"$list"
     done
   done
   # Ablation: the project's factorisation with its objective-greedy allocation instead of uniform ranks.

@@ -53,7 +53,7 @@ void run_with_bar(const mla::model::decoder<float>& dec, const std::vector<std::
 int main(int argc, char** argv) {
   using namespace mla::convert;
   CLI::App app{"Convert a GQA model (GGUF file or checkpoint directory) to MLA"};
-  std::string distill_mode = "teacher";
+  std::string distill_mode = "teacher", refit_mode = "teacher";
   std::string model_path, calib_path = default_calib(), out_dir, export_kind, export_dir, dtype_name = "f32";
   bool no_latent_norm = false;
   pipeline_options o;
@@ -111,6 +111,10 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--window", window, "calibration window length in tokens")->check(CLI::Range(8, 1 << 16));
   app.add_flag("--refit", o.refit, "closed-form ridge refit of the value up-projection");
+  app.add_option("--refit-mode", refit_mode,
+                 "teacher: each layer refitted on the source model's inputs; sequential: in layer order, the converted "
+                 "layer on the converted model's own inputs, towards the source outputs (implies --refit)")
+      ->check(CLI::IsMember({"teacher", "sequential"}));
   app.add_option("--refit-tokens", refit_tokens, "calibration tokens the refit uses")->check(CLI::PositiveNumber);
   app.add_flag("--refit-o-proj", o.refit_opt.output_projection,
                "after the w_uv refit, also refit o_proj across heads in closed form (implies --refit)");
@@ -146,7 +150,7 @@ int main(int argc, char** argv) {
                "for what was converted")
       ->excludes("--no-latent-norm");
   CLI11_PARSE(app, argc, argv);
-  if (o.refit_opt.output_projection) o.refit = true;
+  if (o.refit_opt.output_projection || refit_mode == "sequential") o.refit = true;
 
   try {
     namespace fs = std::filesystem;
@@ -259,14 +263,25 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "converting %zu layers (%s, %s d_R = %d, %s)\n", todo.size(), to_string(o.layer.factor.method),
                  to_string(o.layer.rope.strategy), o.layer.rope.rope_dim, to_string(o.allocation));
     const bool sequential = distill && distill_mode == "sequential";
+    const bool refit_sequentially = o.refit && refit_mode == "sequential";
+    mla::check(!refit_sequentially || !distill || sequential, "--refit-mode sequential runs after the conversion, so a ",
+               "distillation must come after it too: add --distill-mode sequential");
     mla::util::progress_bar layer_bar(distill && !sequential ? "converting + distilling" : "converting",
                                       double(todo.size()), "layers");
     o.on_layer = [&](int done, int) { layer_bar.update(done); };
     pipeline_options first = o;
     if (sequential) first.distill.steps = 0;  // distilled below, in layer order
+    if (refit_sequentially) first.refit = false;  // refitted below, in layer order
     auto conv = convert_model(cfg, m.model.weights(), stats, first, n_held > 0 ? &held_inputs : nullptr,
                               fit_inputs ? &refit_inputs : nullptr, distill ? &dist_inputs : nullptr);
     layer_bar.finish();
+    if (refit_sequentially) {
+      mla::util::progress_bar bar("refitting (sequential)", double(todo.size()), "layers");
+      refit_sequential(m.model.weights(), conv, token_windows(ids, window, 0, static_cast<int>(refit_inputs.front().size())),
+                       refit_inputs, o.refit_opt, n_held > 0 ? &held_inputs : nullptr,
+                       [&](int done, int) { bar.update(done); });
+      bar.finish();
+    }
     if (sequential) {
       mla::util::progress_bar bar("distilling (sequential)", double(todo.size()), "layers");
       distill_sequential(m.model.weights(), conv, distill_tokens_windows, dist_inputs, o.distill,

@@ -309,7 +309,9 @@ BOOST_AUTO_TEST_CASE(refit_output_projection_recovers_o_proj) {
 
 // With a fixed ridge the o_proj refit is the ridge least-squares solution computed here another way: head
 // outputs recovered from the layer's own output through its (square, invertible) o_proj, and the damped
-// problem solved by QR of the stacked system instead of the normal equations.
+// problem solved by QR of the stacked system instead of the normal equations. Checked teacher-forced (the
+// layer sees the source inputs) and with own inputs (the layer sees perturbed inputs, the targets stay the
+// source layer on the clean ones), as the sequential refit calls it.
 BOOST_AUTO_TEST_CASE(refit_output_projection_matches_direct_ridge) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
@@ -319,6 +321,8 @@ BOOST_AUTO_TEST_CASE(refit_output_projection_matches_direct_ridge) {
     const auto src = mla::test::random_gqa<double>(gen, spec);
     const mla::test::correlated_source<double> xs(gen, spec.hidden);
     const std::vector<matrix<double>> cal = xs.windows(gen, 3, 64);
+    std::vector<matrix<double>> drifted = cal;
+    for (matrix<double>& x : drifted) x += mla::test::randn<double>(gen, x.rows(), x.cols(), 0.2);
     convert_options o;
     o.rope = {rope_strategy::rorope, 8, 0};
     o.factor.method = factor_method::activation_pca;
@@ -326,29 +330,86 @@ BOOST_AUTO_TEST_CASE(refit_output_projection_matches_direct_ridge) {
     const auto layer = mla::convert::convert_layer(src, mla::test::moments_of(cal), o).layer;
     mla::convert::refit_options ro;
     ro.ridge = 0.05;
-    const auto got = mla::convert::refit_output_projection(src, layer, cal, ro);
-
     const Eigen::Index width = layer.wo.cols(), hidden = layer.wo.rows();
     BOOST_REQUIRE(width == hidden);
     const dmatrix wo_inv_t = layer.wo.transpose().inverse();
-    dmatrix z(0, width), y(0, hidden);
-    for (const matrix<double>& x : cal) {
-      dmatrix out = mla::ref::mla_prefill(layer, x, mla_form::naive);
-      out.rowwise() -= layer.bo.transpose();
-      dmatrix want = mla::ref::gqa_prefill(src, x);
-      want.rowwise() -= layer.bo.transpose();
-      z.conservativeResize(z.rows() + x.rows(), Eigen::NoChange);
-      z.bottomRows(x.rows()) = out * wo_inv_t;
-      y.conservativeResize(y.rows() + x.rows(), Eigen::NoChange);
-      y.bottomRows(x.rows()) = want;
+    for (bool own : {false, true}) {
+      const auto got = own ? mla::convert::refit_output_projection(src, layer, cal, ro, &drifted)
+                           : mla::convert::refit_output_projection(src, layer, cal, ro);
+      const std::vector<matrix<double>>& seen = own ? drifted : cal;
+      dmatrix z(0, width), y(0, hidden);
+      for (std::size_t w = 0; w < cal.size(); ++w) {
+        dmatrix out = mla::ref::mla_prefill(layer, seen[w], mla_form::naive);
+        out.rowwise() -= layer.bo.transpose();
+        dmatrix want = mla::ref::gqa_prefill(src, cal[w]);
+        want.rowwise() -= layer.bo.transpose();
+        z.conservativeResize(z.rows() + want.rows(), Eigen::NoChange);
+        z.bottomRows(want.rows()) = out * wo_inv_t;
+        y.conservativeResize(y.rows() + want.rows(), Eigen::NoChange);
+        y.bottomRows(want.rows()) = want;
+      }
+      const double lambda = ro.ridge * (z.transpose() * z).trace() / static_cast<double>(width);
+      dmatrix a(z.rows() + width, width), b(z.rows() + width, hidden);
+      a << z, std::sqrt(lambda) * dmatrix::Identity(width, width);
+      b << y, std::sqrt(lambda) * layer.wo.transpose();
+      const dmatrix w = a.colPivHouseholderQr().solve(b);  // [width, hidden] = W_o^T
+      BOOST_TEST(relative_error(got.wo, dmatrix(w.transpose())) < 1e-8, (own ? "own inputs" : "teacher-forced"));
+      BOOST_TEST(relative_error(got.w_uv, layer.w_uv) == 0.0);
     }
-    const double lambda = ro.ridge * (z.transpose() * z).trace() / static_cast<double>(width);
-    dmatrix a(z.rows() + width, width), b(z.rows() + width, hidden);
-    a << z, std::sqrt(lambda) * dmatrix::Identity(width, width);
-    b << y, std::sqrt(lambda) * layer.wo.transpose();
-    const dmatrix w = a.colPivHouseholderQr().solve(b);  // [width, hidden] = W_o^T
-    BOOST_TEST(relative_error(got.wo, dmatrix(w.transpose())) < 1e-8);
-    BOOST_TEST(relative_error(got.w_uv, layer.w_uv) == 0.0);
+    std::vector<matrix<double>> short_one = drifted;
+    short_one.pop_back();
+    BOOST_CHECK_THROW(mla::convert::refit_output_projection(src, layer, cal, ro, &short_one), mla::error);
+    BOOST_CHECK_THROW(mla::convert::refit_value_projection(src, layer, cal, ro, {}, &short_one), mla::error);
+  }
+}
+
+// The w_uv refit with own inputs fits what the layer computes on them: with a near-zero ridge it beats the
+// teacher-forced refit on the per-head objective it solves, sum_t ||W_o,h (W x_h,t(own) - o*_h,t(source))||^2,
+// measured here directly from each head's output (the layer's o_proj restricted to that head).
+BOOST_AUTO_TEST_CASE(refit_value_projection_on_own_inputs) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const mla::test::layer_spec spec;  // no biases: the head outputs carry nothing that bo absorbs
+    const auto src = mla::test::random_gqa<double>(gen, spec);
+    const mla::test::correlated_source<double> xs(gen, spec.hidden);
+    const std::vector<matrix<double>> cal = xs.windows(gen, 4, 96);
+    std::vector<matrix<double>> drifted = cal;
+    for (matrix<double>& x : drifted) x += mla::test::randn<double>(gen, x.rows(), x.cols(), 0.3);
+    convert_options o;
+    o.rope = {rope_strategy::rorope, 8, 0};
+    o.factor.method = factor_method::activation_pca;
+    o.rank = 16;
+    const auto layer = mla::convert::convert_layer(src, mla::test::moments_of(cal), o).layer;
+    mla::convert::refit_options ro;
+    ro.ridge = 1e-10;
+    const auto teacher = mla::convert::refit_value_projection(src, layer, cal, ro);
+    const auto own = mla::convert::refit_value_projection(src, layer, cal, ro, {}, &drifted);
+    const auto same = mla::convert::refit_value_projection(src, layer, cal, ro, {}, &cal);
+    BOOST_TEST(relative_error(same.w_uv, teacher.w_uv) == 0.0);
+    // sum over heads of the per-head output error on (drifted inputs -> source outputs on clean inputs).
+    auto objective = [&](const mla::ref::mla_layer<double>& l) {
+      double e = 0;
+      const int d = l.v_head_dim;
+      for (int h = 0; h < l.n_heads; ++h) {
+        auto one = l;
+        auto sg = src;
+        one.wo.setZero();
+        one.wo.middleCols(Eigen::Index(h) * d, d) = l.wo.middleCols(Eigen::Index(h) * d, d);
+        one.bo.resize(0);
+        sg.wo.setZero();
+        sg.wo.middleCols(Eigen::Index(h) * d, d) = src.wo.middleCols(Eigen::Index(h) * d, d);
+        sg.bo.resize(0);
+        for (std::size_t w = 0; w < cal.size(); ++w)
+          e += (mla::ref::mla_prefill(one, drifted[w], mla_form::naive) - mla::ref::gqa_prefill(sg, cal[w])).squaredNorm();
+      }
+      return e;
+    };
+    const double e0 = objective(layer), et = objective(teacher), eo = objective(own);
+    BOOST_TEST_MESSAGE("w_uv refit on drifted inputs: objective " << e0 << ", teacher-forced refit " << et
+                                                                  << ", own-input refit " << eo);
+    BOOST_TEST(eo < et);
+    BOOST_TEST(eo < e0);
   }
 }
 

@@ -61,6 +61,7 @@ struct model_conversion {
   std::vector<int> ranks;  // [n_layers] latent rank, 0 for layers left GQA
   std::vector<stage_errors> report;
   std::vector<distill_report> distill;  // [n_layers] when the distill stage ran (default for layers left GQA)
+  std::vector<dvector> value_offsets;   // [n_layers] centred factorisations' value offsets (empty otherwise)
 };
 
 // Converts the model. `heldout` ([n_layers][windows] of [tokens, hidden]) fills the stage report when given;
@@ -141,6 +142,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   out.config = config;
   out.weights = weights;
   out.ranks.assign(static_cast<std::size_t>(n_layers), 0);
+  out.value_offsets.assign(static_cast<std::size_t>(n_layers), dvector{});
   std::size_t norm_row = 0;  // the report row of the latent_norm stage
   if (heldout) {
     for (const char* s : {"exact", "rope_split", "factorized"})
@@ -160,6 +162,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
     const factorization factors = solve_factor_problem(problems[i], ranks[i]);
     ref::mla_layer<T> layer = assemble_mla_layer(src, plans[i], factors);
+    out.value_offsets[l] = factors.value_offset;
     if (heldout) {
       const auto& xs = (*heldout)[l];
       out.report[0].per_layer[l] = attention_output_error(src, ref::exact_mla_from_gqa(src), xs);
@@ -196,6 +199,63 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   return out;
 }
 
+namespace detail {
+
+// Walks the converted model's residual stream over token windows in layer order. Before each layer runs,
+// visit(l, xn) gets that layer's normalised attention inputs xn ([windows] of [tokens, hidden], after the
+// earlier layers as they now are) and may replace the layer's weights; the stream then goes through it.
+template <class T, class Visit>
+void walk_converted_stream(model_conversion<T>& conv, const std::vector<std::vector<int>>& tokens, const char* who,
+                           Visit&& visit) {
+  const model::model_config& cfg = conv.config;
+  std::vector<ref::matrix<T>> x(tokens.size());  // [windows] of [tokens, hidden]
+  for (std::size_t w = 0; w < tokens.size(); ++w) {
+    x[w].resize(static_cast<Eigen::Index>(tokens[w].size()), cfg.hidden);
+    for (std::size_t t = 0; t < tokens[w].size(); ++t) {
+      check(tokens[w][t] >= 0 && tokens[w][t] < cfg.vocab_size, who, ": token id ", tokens[w][t], " in window ", w,
+            " is outside the vocabulary [0, ", cfg.vocab_size, ")");
+      x[w].row(static_cast<Eigen::Index>(t)) = conv.weights.embed.row(tokens[w][t]);
+    }
+  }
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const auto li = static_cast<std::size_t>(l);
+    model::layer_weights<T>& lw = conv.weights.layers[li];
+    std::vector<ref::matrix<T>> xn(x.size());
+    for (std::size_t w = 0; w < x.size(); ++w) xn[w] = ref::rms_norm(x[w], lw.attn_norm, cfg.rms_eps);
+    visit(l, static_cast<const std::vector<ref::matrix<T>>&>(xn));
+    for (std::size_t w = 0; w < x.size(); ++w) {
+      x[w] += cfg.layers[li].attention == model::attention_kind::gqa ? ref::gqa_prefill(lw.gqa, xn[w])
+                                                                      : ref::mla_prefill(lw.mla, xn[w], ref::mla_form::naive);
+      const ref::matrix<T> h = ref::rms_norm(x[w], lw.mlp_norm, cfg.rms_eps);
+      x[w] += cfg.mlp == model::mlp_kind::moe ? lw.moe.forward(h) : lw.mlp.forward(h);
+    }
+  }
+}
+
+// Shared checks of the sequential stages: source weights and inputs for every layer, one input per token window.
+template <class T>
+void check_sequential_inputs(const char* who, const model_conversion<T>& conv, const model::model_weights<T>& source,
+                             const std::vector<std::vector<int>>& tokens,
+                             const std::vector<std::vector<ref::matrix<T>>>& source_inputs,
+                             const std::vector<std::vector<ref::matrix<T>>>* heldout) {
+  const int n_layers = conv.config.n_layers;
+  check(static_cast<int>(source.layers.size()) == n_layers && static_cast<int>(source_inputs.size()) == n_layers,
+        who, ": source weights for ", source.layers.size(), " layers and inputs for ", source_inputs.size(),
+        ", model has ", n_layers);
+  check(!heldout || static_cast<int>(heldout->size()) == n_layers, who, ": held-out inputs for ",
+        heldout ? heldout->size() : 0, " layers, model has ", n_layers);
+  for (int l = 0; l < n_layers; ++l)
+    check(source_inputs[static_cast<std::size_t>(l)].size() == tokens.size(), who, ": layer ", l, " has ",
+          source_inputs[static_cast<std::size_t>(l)].size(), " source input windows, expected ", tokens.size());
+}
+
+template <class T>
+bool is_converted(const model_conversion<T>& conv, std::size_t l) {
+  return conv.config.layers[l].attention == model::attention_kind::mla && conv.ranks[l] > 0;
+}
+
+}  // namespace detail
+
 // Sequential distillation, run after convert_model (without its distill stage): the converted layers are
 // distilled in layer order, each on the inputs the converted model itself gives it (its earlier layers already
 // converted and distilled) and towards the source layer's outputs on the source model's inputs. A layer thereby
@@ -212,52 +272,70 @@ void distill_sequential(const model::model_weights<T>& source, model_conversion<
                         const std::vector<std::vector<ref::matrix<T>>>* heldout = nullptr,
                         const std::function<void(int done, int total)>& on_layer = {}) {
   const char* who = "mla::convert::distill_sequential";
-  const model::model_config& cfg = conv.config;
-  const int n_layers = cfg.n_layers;
-  check(static_cast<int>(source.layers.size()) == n_layers && static_cast<int>(source_inputs.size()) == n_layers,
-        who, ": source weights for ", source.layers.size(), " layers and inputs for ", source_inputs.size(),
-        ", model has ", n_layers);
-  check(!heldout || static_cast<int>(heldout->size()) == n_layers, who, ": held-out inputs for ",
-        heldout ? heldout->size() : 0, " layers, model has ", n_layers);
-  for (int l = 0; l < n_layers; ++l)
-    check(source_inputs[static_cast<std::size_t>(l)].size() == tokens.size(), who, ": layer ", l, " has ",
-          source_inputs[static_cast<std::size_t>(l)].size(), " source input windows, expected ", tokens.size());
+  const int n_layers = conv.config.n_layers;
+  detail::check_sequential_inputs(who, conv, source, tokens, source_inputs, heldout);
   int total = 0, done = 0;
   for (int r : conv.ranks) total += r > 0;
   conv.distill.assign(static_cast<std::size_t>(n_layers), distill_report{});
   if (heldout) conv.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
-
-  // The converted model's residual stream, one [tokens, hidden] matrix per window.
-  std::vector<ref::matrix<T>> x(tokens.size());
-  for (std::size_t w = 0; w < tokens.size(); ++w) {
-    x[w].resize(static_cast<Eigen::Index>(tokens[w].size()), cfg.hidden);
-    for (std::size_t t = 0; t < tokens[w].size(); ++t) {
-      check(tokens[w][t] >= 0 && tokens[w][t] < cfg.vocab_size, who, ": token id ", tokens[w][t], " in window ", w,
-            " is outside the vocabulary [0, ", cfg.vocab_size, ")");
-      x[w].row(static_cast<Eigen::Index>(t)) = conv.weights.embed.row(tokens[w][t]);
-    }
-  }
-  for (int l = 0; l < n_layers; ++l) {
+  detail::walk_converted_stream(conv, tokens, who, [&](int l, const std::vector<ref::matrix<T>>& xn) {
     const auto li = static_cast<std::size_t>(l);
-    model::layer_weights<T>& lw = conv.weights.layers[li];
-    std::vector<ref::matrix<T>> xn(x.size());
-    for (std::size_t w = 0; w < x.size(); ++w) xn[w] = ref::rms_norm(x[w], lw.attn_norm, cfg.rms_eps);
-    const bool converted = cfg.layers[li].attention == model::attention_kind::mla && conv.ranks[li] > 0;
-    if (converted) {
-      const ref::gqa_layer<T>& src = source.layers[li].gqa;
-      std::vector<ref::matrix<T>> targets;
-      for (const ref::matrix<T>& xs : source_inputs[li]) targets.push_back(ref::gqa_prefill(src, xs));
-      lw.mla = distill_layer_to(lw.mla, xn, targets, opt, &conv.distill[li]);
-      if (heldout) conv.report.back().per_layer[li] = attention_output_error(src, lw.mla, (*heldout)[li]);
-      if (on_layer) on_layer(++done, total);
-    }
-    for (std::size_t w = 0; w < x.size(); ++w) {
-      x[w] += cfg.layers[li].attention == model::attention_kind::gqa ? ref::gqa_prefill(lw.gqa, xn[w])
-                                                                      : ref::mla_prefill(lw.mla, xn[w], ref::mla_form::naive);
-      const ref::matrix<T> h = ref::rms_norm(x[w], lw.mlp_norm, cfg.rms_eps);
-      x[w] += cfg.mlp == model::mlp_kind::moe ? lw.moe.forward(h) : lw.mlp.forward(h);
-    }
+    if (!detail::is_converted(conv, li)) return;
+    const ref::gqa_layer<T>& src = source.layers[li].gqa;
+    std::vector<ref::matrix<T>> targets;
+    for (const ref::matrix<T>& xs : source_inputs[li]) targets.push_back(ref::gqa_prefill(src, xs));
+    ref::mla_layer<T>& layer = conv.weights.layers[li].mla;
+    layer = distill_layer_to(layer, xn, targets, opt, &conv.distill[li]);
+    if (heldout) conv.report.back().per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
+    if (on_layer) on_layer(++done, total);
+  });
+}
+
+// Sequential refit, run after convert_model (without its refit stage; a latent norm already added is fitted
+// through, a distillation should come after it): the closed-form refits of refit.hpp in layer order, each layer's regressors computed on the converted model's own
+// inputs (its earlier layers already converted and refitted) and its targets the source layer on the source
+// model's inputs, so the least-squares fit also corrects the part of the earlier layers' drift that a linear
+// map of this layer's attention averages can. Same arguments as distill_sequential; only the first
+// opt.max_windows windows are used when it is set. Appends "refit" (and "refit_o") rows to conv.report
+// (teacher-forced held-out error, comparable with the other stages) when `heldout` is given.
+template <class T>
+void refit_sequential(const model::model_weights<T>& source, model_conversion<T>& conv,
+                      const std::vector<std::vector<int>>& tokens,
+                      const std::vector<std::vector<ref::matrix<T>>>& source_inputs, const refit_options& opt,
+                      const std::vector<std::vector<ref::matrix<T>>>* heldout = nullptr,
+                      const std::function<void(int done, int total)>& on_layer = {}) {
+  const char* who = "mla::convert::refit_sequential";
+  const int n_layers = conv.config.n_layers;
+  detail::check_sequential_inputs(who, conv, source, tokens, source_inputs, heldout);
+  // Only the windows the refit reads go through the stream.
+  const std::size_t nw = opt.max_windows > 0 ? std::min(tokens.size(), std::size_t(opt.max_windows)) : tokens.size();
+  const std::vector<std::vector<int>> used(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(nw));
+  refit_options one = opt;
+  one.max_windows = 0;
+  int total = 0, done = 0;
+  for (int r : conv.ranks) total += r > 0;
+  const std::size_t row = conv.report.size();
+  if (heldout) {
+    conv.report.push_back({"refit", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
+    if (opt.output_projection)
+      conv.report.push_back({"refit_o", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
   }
+  detail::walk_converted_stream(conv, used, who, [&](int l, const std::vector<ref::matrix<T>>& xn) {
+    const auto li = static_cast<std::size_t>(l);
+    if (!detail::is_converted(conv, li)) return;
+    const ref::gqa_layer<T>& src = source.layers[li].gqa;
+    const std::vector<ref::matrix<T>> xs(source_inputs[li].begin(),
+                                         source_inputs[li].begin() + static_cast<std::ptrdiff_t>(nw));
+    ref::mla_layer<T>& layer = conv.weights.layers[li].mla;
+    const dvector offset = li < conv.value_offsets.size() ? conv.value_offsets[li] : dvector{};
+    layer = refit_value_projection(src, layer, xs, one, offset, &xn);
+    if (heldout) conv.report[row].per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
+    if (opt.output_projection) {
+      layer = refit_output_projection(src, layer, xs, one, &xn);
+      if (heldout) conv.report[row + 1].per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
+    }
+    if (on_layer) on_layer(++done, total);
+  });
 }
 
 }  // namespace mla::convert

@@ -21,6 +21,11 @@
 //
 // x_h and o*_h are computed with the reference kernels on single-head probe layers whose o_proj is a
 // selector [I; 0] (so it needs d <= hidden; the latent is read in chunks of at most hidden channels).
+//
+// Both refits take an optional `own_inputs` ([windows] of [tokens, hidden], same shapes as `windows`): the
+// converted layer's regressors (x_h, z_t) are then computed on these (the converted model's own inputs, after
+// its earlier layers) while the targets stay the source layer on `windows` (the source model's inputs). The
+// sequential refit (pipeline.hpp) uses this so a layer also corrects part of the drift before it.
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -111,16 +116,31 @@ inline dmatrix ridge_towards(const least_squares_folds& s, const dmatrix& w0, do
   return best_lambda < 0 ? w0 : solve(xtx_all, xty_all, std::max(best_lambda, 1e-12 * scale));
 }
 
+// The optional own inputs must pair window by window with the source inputs.
+template <class T>
+void check_own_inputs(const char* who, const std::vector<ref::matrix<T>>& windows,
+                      const std::vector<ref::matrix<T>>* own_inputs) {
+  if (!own_inputs) return;
+  check(own_inputs->size() == windows.size(), who, ": ", own_inputs->size(), " own input windows for ", windows.size(),
+        " source input windows");
+  for (std::size_t w = 0; w < windows.size(); ++w)
+    check((*own_inputs)[w].rows() == windows[w].rows() && (*own_inputs)[w].cols() == windows[w].cols(), who,
+          ": own input window ", w, " is [", (*own_inputs)[w].rows(), ", ", (*own_inputs)[w].cols(), "], the source's is [",
+          windows[w].rows(), ", ", windows[w].cols(), "]");
+}
+
 }  // namespace detail
 
 template <class T>
 ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& dst,
                                          const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {},
-                                         const dvector& value_offset = {}) {
+                                         const dvector& value_offset = {},
+                                         const std::vector<ref::matrix<T>>* own_inputs = nullptr) {
   const char* who = "mla::convert::refit_value_projection";
   src.validate();
   dst.validate();
   check(!windows.empty(), who, ": no calibration windows");
+  detail::check_own_inputs(who, windows, own_inputs);
   check(src.n_heads == dst.n_heads && src.hidden == dst.hidden && dst.v_head_dim == src.head_dim, who,
         ": layers do not match (heads ", src.n_heads, "/", dst.n_heads, ", hidden ", src.hidden, "/", dst.hidden,
         ", v_head_dim ", dst.v_head_dim, " vs head_dim ", src.head_dim, ")");
@@ -162,6 +182,7 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
     detail::least_squares_folds stats(r, d);
     for (std::size_t wi = 0; wi < nw; ++wi) {
       const ref::matrix<T>& x = windows[wi];
+      const ref::matrix<T>& xm = own_inputs ? (*own_inputs)[wi] : x;  // what the converted layer sees
       dmatrix o_star = ref::gqa_prefill(gp, x).leftCols(d).template cast<double>();  // [tokens, d]
       // A centred conversion's value mean reaches the output through bo, so W_uv fits the rest.
       if (value_offset.size() != 0) o_star.rowwise() -= value_offset.segment(Eigen::Index(j) * d, d).transpose();
@@ -172,7 +193,7 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
         mp.w_uv = ref::matrix<T>::Zero(cw, r);
         mp.w_uv.middleCols(c0, cw).setIdentity();
         mp.wo = detail::selector<T>(hidden, cw);
-        xh.middleCols(c0, cw) = ref::mla_prefill(mp, x, ref::mla_form::absorbed).leftCols(cw).template cast<double>();
+        xh.middleCols(c0, cw) = ref::mla_prefill(mp, xm, ref::mla_form::absorbed).leftCols(cw).template cast<double>();
       }
       stats.add(xh, o_star);
     }
@@ -192,11 +213,13 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
 // so the cache and the shapes are as before.
 template <class T>
 ref::mla_layer<T> refit_output_projection(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& dst,
-                                          const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {}) {
+                                          const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {},
+                                          const std::vector<ref::matrix<T>>* own_inputs = nullptr) {
   const char* who = "mla::convert::refit_output_projection";
   src.validate();
   dst.validate();
   check(!windows.empty(), who, ": no calibration windows");
+  detail::check_own_inputs(who, windows, own_inputs);
   check(src.hidden == dst.hidden, who, ": hidden sizes differ (", src.hidden, " vs ", dst.hidden, ")");
   const int hidden = dst.hidden, width = dst.n_heads * dst.v_head_dim;
   const std::size_t nw = opt.max_windows > 0 ? std::min(windows.size(), std::size_t(opt.max_windows)) : windows.size();
@@ -207,6 +230,7 @@ ref::mla_layer<T> refit_output_projection(const ref::gqa_layer<T>& src, const re
   detail::least_squares_folds stats(width, hidden);
   for (std::size_t wi = 0; wi < nw; ++wi) {
     const ref::matrix<T>& x = windows[wi];
+    const ref::matrix<T>& xm = own_inputs ? (*own_inputs)[wi] : x;  // what the converted layer sees
     dmatrix y = ref::gqa_prefill(src, x).template cast<double>();  // [tokens, hidden]
     if (dst.bo.size() != 0) y.rowwise() -= dst.bo.transpose().template cast<double>();
     dmatrix z(x.rows(), width);  // [tokens, n_heads * v_head_dim]
@@ -214,7 +238,7 @@ ref::mla_layer<T> refit_output_projection(const ref::gqa_layer<T>& src, const re
       const int cw = std::min(hidden, width - c0);
       probe.wo = ref::matrix<T>::Zero(hidden, width);
       probe.wo.block(0, c0, cw, cw).setIdentity();
-      z.middleCols(c0, cw) = ref::mla_prefill(probe, x, ref::mla_form::absorbed).leftCols(cw).template cast<double>();
+      z.middleCols(c0, cw) = ref::mla_prefill(probe, xm, ref::mla_form::absorbed).leftCols(cw).template cast<double>();
     }
     stats.add(z, y);
   }

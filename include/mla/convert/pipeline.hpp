@@ -292,10 +292,10 @@ void distill_sequential(const model::model_weights<T>& source, model_conversion<
 }
 
 // Sequential refit, run after convert_model (without its refit stage; a latent norm already added is fitted
-// through, a distillation should come after it): the closed-form refits of refit.hpp in layer order, each layer's regressors computed on the converted model's own
-// inputs (its earlier layers already converted and refitted) and its targets the source layer on the source
-// model's inputs, so the least-squares fit also corrects the part of the earlier layers' drift that a linear
-// map of this layer's attention averages can. Same arguments as distill_sequential; only the first
+// through, a distillation should come after it): the closed-form refits of refit.hpp in layer order, each
+// layer's regressors computed on the converted model's own inputs (its earlier layers already converted and
+// refitted) and its targets the source layer on the source model's inputs, so the least-squares fit also
+// corrects the part of the earlier layers' drift that a linear map of this layer's attention averages can. Same arguments as distill_sequential; only the first
 // opt.max_windows windows are used when it is set. Appends "refit" (and "refit_o") rows to conv.report
 // (teacher-forced held-out error, comparable with the other stages) when `heldout` is given.
 template <class T>

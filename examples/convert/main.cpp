@@ -118,6 +118,11 @@ int main(int argc, char** argv) {
   app.add_option("--refit-tokens", refit_tokens, "calibration tokens the refit uses")->check(CLI::PositiveNumber);
   app.add_flag("--refit-o-proj", o.refit_opt.output_projection,
                "after the w_uv refit, also refit o_proj across heads in closed form (implies --refit)");
+  app.add_option("--refit-drift", o.refit_opt.drift_weight,
+                 "sequential refit: the o_proj target also gets this weight times the residual-stream drift before "
+                 "the layer, so the layer cancels what the earlier ones left (implies --refit-mode sequential "
+                 "--refit-o-proj; 0: off)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--distill-steps", o.distill.steps,
                  "layer-wise distillation through the softmax: Adam steps per layer (0: off)")
       ->check(CLI::NonNegativeNumber);
@@ -150,6 +155,15 @@ int main(int argc, char** argv) {
                "for what was converted")
       ->excludes("--no-latent-norm");
   CLI11_PARSE(app, argc, argv);
+  if (o.refit_opt.drift_weight > 0) {
+    if (app.count("--refit-mode") > 0 && refit_mode != "sequential") {
+      std::fprintf(stderr, "mla-convert: error: --refit-drift needs --refit-mode sequential (the drift is the "
+                           "converted model's own)\n");
+      return 1;
+    }
+    refit_mode = "sequential";
+    o.refit_opt.output_projection = true;
+  }
   if (o.refit_opt.output_projection || refit_mode == "sequential") o.refit = true;
 
   try {

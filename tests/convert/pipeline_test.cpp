@@ -357,6 +357,83 @@ BOOST_AUTO_TEST_CASE(sequential_refit) {
   }
 }
 
+// Residual-drift targets of the sequential refit (refit_options::drift_weight). Before layer 0 both streams are
+// the embeddings, so layer 0's o_proj is the one without drift; layer 1's o_proj must be the o_proj refit of its
+// refitted w_uv on the converted model's own inputs towards the source output plus drift_weight times (source
+// residual - converted residual), both residuals taken independently from the decoders' layer_output hooks.
+struct residual_recorder : mla::model::observer<float> {
+  int layer;
+  std::vector<matrix<float>> out;
+  explicit residual_recorder(int l) : layer(l) {}
+  void layer_output(int l, const matrix<float>& h) override {
+    if (l == layer) out.push_back(h);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(sequential_refit_drift) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    small_model m = make_small_model(gen);
+    const sequential_setup su(m, gen, 4);
+    mla::convert::pipeline_options o = su.options;
+    o.refit_opt.ridge = 0.1;
+    o.refit_opt.output_projection = true;
+    const auto unrefitted = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &su.inputs);
+    auto plain = unrefitted, drift = unrefitted;
+    mla::convert::refit_sequential(m.w, plain, su.tokens, su.inputs, o.refit_opt);
+    mla::convert::refit_options with = o.refit_opt;
+    with.drift_weight = 0.7;
+    mla::convert::refit_sequential(m.w, drift, su.tokens, su.inputs, with, &m.held_inputs);
+    BOOST_TEST(drift.report.back().stage == "refit_o");
+    const auto& d0 = drift.weights.layers[0].mla;
+    const auto& p0 = plain.weights.layers[0].mla;
+    BOOST_TEST(mla::ref::relative_error(d0.wo, p0.wo) < 1e-6);
+    BOOST_TEST(mla::ref::relative_error(d0.w_uv, p0.w_uv) < 1e-6);
+
+    // Layer 1's inputs and residuals, from the decoders.
+    residual_recorder r_src(0), r_own(0);
+    mla::convert::input_recorder<float> in_own(2);
+    const mla::model::decoder<float> src(m.cfg, m.w), own(drift.config, drift.weights);
+    struct both_hooks : mla::model::observer<float> {
+      mla::model::observer<float>* a;
+      mla::model::observer<float>* b;
+      void attention_input(int l, const matrix<float>& x, long p) override {
+        a->attention_input(l, x, p);
+        b->attention_input(l, x, p);
+      }
+      void layer_output(int l, const matrix<float>& h) override {
+        a->layer_output(l, h);
+        b->layer_output(l, h);
+      }
+    } hooks;
+    hooks.a = &r_own;
+    hooks.b = &in_own;
+    for (const auto& toks : su.tokens) {
+      src.forward(toks, &r_src);
+      own.forward(toks, &hooks);
+    }
+    const std::vector<matrix<float>> own_inputs = in_own.take()[1];
+    std::vector<matrix<float>> shift;
+    for (std::size_t w = 0; w < su.tokens.size(); ++w) shift.push_back(0.7f * (r_src.out[w] - r_own.out[w]));
+    BOOST_TEST(shift[0].norm() > 1e-3 * r_src.out[0].norm());  // layer 0 did change the stream
+    auto layer = drift.weights.layers[1].mla;
+    layer.wo = unrefitted.weights.layers[1].mla.wo;  // the w_uv refit comes first, without drift
+    mla::convert::refit_options fixed = o.refit_opt;
+    const auto want = mla::convert::refit_output_projection(m.w.layers[1].gqa, layer, su.inputs[1], fixed,
+                                                            &own_inputs, &shift);
+    BOOST_TEST(mla::ref::relative_error(drift.weights.layers[1].mla.wo, want.wo) < 1e-4);
+    BOOST_TEST(mla::ref::relative_error(drift.weights.layers[1].mla.wo, plain.weights.layers[1].mla.wo) > 1e-3);
+    BOOST_TEST(mla::ref::relative_error(drift.weights.layers[1].mla.w_uv, plain.weights.layers[1].mla.w_uv) < 1e-6);
+
+    std::vector<matrix<float>> bad = shift;
+    bad.pop_back();
+    BOOST_CHECK_THROW(mla::convert::refit_output_projection(m.w.layers[1].gqa, layer, su.inputs[1], fixed,
+                                                            &own_inputs, &bad),
+                      mla::error);
+  }
+}
+
 // The attention RoPE strategy runs through the pipeline on calibration inputs (and refuses to run without
 // them); the distillation can read its own, shorter windows.
 BOOST_AUTO_TEST_CASE(attention_rope_and_own_distill_windows) {

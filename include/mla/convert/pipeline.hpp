@@ -201,34 +201,49 @@ model_conversion<T> convert_model(const model::model_config& config, const model
 
 namespace detail {
 
-// Walks the converted model's residual stream over token windows in layer order. Before each layer runs,
-// visit(l, xn) gets that layer's normalised attention inputs xn ([windows] of [tokens, hidden], after the
-// earlier layers as they now are) and may replace the layer's weights; the stream then goes through it.
-template <class T, class Visit>
-void walk_converted_stream(model_conversion<T>& conv, const std::vector<std::vector<int>>& tokens, const char* who,
-                           Visit&& visit) {
-  const model::model_config& cfg = conv.config;
-  std::vector<ref::matrix<T>> x(tokens.size());  // [windows] of [tokens, hidden]
+// One decoder layer on the residual stream x [tokens, hidden], given its normalised attention input xn:
+// x += attention(xn), then x += mlp(rms_norm(x)).
+template <class T>
+void advance_stream(const model::model_config& cfg, model::attention_kind kind, const model::layer_weights<T>& lw,
+                    ref::matrix<T>& x, const ref::matrix<T>& xn) {
+  x += kind == model::attention_kind::gqa ? ref::gqa_prefill(lw.gqa, xn)
+                                          : ref::mla_prefill(lw.mla, xn, ref::mla_form::naive);
+  const ref::matrix<T> h = ref::rms_norm(x, lw.mlp_norm, cfg.rms_eps);
+  x += cfg.mlp == model::mlp_kind::moe ? lw.moe.forward(h) : lw.mlp.forward(h);
+}
+
+// [windows] of [tokens, hidden]: the embeddings of token windows.
+template <class T>
+std::vector<ref::matrix<T>> embed_windows(const model::model_config& cfg, const ref::matrix<T>& embed,
+                                          const std::vector<std::vector<int>>& tokens, const char* who) {
+  std::vector<ref::matrix<T>> x(tokens.size());
   for (std::size_t w = 0; w < tokens.size(); ++w) {
     x[w].resize(static_cast<Eigen::Index>(tokens[w].size()), cfg.hidden);
     for (std::size_t t = 0; t < tokens[w].size(); ++t) {
       check(tokens[w][t] >= 0 && tokens[w][t] < cfg.vocab_size, who, ": token id ", tokens[w][t], " in window ", w,
             " is outside the vocabulary [0, ", cfg.vocab_size, ")");
-      x[w].row(static_cast<Eigen::Index>(t)) = conv.weights.embed.row(tokens[w][t]);
+      x[w].row(static_cast<Eigen::Index>(t)) = embed.row(tokens[w][t]);
     }
   }
+  return x;
+}
+
+// Walks the converted model's residual stream over token windows in layer order. Before each layer runs,
+// visit(l, xn, x) gets that layer's normalised attention inputs xn and the residual stream x before it (both
+// [windows] of [tokens, hidden], after the earlier layers as they now are) and may replace the layer's weights;
+// the stream then goes through it.
+template <class T, class Visit>
+void walk_converted_stream(model_conversion<T>& conv, const std::vector<std::vector<int>>& tokens, const char* who,
+                           Visit&& visit) {
+  const model::model_config& cfg = conv.config;
+  std::vector<ref::matrix<T>> x = embed_windows(cfg, conv.weights.embed, tokens, who);  // [windows] of [tokens, hidden]
   for (int l = 0; l < cfg.n_layers; ++l) {
     const auto li = static_cast<std::size_t>(l);
-    model::layer_weights<T>& lw = conv.weights.layers[li];
+    const model::layer_weights<T>& lw = conv.weights.layers[li];
     std::vector<ref::matrix<T>> xn(x.size());
     for (std::size_t w = 0; w < x.size(); ++w) xn[w] = ref::rms_norm(x[w], lw.attn_norm, cfg.rms_eps);
-    visit(l, static_cast<const std::vector<ref::matrix<T>>&>(xn));
-    for (std::size_t w = 0; w < x.size(); ++w) {
-      x[w] += cfg.layers[li].attention == model::attention_kind::gqa ? ref::gqa_prefill(lw.gqa, xn[w])
-                                                                      : ref::mla_prefill(lw.mla, xn[w], ref::mla_form::naive);
-      const ref::matrix<T> h = ref::rms_norm(x[w], lw.mlp_norm, cfg.rms_eps);
-      x[w] += cfg.mlp == model::mlp_kind::moe ? lw.moe.forward(h) : lw.mlp.forward(h);
-    }
+    visit(l, static_cast<const std::vector<ref::matrix<T>>&>(xn), static_cast<const std::vector<ref::matrix<T>>&>(x));
+    for (std::size_t w = 0; w < x.size(); ++w) advance_stream(cfg, cfg.layers[li].attention, lw, x[w], xn[w]);
   }
 }
 
@@ -278,7 +293,8 @@ void distill_sequential(const model::model_weights<T>& source, model_conversion<
   for (int r : conv.ranks) total += r > 0;
   conv.distill.assign(static_cast<std::size_t>(n_layers), distill_report{});
   if (heldout) conv.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
-  detail::walk_converted_stream(conv, tokens, who, [&](int l, const std::vector<ref::matrix<T>>& xn) {
+  detail::walk_converted_stream(conv, tokens, who, [&](int l, const std::vector<ref::matrix<T>>& xn,
+                                                      const std::vector<ref::matrix<T>>&) {
     const auto li = static_cast<std::size_t>(l);
     if (!detail::is_converted(conv, li)) return;
     const ref::gqa_layer<T>& src = source.layers[li].gqa;
@@ -295,8 +311,11 @@ void distill_sequential(const model::model_weights<T>& source, model_conversion<
 // through, a distillation should come after it): the closed-form refits of refit.hpp in layer order, each
 // layer's regressors computed on the converted model's own inputs (its earlier layers already converted and
 // refitted) and its targets the source layer on the source model's inputs, so the least-squares fit also
-// corrects the part of the earlier layers' drift that a linear map of this layer's attention averages can. Same arguments as distill_sequential; only the first
-// opt.max_windows windows are used when it is set. Appends "refit" (and "refit_o") rows to conv.report
+// corrects the part of the earlier layers' drift that a linear map of this layer's attention averages can. With
+// opt.drift_weight (and the o_proj refit) the o_proj target also carries that weight times the residual-stream
+// drift before the layer (the source stream, walked beside, minus the converted one): the layer is then asked to
+// cancel the earlier layers' drift as well as to reproduce its own output. Same arguments as distill_sequential;
+// only the first opt.max_windows windows are used when it is set. Appends "refit" (and "refit_o") rows to conv.report
 // (teacher-forced held-out error, comparable with the other stages) when `heldout` is given.
 template <class T>
 void refit_sequential(const model::model_weights<T>& source, model_conversion<T>& conv,
@@ -320,10 +339,24 @@ void refit_sequential(const model::model_weights<T>& source, model_conversion<T>
     if (opt.output_projection)
       conv.report.push_back({"refit_o", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
   }
-  detail::walk_converted_stream(conv, used, who, [&](int l, const std::vector<ref::matrix<T>>& xn) {
+  // With drift_weight: the source model's residual stream on the same windows, walked beside the converted one.
+  const bool drift = opt.output_projection && opt.drift_weight != 0;
+  std::vector<ref::matrix<T>> x_src;
+  if (drift) x_src = detail::embed_windows(conv.config, source.embed, used, who);
+  detail::walk_converted_stream(conv, used, who, [&](int l, const std::vector<ref::matrix<T>>& xn,
+                                                     const std::vector<ref::matrix<T>>& x) {
     const auto li = static_cast<std::size_t>(l);
-    if (!detail::is_converted(conv, li)) return;
+    const bool converted = detail::is_converted(conv, li);
     const ref::gqa_layer<T>& src = source.layers[li].gqa;
+    std::vector<ref::matrix<T>> shift;  // [windows] of [tokens, hidden]: drift_weight * (source - own) stream
+    if (drift) {
+      for (std::size_t w = 0; w < nw; ++w) shift.push_back(T(opt.drift_weight) * (x_src[w] - x[w]));
+      const model::attention_kind kind = converted ? model::attention_kind::gqa : conv.config.layers[li].attention;
+      for (std::size_t w = 0; w < nw; ++w)
+        detail::advance_stream(conv.config, kind, source.layers[li], x_src[w],
+                               ref::rms_norm(x_src[w], source.layers[li].attn_norm, conv.config.rms_eps));
+    }
+    if (!converted) return;
     const std::vector<ref::matrix<T>> xs(source_inputs[li].begin(),
                                          source_inputs[li].begin() + static_cast<std::ptrdiff_t>(nw));
     ref::mla_layer<T>& layer = conv.weights.layers[li].mla;
@@ -331,7 +364,7 @@ void refit_sequential(const model::model_weights<T>& source, model_conversion<T>
     layer = refit_value_projection(src, layer, xs, one, offset, &xn);
     if (heldout) conv.report[row].per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
     if (opt.output_projection) {
-      layer = refit_output_projection(src, layer, xs, one, &xn);
+      layer = refit_output_projection(src, layer, xs, one, &xn, drift ? &shift : nullptr);
       if (heldout) conv.report[row + 1].per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
     }
     if (on_layer) on_layer(++done, total);

@@ -49,6 +49,10 @@ struct refit_options {
   double ridge = 0;
   int max_windows = 0;  // use only the first max_windows calibration windows; 0: all
   bool output_projection = false;  // pipeline: also refit o_proj (refit_output_projection) after w_uv
+  // Sequential refit only (pipeline.hpp), with output_projection: the o_proj target also gets drift_weight times
+  // the residual-stream drift before the layer (source stream minus the converted model's), so the layer also
+  // cancels what the earlier layers left. 0: off.
+  double drift_weight = 0;
 };
 
 namespace detail {
@@ -116,16 +120,16 @@ inline dmatrix ridge_towards(const least_squares_folds& s, const dmatrix& w0, do
   return best_lambda < 0 ? w0 : solve(xtx_all, xty_all, std::max(best_lambda, 1e-12 * scale));
 }
 
-// The optional own inputs must pair window by window with the source inputs.
+// The optional own inputs (or target shifts: `what`) must pair window by window with the source inputs.
 template <class T>
 void check_own_inputs(const char* who, const std::vector<ref::matrix<T>>& windows,
-                      const std::vector<ref::matrix<T>>* own_inputs) {
+                      const std::vector<ref::matrix<T>>* own_inputs, const char* what = "own input") {
   if (!own_inputs) return;
-  check(own_inputs->size() == windows.size(), who, ": ", own_inputs->size(), " own input windows for ", windows.size(),
-        " source input windows");
+  check(own_inputs->size() == windows.size(), who, ": ", own_inputs->size(), " ", what, " windows for ",
+        windows.size(), " source input windows");
   for (std::size_t w = 0; w < windows.size(); ++w)
-    check((*own_inputs)[w].rows() == windows[w].rows() && (*own_inputs)[w].cols() == windows[w].cols(), who,
-          ": own input window ", w, " is [", (*own_inputs)[w].rows(), ", ", (*own_inputs)[w].cols(), "], the source's is [",
+    check((*own_inputs)[w].rows() == windows[w].rows() && (*own_inputs)[w].cols() == windows[w].cols(), who, ": ",
+          what, " window ", w, " is [", (*own_inputs)[w].rows(), ", ", (*own_inputs)[w].cols(), "], the source's is [",
           windows[w].rows(), ", ", windows[w].cols(), "]");
 }
 
@@ -207,19 +211,22 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
 
 // Ridge refit of o_proj: W_o = argmin sum_t ||z_t W_o^T + b_o - y*_t||^2 + lambda ||W_o - W_o0||^2 over every
 // calibration token t, where z_t [n_heads * v_head_dim] are the converted layer's per-head attention outputs
-// (before o_proj) and y*_t [hidden] the source layer's output; b_o stays. Unlike the per-head w_uv refit this
-// couples the heads: one head's error can be compensated through the others' outputs. Same ridge rule as above
-// (towards the current W_o, lambda by two-fold validation unless opt.ridge > 0); every other tensor is unchanged,
-// so the cache and the shapes are as before.
+// (before o_proj) and y*_t [hidden] the source layer's output, plus row t of target_shift when given (the
+// sequential refit's drift term); b_o stays. Unlike the per-head w_uv refit this couples the heads: one head's
+// error can be compensated through the others' outputs. Same ridge rule as above (towards the current W_o, lambda
+// by two-fold validation unless opt.ridge > 0); every other tensor is unchanged, so the cache and the shapes are
+// as before.
 template <class T>
 ref::mla_layer<T> refit_output_projection(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& dst,
                                           const std::vector<ref::matrix<T>>& windows, const refit_options& opt = {},
-                                          const std::vector<ref::matrix<T>>* own_inputs = nullptr) {
+                                          const std::vector<ref::matrix<T>>* own_inputs = nullptr,
+                                          const std::vector<ref::matrix<T>>* target_shift = nullptr) {
   const char* who = "mla::convert::refit_output_projection";
   src.validate();
   dst.validate();
   check(!windows.empty(), who, ": no calibration windows");
   detail::check_own_inputs(who, windows, own_inputs);
+  detail::check_own_inputs(who, windows, target_shift, "target shift");
   check(src.hidden == dst.hidden, who, ": hidden sizes differ (", src.hidden, " vs ", dst.hidden, ")");
   const int hidden = dst.hidden, width = dst.n_heads * dst.v_head_dim;
   const std::size_t nw = opt.max_windows > 0 ? std::min(windows.size(), std::size_t(opt.max_windows)) : windows.size();
@@ -233,6 +240,7 @@ ref::mla_layer<T> refit_output_projection(const ref::gqa_layer<T>& src, const re
     const ref::matrix<T>& xm = own_inputs ? (*own_inputs)[wi] : x;  // what the converted layer sees
     dmatrix y = ref::gqa_prefill(src, x).template cast<double>();  // [tokens, hidden]
     if (dst.bo.size() != 0) y.rowwise() -= dst.bo.transpose().template cast<double>();
+    if (target_shift) y += (*target_shift)[wi].template cast<double>();
     dmatrix z(x.rows(), width);  // [tokens, n_heads * v_head_dim]
     for (int c0 = 0; c0 < width; c0 += hidden) {
       const int cw = std::min(hidden, width - c0);

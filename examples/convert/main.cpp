@@ -14,6 +14,7 @@
 #include <map>
 #include <mla/convert/calibration.hpp>
 #include <mla/convert/calibration_text.hpp>
+#include <mla/convert/distill_model.hpp>
 #include <mla/convert/latent_norm.hpp>
 #include <mla/convert/pipeline.hpp>
 #include <mla/model/deepseek_v3.hpp>
@@ -63,6 +64,11 @@ int main(int argc, char** argv) {
   long calib_tokens = 8192, heldout_tokens = 512, refit_tokens = 2048, distill_tokens = 4096;
   int window = 256;
   int distill_window = 0;
+  distill_options e2e;  // the end-to-end stage (distill_model.hpp)
+  e2e.learning_rate = 1e-3;
+  e2e.batch_windows = 1;
+  long e2e_tokens = 8192;
+  int e2e_window = 0;
   app.add_option("--model", model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--method", o.layer.factor.method, "joint K/V factorisation")
       ->transform(choices(std::map<std::string, factor_method>{{"weight_svd", factor_method::weight_svd},
@@ -139,6 +145,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 16));
   app.add_option("--distill-batch", o.distill.batch_windows, "calibration windows per distillation step")
       ->check(CLI::PositiveNumber);
+  app.add_option("--e2e-steps", e2e.steps,
+                 "end-to-end distillation after every other stage: Adam steps on the KL between the source model's "
+                 "next-token distributions and the converted model's, training every converted attention layer at "
+                 "once (0: off; needs every layer converted and a SwiGLU model)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--e2e-lr", e2e.learning_rate, "end-to-end step, relative to each tensor's RMS")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--e2e-batch", e2e.batch_windows, "token windows per end-to-end step")->check(CLI::PositiveNumber);
+  app.add_option("--e2e-tokens", e2e_tokens,
+                 "calibration tokens the end-to-end distillation uses, from the start of the calibration stretch "
+                 "(a fifth held out)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--e2e-window", e2e_window, "window length of the end-to-end distillation in tokens (0: --window)")
+      ->check(CLI::Range(0, 1 << 16));
   long report_context = 8192;
   app.add_option("--report-context", report_context, "context length of the KV-cache summary line")
       ->check(CLI::PositiveNumber);
@@ -254,18 +274,23 @@ int main(int argc, char** argv) {
       }
     }
 
+    // Token windows of `len` for a training stage, from the start of the calibration stretch: `tokens` of them
+    // (--<flag>-tokens), capped at the stretch with a note, and at least 2 (a fifth is held out).
+    auto stage_windows = [&](long tokens, int len, const char* flag, const char* stage) {
+      const long stretch = long(n_cal) * window;
+      if (tokens > stretch)
+        std::fprintf(stderr, "mla-convert: note: --%s-tokens %ld is more than the %ld calibration tokens "
+                     "(--calib-tokens); the %s uses %ld\n", flag, tokens, stretch, stage, stretch);
+      const int n = static_cast<int>(std::min(tokens, stretch) / len);
+      mla::check(n >= 2, "--", flag, "-window ", len, ": the ", stage, " needs 2 windows within ",
+                 std::min(tokens, stretch), " calibration tokens (--", flag, "-tokens, --calib-tokens)");
+      return token_windows(ids, len, 0, n);
+    };
     // The distillation's own windows (--distill-window), from the start of the calibration stretch.
     std::vector<std::vector<mla::ref::matrix<float>>> distill_inputs;
     std::vector<std::vector<int>> distill_tokens_windows;
     if (own_distill_windows) {
-      const long stretch = long(n_cal) * window;
-      if (distill_tokens > stretch)
-        std::fprintf(stderr, "mla-convert: note: --distill-tokens %ld is more than the %ld calibration tokens "
-                     "(--calib-tokens); the distillation uses %ld\n", distill_tokens, stretch, stretch);
-      const int n_dist = static_cast<int>(std::min(distill_tokens, stretch) / distill_window);
-      mla::check(n_dist >= 2, "--distill-window ", distill_window, ": the distillation needs 2 windows within ",
-                 std::min(distill_tokens, stretch), " calibration tokens (--distill-tokens, --calib-tokens)");
-      distill_tokens_windows = token_windows(ids, distill_window, 0, n_dist);
+      distill_tokens_windows = stage_windows(distill_tokens, distill_window, "distill", "distillation");
       input_recorder<float> rec(cfg.n_layers);
       run_with_bar(m.model, distill_tokens_windows, rec, "distillation inputs");
       distill_inputs = rec.take();
@@ -302,6 +327,22 @@ int main(int argc, char** argv) {
                          n_held > 0 ? &held_inputs : nullptr, [&](int done, int) { bar.update(done); });
       bar.finish();
     }
+    distill_report e2e_report;
+    if (e2e.steps > 0) {
+      if (e2e_window == 0) e2e_window = window;
+      const auto e2e_windows = stage_windows(e2e_tokens, e2e_window, "e2e", "end-to-end distillation");
+      mla::util::progress_bar bar("distilling end to end", double(e2e.steps), "steps");
+      distill_model(m.model, conv, e2e_windows, e2e, &e2e_report,
+                    [&](int step, int, double) { bar.update(step); });
+      bar.finish();
+      if (n_held > 0) {
+        conv.report.push_back({"e2e", std::vector<double>(static_cast<std::size_t>(cfg.n_layers), 0.0)});
+        for (int l : todo)
+          conv.report.back().per_layer[static_cast<std::size_t>(l)] = attention_output_error(
+              m.model.weights().layers[static_cast<std::size_t>(l)].gqa,
+              conv.weights.layers[static_cast<std::size_t>(l)].mla, held_inputs[static_cast<std::size_t>(l)]);
+      }
+    }
     if (distill) {
       std::printf("distillation (%s, %d steps per layer, lr %g, %d windows per step): own held-out loss before -> "
                   "after, best step\n", distill_mode.c_str(), o.distill.steps, o.distill.learning_rate,
@@ -312,6 +353,10 @@ int main(int argc, char** argv) {
       }
     }
 
+    if (e2e.steps > 0)
+      std::printf("end-to-end distillation (%d steps, lr %g, %d windows of %d tokens per step): held-out KL to the "
+                  "source %.5f -> %.5f nats per token (step %d)\n", e2e.steps, e2e.learning_rate, e2e.batch_windows,
+                  e2e_window, e2e_report.heldout_before, e2e_report.heldout_after, e2e_report.best_step);
     std::printf("stage report: relative error of attention outputs on %d held-out tokens (teacher-forced)\n",
                 n_held * window);
     std::printf("%5s %4s %6s %6s %10s", "layer", "kind", "rank", "rope", "KV elem/t");

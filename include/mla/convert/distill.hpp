@@ -92,6 +92,191 @@ void rotate_rows(const ref::rope<T>& rot, ref::matrix<T>& m, Eigen::Index col, l
   for (Eigen::Index t = 0; t < m.rows(); ++t) rot.apply(m.data() + t * m.cols() + col, sign * long(t));
 }
 
+// What the backward pass of one MLA layer needs from its forward pass (one window of n tokens).
+template <class T>
+struct mla_tape {
+  ref::matrix<T> q;             // [n, heads*qk] queries, RoPE applied
+  ref::vector<T> inv_rms;       // [n] 1 / rms_t of the raw latent (latent norm only)
+  ref::matrix<T> c_hat;         // [n, rank] raw latent / rms_t (latent norm only)
+  ref::matrix<T> c;             // [n, rank] what is cached
+  ref::matrix<T> k_pe;          // [n, rd] shared RoPE key, RoPE applied
+  ref::matrix<T> attn;          // [n, heads*dv] per-head attention outputs before o_proj
+  std::vector<ref::matrix<T>> probs;  // [heads] of [n, n] softmax probabilities
+};
+
+// The layer's naive prefill of x [n, hidden] (positions 0..n-1) -> [n, hidden]; fills `tape` when given.
+template <class T>
+ref::matrix<T> mla_forward_taped(const ref::mla_layer<T>& l, const ref::matrix<T>& x, mla_tape<T>* tape) {
+  using mat = ref::matrix<T>;
+  const Eigen::Index n = x.rows();
+  const int heads = l.n_heads, nope = l.nope_dim, rd = l.rope_dim, qk = nope + rd, dv = l.v_head_dim;
+  const ref::rope<T> rot(l.rope);
+  const T scale = static_cast<T>(l.attention.softmax_scale);
+  mla_tape<T> local;
+  mla_tape<T>& tp = tape ? *tape : local;
+
+  tp.q = ref::detail::linear(x, l.wq, l.bq);  // RoPE on each head's last rd channels
+  for (int h = 0; h < heads; ++h) rotate_rows(rot, tp.q, Eigen::Index(h) * qk + nope, 1);
+  const bool normed = l.latent_norm.size() != 0;
+  tp.c = ref::detail::linear(x, l.w_dkv, l.b_dkv);  // raw latent first
+  if (normed) {
+    tp.inv_rms.resize(n);
+    tp.c_hat.resize(n, tp.c.cols());
+    for (Eigen::Index t = 0; t < n; ++t) {
+      const double ms = tp.c.row(t).template cast<double>().squaredNorm() / double(tp.c.cols());
+      tp.inv_rms[t] = static_cast<T>(1.0 / std::sqrt(ms + l.latent_norm_eps));
+      tp.c_hat.row(t) = tp.c.row(t) * tp.inv_rms[t];
+    }
+    tp.c = tp.c_hat * l.latent_norm.asDiagonal();
+  }
+  tp.k_pe = ref::detail::linear(x, l.w_kr, l.b_kr);
+  rotate_rows(rot, tp.k_pe, 0, 1);
+
+  tp.attn.resize(n, Eigen::Index(heads) * dv);
+  tp.probs.assign(tape ? std::size_t(heads) : 0, mat());
+  mat k_h, v_h, p;
+  for (int h = 0; h < heads; ++h) {
+    k_h.noalias() = tp.c * l.w_uk.middleRows(Eigen::Index(h) * nope, nope).transpose();  // [n, nope]
+    v_h.noalias() = tp.c * l.w_uv.middleRows(Eigen::Index(h) * dv, dv).transpose();      // [n, dv]
+    p.noalias() = tp.q.middleCols(Eigen::Index(h) * qk, nope) * k_h.transpose();
+    p.noalias() += tp.q.middleCols(Eigen::Index(h) * qk + nope, rd) * tp.k_pe.transpose();
+    p *= scale;
+    const T* sink = l.sinks.size() != 0 ? &l.sinks[h] : nullptr;
+    for (Eigen::Index t = 0; t < n; ++t) ref::detail::masked_softmax_row(p.data() + t * n, 0, n, t, l.attention, sink);
+    tp.attn.middleCols(Eigen::Index(h) * dv, dv).noalias() = p * v_h;
+    if (tape) tp.probs[std::size_t(h)] = p;
+  }
+  return ref::detail::linear(tp.attn, l.wo, l.bo);
+}
+
+// Backward of mla_forward_taped: given d_out = dL/d(out) [n, hidden], adds dL/d(theta) to grad and, when d_x
+// is given, writes dL/dx [n, hidden] (for a model-level backward through the residual stream).
+template <class T>
+void mla_backward(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const mla_tape<T>& tp,
+                  const ref::matrix<T>& d_out, distill_gradient<T>& grad, ref::matrix<T>* d_x = nullptr) {
+  using mat = ref::matrix<T>;
+  const Eigen::Index n = x.rows();
+  const int heads = l.n_heads, nope = l.nope_dim, rd = l.rope_dim, qk = nope + rd, dv = l.v_head_dim;
+  const ref::rope<T> rot(l.rope);
+  const T scale = static_cast<T>(l.attention.softmax_scale);
+  const mat& c = tp.c;
+  grad.wo.noalias() += d_out.transpose() * tp.attn;
+  const mat d_attn = d_out * l.wo;  // [n, heads*dv]
+  mat d_q = mat::Zero(n, tp.q.cols()), d_c = mat::Zero(n, c.cols()), d_kpe = mat::Zero(n, rd);
+  mat k_h, v_h, d_p, d_k, d_v;
+  for (int h = 0; h < heads; ++h) {
+    const auto w_uk_h = l.w_uk.middleRows(Eigen::Index(h) * nope, nope);
+    const auto w_uv_h = l.w_uv.middleRows(Eigen::Index(h) * dv, dv);
+    k_h.noalias() = c * w_uk_h.transpose();
+    v_h.noalias() = c * w_uv_h.transpose();
+    const mat& ph = tp.probs[std::size_t(h)];
+    const auto d_o = d_attn.middleCols(Eigen::Index(h) * dv, dv);  // [n, dv]
+    d_v.noalias() = ph.transpose() * d_o;                           // [n, dv]
+    d_p.noalias() = d_o * v_h.transpose();                          // [n, n]
+    const ref::vector<T> row_dot = (ph.array() * d_p.array()).rowwise().sum();
+    d_p = (ph.array() * (d_p.array().colwise() - row_dot.array())) * scale;  // now dS
+    d_q.middleCols(Eigen::Index(h) * qk, nope).noalias() = d_p * k_h;
+    d_q.middleCols(Eigen::Index(h) * qk + nope, rd).noalias() = d_p * tp.k_pe;
+    d_k.noalias() = d_p.transpose() * tp.q.middleCols(Eigen::Index(h) * qk, nope);  // [n, nope]
+    d_kpe.noalias() += d_p.transpose() * tp.q.middleCols(Eigen::Index(h) * qk + nope, rd);
+    d_c.noalias() += d_k * w_uk_h;
+    d_c.noalias() += d_v * w_uv_h;
+    grad.w_uk.middleRows(Eigen::Index(h) * nope, nope).noalias() += d_k.transpose() * c;
+    grad.w_uv.middleRows(Eigen::Index(h) * dv, dv).noalias() += d_v.transpose() * c;
+  }
+  for (int h = 0; h < heads; ++h) rotate_rows(rot, d_q, Eigen::Index(h) * qk + nope, -1);
+  rotate_rows(rot, d_kpe, 0, -1);
+  grad.wq.noalias() += d_q.transpose() * x;
+  grad.w_kr.noalias() += d_kpe.transpose() * x;
+  if (l.latent_norm.size() != 0) {
+    grad.latent_norm.noalias() += (d_c.cwiseProduct(tp.c_hat)).colwise().sum().transpose();
+    const mat g = d_c * l.latent_norm.asDiagonal();  // d loss / d c_hat
+    const ref::vector<T> g_dot = g.cwiseProduct(tp.c_hat).rowwise().sum() / static_cast<T>(c.cols());
+    d_c = (g - g_dot.asDiagonal() * tp.c_hat);
+    d_c = tp.inv_rms.asDiagonal() * d_c;  // now d loss / d c_raw
+  }
+  grad.w_dkv.noalias() += d_c.transpose() * x;
+  if (d_x) {
+    d_x->noalias() = d_q * l.wq;
+    d_x->noalias() += d_kpe * l.w_kr;
+    d_x->noalias() += d_c * l.w_dkv;
+  }
+}
+
+// Adam over a set of tensors, each tensor's step scaled by its RMS at registration (so one learning rate fits
+// tensors of very different scales); bias-corrected.
+template <class T>
+class rms_adam {
+ public:
+  void add(T* param, const T* grad, Eigen::Index size) {
+    params_.emplace_back(param, size);
+    grads_.emplace_back(grad, size);
+    m1_.push_back(Eigen::Array<T, Eigen::Dynamic, 1>::Zero(size));
+    m2_.push_back(Eigen::Array<T, Eigen::Dynamic, 1>::Zero(size));
+    const auto& p = params_.back();
+    scale_.push_back(size ? std::sqrt(p.template cast<double>().square().sum() / double(size)) : 0.0);
+  }
+  // Step number `step` (from 1) with learning rate lr (relative to each tensor's RMS).
+  void step(double lr, int step) {
+    const double beta1 = 0.9, beta2 = 0.999, eps = 1e-12;
+    const double c1 = 1.0 - std::pow(beta1, step), c2 = 1.0 - std::pow(beta2, step);
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      m1_[i] = T(beta1) * m1_[i] + T(1 - beta1) * grads_[i];
+      m2_[i] = T(beta2) * m2_[i] + T(1 - beta2) * grads_[i].square();
+      const T a = static_cast<T>(lr * scale_[i] * std::sqrt(c2) / c1);
+      params_[i] -= a * m1_[i] / (m2_[i].sqrt() + T(eps));
+    }
+  }
+
+ private:
+  std::vector<Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>> params_;
+  std::vector<Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>> grads_;
+  std::vector<Eigen::Array<T, Eigen::Dynamic, 1>> m1_, m2_;
+  std::vector<double> scale_;
+};
+
+// Registers the layer's trained tensors (of `opt`) and their gradients with the optimiser.
+template <class T, class Options>
+void train_layer(rms_adam<T>& adam, ref::mla_layer<T>& l, distill_gradient<T>& g, const Options& opt) {
+  adam.add(l.w_dkv.data(), g.w_dkv.data(), l.w_dkv.size());
+  adam.add(l.w_kr.data(), g.w_kr.data(), l.w_kr.size());
+  adam.add(l.w_uk.data(), g.w_uk.data(), l.w_uk.size());
+  adam.add(l.w_uv.data(), g.w_uv.data(), l.w_uv.size());
+  if (opt.train_query) adam.add(l.wq.data(), g.wq.data(), l.wq.size());
+  if (opt.train_output) adam.add(l.wo.data(), g.wo.data(), l.wo.size());
+  if (opt.train_latent_norm && l.latent_norm.size() != 0)
+    adam.add(l.latent_norm.data(), g.latent_norm.data(), l.latent_norm.size());
+}
+
+// Draws training windows [0, n) in epochs, each a fresh shuffle (seeded), `count` at a time (at most n).
+class window_sampler {
+ public:
+  window_sampler(std::size_t n, std::uint64_t seed) : gen_(seed), order_(n), cursor_(n) {
+    std::iota(order_.begin(), order_.end(), std::size_t(0));
+  }
+  std::vector<std::size_t> next(int count) {
+    std::vector<std::size_t> batch;
+    for (int b = 0; b < count && b < int(order_.size()); ++b) {
+      if (cursor_ == order_.size()) {
+        std::shuffle(order_.begin(), order_.end(), gen_);
+        cursor_ = 0;
+      }
+      batch.push_back(order_[cursor_++]);
+    }
+    return batch;
+  }
+
+ private:
+  std::mt19937_64 gen_;
+  std::vector<std::size_t> order_;
+  std::size_t cursor_;  // == order_.size(): reshuffle before the next draw
+};
+
+// Cosine-decayed learning rate of step `step` (from 1) of `steps`.
+inline double cosine_rate(double lr, int step, int steps) {
+  return lr * 0.5 * (1.0 + std::cos(3.14159265358979323846 * (step - 1) / steps));
+}
+
 }  // namespace detail
 
 // Loss sum ||out - y||^2 * inv_norm of one window x [n, hidden] (positions 0..n-1) against the target
@@ -99,87 +284,10 @@ void rotate_rows(const ref::rope<T>& rot, ref::matrix<T>& m, Eigen::Index col, l
 template <class T>
 double distill_loss(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const ref::matrix<T>& y, double inv_norm,
                     distill_gradient<T>* grad = nullptr) {
-  using mat = ref::matrix<T>;
-  const Eigen::Index n = x.rows();
-  const int heads = l.n_heads, nope = l.nope_dim, rd = l.rope_dim, qk = nope + rd, dv = l.v_head_dim;
-  const ref::rope<T> rot(l.rope);
-  const T scale = static_cast<T>(l.attention.softmax_scale);
-
-  mat q = ref::detail::linear(x, l.wq, l.bq);  // [n, heads*qk], RoPE on each head's last rd channels
-  for (int h = 0; h < heads; ++h) detail::rotate_rows(rot, q, Eigen::Index(h) * qk + nope, 1);
-  const bool normed = l.latent_norm.size() != 0;
-  const mat c_raw = ref::detail::linear(x, l.w_dkv, l.b_dkv);  // [n, rank] before the optional latent norm
-  ref::vector<T> inv_rms;                                       // [n] 1 / rms_t of c_raw (latent norm only)
-  mat c_hat;                                                    // [n, rank] c_raw / rms_t
-  if (normed) {
-    inv_rms.resize(n);
-    c_hat.resize(n, c_raw.cols());
-    for (Eigen::Index t = 0; t < n; ++t) {
-      const double ms = c_raw.row(t).template cast<double>().squaredNorm() / double(c_raw.cols());
-      inv_rms[t] = static_cast<T>(1.0 / std::sqrt(ms + l.latent_norm_eps));
-      c_hat.row(t) = c_raw.row(t) * inv_rms[t];
-    }
-  }
-  const mat c = normed ? mat(c_hat * l.latent_norm.asDiagonal()) : c_raw;  // [n, rank] what is cached
-  mat k_pe = ref::detail::linear(x, l.w_kr, l.b_kr);       // [n, rd]
-  detail::rotate_rows(rot, k_pe, 0, 1);
-
-  mat attn(n, Eigen::Index(heads) * dv);  // [n, heads*dv]
-  std::vector<mat> probs(grad ? std::size_t(heads) : 0);
-  mat k_h, v_h, p;
-  for (int h = 0; h < heads; ++h) {
-    k_h.noalias() = c * l.w_uk.middleRows(Eigen::Index(h) * nope, nope).transpose();  // [n, nope]
-    v_h.noalias() = c * l.w_uv.middleRows(Eigen::Index(h) * dv, dv).transpose();      // [n, dv]
-    p.noalias() = q.middleCols(Eigen::Index(h) * qk, nope) * k_h.transpose();
-    p.noalias() += q.middleCols(Eigen::Index(h) * qk + nope, rd) * k_pe.transpose();
-    p *= scale;
-    const T* sink = l.sinks.size() != 0 ? &l.sinks[h] : nullptr;
-    for (Eigen::Index t = 0; t < n; ++t) ref::detail::masked_softmax_row(p.data() + t * n, 0, n, t, l.attention, sink);
-    attn.middleCols(Eigen::Index(h) * dv, dv).noalias() = p * v_h;
-    if (grad) probs[std::size_t(h)] = p;
-  }
-  const mat out = ref::detail::linear(attn, l.wo, l.bo);
-  const mat diff = out - y;
+  detail::mla_tape<T> tape;
+  const ref::matrix<T> diff = detail::mla_forward_taped(l, x, grad ? &tape : nullptr) - y;
   const double loss = diff.template cast<double>().squaredNorm() * inv_norm;
-  if (!grad) return loss;
-
-  const mat d_out = diff * static_cast<T>(2 * inv_norm);  // [n, hidden]
-  grad->wo.noalias() += d_out.transpose() * attn;
-  const mat d_attn = d_out * l.wo;  // [n, heads*dv]
-  mat d_q = mat::Zero(n, q.cols()), d_c = mat::Zero(n, c.cols()), d_kpe = mat::Zero(n, rd);
-  mat d_p, d_k, d_v;
-  for (int h = 0; h < heads; ++h) {
-    const auto w_uk_h = l.w_uk.middleRows(Eigen::Index(h) * nope, nope);
-    const auto w_uv_h = l.w_uv.middleRows(Eigen::Index(h) * dv, dv);
-    k_h.noalias() = c * w_uk_h.transpose();
-    v_h.noalias() = c * w_uv_h.transpose();
-    const mat& ph = probs[std::size_t(h)];
-    const auto d_o = d_attn.middleCols(Eigen::Index(h) * dv, dv);  // [n, dv]
-    d_v.noalias() = ph.transpose() * d_o;                           // [n, dv]
-    d_p.noalias() = d_o * v_h.transpose();                          // [n, n]
-    const ref::vector<T> row_dot = (ph.array() * d_p.array()).rowwise().sum();
-    d_p = (ph.array() * (d_p.array().colwise() - row_dot.array())) * scale;  // now dS
-    d_q.middleCols(Eigen::Index(h) * qk, nope).noalias() = d_p * k_h;
-    d_q.middleCols(Eigen::Index(h) * qk + nope, rd).noalias() = d_p * k_pe;
-    d_k.noalias() = d_p.transpose() * q.middleCols(Eigen::Index(h) * qk, nope);  // [n, nope]
-    d_kpe.noalias() += d_p.transpose() * q.middleCols(Eigen::Index(h) * qk + nope, rd);
-    d_c.noalias() += d_k * w_uk_h;
-    d_c.noalias() += d_v * w_uv_h;
-    grad->w_uk.middleRows(Eigen::Index(h) * nope, nope).noalias() += d_k.transpose() * c;
-    grad->w_uv.middleRows(Eigen::Index(h) * dv, dv).noalias() += d_v.transpose() * c;
-  }
-  for (int h = 0; h < heads; ++h) detail::rotate_rows(rot, d_q, Eigen::Index(h) * qk + nope, -1);
-  detail::rotate_rows(rot, d_kpe, 0, -1);
-  grad->wq.noalias() += d_q.transpose() * x;
-  grad->w_kr.noalias() += d_kpe.transpose() * x;
-  if (normed) {
-    grad->latent_norm.noalias() += (d_c.cwiseProduct(c_hat)).colwise().sum().transpose();
-    const mat g = d_c * l.latent_norm.asDiagonal();  // d loss / d c_hat
-    const ref::vector<T> g_dot = g.cwiseProduct(c_hat).rowwise().sum() / static_cast<T>(c_raw.cols());
-    d_c = (g - g_dot.asDiagonal() * c_hat);
-    d_c = inv_rms.asDiagonal() * d_c;  // now d loss / d c_raw
-  }
-  grad->w_dkv.noalias() += d_c.transpose() * x;
+  if (grad) detail::mla_backward(l, x, tape, (diff * static_cast<T>(2 * inv_norm)).eval(), *grad);
   return loss;
 }
 
@@ -221,54 +329,20 @@ ref::mla_layer<T> distill_layer_to(const ref::mla_layer<T>& init, const std::vec
   distill_report rep;
   rep.heldout_before = best_loss;
 
-  // Trained tensors (flat views of `cur` and `g`), their Adam moments and step scales (RMS of the initial tensor).
-  using flat = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  // Trained tensors of `cur`, their gradients in `g`.
   distill_gradient<T> g(cur);
-  std::vector<flat> params, grads;
-  auto train = [&](T* p, T* dp, Eigen::Index size) { params.emplace_back(p, size), grads.emplace_back(dp, size); };
-  train(cur.w_dkv.data(), g.w_dkv.data(), cur.w_dkv.size());
-  train(cur.w_kr.data(), g.w_kr.data(), cur.w_kr.size());
-  train(cur.w_uk.data(), g.w_uk.data(), cur.w_uk.size());
-  train(cur.w_uv.data(), g.w_uv.data(), cur.w_uv.size());
-  if (opt.train_query) train(cur.wq.data(), g.wq.data(), cur.wq.size());
-  if (opt.train_output) train(cur.wo.data(), g.wo.data(), cur.wo.size());
-  if (opt.train_latent_norm && cur.latent_norm.size() != 0)
-    train(cur.latent_norm.data(), g.latent_norm.data(), cur.latent_norm.size());
-  std::vector<Eigen::Array<T, Eigen::Dynamic, 1>> m1, m2;
-  std::vector<double> step_scale;
-  for (const flat& p : params) {
-    m1.push_back(Eigen::Array<T, Eigen::Dynamic, 1>::Zero(p.size()));
-    m2.push_back(Eigen::Array<T, Eigen::Dynamic, 1>::Zero(p.size()));
-    step_scale.push_back(p.size() ? std::sqrt(p.template cast<double>().square().sum() / double(p.size())) : 0.0);
-  }
-  const double beta1 = 0.9, beta2 = 0.999, eps = 1e-12;
+  detail::rms_adam<T> adam;
+  detail::train_layer(adam, cur, g, opt);
 
-  std::mt19937_64 gen(opt.seed);
-  std::vector<std::size_t> order(n_train);
-  std::iota(order.begin(), order.end(), std::size_t(0));
-  std::size_t cursor = n_train;  // reshuffle at the first step
+  detail::window_sampler sampler(n_train, opt.seed);
   for (int step = 1; step <= opt.steps; ++step) {
     g.set_zero();
-    std::vector<std::size_t> batch;
-    for (int b = 0; b < opt.batch_windows && b < int(n_train); ++b) {
-      if (cursor == n_train) {
-        std::shuffle(order.begin(), order.end(), gen);
-        cursor = 0;
-      }
-      batch.push_back(order[cursor++]);
-    }
+    const std::vector<std::size_t> batch = sampler.next(opt.batch_windows);
     double norm = 0;
     for (std::size_t w : batch) norm += targets[w].template cast<double>().squaredNorm();
     for (std::size_t w : batch) distill_loss(cur, windows[w], targets[w], norm > 0 ? 1.0 / norm : 1.0, &g);
 
-    const double lr = opt.learning_rate * 0.5 * (1.0 + std::cos(3.14159265358979323846 * (step - 1) / opt.steps));
-    const double c1 = 1.0 - std::pow(beta1, step), c2 = 1.0 - std::pow(beta2, step);
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      m1[i] = T(beta1) * m1[i] + T(1 - beta1) * grads[i];
-      m2[i] = T(beta2) * m2[i] + T(1 - beta2) * grads[i].square();
-      const T a = static_cast<T>(lr * step_scale[i] * std::sqrt(c2) / c1);
-      params[i] -= a * m1[i] / (m2[i].sqrt() + T(eps));
-    }
+    adam.step(detail::cosine_rate(opt.learning_rate, step, opt.steps), step);
     rep.steps_run = step;
     if (step % opt.validate_every == 0 || step == opt.steps) {
       const double v = heldout_loss(cur);

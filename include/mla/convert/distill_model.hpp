@@ -1,0 +1,253 @@
+// mla::convert distill_model (optional stage): end-to-end distillation of a converted model towards the
+// next-token distributions of its source model.
+//
+// The layer-wise stages (refit.hpp, distill.hpp) match each attention layer's output. What the converted model
+// finally gets wrong is the distribution it predicts, after every layer's small error has gone through the MLPs,
+// the norms and the later layers. This stage minimises, over calibration windows (positions from 0),
+//   L(theta) = (1/N) sum_t KL(p_t || q_t),  p_t = softmax(source logits_t), q_t = softmax(converted logits_t)
+// over the attention tensors of every converted layer (those distill.hpp trains: wq, w_dkv, w_kr, w_uk, w_uv, wo
+// and the latent norm's weight). Embeddings, norms and MLPs stay frozen, as do biases, sinks and RoPE, so the
+// cache and every shape are unchanged. Adam as in distill.hpp (per-tensor RMS steps, cosine decay); the last
+// fifth of the windows is held out and the model with the lowest held-out KL seen is kept, the input model
+// included, so the stage never makes its held-out KL worse.
+//
+// The backward pass through the model is written out by hand (shapes [n, .] per window of n tokens):
+//   z = rms(x_L) U^T [n, vocab]:   dz_t = (q_t - p_t) / N,  d(rms(x_L)) = dz U
+//   RMSNorm y = x / rms(x) o w:    dx = (g - xhat (g . xhat) / d) / rms(x),  g = dy o w, xhat = x / rms(x)
+//   layer: h = x + attn(rms(x)), out = h + mlp(rms(h)):   dh = dout + rms'(mlp'(dout)),  dx = dh + rms'(attn'(dh))
+//   SwiGLU a = silu(g) o u, out = a W_down^T:   du = da o silu(g),  dg = da o u o s (1 + g (1 - s)), s = sigmoid(g)
+//   attention: detail::mla_backward (distill.hpp), which also returns d(input).
+// model_distill_loss() exposes the loss and gradient for a finite-difference check.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "mla/convert/distill.hpp"
+#include "mla/convert/pipeline.hpp"
+#include "mla/core/error.hpp"
+#include "mla/model/decoder.hpp"
+#include "mla/reference/eigen_types.hpp"
+
+namespace mla::convert {
+
+namespace detail {
+
+// Backward of ref::rms_norm: x [n, d] the norm's input, dy [n, d] -> dx [n, d].
+template <class T>
+ref::matrix<T> rms_norm_backward(const ref::matrix<T>& x, const ref::vector<T>& weight, double eps,
+                                 const ref::matrix<T>& dy) {
+  ref::matrix<T> dx(x.rows(), x.cols());
+  const double d = double(x.cols());
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    const double inv = 1.0 / std::sqrt(x.row(t).template cast<double>().squaredNorm() / d + eps);
+    const Eigen::RowVectorXd xhat = x.row(t).template cast<double>() * inv;
+    const Eigen::RowVectorXd g = dy.row(t).template cast<double>().cwiseProduct(weight.transpose().template cast<double>());
+    dx.row(t) = ((g - xhat * (g.dot(xhat) / d)) * inv).template cast<T>();
+  }
+  return dx;
+}
+
+// Row-wise softmax of logits [n, vocab], accumulated in double.
+template <class T>
+ref::matrix<T> softmax_rows(const ref::matrix<T>& z) {
+  ref::matrix<T> p(z.rows(), z.cols());
+  for (Eigen::Index t = 0; t < z.rows(); ++t) {
+    const Eigen::RowVectorXd zt = z.row(t).template cast<double>();
+    const Eigen::RowVectorXd e = (zt.array() - zt.maxCoeff()).exp().matrix();
+    p.row(t) = (e / e.sum()).template cast<T>();
+  }
+  return p;
+}
+
+// One decoder layer's forward values the backward pass needs.
+template <class T>
+struct layer_tape {
+  ref::matrix<T> x, xn, h, mn, gate, up;  // [n, hidden] x4, [n, intermediate] x2 (gate before silu)
+  mla_tape<T> attn;
+};
+
+template <class T>
+void check_model_distill(const char* who, const model::model_config& cfg, const model::model_weights<T>& w) {
+  check(cfg.mlp == model::mlp_kind::swiglu, who, ": end-to-end distillation needs a SwiGLU model (the MoE ",
+        "backward is not written)");
+  check(static_cast<int>(w.layers.size()) == cfg.n_layers, who, ": weights for ", w.layers.size(), " layers, model has ",
+        cfg.n_layers);
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    check(cfg.layers[static_cast<std::size_t>(l)].attention == model::attention_kind::mla, who, ": layer ", l,
+          " is GQA; end-to-end distillation needs every layer converted to MLA");
+    check_distill_layer(who, w.layers[static_cast<std::size_t>(l)].mla);
+  }
+}
+
+}  // namespace detail
+
+// Next-token probabilities [tokens, vocab] of `model` on a fresh sequence.
+template <class T>
+ref::matrix<T> next_token_probabilities(const model::decoder<T>& model, const std::vector<int>& tokens) {
+  return detail::softmax_rows(model.forward(tokens));
+}
+
+// weight * sum_t KL(p_t || q_t) of the model (cfg, w) on one window of tokens (positions from 0), where
+// teacher_p [tokens, vocab] holds the p_t and q_t are the model's own next-token distributions. When grad is
+// given ([n_layers], shaped like each layer's MLA weights), adds d(loss)/d(theta) to it.
+template <class T>
+double model_distill_loss(const model::model_config& cfg, const model::model_weights<T>& w,
+                          const std::vector<int>& tokens, const ref::matrix<T>& teacher_p, double weight,
+                          std::vector<distill_gradient<T>>* grad = nullptr) {
+  using mat = ref::matrix<T>;
+  const char* who = "mla::convert::model_distill_loss";
+  detail::check_model_distill(who, cfg, w);
+  const auto n = static_cast<Eigen::Index>(tokens.size());
+  check(n > 0 && teacher_p.rows() == n && teacher_p.cols() == cfg.vocab_size, who, ": teacher probabilities are [",
+        teacher_p.rows(), ", ", teacher_p.cols(), "], expected [tokens = ", n, ", vocab = ", cfg.vocab_size, "]");
+  check(!grad || static_cast<int>(grad->size()) == cfg.n_layers, who, ": ", grad ? grad->size() : 0,
+        " layer gradients, model has ", cfg.n_layers, " layers");
+  const std::vector<ref::matrix<T>> x0 = detail::embed_windows(cfg, w.embed, {tokens}, who);
+
+  std::vector<detail::layer_tape<T>> tape(grad ? static_cast<std::size_t>(cfg.n_layers) : 0);
+  mat x = x0.front();
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const auto& lw = w.layers[static_cast<std::size_t>(l)];
+    const mat xn = ref::rms_norm(x, lw.attn_norm, cfg.rms_eps);
+    detail::layer_tape<T>* tp = grad ? &tape[static_cast<std::size_t>(l)] : nullptr;
+    const mat a = detail::mla_forward_taped(lw.mla, xn, tp ? &tp->attn : nullptr);
+    if (tp) tp->x = x, tp->xn = xn;
+    x += a;
+    const mat mn = ref::rms_norm(x, lw.mlp_norm, cfg.rms_eps);
+    mat gate, up;
+    gate.noalias() = mn * lw.mlp.w_gate.transpose();
+    up.noalias() = mn * lw.mlp.w_up.transpose();
+    mat act = (gate.array() / (T(1) + (-gate.array()).exp()) * up.array()).matrix();  // silu(gate) o up
+    if (tp) tp->h = x, tp->mn = mn, tp->gate = std::move(gate), tp->up = std::move(up);
+    x.noalias() += act * lw.mlp.w_down.transpose();
+  }
+  const mat hn = ref::rms_norm(x, w.final_norm, cfg.rms_eps);
+  const ref::matrix<T>& unembed = w.lm_head.size() ? w.lm_head : w.embed;
+  mat dz(n, cfg.vocab_size);  // logits first, then d loss / d logits
+  dz.noalias() = hn * unembed.transpose();
+  double loss = 0;
+  for (Eigen::Index t = 0; t < n; ++t) {
+    const Eigen::RowVectorXd zt = dz.row(t).template cast<double>();
+    const double m = zt.maxCoeff();
+    const double lse = m + std::log((zt.array() - m).exp().sum());
+    double kl = 0;
+    for (Eigen::Index v = 0; v < zt.size(); ++v) {
+      const double p = double(teacher_p(t, v)), log_q = zt[v] - lse;
+      if (p > 0) kl += p * (std::log(p) - log_q);
+      dz(t, v) = static_cast<T>(weight * (std::exp(log_q) - p));
+    }
+    loss += weight * kl;
+  }
+  if (!grad) return loss;
+
+  mat d_hn;
+  d_hn.noalias() = dz * unembed;  // [n, hidden]
+  mat dx = detail::rms_norm_backward(x, w.final_norm, cfg.rms_eps, d_hn);  // d loss / d (last layer's output)
+  mat d_xn;
+  for (int l = cfg.n_layers - 1; l >= 0; --l) {
+    const auto& lw = w.layers[static_cast<std::size_t>(l)];
+    const detail::layer_tape<T>& tp = tape[static_cast<std::size_t>(l)];
+    // MLP: dx is d loss / d out, out = h + mlp(rms(h)).
+    const auto s = (T(1) / (T(1) + (-tp.gate.array()).exp())).eval();  // sigmoid(gate)
+    mat da;
+    da.noalias() = dx * lw.mlp.w_down;  // [n, intermediate]
+    const mat d_up = (da.array() * tp.gate.array() * s).matrix();
+    const mat d_gate = (da.array() * tp.up.array() * s * (T(1) + tp.gate.array() * (T(1) - s))).matrix();
+    mat d_mn;
+    d_mn.noalias() = d_gate * lw.mlp.w_gate;
+    d_mn.noalias() += d_up * lw.mlp.w_up;
+    dx += detail::rms_norm_backward(tp.h, lw.mlp_norm, cfg.rms_eps, d_mn);  // now d loss / d h
+    // Attention: h = x + attn(rms(x)).
+    d_xn.resize(n, cfg.hidden);
+    detail::mla_backward(lw.mla, tp.xn, tp.attn, dx, (*grad)[static_cast<std::size_t>(l)], &d_xn);
+    dx += detail::rms_norm_backward(tp.x, lw.attn_norm, cfg.rms_eps, d_xn);  // now d loss / d x
+  }
+  return loss;
+}
+
+// Distils the converted model conv (every layer MLA, SwiGLU MLPs) end to end towards `teacher` (the source
+// model) on token windows (positions from 0; at least 2, the last fifth held out), with the options of
+// distill.hpp (steps, learning rate, windows per step, which tensors train); the report's held-out losses are
+// mean KL per token in nats. on_step(step, steps, held-out KL or NaN when not evaluated then) reports progress.
+template <class T>
+void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
+                   const std::vector<std::vector<int>>& windows, const distill_options& opt,
+                   distill_report* report = nullptr,
+                   const std::function<void(int step, int steps, double heldout)>& on_step = {}) {
+  const char* who = "mla::convert::distill_model";
+  detail::check_model_distill(who, conv.config, conv.weights);
+  check(opt.steps >= 0 && opt.batch_windows > 0 && opt.validate_every > 0 && opt.learning_rate > 0, who,
+        ": options need steps >= 0, batch_windows > 0, validate_every > 0 and learning_rate > 0 (found ", opt.steps,
+        ", ", opt.batch_windows, ", ", opt.validate_every, ", ", opt.learning_rate, ")");
+  check(windows.size() >= 2, who, ": needs at least 2 token windows (one is held out), found ", windows.size());
+  check(teacher.config().vocab_size == conv.config.vocab_size && teacher.config().hidden == conv.config.hidden, who,
+        ": teacher (vocab ", teacher.config().vocab_size, ", hidden ", teacher.config().hidden,
+        ") does not match the converted model (vocab ", conv.config.vocab_size, ", hidden ", conv.config.hidden, ")");
+  for (std::size_t i = 0; i < windows.size(); ++i)
+    check(!windows[i].empty(), who, ": token window ", i, " is empty");
+
+  const std::size_t n_val = std::max<std::size_t>(1, windows.size() / 5), n_train = windows.size() - n_val;
+  std::vector<ref::matrix<T>> val_p;  // [n_val] of [tokens, vocab], the teacher's held-out distributions
+  long val_tokens = 0;
+  for (std::size_t i = n_train; i < windows.size(); ++i) {
+    val_p.push_back(next_token_probabilities(teacher, windows[i]));
+    val_tokens += static_cast<long>(windows[i].size());
+  }
+  auto heldout = [&](const model::model_weights<T>& w) {
+    double s = 0;
+    for (std::size_t i = n_train; i < windows.size(); ++i)
+      s += model_distill_loss(conv.config, w, windows[i], val_p[i - n_train], 1.0 / double(val_tokens));
+    return s;
+  };
+
+  model::model_weights<T>& cur = conv.weights;
+  std::vector<ref::mla_layer<T>> best;  // [n_layers] the attention layers of the best model seen
+  for (const auto& lw : cur.layers) best.push_back(lw.mla);
+  double best_loss = heldout(cur);
+  distill_report rep;  // held-out losses: mean KL per token (nats)
+  rep.heldout_before = best_loss;
+
+  std::vector<distill_gradient<T>> g;
+  for (const auto& lw : cur.layers) g.emplace_back(lw.mla);
+  detail::rms_adam<T> adam;
+  for (std::size_t l = 0; l < cur.layers.size(); ++l) detail::train_layer(adam, cur.layers[l].mla, g[l], opt);
+
+  detail::window_sampler sampler(n_train, opt.seed);
+  for (int step = 1; step <= opt.steps; ++step) {
+    for (auto& gl : g) gl.set_zero();
+    const std::vector<std::size_t> batch = sampler.next(opt.batch_windows);
+    long batch_tokens = 0;
+    for (std::size_t i : batch) batch_tokens += static_cast<long>(windows[i].size());
+    for (std::size_t i : batch)
+      model_distill_loss(conv.config, cur, windows[i], next_token_probabilities(teacher, windows[i]),
+                         1.0 / double(batch_tokens), &g);
+    adam.step(detail::cosine_rate(opt.learning_rate, step, opt.steps), step);
+    rep.steps_run = step;
+    double v = std::nan("");
+    if (step % opt.validate_every == 0 || step == opt.steps) {
+      v = heldout(cur);
+      if (v < best_loss) {
+        best_loss = v;
+        rep.best_step = step;
+        for (std::size_t l = 0; l < cur.layers.size(); ++l) best[l] = cur.layers[l].mla;
+      }
+    }
+    if (on_step) on_step(step, opt.steps, v);
+  }
+  for (std::size_t l = 0; l < cur.layers.size(); ++l) {
+    cur.layers[l].mla = std::move(best[l]);
+    cur.layers[l].mla.validate();
+  }
+  rep.heldout_after = best_loss;
+  if (report) *report = rep;
+}
+
+}  // namespace mla::convert

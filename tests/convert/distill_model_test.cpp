@@ -1,0 +1,209 @@
+#include "mla/convert/distill_model.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "convert_test_support.hpp"
+#include "mla/convert/calibration.hpp"
+#include "mla/convert/latent_norm.hpp"
+#include "mla/convert/pipeline.hpp"
+
+namespace {
+
+using mla::convert::distill_gradient;
+using mla::convert::model_conversion;
+using mla::ref::matrix;
+
+// A two-layer random model with what the backward pass must carry (biases, sinks, a sliding window of 24
+// shorter than the windows, gpt-oss YaRN RoPE), its lossy MLA conversion (weight SVD, rank 12, d_R 8) and token windows.
+template <class T>
+struct model_case {
+  mla::model::model_config cfg;
+  mla::model::model_weights<T> w;
+  model_conversion<T> conv;
+  std::vector<std::vector<int>> windows, unseen;
+
+  model_case(std::mt19937_64& gen, int n_windows, int tokens) {
+    const mla::test::layer_spec spec = mla::test::with_gpt_oss_features({}, 24);
+    mla::test::random_model(gen, 2, spec, cfg, w);
+    for (auto& lw : w.layers) lw.mlp_norm = (lw.mlp_norm + mla::test::randn_vec<T>(gen, spec.hidden, 0.2)).eval();
+    // Logits of O(1) (not O(sqrt(hidden))), so the next-token distributions are not one-hot.
+    w.final_norm = (T(0.25) * (w.final_norm + mla::test::randn_vec<T>(gen, spec.hidden, 0.2))).eval();
+    windows = mla::test::random_windows(gen, cfg.vocab_size, n_windows, tokens);
+    unseen = mla::test::random_windows(gen, cfg.vocab_size, 8, tokens);
+    const mla::model::decoder<T> dec(cfg, w);
+    mla::convert::pipeline_options o;
+    o.layer.rope = {mla::convert::rope_strategy::rorope, 8, 0};
+    o.layer.factor.method = mla::convert::factor_method::weight_svd;
+    o.layer.rank = 12;
+    o.require_supported_shape = false;
+    conv = mla::convert::convert_model(cfg, w, mla::convert::calibrate(dec, windows), o);
+  }
+};
+
+// sum_t KL(p_t || q_t) / n between two decoders' next-token distributions, in double from their logits.
+template <class T>
+double mean_kl(const mla::model::decoder<T>& p_model, const mla::model::decoder<T>& q_model, const std::vector<int>& toks) {
+  const matrix<double> zp = p_model.forward(toks).template cast<double>(), zq = q_model.forward(toks).template cast<double>();
+  double kl = 0;
+  for (Eigen::Index t = 0; t < zp.rows(); ++t) {
+    const Eigen::ArrayXd a = zp.row(t).transpose().array(), b = zq.row(t).transpose().array();
+    const Eigen::ArrayXd lp = a - (a.maxCoeff() + std::log((a - a.maxCoeff()).exp().sum()));
+    const Eigen::ArrayXd lq = b - (b.maxCoeff() + std::log((b - b.maxCoeff()).exp().sum()));
+    kl += (lp.exp() * (lp - lq)).sum();
+  }
+  return kl / double(zp.rows());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(distill_model)
+
+// The stage's own forward pass is the decoder's: its loss is the KL between the two decoders' distributions,
+// and zero against the converted model's own distributions.
+BOOST_AUTO_TEST_CASE(loss_is_the_decoders_kl) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const model_case<double> c(gen, 3, 40);
+    const mla::model::decoder<double> src(c.cfg, c.w), own(c.conv.config, c.conv.weights, mla::ref::mla_form::naive);
+    for (const auto& toks : c.unseen) {
+      const double n = double(toks.size());
+      const double want = mean_kl(src, own, toks);
+      const double got = mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks,
+                                                          mla::convert::next_token_probabilities(src, toks), 1.0 / n);
+      BOOST_TEST(want > 1e-4);  // the conversion is lossy
+      BOOST_TEST(std::abs(got - want) <= 1e-9 * want);
+      const double self = mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks,
+                                                           mla::convert::next_token_probabilities(own, toks), 1.0 / n);
+      BOOST_TEST(std::abs(self) <= 1e-12);
+    }
+  }
+}
+
+// The hand-written gradient through the whole model (unembedding, final norm, MLPs, norms, attention) against
+// central finite differences in double, for sampled entries of every trained tensor of both layers; one layer
+// has DeepSeek's latent norm.
+BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    model_case<double> c(gen, 3, 40);
+    auto& l1 = c.conv.weights.layers[1].mla;
+    l1.latent_norm = (Eigen::VectorXd::Ones(l1.latent_rank) + mla::test::randn_vec<double>(gen, l1.latent_rank, 0.3)).eval();
+    l1.latent_norm_eps = 1e-6;
+    const mla::model::decoder<double> src(c.cfg, c.w);
+    const auto& toks = c.unseen[0];
+    const matrix<double> p = mla::convert::next_token_probabilities(src, toks);
+    const double weight = 1.0 / double(toks.size());
+    std::vector<distill_gradient<double>> g;
+    for (const auto& lw : c.conv.weights.layers) g.emplace_back(lw.mla);
+    mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks, p, weight, &g);
+    auto loss = [&] { return mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks, p, weight); };
+    for (std::size_t l = 0; l < 2; ++l) {
+      auto& layer = c.conv.weights.layers[l].mla;
+      struct entry {
+        const char* name;
+        double* data;
+        const double* grad;
+        Eigen::Index size;
+      };
+      std::vector<entry> tensors = {{"wq", layer.wq.data(), g[l].wq.data(), layer.wq.size()},
+                                    {"w_dkv", layer.w_dkv.data(), g[l].w_dkv.data(), layer.w_dkv.size()},
+                                    {"w_kr", layer.w_kr.data(), g[l].w_kr.data(), layer.w_kr.size()},
+                                    {"w_uk", layer.w_uk.data(), g[l].w_uk.data(), layer.w_uk.size()},
+                                    {"w_uv", layer.w_uv.data(), g[l].w_uv.data(), layer.w_uv.size()},
+                                    {"wo", layer.wo.data(), g[l].wo.data(), layer.wo.size()}};
+      if (layer.latent_norm.size())
+        tensors.push_back({"latent_norm", layer.latent_norm.data(), g[l].latent_norm.data(), layer.latent_norm.size()});
+      for (const entry& e : tensors) {
+        const double gscale = Eigen::Map<const Eigen::ArrayXd>(e.grad, e.size).abs().maxCoeff();
+        BOOST_TEST(gscale > 0, "layer " << l << " " << e.name << ": zero gradient");
+        std::uniform_int_distribution<Eigen::Index> pick(0, e.size - 1);
+        for (int k = 0; k < 4; ++k) {
+          const Eigen::Index i = pick(gen);
+          const double keep = e.data[i], h = 1e-5 * std::max(1.0, std::abs(keep));
+          e.data[i] = keep + h;
+          const double up = loss();
+          e.data[i] = keep - h;
+          const double down = loss();
+          e.data[i] = keep;
+          const double fd = (up - down) / (2 * h);
+          BOOST_TEST(std::abs(fd - e.grad[i]) <= 1e-5 * gscale + 1e-5 * std::abs(fd),
+                     "layer " << l << " " << e.name << "(" << i << "): analytic " << e.grad[i] << ", finite difference "
+                              << fd);
+        }
+      }
+    }
+  }
+}
+
+// The stage lowers the KL to the source on windows it never saw, never returns a model worse than its input
+// on its own held-out windows, and keeps every shape (the cache is as small as before).
+BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    model_case<float> c(gen, 20, 48);
+    const mla::model::decoder<float> src(c.cfg, c.w);
+    const auto before = c.conv;
+    mla::convert::distill_options o;
+    o.steps = 200;
+    o.learning_rate = 5e-3;
+    o.batch_windows = 4;
+    mla::convert::distill_report rep;
+    std::vector<int> seen;
+    mla::convert::distill_model(src, c.conv, c.windows, o, &rep, [&](int step, int steps, double) {
+      seen.push_back(step);
+      BOOST_TEST(steps == 200);
+    });
+    BOOST_TEST(seen.size() == 200u);
+    BOOST_TEST(rep.steps_run == 200);
+    BOOST_TEST(rep.heldout_after <= rep.heldout_before);
+    BOOST_TEST(rep.best_step > 0);
+    const mla::model::decoder<float> old(before.config, before.weights), now(c.conv.config, c.conv.weights);
+    double kl_old = 0, kl_new = 0;
+    for (const auto& toks : c.unseen) kl_old += mean_kl(src, old, toks), kl_new += mean_kl(src, now, toks);
+    BOOST_TEST_MESSAGE("unseen KL " << kl_old / 8 << " -> " << kl_new / 8 << " (held-out " << rep.heldout_before
+                                    << " -> " << rep.heldout_after << ", step " << rep.best_step << ")");
+    BOOST_TEST(kl_new < 0.85 * kl_old);
+    for (std::size_t l = 0; l < 2; ++l) {
+      const auto& a = before.weights.layers[l].mla;
+      const auto& b = c.conv.weights.layers[l].mla;
+      BOOST_TEST(b.latent_rank == a.latent_rank);
+      BOOST_TEST(b.rope_dim == a.rope_dim);
+      BOOST_TEST(mla::ref::relative_error(b.w_dkv, a.w_dkv) > 1e-4);  // trained
+      BOOST_TEST((b.b_dkv.size() == a.b_dkv.size() && b.b_dkv == a.b_dkv));  // biases stay
+      BOOST_TEST((c.conv.weights.layers[l].mlp.w_up == before.weights.layers[l].mlp.w_up));  // MLPs stay
+    }
+    BOOST_TEST(c.conv.config.kv_elements_per_token(0) == before.config.kv_elements_per_token(0));
+  }
+}
+
+// Models the stage cannot train are refused with the reason; steps = 0 leaves the model as it is.
+BOOST_AUTO_TEST_CASE(bad_inputs_are_rejected) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    model_case<float> c(gen, 4, 32);
+    const mla::model::decoder<float> src(c.cfg, c.w);
+    mla::convert::distill_options o;
+    const auto kept = c.conv;
+    mla::convert::distill_model(src, c.conv, c.windows, o);
+    BOOST_TEST((c.conv.weights.layers[0].mla.wq == kept.weights.layers[0].mla.wq));
+    o.steps = 1;
+    BOOST_CHECK_THROW(mla::convert::distill_model(src, c.conv, {c.windows[0]}, o), mla::error);
+    BOOST_CHECK_THROW(mla::convert::distill_model(src, c.conv, {c.windows[0], {}}, o), mla::error);
+    auto partial = c.conv;
+    partial.config.layers[1].attention = mla::model::attention_kind::gqa;
+    partial.weights.layers[1].gqa = c.w.layers[1].gqa;
+    BOOST_CHECK_THROW(mla::convert::distill_model(src, partial, c.windows, o), mla::error);
+    const matrix<float> wrong = matrix<float>::Zero(3, c.cfg.vocab_size);
+    BOOST_CHECK_THROW(mla::convert::model_distill_loss(c.conv.config, c.conv.weights, c.windows[0], wrong, 1.0),
+                      mla::error);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -75,6 +75,10 @@ struct distill_gradient {
     for (ref::matrix<T>* m : {&wq, &w_dkv, &w_kr, &w_uk, &w_uv, &wo}) m->setZero();
     latent_norm.setZero();
   }
+  void add(const distill_gradient& o) {
+    wq += o.wq, w_dkv += o.w_dkv, w_kr += o.w_kr, w_uk += o.w_uk, w_uv += o.w_uv, wo += o.wo;
+    latent_norm += o.latent_norm;
+  }
 };
 
 namespace detail {

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <numeric>
 #include <random>
@@ -39,6 +40,27 @@
 namespace mla::convert {
 
 namespace detail {
+
+// Runs fn(i) for i in [0, count), windows in parallel under OpenMP (Eigen then runs single-threaded inside
+// each, which for one window's small products is the better split); the first exception is rethrown.
+template <class Fn>
+void for_each_window(std::size_t count, Fn&& fn) {
+  std::exception_ptr failure;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
+#endif
+  for (long i = 0; i < static_cast<long>(count); ++i) {
+    try {
+      fn(static_cast<std::size_t>(i));
+    } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(mla_convert_for_each_window)
+#endif
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
 
 // Backward of ref::rms_norm: x [n, d] the norm's input, dy [n, d] -> dx [n, d].
 template <class T>
@@ -202,10 +224,11 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
     val_tokens += static_cast<long>(windows[i].size());
   }
   auto heldout = [&](const model::model_weights<T>& w) {
-    double s = 0;
-    for (std::size_t i = n_train; i < windows.size(); ++i)
-      s += model_distill_loss(conv.config, w, windows[i], val_p[i - n_train], 1.0 / double(val_tokens));
-    return s;
+    std::vector<double> part(n_val);
+    detail::for_each_window(n_val, [&](std::size_t i) {
+      part[i] = model_distill_loss(conv.config, w, windows[n_train + i], val_p[i], 1.0 / double(val_tokens));
+    });
+    return std::accumulate(part.begin(), part.end(), 0.0);
   };
 
   model::model_weights<T>& cur = conv.weights;
@@ -222,13 +245,20 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
 
   detail::window_sampler sampler(n_train, opt.seed);
   for (int step = 1; step <= opt.steps; ++step) {
-    for (auto& gl : g) gl.set_zero();
     const std::vector<std::size_t> batch = sampler.next(opt.batch_windows);
     long batch_tokens = 0;
     for (std::size_t i : batch) batch_tokens += static_cast<long>(windows[i].size());
-    for (std::size_t i : batch)
-      model_distill_loss(conv.config, cur, windows[i], next_token_probabilities(teacher, windows[i]),
-                         1.0 / double(batch_tokens), &g);
+    std::vector<std::vector<distill_gradient<T>>> part(batch.size());  // [batch][n_layers], summed into g
+    detail::for_each_window(batch.size(), [&](std::size_t b) {
+      for (const auto& lw : cur.layers) part[b].emplace_back(lw.mla);
+      const std::vector<int>& toks = windows[batch[b]];
+      model_distill_loss(conv.config, cur, toks, next_token_probabilities(teacher, toks), 1.0 / double(batch_tokens),
+                         &part[b]);
+    });
+    for (std::size_t l = 0; l < g.size(); ++l) {
+      g[l].set_zero();
+      for (const auto& pb : part) g[l].add(pb[l]);
+    }
     adam.step(detail::cosine_rate(opt.learning_rate, step, opt.steps), step);
     rep.steps_run = step;
     double v = std::nan("");

@@ -223,6 +223,9 @@ int main(int argc, char** argv) {
     }
     for (int l : todo)
       mla::check(l >= 0 && l < cfg.n_layers, "--layers: layer ", l, " is outside [0, ", cfg.n_layers, ")");
+    mla::check(e2e.steps == 0 || (cfg.mlp == mla::model::mlp_kind::swiglu && int(todo.size()) == cfg.n_layers),
+               "--e2e-steps: the end-to-end distillation needs every layer converted (here ", todo.size(), " of ",
+               cfg.n_layers, ") and SwiGLU MLPs (the MoE backward is not written)");
     long before_elems = 0, converted_elems = 0;
     for (int l = 0; l < cfg.n_layers; ++l) before_elems += cfg.kv_elements_per_token(l);
     for (int l : todo) converted_elems += cfg.kv_elements_per_token(l);

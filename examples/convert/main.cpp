@@ -335,16 +335,9 @@ int main(int argc, char** argv) {
       if (e2e_window == 0) e2e_window = window;
       const auto e2e_windows = stage_windows(e2e_tokens, e2e_window, "e2e", "end-to-end distillation");
       mla::util::progress_bar bar("distilling end to end", double(e2e.steps), "steps");
-      distill_model(m.model, conv, e2e_windows, e2e, &e2e_report,
-                    [&](int step, int, double) { bar.update(step); });
+      distill_model(m.model, conv, e2e_windows, e2e, &e2e_report, [&](int step, int, double) { bar.update(step); },
+                    n_held > 0 ? &held_inputs : nullptr);
       bar.finish();
-      if (n_held > 0) {
-        conv.report.push_back({"e2e", std::vector<double>(static_cast<std::size_t>(cfg.n_layers), 0.0)});
-        for (int l : todo)
-          conv.report.back().per_layer[static_cast<std::size_t>(l)] = attention_output_error(
-              m.model.weights().layers[static_cast<std::size_t>(l)].gqa,
-              conv.weights.layers[static_cast<std::size_t>(l)].mla, held_inputs[static_cast<std::size_t>(l)]);
-      }
     }
     if (distill) {
       std::printf("distillation (%s, %d steps per layer, lr %g, %d windows per step): own held-out loss before -> "

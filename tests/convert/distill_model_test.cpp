@@ -155,10 +155,25 @@ BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
     o.batch_windows = 4;
     mla::convert::distill_report rep;
     std::vector<int> seen;
-    mla::convert::distill_model(src, c.conv, c.windows, o, &rep, [&](int step, int steps, double) {
-      seen.push_back(step);
-      BOOST_TEST(steps == 200);
-    });
+    mla::convert::input_recorder<float> rec(c.cfg.n_layers);  // the stage report's held-out inputs
+    mla::convert::run_windows(src, {c.unseen[0], c.unseen[1]}, rec);
+    const std::size_t rows = c.conv.report.size();
+    mla::convert::distill_model(
+        src, c.conv, c.windows, o, &rep,
+        [&](int step, int steps, double) {
+          seen.push_back(step);
+          BOOST_TEST(steps == 200);
+        },
+        &rec.inputs());
+    // The "e2e" row is the teacher-forced error of the returned (best) layers.
+    BOOST_TEST_REQUIRE(c.conv.report.size() == rows + 1);
+    BOOST_TEST(c.conv.report.back().stage == "e2e");
+    for (std::size_t l = 0; l < 2; ++l) {
+      const double e = mla::convert::attention_output_error(c.w.layers[l].gqa, c.conv.weights.layers[l].mla,
+                                                            rec.inputs()[l]);
+      BOOST_TEST(e > 0.0);
+      BOOST_TEST(c.conv.report.back().per_layer[l] == e);
+    }
     BOOST_TEST(seen.size() == 200u);
     BOOST_TEST(rep.steps_run == 200);
     BOOST_TEST(rep.heldout_after <= rep.heldout_before);
@@ -196,6 +211,11 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_rejected) {
     o.steps = 1;
     BOOST_CHECK_THROW(mla::convert::distill_model(src, c.conv, {c.windows[0]}, o), mla::error);
     BOOST_CHECK_THROW(mla::convert::distill_model(src, c.conv, {c.windows[0], {}}, o), mla::error);
+    const std::vector<std::vector<matrix<float>>> one_layer(1);  // held-out inputs of 1 layer for 2
+    BOOST_CHECK_THROW(mla::convert::distill_model(src, c.conv, c.windows, o, nullptr, {}, &one_layer), mla::error);
+    o.learning_rate = 0;
+    BOOST_CHECK_THROW(mla::convert::distill_model(src, c.conv, c.windows, o), mla::error);
+    o.learning_rate = 1e-3;
     auto partial = c.conv;
     partial.config.layers[1].attention = mla::model::attention_kind::gqa;
     partial.weights.layers[1].gqa = c.w.layers[1].gqa;

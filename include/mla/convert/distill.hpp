@@ -277,6 +277,12 @@ class window_sampler {
 };
 
 // Cosine-decayed learning rate of step `step` (from 1) of `steps`.
+inline void check_distill_options(const char* who, const distill_options& opt) {
+  check(opt.steps >= 0 && opt.batch_windows > 0 && opt.validate_every > 0 && opt.learning_rate > 0, who,
+        ": options need steps >= 0, batch_windows > 0, validate_every > 0 and learning_rate > 0 (found ", opt.steps,
+        ", ", opt.batch_windows, ", ", opt.validate_every, ", ", opt.learning_rate, ")");
+}
+
 inline double cosine_rate(double lr, int step, int steps) {
   return lr * 0.5 * (1.0 + std::cos(3.14159265358979323846 * (step - 1) / steps));
 }
@@ -304,9 +310,7 @@ ref::mla_layer<T> distill_layer_to(const ref::mla_layer<T>& init, const std::vec
                                    distill_report* report = nullptr) {
   const char* who = "mla::convert::distill_layer";
   detail::check_distill_layer(who, init);
-  check(opt.steps >= 0 && opt.batch_windows > 0 && opt.validate_every > 0 && opt.learning_rate > 0, who,
-        ": options need steps >= 0, batch_windows > 0, validate_every > 0 and learning_rate > 0 (found ", opt.steps,
-        ", ", opt.batch_windows, ", ", opt.validate_every, ", ", opt.learning_rate, ")");
+  detail::check_distill_options(who, opt);
   check(inputs.size() >= 2, who, ": needs at least 2 calibration windows (one is held out), found ", inputs.size());
   check(targets.size() == inputs.size(), who, ": ", inputs.size(), " input windows but ", targets.size(), " targets");
   for (std::size_t w = 0; w < inputs.size(); ++w) {

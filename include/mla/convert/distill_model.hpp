@@ -199,16 +199,21 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
 // model) on token windows (positions from 0; at least 2, the last fifth held out), with the options of
 // distill.hpp (steps, learning rate, windows per step, which tensors train); the report's held-out losses are
 // mean KL per token in nats. on_step(step, steps, held-out KL or NaN when not evaluated then) reports progress.
+// With `heldout` ([n_layers][windows] the source model's normalised attention inputs on the stage report's
+// held-out tokens) an "e2e" row is appended to conv.report: the teacher-forced attention error of every layer
+// afterwards, comparable with the other stages' rows.
 template <class T>
 void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
                    const std::vector<std::vector<int>>& windows, const distill_options& opt,
                    distill_report* report = nullptr,
-                   const std::function<void(int step, int steps, double heldout)>& on_step = {}) {
+                   const std::function<void(int step, int steps, double heldout)>& on_step = {},
+                   const std::vector<std::vector<ref::matrix<T>>>* heldout_inputs = nullptr) {
   const char* who = "mla::convert::distill_model";
   detail::check_model_distill(who, conv.config, conv.weights);
-  check(opt.steps >= 0 && opt.batch_windows > 0 && opt.validate_every > 0 && opt.learning_rate > 0, who,
-        ": options need steps >= 0, batch_windows > 0, validate_every > 0 and learning_rate > 0 (found ", opt.steps,
-        ", ", opt.batch_windows, ", ", opt.validate_every, ", ", opt.learning_rate, ")");
+  detail::check_distill_options(who, opt);
+  const auto n_layers = static_cast<std::size_t>(conv.config.n_layers);
+  check(!heldout_inputs || heldout_inputs->size() == n_layers, who, ": held-out inputs for ",
+        heldout_inputs ? heldout_inputs->size() : 0, " layers, model has ", n_layers);
   check(windows.size() >= 2, who, ": needs at least 2 token windows (one is held out), found ", windows.size());
   check(teacher.config().vocab_size == conv.config.vocab_size && teacher.config().hidden == conv.config.hidden, who,
         ": teacher (vocab ", teacher.config().vocab_size, ", hidden ", teacher.config().hidden,
@@ -278,6 +283,12 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   }
   rep.heldout_after = best_loss;
   if (report) *report = rep;
+  if (heldout_inputs) {
+    conv.report.push_back({"e2e", std::vector<double>(n_layers, 0.0)});
+    for (std::size_t l = 0; l < n_layers; ++l)
+      conv.report.back().per_layer[l] =
+          attention_output_error(teacher.weights().layers[l].gqa, cur.layers[l].mla, (*heldout_inputs)[l]);
+  }
 }
 
 }  // namespace mla::convert

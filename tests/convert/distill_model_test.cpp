@@ -197,6 +197,33 @@ BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
   }
 }
 
+// Keeping the teacher's training distributions (the default when they fit) changes nothing but the time: the
+// run that recomputes them at every step returns the same weights, bit for bit.
+BOOST_AUTO_TEST_CASE(cached_teacher_gives_the_same_model) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    model_case<float> cached(gen, 6, 32);
+    model_case<float> recomputed = cached;
+    const mla::model::decoder<float> src(cached.cfg, cached.w);
+    mla::convert::distill_options o;
+    o.steps = 12;
+    o.learning_rate = 5e-3;
+    o.validate_every = 4;
+    mla::convert::distill_report a, b;
+    mla::convert::distill_model(src, cached.conv, cached.windows, o, &a);
+    o.teacher_cache_bytes = 0;
+    mla::convert::distill_model(src, recomputed.conv, recomputed.windows, o, &b);
+    BOOST_TEST(a.heldout_after < a.heldout_before);
+    BOOST_TEST(a.heldout_after == b.heldout_after);
+    BOOST_TEST(a.best_step == b.best_step);
+    for (std::size_t l = 0; l < 2; ++l) {
+      const auto &x = cached.conv.weights.layers[l].mla, &y = recomputed.conv.weights.layers[l].mla;
+      BOOST_TEST((x.wq == y.wq && x.w_dkv == y.w_dkv && x.w_uk == y.w_uk && x.w_uv == y.w_uv && x.wo == y.wo));
+    }
+  }
+}
+
 // Models the stage cannot train are refused with the reason; steps = 0 leaves the model as it is.
 BOOST_AUTO_TEST_CASE(bad_inputs_are_rejected) {
   const std::uint64_t seed = mla::test::test_seed();

@@ -49,6 +49,10 @@ struct distill_options {
   bool train_output = true;     // wo
   bool train_latent_norm = true;  // the latent norm's weight gamma, when the layer has one
   std::uint64_t seed = 1;       // window order
+  // distill_model only: the teacher's next-token distributions on the training windows are computed once and
+  // kept when they take at most this many bytes (saves one teacher forward pass per window and step), and
+  // recomputed at every step otherwise. The held-out windows' are always kept.
+  std::size_t teacher_cache_bytes = std::size_t(4) << 30;
 };
 
 struct distill_report {

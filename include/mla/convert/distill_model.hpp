@@ -222,16 +222,25 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
     check(!windows[i].empty(), who, ": token window ", i, " is empty");
 
   const std::size_t n_val = std::max<std::size_t>(1, windows.size() / 5), n_train = windows.size() - n_val;
-  std::vector<ref::matrix<T>> val_p;  // [n_val] of [tokens, vocab], the teacher's held-out distributions
+  // The teacher's distributions [tokens, vocab] per window: the held-out ones always, the training ones when
+  // they fit in opt.teacher_cache_bytes (else computed again at each step).
+  std::size_t train_bytes = 0;
+  for (std::size_t i = 0; i < n_train; ++i)
+    train_bytes += windows[i].size() * static_cast<std::size_t>(conv.config.vocab_size) * sizeof(T);
+  const bool cache_train = train_bytes <= opt.teacher_cache_bytes;
+  std::vector<ref::matrix<T>> teacher_p(cache_train ? windows.size() : n_val);
+  const std::size_t first_cached = cache_train ? 0 : n_train;
+  detail::for_each_window(teacher_p.size(), [&](std::size_t i) {
+    teacher_p[i] = next_token_probabilities(teacher, windows[first_cached + i]);
+  });
+  auto teacher_of = [&](std::size_t i) -> const ref::matrix<T>& { return teacher_p[i - first_cached]; };
   long val_tokens = 0;
-  for (std::size_t i = n_train; i < windows.size(); ++i) {
-    val_p.push_back(next_token_probabilities(teacher, windows[i]));
-    val_tokens += static_cast<long>(windows[i].size());
-  }
+  for (std::size_t i = n_train; i < windows.size(); ++i) val_tokens += static_cast<long>(windows[i].size());
   auto heldout = [&](const model::model_weights<T>& w) {
     std::vector<double> part(n_val);
     detail::for_each_window(n_val, [&](std::size_t i) {
-      part[i] = model_distill_loss(conv.config, w, windows[n_train + i], val_p[i], 1.0 / double(val_tokens));
+      part[i] = model_distill_loss(conv.config, w, windows[n_train + i], teacher_of(n_train + i),
+                                   1.0 / double(val_tokens));
     });
     return std::accumulate(part.begin(), part.end(), 0.0);
   };
@@ -257,8 +266,11 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
     detail::for_each_window(batch.size(), [&](std::size_t b) {
       for (const auto& lw : cur.layers) part[b].emplace_back(lw.mla);
       const std::vector<int>& toks = windows[batch[b]];
-      model_distill_loss(conv.config, cur, toks, next_token_probabilities(teacher, toks), 1.0 / double(batch_tokens),
-                         &part[b]);
+      const double w = 1.0 / double(batch_tokens);
+      if (cache_train)
+        model_distill_loss(conv.config, cur, toks, teacher_of(batch[b]), w, &part[b]);
+      else
+        model_distill_loss(conv.config, cur, toks, next_token_probabilities(teacher, toks), w, &part[b]);
     });
     for (std::size_t l = 0; l < g.size(); ++l) {
       g[l].set_zero();

@@ -280,13 +280,14 @@ class window_sampler {
   std::size_t cursor_;  // == order_.size(): reshuffle before the next draw
 };
 
-// Cosine-decayed learning rate of step `step` (from 1) of `steps`.
+// Options both distillation stages accept.
 inline void check_distill_options(const char* who, const distill_options& opt) {
   check(opt.steps >= 0 && opt.batch_windows > 0 && opt.validate_every > 0 && opt.learning_rate > 0, who,
         ": options need steps >= 0, batch_windows > 0, validate_every > 0 and learning_rate > 0 (found ", opt.steps,
         ", ", opt.batch_windows, ", ", opt.validate_every, ", ", opt.learning_rate, ")");
 }
 
+// Cosine-decayed learning rate of step `step` (from 1) of `steps`.
 inline double cosine_rate(double lr, int step, int steps) {
   return lr * 0.5 * (1.0 + std::cos(3.14159265358979323846 * (step - 1) / steps));
 }

@@ -199,7 +199,7 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
 // model) on token windows (positions from 0; at least 2, the last fifth held out), with the options of
 // distill.hpp (steps, learning rate, windows per step, which tensors train); the report's held-out losses are
 // mean KL per token in nats. on_step(step, steps, held-out KL or NaN when not evaluated then) reports progress.
-// With `heldout` ([n_layers][windows] the source model's normalised attention inputs on the stage report's
+// With `heldout_inputs` ([n_layers][windows] the source model's normalised attention inputs on the stage report's
 // held-out tokens) an "e2e" row is appended to conv.report: the teacher-forced attention error of every layer
 // afterwards, comparable with the other stages' rows.
 template <class T>

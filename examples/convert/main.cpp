@@ -5,6 +5,7 @@
 //
 //   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --method attention_aware --kv-budget 0.5 --out smollm2-mla
 //   mla-eval --model smollm2-mla --text ../shared/data/wikitext-2-raw-test.txt --ctx 2048
+//   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --from smollm2-mla --e2e-steps 400 --out smollm2-mla-e2e
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <algorithm>
@@ -12,11 +13,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <mla/convert/calibration.hpp>
 #include <mla/convert/calibration_text.hpp>
 #include <mla/convert/distill_model.hpp>
 #include <mla/convert/latent_norm.hpp>
 #include <mla/convert/pipeline.hpp>
+#include <mla/convert/resume.hpp>
 #include <mla/model/deepseek_v3.hpp>
 #include <mla/model/load.hpp>
 #include <mla/model/save_checkpoint.hpp>
@@ -174,7 +177,21 @@ int main(int argc, char** argv) {
                "tokens) before the distillation, which then trains through it; the DeepSeek-V3 export is then exact "
                "for what was converted")
       ->excludes("--no-latent-norm");
+  std::string from_dir;
+  CLI::Option* from = app.add_option(
+      "--from", from_dir,
+      "resume: start from a checkpoint that mla-convert wrote for this --model (e.g. after layer-wise distillation) "
+      "instead of converting again; the end-to-end stage (--e2e-steps) continues from it")
+      ->check(CLI::ExistingDirectory);
+  // What --from skips: the options of the conversion stages it replaces.
+  for (const char* name : {"--method", "--rope", "--rope-dim", "--key-weight", "--moment", "--centre", "--freqfold",
+                           "--kv-budget", "--rank", "--allocation", "--any-rank", "--layers", "--include-sliding",
+                           "--refit", "--refit-mode", "--refit-tokens", "--refit-o-proj", "--refit-drift",
+                           "--distill-steps", "--distill-tokens", "--distill-lr", "--distill-mode", "--distill-window",
+                           "--distill-batch", "--latent-norm"})
+    from->excludes(name);
   CLI11_PARSE(app, argc, argv);
+  const bool resumed = !from_dir.empty();
   if (o.refit_opt.drift_weight > 0) {
     if (app.count("--refit-mode") > 0 && refit_mode != "sequential") {
       std::fprintf(stderr, "mla-convert: error: --refit-drift needs --refit-mode sequential (the drift is the "
@@ -211,6 +228,15 @@ int main(int argc, char** argv) {
     const mla::model::model_config& cfg = m.model.config();
     mla::check(m.has_tokenizer, "--model: '", model_path, "' has no usable tokenizer (", m.tokenizer_note,
                "); calibration needs one");
+    std::optional<mla::model::loaded_model> start;  // --from: the checkpoint the stages continue from
+    if (resumed) {
+      std::fprintf(stderr, "loading %s\n", from_dir.c_str());
+      start = mla::model::load_model(from_dir);
+      for (int l = 0; l < start->model.config().n_layers; ++l)
+        if (start->model.config().layers[static_cast<std::size_t>(l)].attention == mla::model::attention_kind::mla)
+          o.layers.push_back(l);
+      mla::check(!o.layers.empty(), "--from: '", from_dir, "' has no MLA layer; it is not a converted checkpoint");
+    }
     std::vector<int> todo = o.layers;
     if (todo.empty()) {
       // gpt-oss alternates full attention with 128-token windows; a window's cache is already bounded, so by
@@ -245,10 +271,12 @@ int main(int argc, char** argv) {
     mla::check(n_cal > 0, "--calib-tokens ", calib_tokens, " is less than one window of ", window, " tokens");
     mla::check(long(ids.size()) >= long(n_cal + n_held) * window, "--calib: '", calib_path, "' has ", ids.size(),
                " tokens, fewer than --calib-tokens + --heldout-tokens = ", long(n_cal + n_held) * window);
-    const auto cal = token_windows(ids, window, 0, n_cal);
-    calibration_observer<float> obs(cfg.n_layers);
-    run_with_bar(m.model, cal, obs, "calibration");
-    const calibration_stats stats = obs.take();
+    calibration_stats stats;  // what the conversion stages and the export's latent norm read
+    if (!resumed || !export_dir.empty()) {
+      calibration_observer<float> obs(cfg.n_layers);
+      run_with_bar(m.model, token_windows(ids, window, 0, n_cal), obs, "calibration");
+      stats = obs.take();
+    }
     std::vector<std::vector<mla::ref::matrix<float>>> held_inputs, refit_inputs;
     if (n_held > 0) {
       input_recorder<float> rec(cfg.n_layers);
@@ -260,7 +288,7 @@ int main(int argc, char** argv) {
     const bool own_distill_windows = distill && distill_window != window;
     const bool rope_needs_inputs = o.layer.rope.strategy == rope_strategy::attention ||
                                    o.layer.factor.moment == mla::convert::factor_options::moment_kind::attention;
-    const bool fit_inputs = o.refit || distill || rope_needs_inputs;
+    const bool fit_inputs = !resumed && (o.refit || distill || rope_needs_inputs);
     if (fit_inputs) {
       // The stages read the first windows of the calibration stretch (the refit its first --refit-tokens; the
       // attention RoPE strategy at most 4096 tokens).
@@ -302,33 +330,42 @@ int main(int argc, char** argv) {
     }
     const auto& dist_inputs = own_distill_windows ? distill_inputs : refit_inputs;
 
-    std::fprintf(stderr, "converting %zu layers (%s, %s d_R = %d, %s)\n", todo.size(), to_string(o.layer.factor.method),
-                 to_string(o.layer.rope.strategy), o.layer.rope.rope_dim, to_string(o.allocation));
     const bool sequential = distill && distill_mode == "sequential";
     const bool refit_sequentially = o.refit && refit_mode == "sequential";
-    mla::check(!refit_sequentially || !distill || sequential, "--refit-mode sequential runs after the conversion, so a ",
-               "distillation must come after it too: add --distill-mode sequential");
-    mla::util::progress_bar layer_bar(distill && !sequential ? "converting + distilling" : "converting",
-                                      double(todo.size()), "layers");
-    o.on_layer = [&](int done, int) { layer_bar.update(done); };
-    pipeline_options first = o;
-    if (sequential) first.distill.steps = 0;  // distilled below, in layer order
-    if (refit_sequentially) first.refit = false;  // refitted below, in layer order
-    auto conv = convert_model(cfg, m.model.weights(), stats, first, n_held > 0 ? &held_inputs : nullptr,
-                              fit_inputs ? &refit_inputs : nullptr, distill ? &dist_inputs : nullptr);
-    layer_bar.finish();
-    if (refit_sequentially) {
-      mla::util::progress_bar bar("refitting (sequential)", double(todo.size()), "layers");
-      refit_sequential(m.model.weights(), conv, token_windows(ids, window, 0, static_cast<int>(refit_inputs.front().size())),
-                       refit_inputs, o.refit_opt, n_held > 0 ? &held_inputs : nullptr,
-                       [&](int done, int) { bar.update(done); });
-      bar.finish();
-    }
-    if (sequential) {
-      mla::util::progress_bar bar("distilling (sequential)", double(todo.size()), "layers");
-      distill_sequential(m.model.weights(), conv, distill_tokens_windows, dist_inputs, o.distill,
+    model_conversion<float> conv;
+    if (resumed) {
+      std::fprintf(stderr, "resuming from %s (%zu MLA layers)\n", from_dir.c_str(), todo.size());
+      conv = resume_conversion(cfg, m.model.weights(), start->model.config(), start->model.weights(),
+                               n_held > 0 ? &held_inputs : nullptr);
+      start.reset();  // one copy of the weights is enough
+    } else {
+      std::fprintf(stderr, "converting %zu layers (%s, %s d_R = %d, %s)\n", todo.size(),
+                   to_string(o.layer.factor.method), to_string(o.layer.rope.strategy), o.layer.rope.rope_dim,
+                   to_string(o.allocation));
+      mla::check(!refit_sequentially || !distill || sequential, "--refit-mode sequential runs after the conversion, ",
+                 "so a distillation must come after it too: add --distill-mode sequential");
+      mla::util::progress_bar layer_bar(distill && !sequential ? "converting + distilling" : "converting",
+                                        double(todo.size()), "layers");
+      o.on_layer = [&](int done, int) { layer_bar.update(done); };
+      pipeline_options first = o;
+      if (sequential) first.distill.steps = 0;  // distilled below, in layer order
+      if (refit_sequentially) first.refit = false;  // refitted below, in layer order
+      conv = convert_model(cfg, m.model.weights(), stats, first, n_held > 0 ? &held_inputs : nullptr,
+                           fit_inputs ? &refit_inputs : nullptr, distill ? &dist_inputs : nullptr);
+      layer_bar.finish();
+      if (refit_sequentially) {
+        mla::util::progress_bar bar("refitting (sequential)", double(todo.size()), "layers");
+        const auto refit_windows = token_windows(ids, window, 0, static_cast<int>(refit_inputs.front().size()));
+        refit_sequential(m.model.weights(), conv, refit_windows, refit_inputs, o.refit_opt,
                          n_held > 0 ? &held_inputs : nullptr, [&](int done, int) { bar.update(done); });
-      bar.finish();
+        bar.finish();
+      }
+      if (sequential) {
+        mla::util::progress_bar bar("distilling (sequential)", double(todo.size()), "layers");
+        distill_sequential(m.model.weights(), conv, distill_tokens_windows, dist_inputs, o.distill,
+                           n_held > 0 ? &held_inputs : nullptr, [&](int done, int) { bar.update(done); });
+        bar.finish();
+      }
     }
     distill_report e2e_report;
     if (e2e.steps > 0) {

@@ -25,6 +25,7 @@
 #include <mla/model/save_checkpoint.hpp>
 #include <mla/util/progress_bar.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -160,6 +161,11 @@ int main(int argc, char** argv) {
                  "calibration tokens the end-to-end distillation uses, from the start of the calibration stretch "
                  "(a fifth held out)")
       ->check(CLI::PositiveNumber);
+  double e2e_cache_gib = double(e2e.teacher_cache_bytes) / double(1 << 30);
+  app.add_option("--e2e-cache-gib", e2e_cache_gib,
+                 "memory (GiB) for the source model's next-token distributions on the end-to-end training windows "
+                 "(vocab x 4 bytes per token): computed once when they fit, else again at every step")
+      ->check(CLI::Range(0.0, 1024.0));
   app.add_option("--e2e-window", e2e_window, "window length of the end-to-end distillation in tokens (0: --window)")
       ->check(CLI::Range(0, 1 << 16));
   long report_context = 8192;
@@ -192,6 +198,7 @@ int main(int argc, char** argv) {
     from->excludes(name);
   CLI11_PARSE(app, argc, argv);
   const bool resumed = !from_dir.empty();
+  e2e.teacher_cache_bytes = static_cast<std::size_t>(e2e_cache_gib * double(1 << 30));
   if (o.refit_opt.drift_weight > 0) {
     if (app.count("--refit-mode") > 0 && refit_mode != "sequential") {
       std::fprintf(stderr, "mla-convert: error: --refit-drift needs --refit-mode sequential (the drift is the "
@@ -368,12 +375,16 @@ int main(int argc, char** argv) {
       }
     }
     distill_report e2e_report;
+    std::vector<std::pair<int, double>> e2e_curve;  // (step, held-out KL) at each validation
     if (e2e.steps > 0) {
       if (e2e_window == 0) e2e_window = window;
       const auto e2e_windows = stage_windows(e2e_tokens, e2e_window, "e2e", "end-to-end distillation");
       mla::util::progress_bar bar("distilling end to end", double(e2e.steps), "steps");
-      distill_model(m.model, conv, e2e_windows, e2e, &e2e_report, [&](int step, int, double) { bar.update(step); },
-                    n_held > 0 ? &held_inputs : nullptr);
+      auto on_step = [&](int step, int, double kl) {
+        bar.update(step);
+        if (!std::isnan(kl)) e2e_curve.emplace_back(step, kl);
+      };
+      distill_model(m.model, conv, e2e_windows, e2e, &e2e_report, on_step, n_held > 0 ? &held_inputs : nullptr);
       bar.finish();
     }
     if (distill) {
@@ -390,6 +401,15 @@ int main(int argc, char** argv) {
       std::printf("end-to-end distillation (%d steps, lr %g, %d windows of %d tokens per step): held-out KL to the "
                   "source %.5f -> %.5f nats per token (step %d)\n", e2e.steps, e2e.learning_rate, e2e.batch_windows,
                   e2e_window, e2e_report.heldout_before, e2e_report.heldout_after, e2e_report.best_step);
+    if (!e2e_curve.empty()) {
+      // At most about 20 points of the held-out curve, the last one always.
+      const std::size_t every = (e2e_curve.size() + 19) / 20;
+      std::printf("  held-out KL by step:");
+      for (std::size_t i = 0; i < e2e_curve.size(); ++i)
+        if (i % every == every - 1 || i + 1 == e2e_curve.size())
+          std::printf(" %d: %.5f", e2e_curve[i].first, e2e_curve[i].second);
+      std::printf("\n");
+    }
     std::printf("stage report: relative error of attention outputs on %d held-out tokens (teacher-forced)\n",
                 n_held * window);
     std::printf("%5s %4s %6s %6s %10s", "layer", "kind", "rank", "rope", "KV elem/t");

@@ -5,7 +5,7 @@
 //
 //   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --method attention_aware --kv-budget 0.5 --out smollm2-mla
 //   mla-eval --model smollm2-mla --text ../shared/data/wikitext-2-raw-test.txt --ctx 2048
-//   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --from smollm2-mla --e2e-steps 300 --e2e-lr 3e-4 --out smollm2-mla-e2e
+//   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --from smollm2-mla --e2e-steps 300 --e2e-lr 3e-4 --out e2e
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <algorithm>

@@ -142,6 +142,11 @@ BOOST_AUTO_TEST_CASE(checkpoint_of_another_model_is_refused) {
     moved.layers[0].gqa.wq += 0.5f * matrix<float>::Ones(moved.layers[0].gqa.wq.rows(), moved.layers[0].gqa.wq.cols());
     BOOST_CHECK_EXCEPTION(resume(conv.config, moved), mla::error,
                           [](const mla::error& e) { return message_has(e, {"layer 0 wq (left GQA)"}); });
+    auto tied = conv.weights;  // the source's lm_head is its own; a checkpoint that ties it is another model
+    tied.lm_head.resize(0, 0);
+    BOOST_CHECK_EXCEPTION(resume(conv.config, tied), mla::error, [](const mla::error& e) {
+      return message_has(e, {"has its own lm_head and the checkpoint ties it"});
+    });
     auto fewer = conv.config;
     fewer.n_layers = 1;
     fewer.layers.resize(1);

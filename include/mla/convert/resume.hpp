@@ -69,6 +69,11 @@ model_conversion<T> resume_conversion(const model::model_config& source_cfg, con
         " layers, the model has ", n_layers);
 
   detail::check_unchanged("embed", source.embed, w.embed);
+  // An empty lm_head is tied to the embeddings; mla-convert keeps the source's choice (a DeepSeek-V3 export unties).
+  check((source.lm_head.size() == 0) == (w.lm_head.size() == 0), who, ": the ",
+        source.lm_head.size() == 0 ? "source model ties lm_head to the embeddings and the checkpoint has its own"
+                                   : "source model has its own lm_head and the checkpoint ties it to the embeddings",
+        ": it is not a checkpoint mla-convert --out wrote for this model (a DeepSeek-V3 export cannot be resumed)");
   detail::check_unchanged("lm_head", source.lm_head, w.lm_head);
   detail::check_unchanged("final_norm", source.final_norm, w.final_norm);
   model_conversion<T> out;

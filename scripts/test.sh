@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
-#   1. cpu-release: unit tests, compile-fail tests, header self-containment, packaging, examples;
+#   1. cpu-release: unit tests, compile-fail tests, header self-containment, packaging, the command lines of
+#                   mla-convert and mla-eval on the real model;
 #   2. cpu-debug:   the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. cuda:        compiles every CUDA header, test and bench with nvcc (sm_80, sm_90) and runs the
 #                   GPU tests, which skip without a device (skipped when nvcc is absent).
@@ -38,15 +39,16 @@ export MLA_DATA_DIR="${MLA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 
 step "configure + build: cpu-release"
 cmake --preset cpu-release >/dev/null
-# The unit tests and the header self-containment objects; the examples and benchmarks are built by
-# ./scripts/quickstart.sh and by hand (they are thin tools over the tested library, and building them here
-# would take the run past its 40-minute budget on 2 cores). MLA_TEST_ALL_TARGETS=1 builds everything.
+# The unit tests, the header self-containment objects, and the two programs the command-line tests run
+# (mla-convert, mla-eval); the other examples and the benchmarks are built by ./scripts/quickstart.sh and by
+# hand (thin tools over the tested library; building them all here would take the run past its 40-minute
+# budget on 2 cores). MLA_TEST_ALL_TARGETS=1 builds everything.
 if [ "${MLA_TEST_ALL_TARGETS:-0}" = 1 ]; then
   cmake --build --preset cpu-release -j "$jobs"
 else
-  cmake --build --preset cpu-release -j "$jobs" --target mla_unit_tests mla_header_tests_hpp
+  cmake --build --preset cpu-release -j "$jobs" --target mla_unit_tests mla_header_tests_hpp mla-convert mla-eval
 fi
-step "test: cpu-release (unit, model, compile-fail, headers, packaging)"
+step "test: cpu-release (unit, model, compile-fail, headers, packaging, examples' command lines)"
 ctest --preset cpu-release
 
 # The sanitizer stage needs only the unit-test executables. Its preset sets CMAKE_CXX_FLAGS_DEBUG empty: CMake's

@@ -91,13 +91,13 @@ void fill_random(Elem* p, std::size_t n, std::uint64_t seed) {
 }
 
 // A batch of `batch` sequences of length ctx on pages of 64, physical pages shuffled.
-mla::cpu::paged_layout make_layout(int batch, int ctx) {
+mla::paged_layout make_layout(int batch, int ctx) {
   const int page = 64;
-  const int pages = batch * mla::cpu::pages_needed(ctx, page);
-  std::vector<mla::cpu::page_index> order(static_cast<std::size_t>(pages));
+  const int pages = batch * mla::pages_needed(ctx, page);
+  std::vector<mla::page_index> order(static_cast<std::size_t>(pages));
   for (int i = 0; i < pages; ++i) order[static_cast<std::size_t>(i)] = i;
   std::shuffle(order.begin(), order.end(), std::mt19937(12345));
-  return mla::cpu::make_paged_layout(std::vector<int>(static_cast<std::size_t>(batch), ctx), page, order);
+  return mla::make_paged_layout(std::vector<int>(static_cast<std::size_t>(batch), ctx), page, order);
 }
 
 template <class Elem>
@@ -120,7 +120,7 @@ void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per
   constexpr int rank = Shape::latent_rank, rope = Shape::rope_dim, width = Shape::cached_elements_per_token;
   const int ctx = static_cast<int>(state.range(0));
   const int batch = batch_for(ctx, min_bytes_per_token);
-  const mla::cpu::paged_layout layout = make_layout(batch, ctx);
+  const mla::paged_layout layout = make_layout(batch, ctx);
   buffer<Elem> cache(static_cast<std::size_t>(layout.num_pages) * layout.page_size * width);
   fill_random(cache.get(), cache.size, 1);
   std::vector<float> q_latent(static_cast<std::size_t>(batch) * heads * rank),
@@ -154,7 +154,7 @@ template <class Elem>
 void BM_gqa_decode(benchmark::State& state, int heads, int kv_heads, int head_dim, std::size_t min_bytes_per_token) {
   const int ctx = static_cast<int>(state.range(0));
   const int batch = batch_for(ctx, min_bytes_per_token);
-  const mla::cpu::paged_layout layout = make_layout(batch, ctx);
+  const mla::paged_layout layout = make_layout(batch, ctx);
   const std::size_t n = static_cast<std::size_t>(layout.num_pages) * layout.page_size * kv_heads * head_dim;
   buffer<Elem> k(n), v(n);
   fill_random(k.get(), n, 4);

@@ -74,10 +74,10 @@ void randomize(Elem* p, std::size_t n, std::uint32_t seed) {
 // A paged layout with every sequence at `ctx` tokens, pages shuffled.
 struct device_layout {
   std::vector<int> lens;
-  mla::cpu::paged_layout host;
-  device_buffer<mla::cpu::page_index> table;
+  mla::paged_layout host;
+  device_buffer<mla::page_index> table;
   device_buffer<std::int32_t> d_lens;
-  mla::cpu::page_table_view view;
+  mla::page_table_view view;
   device_layout(int batch, int ctx, int page)
       : lens(static_cast<std::size_t>(batch), ctx),
         host(make(lens, page)),
@@ -89,13 +89,13 @@ struct device_layout {
     view.page_table = table.p;
     view.seq_lens = d_lens.p;
   }
-  static mla::cpu::paged_layout make(const std::vector<int>& lens, int page) {
+  static mla::paged_layout make(const std::vector<int>& lens, int page) {
     int total = 0;
-    for (int l : lens) total += mla::cpu::pages_needed(l, page);
-    std::vector<mla::cpu::page_index> order(static_cast<std::size_t>(total));
+    for (int l : lens) total += mla::pages_needed(l, page);
+    std::vector<mla::page_index> order(static_cast<std::size_t>(total));
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), std::mt19937(7));
-    return mla::cpu::make_paged_layout(lens, page, order);
+    return mla::make_paged_layout(lens, page, order);
   }
 };
 

@@ -112,7 +112,7 @@ inline std::vector<float> random_vector(std::size_t n, std::mt19937& rng) {
 
 inline std::vector<int> window_starts(const decode_case& c) {
   std::vector<int> v;
-  for (int len : c.lens) v.push_back(mla::cpu::decode_visible_range(len, c.window).begin);
+  for (int len : c.lens) v.push_back(mla::decode_visible_range(len, c.window).begin);
   return v;
 }
 
@@ -126,7 +126,7 @@ void check_mla_case(mla::runtime_shape shape, const decode_case& c, std::mt19937
     const int batch = static_cast<int>(c.lens.size()), heads = c.heads;
     std::vector<std::vector<float>> dense;
     for (int len : c.lens) dense.push_back(random_rows<Elem>(len, width, rng));
-    const mla::cpu::paged_layout layout = shuffled_layout(c.lens, c.page_size, c.spare_pages, rng);
+    const mla::paged_layout layout = shuffled_layout(c.lens, c.page_size, c.spare_pages, rng);
     std::vector<Elem> cache, rope_cache;
     if (!split_rope) {
       cache = scatter_paged<Elem>(layout, dense, width, window_starts(c));
@@ -204,7 +204,7 @@ void check_gqa_case(const gqa_config& g, decode_case c, std::mt19937& rng) {
       k_dense.push_back(random_rows<Elem>(len, row, rng));
       v_dense.push_back(random_rows<Elem>(len, row, rng));
     }
-    const mla::cpu::paged_layout layout = shuffled_layout(c.lens, c.page_size, c.spare_pages, rng);
+    const mla::paged_layout layout = shuffled_layout(c.lens, c.page_size, c.spare_pages, rng);
     const std::vector<Elem> k_cache = scatter_paged<Elem>(layout, k_dense, row, window_starts(c));
     const std::vector<Elem> v_cache = scatter_paged<Elem>(layout, v_dense, row, window_starts(c));
     const std::vector<float> q = random_vector(static_cast<std::size_t>(batch) * heads * dim, rng);

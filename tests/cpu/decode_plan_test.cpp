@@ -7,7 +7,7 @@
 
 #include "expect_error.hpp"
 #include "mla/core/dispatch.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
 #include "mla/cuda/decode_plan.hpp"
 
 namespace {
@@ -94,10 +94,10 @@ BOOST_AUTO_TEST_CASE(split_ranges_cover_the_window) {
       auto p = mla_problem({96, 32, 480}, 64, 3, len);
       p.sliding_window = window;
       const int splits = mla::cuda::make_decode_plan(p, "t").num_splits;
-      const mla::cpu::token_range vis = mla::cpu::decode_visible_range(len, window);
+      const mla::token_range vis = mla::decode_visible_range(len, window);
       int next = vis.begin;
       for (int s = 0; s < splits; ++s) {
-        const mla::cpu::token_range r = mla::cpu::split_range(vis, splits, s, mla::cuda::decode_tile_tokens);
+        const mla::token_range r = mla::split_range(vis, splits, s, mla::cuda::decode_tile_tokens);
         if (r.empty()) continue;
         BOOST_TEST(r.begin == next);
         BOOST_TEST((r.begin - vis.begin) % mla::cuda::decode_tile_tokens == 0);

@@ -37,7 +37,7 @@ BOOST_AUTO_TEST_CASE(matches_float64_reference) { run_cases<float>(2); }
 BOOST_AUTO_TEST_CASE(bf16_cache_matches_float64_reference) { run_cases<mla::cpu::bf16>(1); }
 
 BOOST_AUTO_TEST_CASE(bad_arguments_name_the_field) {
-  const mla::cpu::paged_layout layout = mla::cpu::make_paged_layout({3, 7}, 4);
+  const mla::paged_layout layout = mla::make_paged_layout({3, 7}, 4);
   std::vector<float> k(static_cast<std::size_t>(layout.num_pages) * 4 * 2 * 8, 0.5f), v = k;
   std::vector<float> q(2 * 4 * 8, 0.1f), out(2 * 4 * 8);
   auto args = [&] {

@@ -58,7 +58,7 @@ BOOST_AUTO_TEST_CASE(split_rope_cache) {
 // A small valid problem whose arguments the error tests break one at a time.
 struct small_problem {
   using shape = mla::mla_shape<64, 16, 32>;
-  mla::cpu::paged_layout layout = mla::cpu::make_paged_layout({5, 9}, 4);
+  mla::paged_layout layout = mla::make_paged_layout({5, 9}, 4);
   std::vector<float> cache = std::vector<float>(static_cast<std::size_t>(layout.num_pages) * 4 * 48, 0.5f);
   std::vector<float> q_latent = std::vector<float>(2 * 3 * 32, 0.1f);
   std::vector<float> q_pe = std::vector<float>(2 * 3 * 16, 0.1f);
@@ -134,7 +134,7 @@ BOOST_AUTO_TEST_CASE(split_count_does_not_change_the_result) {
   std::mt19937 rng(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     const std::vector<int> lens = {1000, 77};
-    const mla::cpu::paged_layout layout = shuffled_layout(lens, 16, 0, rng);
+    const mla::paged_layout layout = shuffled_layout(lens, 16, 0, rng);
     std::vector<std::vector<float>> dense;
     for (int len : lens) dense.push_back(random_rows<float>(len, shape::cached_elements_per_token, rng));
     const auto cache = scatter_paged<float>(layout, dense, shape::cached_elements_per_token, {0, 0});
@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(lse_is_optional) {
 BOOST_AUTO_TEST_CASE(empty_batch) {
   small_problem p;
   auto a = p.args();
-  const mla::cpu::paged_layout none = mla::cpu::make_paged_layout({}, 4);
+  const mla::paged_layout none = mla::make_paged_layout({}, 4);
   a.pages = none.view();
   a.out = nullptr;
   BOOST_CHECK_NO_THROW(mla::cpu::mla_decode<small_problem::shape>(a));

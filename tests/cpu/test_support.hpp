@@ -11,19 +11,11 @@
 #include <vector>
 
 #include "mla/cpu/element.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
+#include "paged_layout_support.hpp"
 #include "seed.hpp"
 
 namespace mla_cpu_test {
-
-// The seed of a std::mt19937 (mla::test::test_seed, truncated to its 32 bits: printed and replayed as is).
-inline std::uint32_t fresh_seed() { return static_cast<std::uint32_t>(mla::test::test_seed()); }
-
-inline float nan_f() { return std::numeric_limits<float>::quiet_NaN(); }
-
-inline bool all_finite(const std::vector<float>& v) {
-  return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
-}
 
 template <class Elem>
 Elem from_float(float x);
@@ -36,35 +28,18 @@ inline mla::cpu::bf16 from_float<mla::cpu::bf16>(float x) {
   return mla::cpu::to_bf16(x);
 }
 
-// A random permutation of [0, n) (physical page order).
-inline std::vector<mla::cpu::page_index> shuffled_pages(int n, std::mt19937& rng) {
-  std::vector<mla::cpu::page_index> p(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) p[static_cast<std::size_t>(i)] = i;
-  std::shuffle(p.begin(), p.end(), rng);
-  return p;
-}
-
-// A layout for `lens` whose logical pages land on shuffled physical pages, with `spare` unused physical
-// pages mixed in.
-inline mla::cpu::paged_layout shuffled_layout(const std::vector<int>& lens, int page_size, int spare,
-                                              std::mt19937& rng) {
-  int total = 0;
-  for (int l : lens) total += mla::cpu::pages_needed(l, page_size);
-  return mla::cpu::make_paged_layout(lens, page_size, shuffled_pages(total + spare, rng));
-}
-
 // Dense per-sequence rows [len][row_elems] (as float values that Elem stores exactly) scattered into paged
 // storage [num_pages, page_size, row_elems]. Every slot no token occupies, and every token before
 // poison_before[b] (keys outside the sliding window), is NaN: a kernel that reads them produces NaN.
 template <class Elem>
-std::vector<Elem> scatter_paged(const mla::cpu::paged_layout& layout, const std::vector<std::vector<float>>& dense,
+std::vector<Elem> scatter_paged(const mla::paged_layout& layout, const std::vector<std::vector<float>>& dense,
                                 int row_elems, const std::vector<int>& poison_before) {
   std::vector<Elem> storage(static_cast<std::size_t>(layout.num_pages) * layout.page_size * row_elems,
                             from_float<Elem>(nan_f()));
-  const mla::cpu::page_table_view v = layout.view();
+  const mla::page_table_view v = layout.view();
   for (int b = 0; b < layout.num_seqs(); ++b)
     for (int t = poison_before[static_cast<std::size_t>(b)]; t < layout.seq_lens[static_cast<std::size_t>(b)]; ++t) {
-      const std::ptrdiff_t off = mla::cpu::token_row_offset(v, b, t, row_elems);
+      const std::ptrdiff_t off = mla::token_row_offset(v, b, t, row_elems);
       for (int i = 0; i < row_elems; ++i)
         storage[static_cast<std::size_t>(off + i)] =
             from_float<Elem>(dense[static_cast<std::size_t>(b)][static_cast<std::size_t>(t) * row_elems + i]);
@@ -123,22 +98,6 @@ inline reference_row reference_attention(const double* q, int kw, const std::vec
   }
   r.lse = m + std::log(z);
   return r;
-}
-
-// Norm-wise relative error ||got - want|| / ||want|| of one output row (absolute when want is 0).
-inline double row_error(const float* got, const std::vector<double>& want) {
-  double num = 0, den = 0;
-  for (std::size_t j = 0; j < want.size(); ++j) {
-    const double e = static_cast<double>(got[j]) - want[j];
-    num += e * e;
-    den += want[j] * want[j];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
-
-// |got - want| / max(1, |want|) for an lse.
-inline double lse_error(float got, double want) {
-  return std::abs(static_cast<double>(got) - want) / std::max(1.0, std::abs(want));
 }
 
 }  // namespace mla_cpu_test

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "../cpu/test_support.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
 #include "mla/cuda/status.cuh"
 
 namespace mla_cuda_test {
@@ -72,15 +72,15 @@ thrust::device_vector<Elem> to_device(const std::vector<float>& v) {
 // Paged storage [num_pages, page_size, row_elems] from dense per-sequence rows [len][row_elems]; every
 // slot no token of the window occupies is NaN, so a kernel that reads one produces NaN.
 template <class Elem>
-thrust::device_vector<Elem> paged_to_device(const mla::cpu::paged_layout& layout,
+thrust::device_vector<Elem> paged_to_device(const mla::paged_layout& layout,
                                             const std::vector<std::vector<float>>& dense, int row_elems,
                                             const std::vector<int>& first_visible) {
   thrust::host_vector<Elem> h(static_cast<std::size_t>(layout.num_pages) * layout.page_size * row_elems,
                               to_elem<Elem>(std::numeric_limits<float>::quiet_NaN()));
-  const mla::cpu::page_table_view v = layout.view();
+  const mla::page_table_view v = layout.view();
   for (int b = 0; b < layout.num_seqs(); ++b)
     for (int t = first_visible[static_cast<std::size_t>(b)]; t < layout.seq_lens[static_cast<std::size_t>(b)]; ++t) {
-      const std::ptrdiff_t off = mla::cpu::token_row_offset(v, b, t, row_elems);
+      const std::ptrdiff_t off = mla::token_row_offset(v, b, t, row_elems);
       for (int i = 0; i < row_elems; ++i)
         h[static_cast<std::size_t>(off + i)] =
             to_elem<Elem>(dense[static_cast<std::size_t>(b)][static_cast<std::size_t>(t) * row_elems + i]);
@@ -90,10 +90,10 @@ thrust::device_vector<Elem> paged_to_device(const mla::cpu::paged_layout& layout
 
 // The page table and lengths of a layout in device memory, and a view of them.
 struct device_pages {
-  thrust::device_vector<mla::cpu::page_index> table;
+  thrust::device_vector<mla::page_index> table;
   thrust::device_vector<std::int32_t> lens;
-  mla::cpu::page_table_view view;
-  explicit device_pages(const mla::cpu::paged_layout& l) : table(l.page_table), lens(l.seq_lens) {
+  mla::page_table_view view;
+  explicit device_pages(const mla::paged_layout& l) : table(l.page_table), lens(l.seq_lens) {
     view = l.view();
     view.page_table = thrust::raw_pointer_cast(table.data());
     view.seq_lens = thrust::raw_pointer_cast(lens.data());

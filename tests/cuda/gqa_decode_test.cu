@@ -32,13 +32,13 @@ template <class Elem>
 void check_gqa_case(const gqa_case& c, std::mt19937& rng) {
   const int batch = static_cast<int>(c.lens.size()), d = c.head_dim, row = c.kv_heads * d;
   const int group = c.heads / c.kv_heads;
-  const mla::cpu::paged_layout layout = mla_cpu_test::shuffled_layout(c.lens, c.page_size, 2, rng);
+  const mla::paged_layout layout = mla_cpu_test::shuffled_layout(c.lens, c.page_size, 2, rng);
   std::vector<std::vector<float>> k(static_cast<std::size_t>(batch)), v(static_cast<std::size_t>(batch));
   std::vector<int> first(static_cast<std::size_t>(batch));
   for (int b = 0; b < batch; ++b) {
     k[static_cast<std::size_t>(b)] = random_elems<Elem>(static_cast<std::size_t>(c.lens[b]) * row, 1.0f, rng);
     v[static_cast<std::size_t>(b)] = random_elems<Elem>(static_cast<std::size_t>(c.lens[b]) * row, 1.0f, rng);
-    first[static_cast<std::size_t>(b)] = mla::cpu::decode_visible_range(c.lens[b], c.window).begin;
+    first[static_cast<std::size_t>(b)] = mla::decode_visible_range(c.lens[b], c.window).begin;
   }
   const std::vector<float> q = random_elems<Elem>(static_cast<std::size_t>(batch) * c.heads * d, 1.0f, rng);
   std::vector<float> sinks(static_cast<std::size_t>(c.heads));

@@ -23,7 +23,7 @@ void check_append(mla::cuda::rope_pairs pairs, std::mt19937& rng) {
   const mla::runtime_shape shape{96, 32, 224};
   const int rank = shape.latent_rank, rope = shape.rope_dim, width = rank + rope;
   const std::vector<int> lens = {300, 5, 64};
-  const mla::cpu::paged_layout layout = mla_cpu_test::shuffled_layout(lens, 16, 2, rng);
+  const mla::paged_layout layout = mla_cpu_test::shuffled_layout(lens, 16, 2, rng);
   // New tokens: the last 3 positions of each sequence, in a shuffled order.
   std::vector<int> seq, pos;
   for (int b = 0; b < 3; ++b)
@@ -69,10 +69,10 @@ void check_append(mla::cuda::rope_pairs pairs, std::mt19937& rng) {
   BOOST_TEST_REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   const thrust::host_vector<Elem> got = d_cache;
   std::vector<bool> written(got.size(), false);
-  const mla::cpu::page_table_view v = layout.view();
+  const mla::page_table_view v = layout.view();
   const double ulp = std::is_same_v<Elem, __nv_bfloat16> ? 1.0 / 128 : 1.0 / 1024;
   for (int n = 0; n < tokens; ++n) {
-    const std::ptrdiff_t off = mla::cpu::token_row_offset(v, s2[static_cast<std::size_t>(n)], p2[static_cast<std::size_t>(n)], width);
+    const std::ptrdiff_t off = mla::token_row_offset(v, s2[static_cast<std::size_t>(n)], p2[static_cast<std::size_t>(n)], width);
     const int half = rope / 2;
     for (int e = 0; e < width; ++e) {
       double want;

@@ -41,12 +41,12 @@ template <class Elem>
 double check_mla_case(mla::runtime_shape shape, const mla_case& c, std::mt19937& rng) {
   const int rank = shape.latent_rank, rope = shape.rope_dim, width = rank + rope, heads = c.heads;
   const int batch = static_cast<int>(c.lens.size());
-  const mla::cpu::paged_layout layout = mla_cpu_test::shuffled_layout(c.lens, c.page_size, 3, rng);
+  const mla::paged_layout layout = mla_cpu_test::shuffled_layout(c.lens, c.page_size, 3, rng);
   std::vector<std::vector<float>> rows(static_cast<std::size_t>(batch));
   std::vector<int> first(static_cast<std::size_t>(batch));
   for (int b = 0; b < batch; ++b) {
     rows[static_cast<std::size_t>(b)] = random_elems<Elem>(static_cast<std::size_t>(c.lens[b]) * width, 1.0f, rng);
-    first[static_cast<std::size_t>(b)] = mla::cpu::decode_visible_range(c.lens[b], c.window).begin;
+    first[static_cast<std::size_t>(b)] = mla::decode_visible_range(c.lens[b], c.window).begin;
   }
   const std::vector<float> q_lat = random_elems<Elem>(static_cast<std::size_t>(batch) * heads * rank, 1.0f, rng);
   const std::vector<float> q_pe = random_elems<Elem>(static_cast<std::size_t>(batch) * heads * rope, 1.0f, rng);

@@ -28,8 +28,8 @@
 
 #include "mla/core/error.hpp"
 #include "mla/cpu/element.hpp"
-#include "mla/cpu/paged_cache.hpp"
-#include "mla/cpu/softmax_merge.hpp"
+#include "mla/core/paged_cache.hpp"
+#include "mla/core/softmax_merge.hpp"
 
 #if defined(_OPENMP)
 #define MLA_CPU_PRAGMA(x) _Pragma(#x)

@@ -15,7 +15,7 @@
 #include "mla/core/error.hpp"
 #include "mla/cpu/decode_common.hpp"
 #include "mla/cpu/element.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
 
 namespace mla::cpu {
 

@@ -25,7 +25,7 @@
 #include "mla/core/supported_shapes.hpp"
 #include "mla/cpu/decode_common.hpp"
 #include "mla/cpu/element.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
 
 namespace mla::cpu {
 

@@ -1,6 +1,6 @@
 // The decode attention kernel shared by mla_decode (absorbed MLA over the latent cache) and gqa_decode (the
 // baseline), and the split-KV combine kernel. Host operators live in mla_decode.cuh / gqa_decode.cuh; the
-// launch arithmetic in decode_plan.hpp; the page walk, split ranges and softmax merge in mla/cpu/*.hpp
+// launch arithmetic in decode_plan.hpp; the page walk, split ranges and softmax merge in mla/core/*.hpp
 // (MLA_HOST_DEVICE, tested on the CPU).
 //
 // One CTA = (row group x head block, split, sequence). Every query head of the block reads the same cached
@@ -20,14 +20,14 @@
 #include <cub/warp/warp_reduce.cuh>
 #include <cstddef>
 
-#include "mla/cpu/paged_cache.hpp"
-#include "mla/cpu/softmax_merge.hpp"
+#include "mla/core/paged_cache.hpp"
+#include "mla/core/softmax_merge.hpp"
 #include "mla/cuda/decode_plan.hpp"
 #include "mla/cuda/warp_mma.cuh"
 
 namespace mla::cuda::detail {
 
-using cpu::page_index;
+using mla::page_index;
 
 template <class Elem>
 struct decode_kernel_params {
@@ -40,7 +40,7 @@ struct decode_kernel_params {
   const Elem* values = nullptr;          // paged values, or null: values are the first value_width of a key row
   std::ptrdiff_t value_row_stride = 0;
   int value_width = 0;
-  cpu::page_table_view pages;            // device pointers
+  mla::page_table_view pages;            // device pointers
   int heads = 0;                         // query heads in all
   int heads_per_group = 0;               // query heads sharing a row group
   int heads_per_block = 0;
@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
   float* const alpha_s = l_s + HB;
 
   const int len = p.pages.seq_lens[b];
-  const cpu::token_range r = cpu::split_range(cpu::decode_visible_range(len, p.window), p.splits, split, TN);
+  const mla::token_range r = mla::split_range(mla::decode_visible_range(len, p.window), p.splits, split, TN);
 
   // Queries, once: row i = head h0 + i (zero past h_end), [q_a | q_b].
   {
@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
         for (int e = 0; e < 4; ++e) acc[mt][j][n8][e] = 0.0f;
 
   const int g = lane >> 2, tq = lane & 3;
-  const int ntiles = cpu::ceil_div(r.size(), TN);
+  const int ntiles = mla::ceil_div(r.size(), TN);
   page_index page_next = page_of(r.begin + lj);
   if (ntiles > 0) load_tile(r.begin, 0, page_next);
   page_next = page_of(r.begin + TN + lj);
@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
     // Scores: warp -> (16-token block, m-tile, k-slice); partial sums per k-slice into s_s.
     {
       const int half = warp % NB, mt = (warp / NB) % MT, ks = warp / (NB * MT);
-      const int ksteps = W / 16, per = cpu::ceil_div(ksteps, KS);
+      const int ksteps = W / 16, per = mla::ceil_div(ksteps, KS);
       const int k_lo = ks * per, k_hi = min(ksteps, k_lo + per);
       float sacc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
       const Elem* const qa = q_s + (mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldk + (lane >> 4) * 8;
@@ -282,7 +282,7 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
       const int row = mt * 16 + g + hr * 8, h = h0 + row;
       if (h >= h_end) continue;
       const float sink = p.splits == 1 && p.sinks != nullptr ? p.sinks[h] : neg_inf;
-      const cpu::softmax_final f = cpu::softmax_finalize(cpu::softmax_stats{m_s[row] * ln2, l_s[row]}, sink);
+      const mla::softmax_final f = mla::softmax_finalize(mla::softmax_stats{m_s[row] * ln2, l_s[row]}, sink);
       const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(b) * p.heads + h;
       const std::ptrdiff_t prow = (static_cast<std::ptrdiff_t>(b) * p.splits + split) * p.heads + h;
       float* const dst = p.splits == 1 ? p.out + bh * V : p.part_out + prow * V;
@@ -318,7 +318,7 @@ __global__ void __launch_bounds__(128) split_combine_kernel(const Float* part_ou
   const int row = blockIdx.x, b = row / heads, h = row % heads;
   const std::ptrdiff_t first = static_cast<std::ptrdiff_t>(b) * splits * heads + h;  // split 0 of the row
   if (threadIdx.x == 0)
-    merged = cpu::softmax_merge_weights(part_lse + first, heads, splits, sinks != nullptr ? sinks[h] : -HUGE_VALF,
+    merged = mla::softmax_merge_weights(part_lse + first, heads, splits, sinks != nullptr ? sinks[h] : -HUGE_VALF,
                                         weights);
   __syncthreads();
   for (int i = threadIdx.x; i < width; i += blockDim.x) {

@@ -75,7 +75,7 @@ status launch_decode(const decode_plan& plan, decode_kernel_params<Elem> kp, voi
         plan.tile_tokens, "-key tiles");
   kp.splits = plan.num_splits;
   kp.heads_per_block = plan.heads_per_block;
-  kp.blocks_per_group = cpu::ceil_div(kp.heads_per_group, plan.heads_per_block);
+  kp.blocks_per_group = mla::ceil_div(kp.heads_per_group, plan.heads_per_block);
   const std::size_t rows = static_cast<std::size_t>(batch) * plan.num_splits * kp.heads;
   if (plan.num_splits > 1) {
     kp.part_out = static_cast<float*>(workspace);

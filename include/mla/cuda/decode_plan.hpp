@@ -19,7 +19,7 @@
 
 #include "mla/core/error.hpp"
 #include "mla/core/host_device.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
 
 namespace mla::cuda {
 
@@ -118,8 +118,8 @@ inline int decode_ctas_per_sm(std::size_t smem_bytes) {
 // round, where 5 would need 3 rounds).
 inline int decode_num_splits(const decode_problem& p, int ctas_per_split, int heads_per_cta, std::size_t smem_bytes,
                              int tile_tokens = decode_tile_tokens) {
-  const int visible = cpu::decode_visible_range(p.max_seq_len, p.sliding_window).size();
-  const int tiles = std::max(1, cpu::ceil_div(visible, tile_tokens));
+  const int visible = mla::decode_visible_range(p.max_seq_len, p.sliding_window).size();
+  const int tiles = std::max(1, mla::ceil_div(visible, tile_tokens));
   if (p.requested_splits > 0) return std::max(1, std::min({p.requested_splits, tiles, decode_max_splits}));
   const int most = std::max(1, std::min({tiles, visible / 256, decode_max_splits}));
   const double slots = static_cast<double>(p.sm_count) * decode_ctas_per_sm(smem_bytes);
@@ -170,7 +170,7 @@ inline decode_plan make_decode_plan(const decode_problem& p, const char* owner) 
   check(plan.smem_bytes <= p.max_smem, owner, ": key width ", p.key_width, " needs ", plan.smem_bytes,
         " bytes of shared memory per block, the device allows ", p.max_smem);
   plan.heads_per_block = std::min(p.heads_per_group, 16 * plan.m_tiles);
-  plan.head_blocks = p.groups * cpu::ceil_div(p.heads_per_group, plan.heads_per_block);
+  plan.head_blocks = p.groups * mla::ceil_div(p.heads_per_group, plan.heads_per_block);
   plan.num_splits = decode_num_splits(p, plan.head_blocks, plan.heads_per_block, plan.smem_bytes, plan.tile_tokens);
   const std::size_t rows = static_cast<std::size_t>(p.batch) * plan.num_splits * p.heads_per_group * p.groups;
   plan.workspace_bytes = plan.num_splits > 1 ? rows * (static_cast<std::size_t>(p.value_width) + 1) * sizeof(float) : 0;

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "mla/core/error.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
 #include "mla/cuda/decode_launch.cuh"
 #include "mla/cuda/decode_plan.hpp"
 #include "mla/cuda/status.cuh"
@@ -23,7 +23,7 @@ struct gqa_decode_args {
   const Elem* q = nullptr;        // RoPE'd queries, [batch, num_heads, head_dim]
   const Elem* k_cache = nullptr;  // [pages.num_pages, pages.page_size, num_kv_heads, head_dim]
   const Elem* v_cache = nullptr;  // same layout
-  cpu::page_table_view pages;     // device pointers
+  mla::page_table_view pages;     // device pointers
   int max_seq_len = 0;
   int num_heads = 0;
   int num_kv_heads = 0;

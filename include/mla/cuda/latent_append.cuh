@@ -15,7 +15,7 @@
 #include "mla/core/dispatch.hpp"
 #include "mla/core/error.hpp"
 #include "mla/core/shape.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
 #include "mla/cuda/rope.cuh"
 #include "mla/cuda/status.cuh"
 #include "mla/cuda/warp_mma.cuh"
@@ -34,7 +34,7 @@ struct latent_append_args {
   int tokens = 0;
   runtime_shape shape;              // one of mla::supported_shapes
   Elem* cache = nullptr;            // [pages.num_pages, pages.page_size, latent_rank + rope_dim]
-  cpu::page_table_view pages;       // device page table (seq_lens are not read)
+  mla::page_table_view pages;       // device page table (seq_lens are not read)
 };
 
 namespace detail {
@@ -62,7 +62,7 @@ __global__ void latent_append_kernel(latent_append_args<Elem> a) {
       s *= a.attention_factor;
       v = first ? x[ia] * c - x[ib] * s : x[ib] * c + x[ia] * s;
     }
-    a.cache[cpu::token_row_offset(a.pages, a.seq_ids[n], pos, width) + e] = from_float<Elem>(v);
+    a.cache[mla::token_row_offset(a.pages, a.seq_ids[n], pos, width) + e] = from_float<Elem>(v);
   }
 }
 }  // namespace detail

@@ -17,7 +17,7 @@
 #include "mla/core/dispatch.hpp"
 #include "mla/core/error.hpp"
 #include "mla/core/shape.hpp"
-#include "mla/cpu/paged_cache.hpp"
+#include "mla/core/paged_cache.hpp"
 #include "mla/cuda/decode_launch.cuh"
 #include "mla/cuda/decode_plan.hpp"
 #include "mla/cuda/status.cuh"
@@ -30,7 +30,7 @@ struct mla_decode_args {
   const Elem* q_latent = nullptr;  // q̃ = W_UK^T q_nope per head, [batch, num_heads, latent_rank]
   const Elem* q_pe = nullptr;      // RoPE'd query part, [batch, num_heads, rope_dim]
   const Elem* cache = nullptr;     // [pages.num_pages, pages.page_size, latent_rank + rope_dim]: c then k_pe
-  cpu::page_table_view pages;      // page table and lengths (>= 1 each) in device memory
+  mla::page_table_view pages;      // page table and lengths (>= 1 each) in device memory
   int max_seq_len = 0;             // the longest length in pages.seq_lens (host value; sets the split count)
   int num_heads = 0;
   runtime_shape shape;             // (head_dim, rope_dim, latent_rank): one of mla::supported_shapes

@@ -294,9 +294,9 @@ inline row_vector<float> mla_decode_cpu_kernel(const mla_layer<float>& layer, co
     q_pe.row(h) = q.block(0, Eigen::Index(h) * qk + nope, 1, rope);
   }
   check(pos + 1 <= INT32_MAX, "mla::ref::mla_decode: position ", pos, " exceeds the kernel's int32 lengths");
-  const cpu::page_index page = 0;
+  const mla::page_index page = 0;
   const std::int32_t len = static_cast<std::int32_t>(pos + 1);
-  cpu::page_table_view pages;
+  mla::page_table_view pages;
   pages.page_table = &page, pages.seq_lens = &len, pages.num_seqs = 1, pages.pages_per_seq = 1;
   pages.page_size = len, pages.num_pages = 1;
   matrix<float> latent_out(heads, rank);  // x_h = sum_t p_h(t) c_t

@@ -1,4 +1,4 @@
-// mla::cpu paged KV-cache layout: which physical page holds each token of each sequence.
+// mla paged KV-cache layout (shared by the CPU and CUDA kernels): which physical page holds each token of each sequence.
 //
 // Storage of a paged cache (one tensor per cached quantity):
 //   [num_pages, page_size, row_elems]      row_elems = elements cached per token
@@ -19,7 +19,7 @@
 #include "mla/core/error.hpp"
 #include "mla/core/host_device.hpp"
 
-namespace mla::cpu {
+namespace mla {
 
 using page_index = std::int32_t;
 
@@ -172,20 +172,20 @@ struct paged_layout {
 // empty; pass a permutation to scatter pages). num_pages = max(total pages, physical_order.size()).
 inline paged_layout make_paged_layout(const std::vector<int>& seq_lens, int page_size,
                                       const std::vector<page_index>& physical_order = {}) {
-  check(page_size > 0, "mla::cpu::make_paged_layout: page_size must be > 0, found ", page_size);
+  check(page_size > 0, "mla::make_paged_layout: page_size must be > 0, found ", page_size);
   paged_layout l;
   l.page_size = page_size;
   long long total = 0;
   for (std::size_t b = 0; b < seq_lens.size(); ++b) {
-    check(seq_lens[b] >= 0, "mla::cpu::make_paged_layout: seq_lens[", b, "] = ", seq_lens[b], ", expected >= 0");
+    check(seq_lens[b] >= 0, "mla::make_paged_layout: seq_lens[", b, "] = ", seq_lens[b], ", expected >= 0");
     const int need = pages_needed(seq_lens[b], page_size);
     l.pages_per_seq = need > l.pages_per_seq ? need : l.pages_per_seq;
     total += need;
   }
   check(physical_order.empty() || static_cast<long long>(physical_order.size()) >= total,
-        "mla::cpu::make_paged_layout: physical_order has ", physical_order.size(), " entries, expected >= ", total,
+        "mla::make_paged_layout: physical_order has ", physical_order.size(), " entries, expected >= ", total,
         " (the pages the lengths need)");
-  check(total <= INT32_MAX, "mla::cpu::make_paged_layout: ", total, " pages exceed the int32 page index");
+  check(total <= INT32_MAX, "mla::make_paged_layout: ", total, " pages exceed the int32 page index");
   l.num_pages = static_cast<int>(physical_order.empty() ? total : static_cast<long long>(physical_order.size()));
   l.seq_lens.assign(seq_lens.begin(), seq_lens.end());
   l.page_table.assign(seq_lens.size() * static_cast<std::size_t>(l.pages_per_seq), page_index{-1});
@@ -198,4 +198,4 @@ inline paged_layout make_paged_layout(const std::vector<int>& seq_lens, int page
   return l;
 }
 
-}  // namespace mla::cpu
+}  // namespace mla

@@ -1,13 +1,11 @@
-#include "mla/cpu/softmax_merge.hpp"
+#include "mla/core/softmax_merge.hpp"
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <random>
 #include <vector>
 
-#include "mla/cpu/decode_common.hpp"
-#include "mla/cpu/element.hpp"
-#include "test_support.hpp"
+#include "paged_layout_support.hpp"
 
 using namespace mla_cpu_test;
 
@@ -15,24 +13,24 @@ namespace {
 const float neg_inf = -HUGE_VALF;
 }
 
-BOOST_AUTO_TEST_SUITE(cpu_softmax_merge)
+BOOST_AUTO_TEST_SUITE(core_softmax_merge)
 
 BOOST_AUTO_TEST_CASE(finalize_adds_the_sink) {
   // Keys with logits {1, 2}: online state m = 2, d = e^-1 + 1.
-  const mla::cpu::softmax_stats st{2.0f, static_cast<float>(std::exp(-1.0) + 1.0)};
-  const auto no_sink = mla::cpu::softmax_finalize(st, neg_inf);
+  const mla::softmax_stats st{2.0f, static_cast<float>(std::exp(-1.0) + 1.0)};
+  const auto no_sink = mla::softmax_finalize(st, neg_inf);
   BOOST_TEST(no_sink.lse == std::log(std::exp(1.0) + std::exp(2.0)), boost::test_tools::tolerance(1e-6));
   BOOST_TEST(no_sink.out_scale == 1.0 / (std::exp(-1.0) + 1.0), boost::test_tools::tolerance(1e-6));
   // A sink above the max: lse = ln(e + e^2 + e^3); out = o e^{m - lse}.
-  const auto sink = mla::cpu::softmax_finalize(st, 3.0f);
+  const auto sink = mla::softmax_finalize(st, 3.0f);
   const double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
   BOOST_TEST(sink.lse == lse, boost::test_tools::tolerance(1e-6));
   BOOST_TEST(sink.out_scale == std::exp(2.0 - lse), boost::test_tools::tolerance(1e-6));
   // No key: only the sink (out = 0), or nothing at all (lse = -inf).
-  const auto only_sink = mla::cpu::softmax_finalize({neg_inf, 0.0f}, 0.5f);
+  const auto only_sink = mla::softmax_finalize({neg_inf, 0.0f}, 0.5f);
   BOOST_TEST(only_sink.out_scale == 0.0f);
   BOOST_TEST(only_sink.lse == 0.5f);
-  const auto nothing = mla::cpu::softmax_finalize({neg_inf, 0.0f}, neg_inf);
+  const auto nothing = mla::softmax_finalize({neg_inf, 0.0f}, neg_inf);
   BOOST_TEST(nothing.out_scale == 0.0f);
   BOOST_TEST(nothing.lse == neg_inf);
 }
@@ -116,7 +114,7 @@ BOOST_AUTO_TEST_CASE(merge_equals_the_full_softmax) {
         tolerance += 4.0 * max_lse * std::ldexp(1.0, -24) * kappa;
       }
       std::vector<float> out(static_cast<std::size_t>(dim), nan_f()), weights(static_cast<std::size_t>(splits));
-      const float got_lse = mla::cpu::softmax_merge(part.data(), dim, lse.data(), 2, splits, dim,
+      const float got_lse = mla::softmax_merge(part.data(), dim, lse.data(), 2, splits, dim,
                                                     static_cast<float>(sink), weights.data(), out.data());
       BOOST_TEST_CONTEXT("trial " << trial << " keys " << keys << " splits " << splits << " sink " << sink) {
         BOOST_TEST(all_finite(out));
@@ -134,45 +132,12 @@ BOOST_AUTO_TEST_CASE(merge_of_nothing) {
   const float lse[2] = {-HUGE_VALF, -HUGE_VALF};
   const float part[4] = {nan_f(), nan_f(), nan_f(), nan_f()};
   float out[2] = {nan_f(), nan_f()}, w[2];
-  BOOST_TEST(mla::cpu::softmax_merge(part, 2, lse, 1, 2, 2, -HUGE_VALF, w, out) == -HUGE_VALF);
+  BOOST_TEST(mla::softmax_merge(part, 2, lse, 1, 2, 2, -HUGE_VALF, w, out) == -HUGE_VALF);
   BOOST_TEST(out[0] == 0.0f);
   BOOST_TEST(out[1] == 0.0f);
   // Only a sink: the output is 0 and the lse is the sink.
-  BOOST_TEST(mla::cpu::softmax_merge(part, 2, lse, 1, 2, 2, 1.5f, w, out) == 1.5f);
+  BOOST_TEST(mla::softmax_merge(part, 2, lse, 1, 2, 2, 1.5f, w, out) == 1.5f);
   BOOST_TEST(out[0] == 0.0f);
-}
-
-BOOST_AUTO_TEST_CASE(exp_approx_accuracy) {
-  using mla::cpu::detail::exp_approx;
-  double worst = 0;
-  for (int i = 0; i <= 200000; ++i) {
-    const float x = -87.0f + 88.0f * static_cast<float>(i) / 200000.0f;  // [-87, 1]
-    const double want = std::exp(static_cast<double>(x));
-    worst = std::max(worst, std::abs(exp_approx(x) - want) / want);
-  }
-  BOOST_TEST(worst <= 3e-7);  // a few float ulps (2^-23 = 1.2e-7)
-  BOOST_TEST(exp_approx(0.0f) == 1.0f);
-  BOOST_TEST(exp_approx(-HUGE_VALF) == 0.0f);
-  BOOST_TEST(exp_approx(-100.0f) == 0.0f);
-  BOOST_TEST(std::isnan(exp_approx(nan_f())));
-}
-
-BOOST_AUTO_TEST_CASE(bf16_round_trip) {
-  BOOST_TEST(mla::cpu::to_float(mla::cpu::to_bf16(1.0f)) == 1.0f);
-  BOOST_TEST(mla::cpu::to_float(mla::cpu::to_bf16(-2.5f)) == -2.5f);
-  // 1 + 2^-8 is halfway between bf16 neighbours 1 and 1 + 2^-7: ties go to even (1).
-  BOOST_TEST(mla::cpu::to_float(mla::cpu::to_bf16(1.0f + 1.0f / 256)) == 1.0f);
-  BOOST_TEST(mla::cpu::to_float(mla::cpu::to_bf16(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256);
-  BOOST_TEST(std::isnan(mla::cpu::to_float(mla::cpu::to_bf16(nan_f()))));
-  BOOST_TEST(std::isinf(mla::cpu::to_float(mla::cpu::to_bf16(HUGE_VALF))));
-}
-
-BOOST_AUTO_TEST_CASE(auto_split_count) {
-  BOOST_TEST(mla::cpu::auto_num_splits(4, 100000, 1) == 1);     // one thread: no split
-  BOOST_TEST(mla::cpu::auto_num_splits(1, 8192, 2) == 8);       // 4 items per thread
-  BOOST_TEST(mla::cpu::auto_num_splits(64, 8192, 2) == 1);      // the batch alone fills the threads
-  BOOST_TEST(mla::cpu::auto_num_splits(1, 300, 16) == 1);       // no split under 256 keys
-  BOOST_TEST(mla::cpu::auto_num_splits(1, 1 << 20, 64) == 64);  // capped
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,4 +1,4 @@
-// mla::cpu split-KV log-sum-exp merge.
+// mla split-KV log-sum-exp merge (shared by the CPU and CUDA kernels).
 //
 // A decode row (one sequence, one head) over keys K with logits s_k and values v_k is
 //   out = sum_k exp(s_k - lse) v_k,   lse = ln( sum_k exp(s_k) + exp(sink) )
@@ -18,7 +18,7 @@
 
 #include "mla/core/host_device.hpp"
 
-namespace mla::cpu {
+namespace mla {
 
 MLA_HOST_DEVICE inline float neg_inf_f() { return -HUGE_VALF; }
 
@@ -93,4 +93,4 @@ MLA_HOST_DEVICE inline float softmax_merge(const float* partial_out, std::ptrdif
   return merged;
 }
 
-}  // namespace mla::cpu
+}  // namespace mla

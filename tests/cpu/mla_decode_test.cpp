@@ -1,6 +1,7 @@
 #include "mla/cpu/mla_decode.hpp"
 
 #include <boost/test/unit_test.hpp>
+#include <cstring>
 #include <string>
 #include <tuple>
 
@@ -54,6 +55,24 @@ BOOST_AUTO_TEST_CASE(split_rope_cache) {
         mla::representative_shapes{});
   }
 }
+
+// The kernel body with compile-time widths (Shape's) writes its result to the caller's out/lse, which
+// check_mla_case compares with the float64 reference; the same body with runtime widths must then give the
+// same bits (same operations in the same order; only the loop trip counts are constants).
+template <class Shape, class Elem>
+struct both_widths {
+  void operator()(const mla::cpu::mla_decode_args<Elem>& a) const {
+    const std::size_t rows = a.pages.num_seqs * static_cast<std::size_t>(a.num_heads);
+    std::vector<float> out(rows * Shape::latent_rank, nan_f()), lse(rows, nan_f());
+    mla::cpu::mla_decode_args<Elem> r = a;
+    r.out = out.data(), r.lse = lse.data();
+    mla::cpu::detail::mla_decode_impl<Elem, Shape::latent_rank, Shape::rope_dim>(a, Shape::latent_rank,
+                                                                                 Shape::rope_dim);
+    mla::cpu::detail::mla_decode_impl<Elem>(r, Shape::latent_rank, Shape::rope_dim);
+    BOOST_TEST(std::memcmp(out.data(), a.out, out.size() * sizeof(float)) == 0);
+    BOOST_TEST(std::memcmp(lse.data(), a.lse, lse.size() * sizeof(float)) == 0);
+  }
+};
 
 // A small valid problem whose arguments the error tests break one at a time.
 struct small_problem {
@@ -115,6 +134,30 @@ BOOST_AUTO_TEST_CASE(every_supported_shape_dispatches) {
       });
     }
     BOOST_TEST(runs == static_cast<int>(mla::supported_shape_count));
+  }
+}
+
+// Compile-time and runtime widths: both match the float64 reference and each other bit for bit, for a
+// few shapes (the gpt-oss 75 % and SmolLM2 50 % conversions, DeepSeek-V3, the smallest supported shape),
+// float and bf16 caches, joint and split (rope_cache) layouts, edge cases and random cases.
+using width_shapes = std::tuple<mla::mla_shape<64, 16, 32>, mla::mla_shape<96, 32, 160>, mla::mla_shape<96, 32, 224>,
+                                mla::mla_shape<192, 64, 512>>;
+BOOST_AUTO_TEST_CASE_TEMPLATE(compile_time_widths_match_runtime_widths, Shape, width_shapes) {
+  const std::uint32_t seed = fresh_seed();
+  std::mt19937 rng(seed);
+  BOOST_TEST_CONTEXT("seed " << seed << " (replay with MLA_TEST_SEED=" << seed << ")") {
+    for (bool split_rope : {false, true}) {
+      for (const decode_case& c : edge_cases()) {
+        check_mla_case<float>(Shape::runtime(), c, rng, both_widths<Shape, float>{}, split_rope);
+        check_mla_case<mla::cpu::bf16>(Shape::runtime(), c, rng, both_widths<Shape, mla::cpu::bf16>{}, split_rope);
+      }
+      for (int page_size : {1, 16}) {
+        check_mla_case<float>(Shape::runtime(), random_case(page_size, rng), rng, both_widths<Shape, float>{},
+                              split_rope);
+        check_mla_case<mla::cpu::bf16>(Shape::runtime(), random_case(page_size, rng), rng,
+                                       both_widths<Shape, mla::cpu::bf16>{}, split_rope);
+      }
+    }
   }
 }
 

@@ -124,6 +124,17 @@ inline float exp_approx(float x) {
 // heads. So the cached rows are read in their stored order and never transposed, and one row element
 // feeds all heads of the group while it is in a register. The weighted value sum is vectorised over the
 // value channels with the weights broadcast.
+//
+// Widths: every helper takes the key width kw and the value width vw as runtime ints, and has a template
+// twin parameter (KW, VW) that, when > 0, replaces the runtime value by a constant (the caller passes the
+// same number as both); 0 keeps the runtime width. The body is the same, so the operations and their order
+// are too: the results are bit-identical, only the trip counts become known to the compiler.
+
+// The width a helper loops over: the compile-time one when given, else the runtime one.
+template <int W>
+constexpr int width_or(int runtime) {
+  return W > 0 ? W : runtime;
+}
 
 inline constexpr int head_lanes = 16;  // heads per score vector (one AVX-512 register of floats)
 
@@ -131,9 +142,10 @@ inline int padded_heads(int nh) { return ceil_div(nh, head_lanes) * head_lanes; 
 
 // Scores of TB tokens x HV head vectors: s[t][h] = sum_i rows[t][i] * qt[i][h], t < TB, h < HV * 16.
 // TB * HV accumulator vectors stay in registers (8 to 16: enough independent FMA chains, few spills).
-template <int TB, int HV>
-inline void score_block(const float* qt, std::ptrdiff_t ldq, const float* const* rows, int kw, float* s,
+template <int TB, int HV, int KW = 0>
+inline void score_block(const float* qt, std::ptrdiff_t ldq, const float* const* rows, int runtime_kw, float* s,
                         std::ptrdiff_t lds) {
+  const int kw = width_or<KW>(runtime_kw);
   float acc[TB][HV][head_lanes] = {};
   const float* r[TB];
   for (int t = 0; t < TB; ++t) r[t] = rows[t];
@@ -192,6 +204,7 @@ inline int score_block_count(int hp) {
 
 // s[t][h] = sum_i rows[t][i] * qt[i][h] for the whole tile (t < tile_tokens; rows past the valid ones point
 // to zeros), h < hp. Head vectors go in groups of up to 4; pf.step() after each block.
+template <int KW = 0>
 inline void tile_scores(const float* qt, int hp, const float* const* rows, int kw, float* s, row_prefetcher& pf) {
   const int nv = hp / head_lanes;
   for (int v0 = 0; v0 < nv; v0 += 4) {
@@ -200,19 +213,19 @@ inline void tile_scores(const float* qt, int hp, const float* const* rows, int k
     switch (nv - v0 < 4 ? nv - v0 : 4) {
       case 1:
         for (int t0 = 0; t0 < tile_tokens; t0 += 8)
-          score_block<8, 1>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
+          score_block<8, 1, KW>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
         break;
       case 2:
         for (int t0 = 0; t0 < tile_tokens; t0 += 4)
-          score_block<4, 2>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
+          score_block<4, 2, KW>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
         break;
       case 3:
         for (int t0 = 0; t0 < tile_tokens; t0 += 4)
-          score_block<4, 3>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
+          score_block<4, 3, KW>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
         break;
       default:
         for (int t0 = 0; t0 < tile_tokens; t0 += 4)
-          score_block<4, 4>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
+          score_block<4, 4, KW>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
         break;
     }
   }
@@ -225,9 +238,10 @@ inline constexpr int accumulator_ways = (8 + HB - 1) / HB;
 
 // Weighted value sum of one tile for HB heads: o[h * ldo + j] += sum_{t < n} p[t * ldp + h] * v[t][j],
 // j < vw. Each 16-wide slice of a value row is loaded once and used for all HB heads.
-template <int HB>
+template <int HB, int VW = 0>
 inline void tile_pv(const float* p, std::ptrdiff_t ldp, const float* const* v, int n, float* o, std::ptrdiff_t ldo,
-                    int vw) {
+                    int runtime_vw) {
+  const int vw = width_or<VW>(runtime_vw);
   constexpr int lanes = 16;
   constexpr int ways = accumulator_ways<HB>;  // consecutive tokens go to different accumulator sets
   int j = 0;
@@ -305,8 +319,10 @@ inline void for_head_blocks(int heads, F&& f) {
 // Online-softmax step over one tile, vectorised over heads: s [tile_tokens][lds] holds scores (first n
 // tokens valid, nh heads) and becomes the weights p = exp(s - m_new); m, d [nh] advance; rows of
 // o [nh][ldo] are rescaled where m grew. tmp: scratch for 2 * nh floats.
+template <int VW = 0>
 inline void tile_softmax(float* s, std::ptrdiff_t lds, int nh, int n, float* m, float* d, float* o, std::ptrdiff_t ldo,
-                         int vw, float* tmp) {
+                         int runtime_vw, float* tmp) {
+  const int vw = width_or<VW>(runtime_vw);
   float* const mt = tmp;        // new running max [nh]
   float* const sum = tmp + nh;  // sum of this tile's weights [nh]
   for (int h = 0; h < nh; ++h) mt[h] = m[h], sum[h] = 0.0f;
@@ -343,14 +359,17 @@ inline void tile_softmax(float* s, std::ptrdiff_t lds, int nh, int n, float* m, 
 //   qt [kw][padded_heads(nh)] scaled transposed queries, keys [tile_tokens] key rows (kw used; rows past n
 //   point to zeros), values [n] value rows (vw used), s [tile_tokens][padded_heads(nh)] and tmp [2 * nh]
 //   scratch, m, d [nh] and o [nh][ldo] the online state. pf spreads the next tile's prefetches.
+//   KW, VW > 0: kw, vw as compile-time constants (equal to the runtime ones).
+template <int KW = 0, int VW = 0>
 inline void attend_tile(const float* qt, int nh, const float* const* keys, int kw, const float* const* values, int vw,
                         int n, float* s, float* tmp, float* m, float* d, float* o, std::ptrdiff_t ldo,
                         row_prefetcher& pf) {
   const int hp = padded_heads(nh);
-  tile_scores(qt, hp, keys, kw, s, pf);
-  tile_softmax(s, hp, nh, n, m, d, o, ldo, vw, tmp);
-  for_head_blocks(nh,
-                  [&](int h0, auto hb) { tile_pv<decltype(hb)::value>(s + h0, hp, values, n, o + h0 * ldo, ldo, vw); });
+  tile_scores<KW>(qt, hp, keys, kw, s, pf);
+  tile_softmax<VW>(s, hp, nh, n, m, d, o, ldo, vw, tmp);
+  for_head_blocks(nh, [&](int h0, auto hb) {
+    tile_pv<decltype(hb)::value, VW>(s + h0, hp, values, n, o + h0 * ldo, ldo, vw);
+  });
 }
 
 // Scratch floats attend_tile needs for nh heads (s and tmp).
@@ -359,11 +378,14 @@ inline std::size_t attend_scratch_floats(int nh) {
 }
 
 // Float views of n value rows (first vw elements each): the rows themselves for a float cache, else
-// converted copies in buf [tile_tokens][vw].
+// converted copies in buf [tile_tokens][vw] (VW > 0: vw as a compile-time constant).
+template <int VW = 0>
 inline void value_rows(const float* const* rows, int n, int, float*, const float** out) {
   for (int t = 0; t < n; ++t) out[t] = rows[t];
 }
-inline void value_rows(const bf16* const* rows, int n, int vw, float* buf, const float** out) {
+template <int VW = 0>
+inline void value_rows(const bf16* const* rows, int n, int runtime_vw, float* buf, const float** out) {
+  const int vw = width_or<VW>(runtime_vw);
   for (int t = 0; t < n; ++t) {
     float* b = buf + static_cast<std::ptrdiff_t>(t) * vw;
     const bf16* r = rows[t];

@@ -47,15 +47,23 @@ struct mla_decode_args {
 
 namespace detail {
 
-// The kernel body, shared by every shape: the widths only set loop bounds of the 16-lane inner loops, so
-// compile-time widths buy no speed, and one body per element type keeps the runtime dispatch over all
-// supported shapes cheap to compile.
-template <class Elem>
-void mla_decode_impl(const mla_decode_args<Elem>& a, const int rank, const int rope) {
+// The kernel body, shared by every shape. Rank, Rope > 0 make the widths compile-time constants (then
+// runtime_rank, runtime_rope must equal them): the inner loops of decode_common.hpp get constant trip counts
+// and nothing else changes (same scratch layout, same operations in the same order, bit-identical results).
+// Rank = Rope = 0: the widths are the runtime ones, one body per element type for every shape.
+template <class Elem, int Rank = 0, int Rope = 0>
+void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, const int runtime_rope) {
+  static_assert(Rank >= 0 && Rope >= 0 && (Rank > 0) == (Rope > 0),
+                "mla::cpu::mla_decode_impl: Rank and Rope are both compile-time (> 0) or both runtime (0)");
+  constexpr int KW = Rank > 0 ? Rank + Rope : 0;  // key width, 0: runtime
+  const int rank = width_or<Rank>(runtime_rank);
+  const int rope = width_or<Rope>(runtime_rope);
   const int width = rank + rope;  // key row: c [rank] then k_pe [rope]
   const bool split = a.rope_cache != nullptr;  // k_pe in its own tensor
   const int row_width = split ? rank : width;  // elements per token in `cache`
   constexpr const char* owner = "mla::cpu::mla_decode";
+  check(rank == runtime_rank && rope == runtime_rope, owner, ": compile-time widths (", Rank, ", ", Rope,
+        ") called with runtime widths (", runtime_rank, ", ", runtime_rope, ")");
 
   validate(a.pages, owner, 1);
   check(a.num_heads > 0, owner, ": num_heads must be > 0, found ", a.num_heads);
@@ -134,15 +142,15 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int rank, const int r
       if (split) {
         for (int t = 0; t < n; ++t) {
           float* row = staging + static_cast<std::ptrdiff_t>(t) * width;
-          for (int j = 0; j < rank; ++j) row[j] = to_float(rows[t][j]);
-          for (int j = 0; j < rope; ++j) row[rank + j] = to_float(rope_rows[t][j]);
+          for (int j = 0; j < width_or<Rank>(rank); ++j) row[j] = to_float(rows[t][j]);
+          for (int j = 0; j < width_or<Rope>(rope); ++j) row[rank + j] = to_float(rope_rows[t][j]);
           keys[t] = row;
         }
       } else {
-        value_rows(rows, n, width, staging, keys);
+        value_rows<KW>(rows, n, width, staging, keys);
       }
       for (int t = n; t < tile_tokens; ++t) keys[t] = zeros;
-      attend_tile(qt, heads, keys, width, keys, rank, n, s, tmp, m, d, o, rank, pf);
+      attend_tile<KW, Rank>(qt, heads, keys, width, keys, rank, n, s, tmp, m, d, o, rank, pf);
     }
   };
   run_split_decode(pages, heads, rank, a.options, scratch, a.out, a.lse, item);

@@ -2,6 +2,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <tuple>
 
@@ -59,9 +60,10 @@ BOOST_AUTO_TEST_CASE(split_rope_cache) {
 // The kernel body with compile-time widths (Shape's) writes its result to the caller's out/lse, which
 // check_mla_case compares with the float64 reference; the same body with runtime widths must then give the
 // same bits (same operations in the same order; only the loop trip counts are constants).
+// (A std::function, so that check_mla_case is instantiated once per element type, not once per shape.)
 template <class Shape, class Elem>
-struct both_widths {
-  void operator()(const mla::cpu::mla_decode_args<Elem>& a) const {
+std::function<void(const mla::cpu::mla_decode_args<Elem>&)> both_widths() {
+  return [](const mla::cpu::mla_decode_args<Elem>& a) {
     const std::size_t rows = a.pages.num_seqs * static_cast<std::size_t>(a.num_heads);
     std::vector<float> out(rows * Shape::latent_rank, nan_f()), lse(rows, nan_f());
     mla::cpu::mla_decode_args<Elem> r = a;
@@ -71,8 +73,8 @@ struct both_widths {
     mla::cpu::detail::mla_decode_impl<Elem>(r, Shape::latent_rank, Shape::rope_dim);
     BOOST_TEST(std::memcmp(out.data(), a.out, out.size() * sizeof(float)) == 0);
     BOOST_TEST(std::memcmp(lse.data(), a.lse, lse.size() * sizeof(float)) == 0);
-  }
-};
+  };
+}
 
 // A small valid problem whose arguments the error tests break one at a time.
 struct small_problem {
@@ -148,14 +150,14 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(compile_time_widths_match_runtime_widths, Shape, w
   BOOST_TEST_CONTEXT("seed " << seed << " (replay with MLA_TEST_SEED=" << seed << ")") {
     for (bool split_rope : {false, true}) {
       for (const decode_case& c : edge_cases()) {
-        check_mla_case<float>(Shape::runtime(), c, rng, both_widths<Shape, float>{}, split_rope);
-        check_mla_case<mla::cpu::bf16>(Shape::runtime(), c, rng, both_widths<Shape, mla::cpu::bf16>{}, split_rope);
+        check_mla_case<float>(Shape::runtime(), c, rng, both_widths<Shape, float>(), split_rope);
+        check_mla_case<mla::cpu::bf16>(Shape::runtime(), c, rng, both_widths<Shape, mla::cpu::bf16>(), split_rope);
       }
       for (int page_size : {1, 16}) {
-        check_mla_case<float>(Shape::runtime(), random_case(page_size, rng), rng, both_widths<Shape, float>{},
+        check_mla_case<float>(Shape::runtime(), random_case(page_size, rng), rng, both_widths<Shape, float>(),
                               split_rope);
         check_mla_case<mla::cpu::bf16>(Shape::runtime(), random_case(page_size, rng), rng,
-                                       both_widths<Shape, mla::cpu::bf16>{}, split_rope);
+                                       both_widths<Shape, mla::cpu::bf16>(), split_rope);
       }
     }
   }

@@ -51,6 +51,11 @@ namespace detail {
 // runtime_rank, runtime_rope must equal them): the inner loops of decode_common.hpp get constant trip counts
 // and nothing else changes (same scratch layout, same operations in the same order, bit-identical results).
 // Rank = Rope = 0: the widths are the runtime ones, one body per element type for every shape.
+// The constants buy no speed (bench/cpu/mla_decode_width_bench.cpp, issue 27: within noise of the runtime
+// body on the gpt-oss, SmolLM2 and DeepSeek-V3 shapes): each trip of the inner loops is already 8 to 16
+// independent vector FMAs (scores: 4 or 8 tokens x 16 to 64 heads; value sum: 16 channels x 1 to 8 heads x
+// 1 to 8 tokens) over tens to hundreds of trips, so a known count saves only loop overhead the FMAs hide. So mla_decode runs the runtime
+// body; the compile-time instantiation stays for that bench and for the test that keeps both bit-identical.
 template <class Elem, int Rank = 0, int Rope = 0>
 void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, const int runtime_rope) {
   static_assert(Rank >= 0 && Rope >= 0 && (Rank > 0) == (Rope > 0),
@@ -159,7 +164,7 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
 }  // namespace detail
 
 // The decode step for a compile-time shape (cache rows of Shape::cached_elements_per_token elements).
-// Throws mla::error on inconsistent arguments.
+// Throws mla::error on inconsistent arguments. Runs the runtime-width body (see mla_decode_impl for why).
 template <class Shape, class Elem>
 void mla_decode(const mla_decode_args<Elem>& a) {
   static_assert(is_mla_shape_v<Shape>, "mla::cpu::mla_decode: Shape must be an mla::mla_shape");

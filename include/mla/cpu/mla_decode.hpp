@@ -54,8 +54,10 @@ namespace detail {
 // The constants buy no speed (bench/cpu/mla_decode_width_bench.cpp, issue 27: within noise of the runtime
 // body on the gpt-oss, SmolLM2 and DeepSeek-V3 shapes): each trip of the inner loops is already 8 to 16
 // independent vector FMAs (scores: 4 or 8 tokens x 16 to 64 heads; value sum: 16 channels x 1 to 8 heads x
-// 1 to 8 tokens) over tens to hundreds of trips, so a known count saves only loop overhead the FMAs hide. So mla_decode runs the runtime
-// body; the compile-time instantiation stays for that bench and for the test that keeps both bit-identical.
+// 1 to 8 tokens) over tens to hundreds of trips, so a known count saves only loop overhead the FMAs hide.
+// They would cost compile time: one body per supported shape made mla_cpu_tests 3.5x slower to build. So
+// mla_decode runs the runtime body; the compile-time instantiation stays for that bench and for the test
+// that keeps both bit-identical.
 template <class Elem, int Rank = 0, int Rope = 0>
 void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, const int runtime_rope) {
   static_assert(Rank >= 0 && Rope >= 0 && (Rank > 0) == (Rope > 0),

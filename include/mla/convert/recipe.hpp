@@ -1,0 +1,334 @@
+// mla::convert conversion_recipe: every setting of a whole-model conversion (what mla-convert's flags set, with
+// its defaults), checked once, and calibration_plan: the token windows every stage reads, cut from one stream.
+//
+// A recipe is checked in two steps, each failure one message naming the flag to change:
+//   validate()                 before anything is loaded: option ranges, combinations, output paths
+//   validate(source[, start])  once the source model's config (and a --from checkpoint's) is known, before any
+//                              calibration: the layers, the KV budget, what end-to-end distillation and the
+//                              DeepSeek-V3 export need of the model
+// run.hpp runs a validated recipe.
+//
+// calibration_plan, from a calibration token stream ([tokens]; every window starts at position 0):
+//   calibration  windows [0, n_cal) of --window tokens: the statistics of every stage
+//   heldout      windows [n_cal, n_cal + n_held): the stage report (teacher-forced)
+//   fit          the first n_fit calibration windows: the refit, the distillation (same windows) and the
+//                attention RoPE strategy / moment read their inputs there
+//   distill      the layer-wise distillation's token windows: its own (--distill-window) or `fit`
+//   e2e          the end-to-end distillation's windows (--e2e-window)
+// A stage's own windows come from the start of the calibration stretch, capped at it (with a note).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mla/convert/convert_layer.hpp"
+#include "mla/convert/calibration.hpp"
+#include "mla/convert/distill.hpp"
+#include "mla/convert/factorize.hpp"
+#include "mla/convert/rank_allocation.hpp"
+#include "mla/convert/refit.hpp"
+#include "mla/convert/rope_strategy.hpp"
+#include "mla/core/error.hpp"
+#include "mla/model/model_config.hpp"
+
+namespace mla::convert {
+
+// mla-convert's default --calib: $MLA_DATA_DIR (or ../shared/data)/wikitext-2-valid-tokenized.txt when it exists,
+// else empty (no calibration text).
+inline std::string default_calibration_text() {
+  const char* dir = std::getenv("MLA_DATA_DIR");
+  const std::string p = std::string(dir && *dir ? dir : "../shared/data") + "/wikitext-2-valid-tokenized.txt";
+  return std::filesystem::exists(p) ? p : std::string();
+}
+
+// How a refit or layer-wise distillation sees its inputs: the source model's (teacher-forced), or the converted
+// model's own in layer order (sequential, after the conversion).
+enum class stage_mode { teacher, sequential };
+
+inline const char* to_string(stage_mode m) { return m == stage_mode::teacher ? "teacher" : "sequential"; }
+
+struct conversion_recipe {
+  std::string model_path;  // --model (named in messages; the caller loads it)
+  std::string from_dir;    // --from: resume from this converted checkpoint (the caller loads it); empty: convert
+
+  // The factorisation: --method, --rope, --rope-dim, --key-weight, --moment, --centre, --freqfold, --rank.
+  convert_options layer = [] {
+    convert_options c;
+    c.factor.method = factor_method::attention_aware;
+    c.rope.rope_dim = 32;
+    return c;
+  }();
+  double kv_budget = 0;  // --kv-budget: a fraction of the converted layers' cache in (0, 1], or bytes per token
+                         // (float32) when > 1; 0: layer.rank in every layer
+  rank_allocation allocation = rank_allocation::uniform;  // --allocation
+  bool any_rank = false;                                   // --any-rank: ranks outside mla::supported_shapes
+  std::vector<int> layers;                                 // --layers; empty: every full-attention layer
+  bool include_sliding = false;                            // --include-sliding
+
+  std::string calib_path;     // --calib (the caller reads and tokenises it; named in messages)
+  long calib_tokens = 8192;   // --calib-tokens
+  long heldout_tokens = 512;  // --heldout-tokens (0: no stage report)
+  int window = 256;           // --window
+
+  bool refit = false;                   // --refit
+  std::optional<stage_mode> refit_mode; // --refit-mode; unset: teacher, or sequential when --refit-drift asks it
+  long refit_tokens = 2048;             // --refit-tokens
+  refit_options refit_opt;              // output_projection (--refit-o-proj), drift_weight (--refit-drift);
+                                        // max_windows is the plan's
+
+  distill_options distill;           // steps (--distill-steps), learning_rate, batch_windows (--distill-lr, -batch)
+  long distill_tokens = 4096;        // --distill-tokens
+  stage_mode distill_mode = stage_mode::teacher;  // --distill-mode
+  int distill_window = 0;            // --distill-window (0: window)
+  bool latent_norm = false;          // --latent-norm
+
+  distill_options e2e = [] {  // steps (--e2e-steps), learning_rate, batch_windows, teacher_cache_bytes
+    distill_options d;
+    d.learning_rate = 1e-3;
+    d.batch_windows = 1;
+    return d;
+  }();
+  long e2e_tokens = 8192;  // --e2e-tokens
+  int e2e_window = 0;      // --e2e-window (0: window)
+
+  std::string out_dir;           // --out (must not exist)
+  std::string dtype = "f32";     // --dtype: f32 or bf16
+  std::string export_kind;       // --export: "" or deepseek_v3
+  std::string export_dir;        // --export-out (default: <out>-deepseek_v3)
+  bool no_latent_norm = false;   // --no-latent-norm
+  long report_context = 8192;    // --report-context
+
+  // What the settings imply: --refit-drift implies --refit-mode sequential and --refit-o-proj, and either of those
+  // implies --refit.
+  bool resumes() const { return !from_dir.empty(); }
+  stage_mode refit_mode_used() const {
+    return refit_mode ? *refit_mode : refit_opt.drift_weight > 0 ? stage_mode::sequential : stage_mode::teacher;
+  }
+  bool refit_o_proj_used() const { return refit_opt.output_projection || refit_opt.drift_weight > 0; }
+  bool refit_used() const { return refit || refit_o_proj_used() || refit_mode_used() == stage_mode::sequential; }
+  bool distill_used() const { return distill.steps > 0; }
+  bool exports() const { return !export_kind.empty() || !export_dir.empty(); }
+  std::string export_path() const { return !export_dir.empty() || export_kind.empty() ? export_dir
+                                                                                       : out_dir + "-deepseek_v3"; }
+  // The attention RoPE strategy and the attention moment read calibration inputs.
+  bool rope_needs_inputs() const {
+    return layer.rope.strategy == rope_strategy::attention ||
+           layer.factor.moment == factor_options::moment_kind::attention;
+  }
+  // Bytes of calibration text to read: 8 per token the plan needs at most.
+  std::size_t calibration_text_bytes() const { return std::size_t(calib_tokens + heldout_tokens + window) * 8; }
+
+  // Everything that needs no model: option ranges, combinations, the output paths.
+  void validate() const {
+    validate_options();
+    validate_outputs();
+  }
+
+  void validate_options() const {
+    check(window >= 8 && window <= (1 << 16), "--window must be in [8, 65536], found ", window);
+    check(calib_tokens > 0, "--calib-tokens must be > 0, found ", calib_tokens);
+    check(calib_tokens / window > 0, "--calib-tokens ", calib_tokens, " is less than one window of ", window,
+          " tokens");
+    check(heldout_tokens >= 0, "--heldout-tokens must be >= 0, found ", heldout_tokens);
+    check(kv_budget >= 0, "--kv-budget must be > 0 (a fraction in (0, 1] or bytes per token), found ", kv_budget);
+    check(layer.rank >= 0, "--rank must be >= 0, found ", layer.rank);
+    check(layer.rope.rope_dim > 0 && layer.rope.rope_dim % 2 == 0, "--rope-dim must be positive and even, found ",
+          layer.rope.rope_dim);
+    check(layer.rope.freqfold >= 0, "--freqfold must be >= 0, found ", layer.rope.freqfold);
+    check(!refit_mode || *refit_mode == stage_mode::sequential || refit_opt.drift_weight <= 0,
+          "--refit-drift needs --refit-mode sequential (the drift is the converted model's own)");
+    check(refit_opt.drift_weight >= 0 && refit_opt.drift_weight <= 1, "--refit-drift must be in [0, 1], found ",
+          refit_opt.drift_weight);
+    check(refit_tokens > 0, "--refit-tokens must be > 0, found ", refit_tokens);
+    check(distill.steps >= 0, "--distill-steps must be >= 0, found ", distill.steps);
+    check(distill_tokens > 0, "--distill-tokens must be > 0, found ", distill_tokens);
+    check(distill.learning_rate > 0, "--distill-lr must be > 0, found ", distill.learning_rate);
+    check(distill.batch_windows > 0, "--distill-batch must be > 0, found ", distill.batch_windows);
+    check(distill_window >= 0 && distill_window <= (1 << 16), "--distill-window must be in [0, 65536], found ",
+          distill_window);
+    check(refit_mode_used() != stage_mode::sequential || !distill_used() || distill_mode == stage_mode::sequential,
+          "--refit-mode sequential runs after the conversion, so a distillation must come after it too: add "
+          "--distill-mode sequential");
+    check(e2e.steps >= 0, "--e2e-steps must be >= 0, found ", e2e.steps);
+    check(e2e.learning_rate > 0, "--e2e-lr must be > 0, found ", e2e.learning_rate);
+    check(e2e.batch_windows > 0, "--e2e-batch must be > 0, found ", e2e.batch_windows);
+    check(e2e_tokens > 0, "--e2e-tokens must be > 0, found ", e2e_tokens);
+    check(e2e_window >= 0 && e2e_window <= (1 << 16), "--e2e-window must be in [0, 65536], found ", e2e_window);
+    check(report_context > 0, "--report-context must be > 0, found ", report_context);
+    check(dtype == "f32" || dtype == "bf16", "--dtype must be f32 or bf16, found '", dtype, "'");
+    check(export_kind.empty() || export_kind == "deepseek_v3", "--export must be deepseek_v3, found '", export_kind,
+          "'");
+    check(!(latent_norm && no_latent_norm), "--latent-norm and --no-latent-norm exclude each other");
+    check(!exports() || layer.rope.strategy != rope_strategy::attention,
+          "--export deepseek_v3 needs the standard RoPE frequency ladder, which --rope attention does not keep ",
+          "(its pairs sit on the frequencies that need them); use --rope rorope or an MHA2MLA selection");
+    check(!exports() || !layer.factor.centre,
+          "--export deepseek_v3 cannot carry --centre: the folded value mean is an o_proj bias, which DeepSeek-V3 ",
+          "engines do not load; convert without --centre for an export");
+    check(layer.factor.moment != factor_options::moment_kind::attention ||
+              layer.factor.method != factor_method::weight_svd,
+          "--moment attention does not apply to --method weight_svd, which factors the weights alone (M = I); ",
+          "drop --moment or pick an activation method");
+    if (resumes()) {
+      // --from replaces the conversion stages: their settings would be ignored, so they must keep their defaults.
+      const conversion_recipe d;
+      auto unused = [&](bool same, const char* flag) {
+        check(same, "--from: ", flag, " sets a conversion stage that '", from_dir, "' already went through; ",
+              "drop it (only the end-to-end stage continues from a checkpoint)");
+      };
+      unused(layer.factor.method == d.layer.factor.method, "--method");
+      unused(layer.rope.strategy == d.layer.rope.strategy, "--rope");
+      unused(layer.rope.rope_dim == d.layer.rope.rope_dim, "--rope-dim");
+      unused(layer.factor.key_weight == d.layer.factor.key_weight, "--key-weight");
+      unused(layer.factor.moment == d.layer.factor.moment, "--moment");
+      unused(layer.factor.centre == d.layer.factor.centre, "--centre");
+      unused(layer.rope.freqfold == d.layer.rope.freqfold, "--freqfold");
+      unused(kv_budget == d.kv_budget, "--kv-budget");
+      unused(layer.rank == d.layer.rank, "--rank");
+      unused(allocation == d.allocation, "--allocation");
+      unused(any_rank == d.any_rank, "--any-rank");
+      unused(layers == d.layers, "--layers");
+      unused(include_sliding == d.include_sliding, "--include-sliding");
+      unused(!refit_used() && refit_tokens == d.refit_tokens, "--refit (or --refit-mode, -tokens, -o-proj, -drift)");
+      unused(distill.steps == d.distill.steps && distill_tokens == d.distill_tokens &&
+                 distill.learning_rate == d.distill.learning_rate && distill_mode == d.distill_mode &&
+                 distill_window == d.distill_window && distill.batch_windows == d.distill.batch_windows,
+             "--distill-steps (or --distill-tokens, -lr, -mode, -window, -batch)");
+      unused(latent_norm == d.latent_norm, "--latent-norm");
+    }
+  }
+
+  // The output paths must not exist (nothing is overwritten). A later check that they can be written goes here.
+  void validate_outputs() const {
+    namespace fs = std::filesystem;
+    check(out_dir.empty() || !fs::exists(out_dir), "--out: '", out_dir, "' already exists (nothing is overwritten)");
+    check(!exports() || !fs::exists(export_path()), "--export-out: '", export_path(),
+          "' already exists (nothing is overwritten)");
+  }
+
+  // The layers the conversion turns into MLA ([converted layers], ascending as given): --layers, or with --from
+  // the checkpoint's MLA layers, or every full-attention layer (with --include-sliding: every layer).
+  std::vector<int> conversion_layers(const model::model_config& source,
+                                     const model::model_config* start = nullptr) const {
+    std::vector<int> todo = layers;
+    if (start) {
+      for (int l = 0; l < start->n_layers; ++l)
+        if (start->layers[static_cast<std::size_t>(l)].attention == model::attention_kind::mla) todo.push_back(l);
+      check(!todo.empty(), "--from: '", from_dir, "' has no MLA layer; it is not a converted checkpoint");
+    }
+    if (todo.empty()) {
+      // gpt-oss alternates full attention with 128-token windows; a window's cache is already bounded, so by
+      // default only the full-attention layers are converted (all layers when the model has no windows).
+      for (int l = 0; l < source.n_layers; ++l)
+        if (include_sliding || source.layers[static_cast<std::size_t>(l)].sliding_window == 0) todo.push_back(l);
+      check(!todo.empty(), "every layer of '", model_path, "' has a sliding window; pass --include-sliding or ",
+            "--layers to convert some");
+    }
+    return todo;
+  }
+
+  // --kv-budget in cached elements per token summed over the converted layers (0: no budget).
+  long kv_budget_elements(const model::model_config& source, const std::vector<int>& todo) const {
+    if (kv_budget <= 0) return 0;
+    long converted_elems = 0;
+    for (int l : todo) converted_elems += source.kv_elements_per_token(l);
+    return kv_budget <= 1 ? static_cast<long>(kv_budget * double(converted_elems))
+                          : static_cast<long>(kv_budget / sizeof(float));
+  }
+
+  // What needs the model (and, with --from, the checkpoint's config): run before any calibration.
+  void validate(const model::model_config& source, const model::model_config* start = nullptr) const {
+    const std::vector<int> todo = conversion_layers(source, start);
+    for (int l : todo)
+      check(l >= 0 && l < source.n_layers, "--layers: layer ", l, " is outside [0, ", source.n_layers, ")");
+    const bool all = int(todo.size()) == source.n_layers;
+    check(e2e.steps == 0 || (source.mlp == model::mlp_kind::swiglu && all),
+          "--e2e-steps: the end-to-end distillation needs every layer converted (here ", todo.size(), " of ",
+          source.n_layers, ") and SwiGLU MLPs (the MoE backward is not written)");
+    check(!exports() || (all && source.architecture == "llama" && source.mlp == model::mlp_kind::swiglu),
+          "--export deepseek_v3 needs a Llama-family (SwiGLU) model with every layer converted (here ", todo.size(),
+          " of ", source.n_layers, " layers of a ", source.architecture, " model)");
+    const long budget = kv_budget_elements(source, todo);
+    check(kv_budget <= 0 || budget >= long(todo.size()) * (layer.rope.rope_dim + 32), "--kv-budget ", kv_budget,
+          " gives ", budget, " elements per token for ", todo.size(),
+          " layers: less than rope_dim + the smallest rank");
+  }
+};
+
+// The token windows of every stage, cut from one calibration token stream (the header comment).
+struct calibration_plan {
+  int window = 0;                               // --window
+  std::vector<std::vector<int>> calibration;    // [n_cal][window]
+  std::vector<std::vector<int>> heldout;        // [n_held][window]
+  std::vector<std::vector<int>> fit;            // [n_fit][window], empty when no stage reads inputs
+  int refit_windows = 0;                        // refit_options::max_windows: the refit's share of `fit` (0: all)
+  bool own_distill_windows = false;             // the distillation records inputs on its own windows
+  std::vector<std::vector<int>> distill;        // the layer-wise distillation's windows (own, or `fit`)
+  int e2e_window = 0;                           // --e2e-window, or --window
+  std::vector<std::vector<int>> e2e;            // the end-to-end distillation's windows
+  std::vector<std::string> notes;               // settings the stretch capped
+
+  calibration_plan() = default;
+
+  // `resumed`: the conversion stages are skipped (no fit inputs).
+  calibration_plan(const conversion_recipe& r, const std::vector<int>& tokens, bool resumed) {
+    window = r.window;
+    const int n_cal = static_cast<int>(r.calib_tokens / window), n_held = static_cast<int>(r.heldout_tokens / window);
+    check(n_cal > 0, "--calib-tokens ", r.calib_tokens, " is less than one window of ", window, " tokens");
+    check(long(tokens.size()) >= long(n_cal + n_held) * window, "--calib: '", r.calib_path, "' has ", tokens.size(),
+          " tokens, fewer than --calib-tokens + --heldout-tokens = ", long(n_cal + n_held) * window);
+    calibration = token_windows(tokens, window, 0, n_cal);
+    if (n_held > 0) heldout = token_windows(tokens, window, n_cal, n_held);
+
+    const bool distills = r.distill_used(), refit = r.refit_used();
+    const int distill_len = r.distill_window == 0 ? window : r.distill_window;
+    own_distill_windows = distills && distill_len != window;
+    if (!resumed && (refit || distills || r.rope_needs_inputs())) {
+      // The stages read the first windows of the calibration stretch (the refit its first --refit-tokens; the
+      // attention RoPE strategy at most 4096 tokens).
+      const long fit_tokens = std::max({refit ? r.refit_tokens : 0L,
+                                        distills && !own_distill_windows ? r.distill_tokens : 0L,
+                                        r.rope_needs_inputs() ? 4096L : 0L});
+      const int n_fit = std::max(2, std::min(n_cal, static_cast<int>(fit_tokens / window)));
+      fit = token_windows(tokens, window, 0, n_fit);
+      // The refit keeps its own (smaller) share; the other stages then see all windows.
+      if (refit && r.refit_tokens < fit_tokens)
+        refit_windows = std::max(2, std::min(n_fit, static_cast<int>(r.refit_tokens / window)));
+    }
+    const long stretch = long(n_cal) * window;
+    if (own_distill_windows)
+      distill = stage_windows(tokens, stretch, r.distill_tokens, distill_len, "distill", "distillation");
+    else if (distills)
+      distill = fit;
+    e2e_window = r.e2e_window == 0 ? window : r.e2e_window;
+    if (r.e2e.steps > 0)
+      e2e = stage_windows(tokens, stretch, r.e2e_tokens, e2e_window, "e2e", "end-to-end distillation");
+  }
+
+  long heldout_tokens() const { return long(heldout.size()) * window; }
+
+ private:
+  // Token windows of `len` for a training stage, from the start of the calibration stretch: `tokens` of them
+  // (--<flag>-tokens), capped at the stretch with a note, and at least 2 (a fifth is held out).
+  std::vector<std::vector<int>> stage_windows(const std::vector<int>& ids, long stretch, long tokens, int len,
+                                              const char* flag, const char* stage) {
+    if (tokens > stretch) {
+      char line[256];
+      std::snprintf(line, sizeof line, "--%s-tokens %ld is more than the %ld calibration tokens (--calib-tokens); "
+                    "the %s uses %ld", flag, tokens, stretch, stage, stretch);
+      notes.emplace_back(line);
+    }
+    const int n = static_cast<int>(std::min(tokens, stretch) / len);
+    check(n >= 2, "--", flag, "-window ", len, ": the ", stage, " needs 2 windows within ", std::min(tokens, stretch),
+          " calibration tokens (--", flag, "-tokens, --calib-tokens)");
+    return token_windows(ids, len, 0, n);
+  }
+};
+
+}  // namespace mla::convert

@@ -138,6 +138,7 @@ struct conversion_recipe {
     check(heldout_tokens >= 0, "--heldout-tokens must be >= 0, found ", heldout_tokens);
     check(kv_budget >= 0, "--kv-budget must be > 0 (a fraction in (0, 1] or bytes per token), found ", kv_budget);
     check(layer.rank >= 0, "--rank must be >= 0, found ", layer.rank);
+    // (Whether --rope-dim is one of mla::supported_shapes' d_R, unless --any-rank, belongs here too.)
     check(layer.rope.rope_dim > 0 && layer.rope.rope_dim % 2 == 0, "--rope-dim must be positive and even, found ",
           layer.rope.rope_dim);
     check(layer.rope.freqfold >= 0, "--freqfold must be >= 0, found ", layer.rope.freqfold);
@@ -204,7 +205,8 @@ struct conversion_recipe {
     }
   }
 
-  // The output paths must not exist (nothing is overwritten). A later check that they can be written goes here.
+  // The output paths must not exist (nothing is overwritten). The probe that they can be written (their parent
+  // exists and takes a file) belongs here, so that a bad path fails before the model is loaded.
   void validate_outputs() const {
     namespace fs = std::filesystem;
     check(out_dir.empty() || !fs::exists(out_dir), "--out: '", out_dir, "' already exists (nothing is overwritten)");

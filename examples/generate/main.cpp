@@ -3,6 +3,8 @@
 //
 //   mla-generate --model SmolLM2-135M-Instruct.Q4_1.gguf --prompt "What is the capital of France?"
 //   mla-generate --model /tmp/gpt-oss-tiny --prompt "What is the capital of France?" --max-new-tokens 8
+//   --attention-backend reference|cpu puts every layer's decode attention on the Eigen reference or the CPU
+//   kernels (model/attention_backend.hpp).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -29,10 +31,17 @@ int main(int argc, char** argv) {
   app.add_option("--top-p", so.top_p, "1: off")->check(CLI::Range(0.0, 1.0));
   app.add_option("--repetition-penalty", so.repetition_penalty, "1: off")->check(CLI::Range(1.0, 10.0));
   app.add_option("--seed", seed, "sampling seed");
+  std::string backend;
+  app.add_option("--attention-backend", backend,
+                 "decode attention of every layer on the Eigen reference or the CPU kernels (default: MLA layers on "
+                 "the CPU kernel, GQA layers on the reference)")
+      ->check(CLI::IsMember({"reference", "cpu"}));
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const mla::model::loaded_model m = mla::model::load_model(model_path);
+    mla::model::loaded_model m = mla::model::load_model(model_path);
+    if (!backend.empty())
+      m.model.set_backends(mla::model::decode_backends::all(mla::model::parse_attention_backend(backend)));
     mla::check(m.has_tokenizer, "mla-generate: ", model_path, " has no usable tokenizer: ", m.tokenizer_note);
     const bool harmony = m.model.config().architecture == "gpt_oss";
     std::string text = prompt;

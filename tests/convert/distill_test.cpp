@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(distill_heals_the_latent_norm) {
     double ms = 0;
     long count = 0;
     for (const auto& w : cal) {
-      const matrix<float> c = mla::ref::detail::linear(w, normed.w_dkv, normed.b_dkv);
+      const matrix<float> c = mla::ref::linear(w, normed.w_dkv, normed.b_dkv);
       ms += c.template cast<double>().squaredNorm(), count += c.size();
     }
     normed.latent_norm = mla::ref::vector<float>::Constant(normed.latent_rank, float(std::sqrt(ms / double(count))));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mla/core/error.hpp"
+#include "mla/reference/attention_probabilities.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/gqa_attention.hpp"
 #include "mla/reference/rope.hpp"
@@ -38,22 +39,18 @@ ref::matrix<double> attention_averaged_moment(const ref::gqa_layer<T>& src, cons
     check(x.cols() == hidden, who, ": a window has ", x.cols(), " columns, expected hidden = ", hidden);
     const Eigen::Index n = x.rows();
     used += static_cast<long>(n);
-    ref::matrix<T> q = ref::detail::linear(x, src.wq, src.bq);  // [n, heads*d]
-    ref::matrix<T> k = ref::detail::linear(x, src.wk, src.bk);  // [n, g*d]
-    ref::detail::rope_heads(rot, q, g_heads, d, 0);
-    ref::detail::rope_heads(rot, k, src.n_kv_heads, d, 0);
+    ref::matrix<T> q = ref::linear(x, src.wq, src.bq);  // [n, heads*d]
+    ref::matrix<T> k = ref::linear(x, src.wk, src.bk);  // [n, g*d]
+    ref::rope_heads(rot, q, g_heads, d, 0);
+    ref::rope_heads(rot, k, src.n_kv_heads, d, 0);
     ref::matrix<double> xa(n, hidden + 1);  // [n, hidden+1]
     xa << x.template cast<double>(), ref::matrix<double>::Ones(n, 1);
-    ref::matrix<T> p(n, n);
     for (int h = 0; h < g_heads; ++h) {
       const T* sink = src.sinks.size() != 0 ? &src.sinks[h] : nullptr;
       const Eigen::Index j = src.kv_head_of(h);
-      p.noalias() = q.middleCols(Eigen::Index(h) * d, d) * k.middleCols(j * d, d).transpose();
-      p *= static_cast<T>(src.attention.softmax_scale);
-      for (Eigen::Index t = 0; t < n; ++t) {
-        // masked_softmax_row works on a contiguous row: rows of a row-major matrix are.
-        ref::detail::masked_softmax_row(p.data() + t * n, 0, n, t, src.attention, sink);
-      }
+      const ref::matrix<T> p =
+          ref::attention_probabilities<T>(q.middleCols(Eigen::Index(h) * d, d), k.middleCols(j * d, d), src.attention,
+                                          sink);  // [n, n]
       const ref::matrix<double> xbar = p.template cast<double>() * xa;  // [n, hidden+1]
       acc.noalias() += xbar.transpose() * xbar;
       count += static_cast<long>(n);

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "mla/core/error.hpp"
+#include "mla/reference/attention_probabilities.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/gqa_attention.hpp"
 #include "mla/reference/mla_attention.hpp"
@@ -123,10 +124,10 @@ ref::matrix<T> mla_forward_taped(const ref::mla_layer<T>& l, const ref::matrix<T
   mla_tape<T> local;
   mla_tape<T>& tp = tape ? *tape : local;
 
-  tp.q = ref::detail::linear(x, l.wq, l.bq);  // RoPE on each head's last rd channels
+  tp.q = ref::linear(x, l.wq, l.bq);  // RoPE on each head's last rd channels
   for (int h = 0; h < heads; ++h) rotate_rows(rot, tp.q, Eigen::Index(h) * qk + nope, 1);
   const bool normed = l.latent_norm.size() != 0;
-  tp.c = ref::detail::linear(x, l.w_dkv, l.b_dkv);  // raw latent first
+  tp.c = ref::linear(x, l.w_dkv, l.b_dkv);  // raw latent first
   if (normed) {
     tp.inv_rms.resize(n);
     tp.c_hat.resize(n, tp.c.cols());
@@ -137,7 +138,7 @@ ref::matrix<T> mla_forward_taped(const ref::mla_layer<T>& l, const ref::matrix<T
     }
     tp.c = tp.c_hat * l.latent_norm.asDiagonal();
   }
-  tp.k_pe = ref::detail::linear(x, l.w_kr, l.b_kr);
+  tp.k_pe = ref::linear(x, l.w_kr, l.b_kr);
   rotate_rows(rot, tp.k_pe, 0, 1);
 
   tp.attn.resize(n, Eigen::Index(heads) * dv);
@@ -150,11 +151,11 @@ ref::matrix<T> mla_forward_taped(const ref::mla_layer<T>& l, const ref::matrix<T
     p.noalias() += tp.q.middleCols(Eigen::Index(h) * qk + nope, rd) * tp.k_pe.transpose();
     p *= scale;
     const T* sink = l.sinks.size() != 0 ? &l.sinks[h] : nullptr;
-    for (Eigen::Index t = 0; t < n; ++t) ref::detail::masked_softmax_row(p.data() + t * n, 0, n, t, l.attention, sink);
+    ref::masked_softmax(p, l.attention, sink);
     tp.attn.middleCols(Eigen::Index(h) * dv, dv).noalias() = p * v_h;
     if (tape) tp.probs[std::size_t(h)] = p;
   }
-  return ref::detail::linear(tp.attn, l.wo, l.bo);
+  return ref::linear(tp.attn, l.wo, l.bo);
 }
 
 // Backward of mla_forward_taped: given d_out = dL/d(out) [n, hidden], adds dL/d(theta) to grad and, when d_x

@@ -11,7 +11,9 @@
 // fifth of the windows is held out and the model with the lowest held-out KL seen is kept, the input model
 // included, so the stage never makes its held-out KL worse.
 //
-// The backward pass through the model is written out by hand (shapes [n, .] per window of n tokens):
+// The forward is the decoder's own layer step (model::layer_forward) with the attention run by
+// detail::mla_forward_taped (distill.hpp) and a model::layer_record of what the backward needs. The backward
+// pass through the model is written out by hand (shapes [n, .] per window of n tokens):
 //   z = rms(x_L) U^T [n, vocab]:   dz_t = (q_t - p_t) / N,  d(rms(x_L)) = dz U
 //   RMSNorm y = x / rms(x) o w:    dx = (g - xhat (g . xhat) / d) / rms(x),  g = dy o w, xhat = x / rms(x)
 //   layer: h = x + attn(rms(x)), out = h + mlp(rms(h)):   dh = dout + rms'(mlp'(dout)),  dx = dh + rms'(attn'(dh))
@@ -89,10 +91,11 @@ ref::matrix<T> softmax_rows(const ref::matrix<T>& z) {
   return p;
 }
 
-// One decoder layer's forward values the backward pass needs.
+// One decoder layer's forward values the backward pass needs: the step's (x, xn, h, mn, the SwiGLU gate and up
+// pre-activations) and the attention's.
 template <class T>
 struct layer_tape {
-  ref::matrix<T> x, xn, h, mn, gate, up;  // [n, hidden] x4, [n, intermediate] x2 (gate before silu)
+  model::layer_record<T> step;
   mla_tape<T> attn;
 };
 
@@ -132,24 +135,14 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
         teacher_p.rows(), ", ", teacher_p.cols(), "], expected [tokens = ", n, ", vocab = ", cfg.vocab_size, "]");
   check(!grad || static_cast<int>(grad->size()) == cfg.n_layers, who, ": ", grad ? grad->size() : 0,
         " layer gradients, model has ", cfg.n_layers, " layers");
-  const std::vector<ref::matrix<T>> x0 = detail::embed_windows(cfg, w.embed, {tokens}, who);
-
   std::vector<detail::layer_tape<T>> tape(grad ? static_cast<std::size_t>(cfg.n_layers) : 0);
-  mat x = x0.front();
+  mat x = model::embed(cfg, w.embed, tokens, who);
   for (int l = 0; l < cfg.n_layers; ++l) {
     const auto& lw = w.layers[static_cast<std::size_t>(l)];
-    const mat xn = ref::rms_norm(x, lw.attn_norm, cfg.rms_eps);
     detail::layer_tape<T>* tp = grad ? &tape[static_cast<std::size_t>(l)] : nullptr;
-    const mat a = detail::mla_forward_taped(lw.mla, xn, tp ? &tp->attn : nullptr);
-    if (tp) tp->x = x, tp->xn = xn;
-    x += a;
-    const mat mn = ref::rms_norm(x, lw.mlp_norm, cfg.rms_eps);
-    mat gate, up;
-    gate.noalias() = mn * lw.mlp.w_gate.transpose();
-    up.noalias() = mn * lw.mlp.w_up.transpose();
-    mat act = (gate.array() / (T(1) + (-gate.array()).exp()) * up.array()).matrix();  // silu(gate) o up
-    if (tp) tp->h = x, tp->mn = mn, tp->gate = std::move(gate), tp->up = std::move(up);
-    x.noalias() += act * lw.mlp.w_down.transpose();
+    model::layer_forward(
+        cfg, l, lw, x, [&](const mat& xn) { return detail::mla_forward_taped(lw.mla, xn, tp ? &tp->attn : nullptr); },
+        nullptr, 0, tp ? &tp->step : nullptr);
   }
   const mat hn = ref::rms_norm(x, w.final_norm, cfg.rms_eps);
   const ref::matrix<T>& unembed = w.lm_head.size() ? w.lm_head : w.embed;
@@ -176,20 +169,22 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
   mat d_xn;
   for (int l = cfg.n_layers - 1; l >= 0; --l) {
     const auto& lw = w.layers[static_cast<std::size_t>(l)];
-    const detail::layer_tape<T>& tp = tape[static_cast<std::size_t>(l)];
+    const model::layer_record<T>& tp = tape[static_cast<std::size_t>(l)].step;
     // MLP: dx is d loss / d out, out = h + mlp(rms(h)).
-    const auto s = (T(1) / (T(1) + (-tp.gate.array()).exp())).eval();  // sigmoid(gate)
+    const mat& gate = tp.mlp.gate;
+    const auto s = (T(1) / (T(1) + (-gate.array()).exp())).eval();  // sigmoid(gate)
     mat da;
     da.noalias() = dx * lw.mlp.w_down;  // [n, intermediate]
-    const mat d_up = (da.array() * tp.gate.array() * s).matrix();
-    const mat d_gate = (da.array() * tp.up.array() * s * (T(1) + tp.gate.array() * (T(1) - s))).matrix();
+    const mat d_up = (da.array() * gate.array() * s).matrix();
+    const mat d_gate = (da.array() * tp.mlp.up.array() * s * (T(1) + gate.array() * (T(1) - s))).matrix();
     mat d_mn;
     d_mn.noalias() = d_gate * lw.mlp.w_gate;
     d_mn.noalias() += d_up * lw.mlp.w_up;
     dx += detail::rms_norm_backward(tp.h, lw.mlp_norm, cfg.rms_eps, d_mn);  // now d loss / d h
     // Attention: h = x + attn(rms(x)).
     d_xn.resize(n, cfg.hidden);
-    detail::mla_backward(lw.mla, tp.xn, tp.attn, dx, (*grad)[static_cast<std::size_t>(l)], &d_xn);
+    const auto li = static_cast<std::size_t>(l);
+    detail::mla_backward(lw.mla, tp.xn, tape[li].attn, dx, (*grad)[li], &d_xn);
     dx += detail::rms_norm_backward(tp.x, lw.attn_norm, cfg.rms_eps, d_xn);  // now d loss / d x
   }
   return loss;

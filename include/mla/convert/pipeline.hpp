@@ -201,15 +201,16 @@ model_conversion<T> convert_model(const model::model_config& config, const model
 
 namespace detail {
 
-// One decoder layer on the residual stream x [tokens, hidden], given its normalised attention input xn:
-// x += attention(xn), then x += mlp(rms_norm(x)).
+// Decoder layer l (weights lw, its attention run as `kind`, MLA in the naive form) on the residual stream x
+// [tokens, hidden] of one window at positions 0..: model::layer_forward, the decoder's own step.
 template <class T>
-void advance_stream(const model::model_config& cfg, model::attention_kind kind, const model::layer_weights<T>& lw,
-                    ref::matrix<T>& x, const ref::matrix<T>& xn) {
-  x += kind == model::attention_kind::gqa ? ref::gqa_prefill(lw.gqa, xn)
-                                          : ref::mla_prefill(lw.mla, xn, ref::mla_form::naive);
-  const ref::matrix<T> h = ref::rms_norm(x, lw.mlp_norm, cfg.rms_eps);
-  x += cfg.mlp == model::mlp_kind::moe ? lw.moe.forward(h) : lw.mlp.forward(h);
+void advance_stream(const model::model_config& cfg, int l, model::attention_kind kind,
+                    const model::layer_weights<T>& lw, ref::matrix<T>& x) {
+  ref::gqa_cache<T> gqa_cache;
+  ref::mla_cache<T> mla_cache;
+  model::layer_forward(cfg, l, lw, x, [&](const ref::matrix<T>& xn) {
+    return model::prefill_attention(kind, lw, xn, gqa_cache, mla_cache, ref::mla_form::naive);
+  });
 }
 
 // [windows] of [tokens, hidden]: the embeddings of token windows.
@@ -217,21 +218,15 @@ template <class T>
 std::vector<ref::matrix<T>> embed_windows(const model::model_config& cfg, const ref::matrix<T>& embed,
                                           const std::vector<std::vector<int>>& tokens, const char* who) {
   std::vector<ref::matrix<T>> x(tokens.size());
-  for (std::size_t w = 0; w < tokens.size(); ++w) {
-    x[w].resize(static_cast<Eigen::Index>(tokens[w].size()), cfg.hidden);
-    for (std::size_t t = 0; t < tokens[w].size(); ++t) {
-      check(tokens[w][t] >= 0 && tokens[w][t] < cfg.vocab_size, who, ": token id ", tokens[w][t], " in window ", w,
-            " is outside the vocabulary [0, ", cfg.vocab_size, ")");
-      x[w].row(static_cast<Eigen::Index>(t)) = embed.row(tokens[w][t]);
-    }
-  }
+  for (std::size_t w = 0; w < tokens.size(); ++w)
+    x[w] = model::embed(cfg, embed, tokens[w], (std::string(who) + ": window " + std::to_string(w)).c_str());
   return x;
 }
 
 // Walks the converted model's residual stream over token windows in layer order. Before each layer runs,
 // visit(l, xn, x) gets that layer's normalised attention inputs xn and the residual stream x before it (both
 // [windows] of [tokens, hidden], after the earlier layers as they now are) and may replace the layer's weights;
-// the stream then goes through it.
+// the stream then goes through it (model::layer_forward, which normalises x again to the same xn).
 template <class T, class Visit>
 void walk_converted_stream(model_conversion<T>& conv, const std::vector<std::vector<int>>& tokens, const char* who,
                            Visit&& visit) {
@@ -243,7 +238,7 @@ void walk_converted_stream(model_conversion<T>& conv, const std::vector<std::vec
     std::vector<ref::matrix<T>> xn(x.size());
     for (std::size_t w = 0; w < x.size(); ++w) xn[w] = ref::rms_norm(x[w], lw.attn_norm, cfg.rms_eps);
     visit(l, static_cast<const std::vector<ref::matrix<T>>&>(xn), static_cast<const std::vector<ref::matrix<T>>&>(x));
-    for (std::size_t w = 0; w < x.size(); ++w) advance_stream(cfg, cfg.layers[li].attention, lw, x[w], xn[w]);
+    for (std::size_t w = 0; w < x.size(); ++w) advance_stream(cfg, l, cfg.layers[li].attention, lw, x[w]);
   }
 }
 
@@ -352,9 +347,7 @@ void refit_sequential(const model::model_weights<T>& source, model_conversion<T>
     if (drift) {
       for (std::size_t w = 0; w < nw; ++w) shift.push_back(T(opt.drift_weight) * (x_src[w] - x[w]));
       const model::attention_kind kind = converted ? model::attention_kind::gqa : conv.config.layers[li].attention;
-      for (std::size_t w = 0; w < nw; ++w)
-        detail::advance_stream(conv.config, kind, source.layers[li], x_src[w],
-                               ref::rms_norm(x_src[w], source.layers[li].attn_norm, conv.config.rms_eps));
+      for (std::size_t w = 0; w < nw; ++w) detail::advance_stream(conv.config, l, kind, source.layers[li], x_src[w]);
     }
     if (!converted) return;
     const std::vector<ref::matrix<T>> xs(source_inputs[li].begin(),

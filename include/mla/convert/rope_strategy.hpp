@@ -62,6 +62,7 @@
 
 #include "mla/convert/calibration.hpp"
 #include "mla/core/error.hpp"
+#include "mla/reference/attention_probabilities.hpp"
 #include "mla/reference/gqa_attention.hpp"
 #include "mla/reference/rope.hpp"
 
@@ -140,11 +141,11 @@ std::vector<std::vector<double>> rope_cut_costs(const ref::gqa_layer<T>& src, co
     if (used >= max_tokens) break;
     const Eigen::Index n = x.rows();
     used += static_cast<long>(n);
-    const ref::matrix<T> q = ref::detail::linear(x, src.wq, src.bq);  // [n, heads*d] pre-RoPE
-    const ref::matrix<T> k = ref::detail::linear(x, src.wk, src.bk);  // [n, g*d]
+    const ref::matrix<T> q = ref::linear(x, src.wq, src.bq);  // [n, heads*d] pre-RoPE
+    const ref::matrix<T> k = ref::linear(x, src.wk, src.bk);  // [n, g*d]
     ref::matrix<T> qr = q, kr = k;
-    ref::detail::rope_heads(rot, qr, heads, d, 0);
-    ref::detail::rope_heads(rot, kr, g, d, 0);
+    ref::rope_heads(rot, qr, heads, d, 0);
+    ref::rope_heads(rot, kr, g, d, 0);
     const Eigen::Index stride = std::max<Eigen::Index>(1, n / std::max(1L, max_queries));
     std::vector<Eigen::Index> rows;  // scored queries
     for (Eigen::Index t = n - 1; t >= 0; t -= stride) rows.push_back(t);
@@ -152,17 +153,19 @@ std::vector<std::vector<double>> rope_cut_costs(const ref::gqa_layer<T>& src, co
     // p[h] [rows, n]: the source attention of the scored queries, sinks included. vm[h] [n, d]: the values of
     // head h's KV group in the metric of its output rows, v^T L with L L^T = W_o,h^T W_o,h, so that
     // ||W_o,h u|| = ||u^T L||. pv[h] [rows, d] = p[h] vm[h].
-    const ref::matrix<T> v = ref::detail::linear(x, src.wv, src.bv);  // [n, g*d]
+    const ref::matrix<T> v = ref::linear(x, src.wv, src.bv);  // [n, g*d]
     std::vector<dmatrix> p(static_cast<size_t>(heads)), vm(p), pv(p);
     for (int h = 0; h < heads; ++h) {
       const T* sink = src.sinks.size() != 0 ? &src.sinks[h] : nullptr;
       const Eigen::Index j = src.kv_head_of(h);
       ref::matrix<T> ph(n_rows, n);
+      ref::matrix<T> score(1, n);  // one scored query's row
       for (Eigen::Index r = 0; r < n_rows; ++r) {
-        ph.row(r).noalias() = qr.row(rows[size_t(r)]).segment(Eigen::Index(h) * d, d) *
-                              kr.middleCols(j * d, d).transpose();
-        ph.row(r) *= static_cast<T>(src.attention.softmax_scale);
-        ref::detail::masked_softmax_row(ph.data() + r * n, 0, n, rows[size_t(r)], src.attention, sink);
+        score.row(0).noalias() = qr.row(rows[size_t(r)]).segment(Eigen::Index(h) * d, d) *
+                                 kr.middleCols(j * d, d).transpose();
+        score *= static_cast<T>(src.attention.softmax_scale);
+        ref::masked_softmax(score, src.attention, sink, long(rows[size_t(r)]));
+        ph.row(r) = score.row(0);
       }
       p[size_t(h)] = ph.template cast<double>();
       const dmatrix wo_h = src.wo.middleCols(Eigen::Index(h) * d, d).template cast<double>();  // [hidden, d]

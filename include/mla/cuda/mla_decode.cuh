@@ -1,6 +1,6 @@
 // mla::cuda::mla_decode_op: absorbed MLA decode attention on the GPU, one new token per sequence, every
 // query head against the shared latent cache [c | k_pe] in bf16 or fp16 with fp32 accumulation. Same
-// contract as mla::cpu::mla_decode (mla/cpu/mla_decode.hpp): paged cache with any page size, ragged
+// contract as mla::cpu::mla_decode (the CPU kernel, in cpu/): paged cache with any page size, ragged
 // lengths, sliding window, sinks, softmax scale, split-KV with a log-sum-exp combine; out and lse in fp32.
 //
 //   mla_decode_op<__nv_bfloat16>::can_implement(args)   false (with the reason) for what it cannot run

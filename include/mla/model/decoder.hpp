@@ -1,14 +1,21 @@
 // mla::model::decoder: the decoder forward shared by Llama-family, gpt-oss-shaped and converted MLA
-// models (Eigen reference, compute in T). Per layer:
-//   h   = x + attention(rms_norm(x))          (GQA, or MLA in its absorbed or naive form)
-//   out = h + mlp(rms_norm(h))                 (SwiGLU, or gpt-oss MoE when config.mlp == moe)
-// logits = rms_norm(out) * unembedding^T      (the embedding when tied)
+// models (Eigen reference, compute in T), in three pieces that every forward of the library runs:
+//   embed(tokens)                 x = embedding rows  [tokens, hidden]
+//   layer_forward(l, x, ...)      h = x + attention(rms_norm(x))   (GQA, or MLA in its absorbed or naive form)
+//                                 x = h + mlp(rms_norm(h))         (SwiGLU, or gpt-oss MoE when config.mlp == moe)
+//   head(x)                       rms_norm(x) with the final norm; logits = head(x) * unembedding^T
+// The per-layer step is also a free function on (config, layer weights, attention), so that code holding
+// weights without a decoder (the conversion stages, convert/pipeline.hpp; the taped forward of the end-to-end
+// distillation, convert/distill_model.hpp) runs this same step with its own attention and records.
+// Decode runs each layer's attention on the backend chosen in decode_backends (attention_backend.hpp).
 #pragma once
 
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "mla/core/error.hpp"
+#include "mla/model/attention_backend.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/gqa_attention.hpp"
@@ -67,6 +74,71 @@ struct session {
   }
 };
 
+namespace detail {
+// Keeps a parameter out of template argument deduction (std::type_identity in C++20), so nullptr passes.
+template <class X>
+struct non_deduced {
+  using type = X;
+};
+}  // namespace detail
+
+// What one layer step keeps for a backward pass through it (convert/distill_model.hpp), for a window of n tokens.
+template <class T>
+struct layer_record {
+  ref::matrix<T> x;                     // [n, hidden] the layer's input
+  ref::matrix<T> xn;                    // [n, hidden] rms_norm(x): the attention input
+  ref::matrix<T> h;                     // [n, hidden] x + attention(xn)
+  ref::matrix<T> mn;                    // [n, hidden] rms_norm(h): the MLP input
+  ref::swiglu_intermediates<T> mlp;     // the SwiGLU pre-activations (left empty for MoE)
+};
+
+// Embedding rows [tokens, hidden] of `tokens` (each checked against the vocabulary; `who` names the caller).
+template <class T>
+ref::matrix<T> embed(const model_config& cfg, const ref::matrix<T>& embedding, const std::vector<int>& tokens,
+                     const char* who) {
+  ref::matrix<T> x(static_cast<Eigen::Index>(tokens.size()), cfg.hidden);
+  for (std::size_t t = 0; t < tokens.size(); ++t) {
+    check(tokens[t] >= 0 && tokens[t] < cfg.vocab_size, who, ": token id ", tokens[t], " at index ", t,
+          " is outside the vocabulary [0, ", cfg.vocab_size, ")");
+    x.row(static_cast<Eigen::Index>(t)) = embedding.row(tokens[t]);
+  }
+  return x;
+}
+
+// The layer's attention on a chunk xn [n, hidden] (positions from the caches' length on), through the cache of
+// its kind: [n, hidden]. Fresh caches give a window at positions 0..n-1.
+template <class T>
+ref::matrix<T> prefill_attention(attention_kind kind, const layer_weights<T>& lw, const ref::matrix<T>& xn,
+                                 ref::gqa_cache<T>& gqa_cache, ref::mla_cache<T>& mla_cache, ref::mla_form form) {
+  if (kind == attention_kind::gqa) return ref::gqa_prefill(lw.gqa, xn, gqa_cache);
+  return ref::mla_prefill(lw.mla, xn, mla_cache, form);
+}
+
+// One decoder layer l on the residual stream x [n, hidden], in place:
+//   xn = rms_norm(x);  x += attention(xn);  x += mlp(rms_norm(x))
+// attention(xn) -> [n, hidden] is the caller's (prefill through a session's cache, a decode backend, a taped
+// forward). obs sees attention_input(l, xn, first_pos), attention_output(l, .), layer_output(l, x) as the
+// decoder's forward always showed them; record, when given, keeps the step's values for a backward pass.
+template <class T, class Attention>
+void layer_forward(const model_config& cfg, int l, const layer_weights<T>& lw, ref::matrix<T>& x,
+                   Attention&& attention, typename detail::non_deduced<observer<T>>::type* obs = nullptr,
+                   long first_pos = 0, typename detail::non_deduced<layer_record<T>>::type* record = nullptr) {
+  ref::matrix<T> xn = ref::rms_norm(x, lw.attn_norm, cfg.rms_eps);
+  if (obs) obs->attention_input(l, xn, first_pos);
+  const ref::matrix<T> a = attention(static_cast<const ref::matrix<T>&>(xn));
+  if (obs) obs->attention_output(l, a);
+  if (record) record->x = x;
+  x += a;
+  ref::matrix<T> mn = ref::rms_norm(x, lw.mlp_norm, cfg.rms_eps);
+  if (record) record->h = x;
+  if (cfg.mlp == mlp_kind::moe)
+    x += lw.moe.forward(mn);
+  else
+    x += lw.mlp.forward(mn, record ? &record->mlp : nullptr);
+  if (obs) obs->layer_output(l, x);
+  if (record) record->xn = std::move(xn), record->mn = std::move(mn);
+}
+
 template <class T>
 class decoder {
  public:
@@ -79,6 +151,9 @@ class decoder {
   const model_weights<T>& weights() const { return w_; }
   ref::mla_form mla_form() const { return mla_form_; }
   void set_mla_form(ref::mla_form f) { mla_form_ = f; }
+  // Which code runs decode attention (default: MLA on the CPU kernel where it applies, GQA on the reference).
+  const decode_backends& backends() const { return backends_; }
+  void set_backends(decode_backends b) { backends_ = b; }
 
   // trim_windows: the GQA caches of sliding-window layers keep only the last `window` tokens (a ring
   // buffer), so their bytes stop growing at the window; false keeps every token (same logits).
@@ -95,32 +170,33 @@ class decoder {
     return s;
   }
 
+  // Embedding rows [tokens, hidden] of `tokens`.
+  ref::matrix<T> embed(const std::vector<int>& tokens) const {
+    check(!tokens.empty(), "mla::model::decoder: empty token list");
+    return model::embed(config_, w_.embed, tokens, "mla::model::decoder");
+  }
+
+  // Layer l on the residual stream x [n, hidden] of tokens appended to the session at s.length (the caller
+  // advances s.length once every layer has run), prefilling the layer's cache.
+  void layer_forward(int l, ref::matrix<T>& x, session<T>& s, observer<T>* obs = nullptr) const {
+    const auto li = static_cast<std::size_t>(l);
+    const attention_kind kind = config_.layers[li].attention;
+    const layer_weights<T>& lw = w_.layers[li];
+    model::layer_forward(
+        config_, l, lw, x,
+        [&](const ref::matrix<T>& xn) { return prefill_attention(kind, lw, xn, s.gqa[li], s.mla[li], mla_form_); }, obs,
+        s.length);
+  }
+
+  // Final normalised hidden states [rows, hidden] of the last layer's output x [rows, hidden].
+  ref::matrix<T> head(const ref::matrix<T>& x) const { return ref::rms_norm(x, w_.final_norm, config_.rms_eps); }
+
   // Final normalised hidden states [tokens, hidden] for `tokens` appended to the session.
   ref::matrix<T> hidden_states(session<T>& s, const std::vector<int>& tokens, observer<T>* obs = nullptr) const {
-    check(!tokens.empty(), "mla::model::decoder: empty token list");
-    ref::matrix<T> x(static_cast<Eigen::Index>(tokens.size()), config_.hidden);
-    for (std::size_t t = 0; t < tokens.size(); ++t) {
-      check(tokens[t] >= 0 && tokens[t] < config_.vocab_size, "mla::model::decoder: token id ", tokens[t],
-            " at index ", t, " is outside the vocabulary [0, ", config_.vocab_size, ")");
-      x.row(static_cast<Eigen::Index>(t)) = w_.embed.row(tokens[t]);
-    }
-    const long first_pos = s.length;
-    for (int l = 0; l < config_.n_layers; ++l) {
-      const auto& lw = w_.layers[static_cast<std::size_t>(l)];
-      const ref::matrix<T> xn = ref::rms_norm(x, lw.attn_norm, config_.rms_eps);
-      if (obs) obs->attention_input(l, xn, first_pos);
-      ref::matrix<T> a;
-      if (config_.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa)
-        a = ref::gqa_prefill(lw.gqa, xn, s.gqa[static_cast<std::size_t>(l)]);
-      else
-        a = ref::mla_prefill(lw.mla, xn, s.mla[static_cast<std::size_t>(l)], mla_form_);
-      if (obs) obs->attention_output(l, a);
-      x += a;
-      x += mlp(lw, ref::rms_norm(x, lw.mlp_norm, config_.rms_eps));
-      if (obs) obs->layer_output(l, x);
-    }
+    ref::matrix<T> x = embed(tokens);
+    for (int l = 0; l < config_.n_layers; ++l) layer_forward(l, x, s, obs);
     s.length += static_cast<long>(tokens.size());
-    return ref::rms_norm(x, w_.final_norm, config_.rms_eps);
+    return head(x);
   }
 
   // Logits [rows, vocab] for final hidden states [rows, hidden].
@@ -141,33 +217,29 @@ class decoder {
     return forward(s, tokens, obs);
   }
 
-  // One decode step: appends `token` and returns its logits [vocab]. Uses the layers' decode paths.
+  // One decode step: appends `token` and returns its logits [vocab]. Runs the layers' decode paths, each
+  // attention on the backend decode_backends() picks for its kind.
   ref::row_vector<T> decode(session<T>& s, int token) const {
     check(token >= 0 && token < config_.vocab_size, "mla::model::decoder: token id ", token,
           " is outside the vocabulary [0, ", config_.vocab_size, ")");
-    ref::row_vector<T> x = w_.embed.row(token);
+    ref::matrix<T> x = w_.embed.row(token);  // [1, hidden]
     for (int l = 0; l < config_.n_layers; ++l) {
-      const auto& lw = w_.layers[static_cast<std::size_t>(l)];
-      const ref::row_vector<T> xn = ref::rms_norm(ref::matrix<T>(x), lw.attn_norm, config_.rms_eps);
-      if (config_.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa)
-        x += ref::gqa_decode(lw.gqa, xn, s.gqa[static_cast<std::size_t>(l)]);
-      else
-        x += ref::mla_decode(lw.mla, xn, s.mla[static_cast<std::size_t>(l)], mla_form_);
-      const ref::matrix<T> mn = ref::rms_norm(ref::matrix<T>(x), lw.mlp_norm, config_.rms_eps);
-      x += mlp(lw, mn);
+      const auto li = static_cast<std::size_t>(l);
+      const auto& lw = w_.layers[li];
+      const bool gqa = config_.layers[li].attention == attention_kind::gqa;
+      model::layer_forward(config_, l, lw, x, [&](const ref::matrix<T>& xn) -> ref::matrix<T> {
+        const ref::row_vector<T> xr = xn;
+        if (gqa) return model::gqa_decode(backends_.gqa, lw.gqa, xr, s.gqa[li]);
+        return model::mla_decode(backends_.mla, lw.mla, xr, s.mla[li], mla_form_);
+      });
     }
     s.length += 1;
-    const ref::matrix<T> h = ref::rms_norm(ref::matrix<T>(x), w_.final_norm, config_.rms_eps);
-    return logits(h);
+    return logits(head(x));
   }
 
   const ref::matrix<T>& unembedding() const { return w_.lm_head.size() ? w_.lm_head : w_.embed; }
 
  private:
-  ref::matrix<T> mlp(const layer_weights<T>& lw, const ref::matrix<T>& x) const {
-    return config_.mlp == mlp_kind::moe ? lw.moe.forward(x) : lw.mlp.forward(x);
-  }
-
   void validate() const {
     config_.validate();
     const char* o = "mla::model::decoder";
@@ -207,6 +279,7 @@ class decoder {
   model_config config_;
   model_weights<T> w_;
   ref::mla_form mla_form_;
+  decode_backends backends_;
 };
 
 }  // namespace mla::model

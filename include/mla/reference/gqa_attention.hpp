@@ -8,6 +8,8 @@
 //
 // Weights are in PyTorch [out, in] layout. The math follows formats.md §1.4: the sink logit is not
 // multiplied by the scale, and key k is visible from query q iff k <= q and (window == 0 or q - window < k).
+// Also public here, for code that recomputes pieces of the attention: linear (x w^T + b), rope_heads, and
+// gqa_decode_append (the cache-append half of a decode step, for a decode kernel to finish).
 #pragma once
 
 #include <Eigen/Core>
@@ -43,6 +45,23 @@ struct attention_options {
   }
 };
 
+// y = x w^T (+ b): x [tokens, in], w [out, in] (PyTorch layout), b [out] or empty -> [tokens, out].
+template <class T>
+matrix<T> linear(const matrix<T>& x, const matrix<T>& w, const vector<T>& b) {
+  matrix<T> y(x.rows(), w.rows());
+  y.noalias() = x * w.transpose();
+  if (b.size() != 0) y.rowwise() += b.transpose();
+  return y;
+}
+
+// Applies RoPE to every head_dim-wide head of every row of m [rows, n_heads*head_dim] in place; row t is at
+// position first_pos + t.
+template <class T>
+void rope_heads(const mla::ref::rope<T>& rot, matrix<T>& m, int n_heads, int head_dim, long first_pos) {
+  for (Eigen::Index t = 0; t < m.rows(); ++t)
+    for (int h = 0; h < n_heads; ++h) rot.apply(m.data() + t * m.cols() + Eigen::Index(h) * head_dim, first_pos + t);
+}
+
 namespace detail {
 
 // Keeps a parameter out of template argument deduction, so that the layer alone fixes T and inputs may be
@@ -67,15 +86,6 @@ template <class V>
 void check_optional(const char* owner, const char* field, const V& v, Eigen::Index n, const char* n_expr) {
   check(v.size() == 0 || v.size() == n, owner, ": ", field, " has ", v.size(), " entries, expected 0 (none) or ",
         n_expr, " = ", n);
-}
-
-// y = x w^T (+ b): x [tokens, in], w [out, in], b [out] or empty -> [tokens, out].
-template <class T>
-matrix<T> linear(const matrix<T>& x, const matrix<T>& w, const vector<T>& b) {
-  matrix<T> y(x.rows(), w.rows());
-  y.noalias() = x * w.transpose();
-  if (b.size() != 0) y.rowwise() += b.transpose();
-  return y;
 }
 
 // Appends rows [n, cols] under m [len, cols] (m may be 0 x 0).
@@ -240,13 +250,6 @@ void check_gqa_cache(const gqa_layer<T>& layer, const gqa_cache<T>& cache) {
         cache.v.cols(), " columns, expected n_kv_heads*head_dim = ", kv_dim);
 }
 
-// Applies RoPE to every head_dim-wide head of every row; row t is at position first_pos + t.
-template <class T>
-void rope_heads(const mla::ref::rope<T>& rot, matrix<T>& m, int n_heads, int head_dim, long first_pos) {
-  for (Eigen::Index t = 0; t < m.rows(); ++t)
-    for (int h = 0; h < n_heads; ++h) rot.apply(m.data() + t * m.cols() + Eigen::Index(h) * head_dim, first_pos + t);
-}
-
 }  // namespace detail
 
 // Prefill of a chunk: x [n, hidden] holds the tokens at positions cache.length() .. cache.length()+n-1.
@@ -262,11 +265,11 @@ matrix<T> gqa_prefill(const gqa_layer<T>& layer, const detail::non_deduced_t<mat
   const long first_pos = cache.length();
   const mla::ref::rope<T> rot(layer.rope);
 
-  matrix<T> q = detail::linear(x, layer.wq, layer.bq);  // [n, n_heads*d]
-  matrix<T> k = detail::linear(x, layer.wk, layer.bk);  // [n, n_kv*d]
-  const matrix<T> v = detail::linear(x, layer.wv, layer.bv);
-  detail::rope_heads(rot, q, layer.n_heads, d, first_pos);
-  detail::rope_heads(rot, k, layer.n_kv_heads, d, first_pos);
+  matrix<T> q = linear(x, layer.wq, layer.bq);  // [n, n_heads*d]
+  matrix<T> k = linear(x, layer.wk, layer.bk);  // [n, n_kv*d]
+  const matrix<T> v = linear(x, layer.wv, layer.bv);
+  rope_heads(rot, q, layer.n_heads, d, first_pos);
+  rope_heads(rot, k, layer.n_kv_heads, d, first_pos);
   // The keys this chunk attends over, row r = position key_base + r: the cache itself when unbounded;
   // for a ring cache, the positions it still holds gathered in order, then the chunk.
   const Eigen::Index n = x.rows();
@@ -307,7 +310,7 @@ matrix<T> gqa_prefill(const gqa_layer<T>& layer, const detail::non_deduced_t<mat
           p * values_m.block(keys.first - key_base, gc, keys.count, d);
     }
   }
-  return detail::linear(attn, layer.wo, layer.bo);
+  return linear(attn, layer.wo, layer.bo);
 }
 
 // Prefill of a whole sequence x [tokens, hidden] at positions 0..tokens-1. Returns [tokens, hidden].
@@ -317,11 +320,12 @@ matrix<T> gqa_prefill(const gqa_layer<T>& layer, const detail::non_deduced_t<mat
   return gqa_prefill(layer, x, cache);
 }
 
-// Decode of one token x [hidden] at position cache.length(): appends its key and value to the cache and
-// attends over the visible cached keys with the online softmax state. Returns [hidden].
+// The first half of a decode step, for x [hidden] at position cache.length(): appends its key (RoPE applied)
+// and value to the cache and returns its queries [1, n_heads*head_dim], RoPE applied. gqa_decode runs the
+// attention over the cache after it; a decode kernel can run it instead (mla/model/attention_backend.hpp).
 template <class T>
-row_vector<T> gqa_decode(const gqa_layer<T>& layer, const detail::non_deduced_t<row_vector<T>>& x,
-                         gqa_cache<T>& cache) {
+matrix<T> gqa_decode_append(const gqa_layer<T>& layer, const detail::non_deduced_t<row_vector<T>>& x,
+                            gqa_cache<T>& cache) {
   layer.validate();
   detail::check_gqa_cache(layer, cache);
   check(x.size() == layer.hidden, "mla::ref::gqa_decode: x has ", x.size(),
@@ -330,27 +334,40 @@ row_vector<T> gqa_decode(const gqa_layer<T>& layer, const detail::non_deduced_t<
   const long pos = cache.length();
   const mla::ref::rope<T> rot(layer.rope);
 
-  const matrix<T> xm = x;                                // [1, hidden]
-  matrix<T> q = detail::linear(xm, layer.wq, layer.bq);  // [1, n_heads*d]
-  matrix<T> k = detail::linear(xm, layer.wk, layer.bk);  // [1, n_kv*d]
-  const matrix<T> v = detail::linear(xm, layer.wv, layer.bv);
-  detail::rope_heads(rot, q, layer.n_heads, d, pos);
-  detail::rope_heads(rot, k, layer.n_kv_heads, d, pos);
+  const matrix<T> xm = x;                        // [1, hidden]
+  matrix<T> q = linear(xm, layer.wq, layer.bq);  // [1, n_heads*d]
+  matrix<T> k = linear(xm, layer.wk, layer.bk);  // [1, n_kv*d]
+  const matrix<T> v = linear(xm, layer.wv, layer.bv);
+  rope_heads(rot, q, layer.n_heads, d, pos);
+  rope_heads(rot, k, layer.n_kv_heads, d, pos);
+  if (cache.window > 0) {
+    detail::store_in_ring(cache.k, cache.window, pos, k);
+    detail::store_in_ring(cache.v, cache.window, pos, v);
+    cache.consumed = pos + 1;
+  } else {
+    detail::append_rows(cache.k, k);
+    detail::append_rows(cache.v, v);
+  }
+  return q;
+}
+
+// Decode of one token x [hidden] at position cache.length(): appends its key and value to the cache and
+// attends over the visible cached keys with the online softmax state. Returns [hidden].
+template <class T>
+row_vector<T> gqa_decode(const gqa_layer<T>& layer, const detail::non_deduced_t<row_vector<T>>& x,
+                         gqa_cache<T>& cache) {
+  const long pos = cache.length();
+  const matrix<T> q = gqa_decode_append(layer, x, cache);  // [1, n_heads*d]
+  const int d = layer.head_dim;
   const long lo = layer.attention.first_visible(pos);
   const Eigen::Index n_vis = pos - lo + 1;
   // Visible keys, row r = position key_base + r (a ring cache's are gathered in position order).
   matrix<T> ring_k, ring_v;
   long key_base = 0;
   if (cache.window > 0) {
-    detail::store_in_ring(cache.k, cache.window, pos, k);
-    detail::store_in_ring(cache.v, cache.window, pos, v);
-    cache.consumed = pos + 1;
     key_base = lo;
     detail::gather_positions(cache.k, cache.window, lo, n_vis, ring_k);
     detail::gather_positions(cache.v, cache.window, lo, n_vis, ring_v);
-  } else {
-    detail::append_rows(cache.k, k);
-    detail::append_rows(cache.v, v);
   }
   const matrix<T>& keys_m = cache.window > 0 ? ring_k : cache.k;
   const matrix<T>& values_m = cache.window > 0 ? ring_v : cache.v;
@@ -367,7 +384,7 @@ row_vector<T> gqa_decode(const gqa_layer<T>& layer, const detail::non_deduced_t<
     if (layer.sinks.size() != 0) state.add_sink(layer.sinks[h]);
     attn.block(0, Eigen::Index(h) * d, 1, d) = state.output();
   }
-  const matrix<T> out = detail::linear(attn, layer.wo, layer.bo);
+  const matrix<T> out = linear(attn, layer.wo, layer.bo);
   return out.row(0);
 }
 

@@ -12,6 +12,9 @@
 // naive form:    expands per-head keys W_uk^h c_t and values W_uv^h c_t (standard attention).
 // absorbed form: q~_h = W_uk^h^T q_nope,h [latent_rank]; score = scale*(q~_h . c_t + q_rope,h . k_pe_t);
 //                x_h = sum_t p c_t [latent_rank]; o_h = W_uv^h x_h (formats.md §2.5). Never expands keys.
+// Both are plain Eigen in every type (the oracle the kernels are checked against). A decode step also comes
+// in pieces, mla_decode_append -> mla_absorb_query -> (attention over the cache) -> mla_latent_output, so
+// that the model can run the middle on a kernel (mla/model/attention_backend.hpp).
 //
 // Latent RoPE (the exact, uncompressed rewrite of a GQA layer, TransMLA stage 1; see exact_rewrite.hpp):
 // when latent_rope_offsets is non-empty, RoPE of width rope.dim rotates latent channels [off, off+rope.dim)
@@ -23,13 +26,11 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <utility>
 #include <vector>
 
 #include "mla/core/error.hpp"
 #include "mla/core/shape.hpp"
-#include "mla/cpu/mla_decode.hpp"
 #include "mla/reference/eigen_types.hpp"
 #include "mla/reference/gqa_attention.hpp"
 #include "mla/reference/norms.hpp"
@@ -280,61 +281,72 @@ matrix<T> mla_prefill_impl(const mla_layer<T>& layer, const matrix<T>& x, mla_ca
   return linear(attn, layer.wo, layer.bo);
 }
 
-// The absorbed decode of one float token through the CPU kernel (mla::cpu::mla_decode: tiled over the cache,
-// multithreaded over KV splits), with the cache as one page holding c [len, rank] and k_pe [len, rope] apart.
-// q: [1, n_heads*qk] with RoPE applied; the new token is already cached at position pos.
-inline row_vector<float> mla_decode_cpu_kernel(const mla_layer<float>& layer, const matrix<float>& q,
-                                               const mla_cache<float>& cache, long pos) {
-  const int heads = layer.n_heads, rank = layer.latent_rank, rope = layer.rope_dim;
-  const int nope = layer.nope_dim, qk = layer.qk_head_dim(), dv = layer.v_head_dim;
-  matrix<float> q_latent(heads, rank), q_pe(heads, rope);  // q~_h = W_uk^h^T q_nope,h and the RoPE part
-  for (int h = 0; h < heads; ++h) {
-    q_latent.row(h).noalias() =
-        q.block(0, Eigen::Index(h) * qk, 1, nope) * layer.w_uk.middleRows(Eigen::Index(h) * nope, nope);
-    q_pe.row(h) = q.block(0, Eigen::Index(h) * qk + nope, 1, rope);
-  }
-  check(pos + 1 <= INT32_MAX, "mla::ref::mla_decode: position ", pos, " exceeds the kernel's int32 lengths");
-  const mla::page_index page = 0;
-  const std::int32_t len = static_cast<std::int32_t>(pos + 1);
-  mla::page_table_view pages;
-  pages.page_table = &page, pages.seq_lens = &len, pages.num_seqs = 1, pages.pages_per_seq = 1;
-  pages.page_size = len, pages.num_pages = 1;
-  matrix<float> latent_out(heads, rank);  // x_h = sum_t p_h(t) c_t
-  cpu::mla_decode_args<float> a;
-  a.q_latent = q_latent.data();
-  a.q_pe = q_pe.data();
-  a.cache = cache.c.data();
-  a.rope_cache = cache.k_pe.data();
-  a.pages = pages;
-  a.num_heads = heads;
-  a.options.softmax_scale = static_cast<float>(layer.attention.softmax_scale);
-  a.options.sliding_window = layer.attention.sliding_window;
-  a.options.sinks = layer.sinks.size() != 0 ? layer.sinks.data() : nullptr;
-  a.out = latent_out.data();
-  cpu::detail::mla_decode_impl(a, rank, rope);
-  matrix<float> attn(1, Eigen::Index(heads) * dv);
-  for (int h = 0; h < heads; ++h)
-    attn.block(0, Eigen::Index(h) * dv, 1, dv).noalias() =
-        latent_out.row(h) * layer.w_uv.middleRows(Eigen::Index(h) * dv, dv).transpose();
-  const matrix<float> out = linear(attn, layer.wo, layer.bo);
-  return out.row(0);
-}
+}  // namespace detail
 
-// Decode of one token (see mla_decode below) in either form, with the online softmax state. The absorbed
-// form in float with a decoupled RoPE key runs on the CPU kernel (mla/cpu/mla_decode.hpp); double (the
-// float64 reference) and the naive form stay plain Eigen.
+// The first half of a decode step, for x [hidden] at position cache.length(): appends its latent (and RoPE
+// key) to the cache and returns its queries [1, n_heads*(nope_dim+rope_dim)], RoPE applied. mla_decode runs
+// the attention over the cache after it; a decode kernel can run it instead (mla/model/attention_backend.hpp).
 template <class T>
-row_vector<T> mla_decode_impl(const mla_layer<T>& layer, const row_vector<T>& x, mla_cache<T>& cache, mla_form form) {
-  using const_ref = const_matrix_ref<T>;
-  check_mla_input(layer, cache, x.size(), "mla_decode");
+matrix<T> mla_decode_append(const mla_layer<T>& layer, const detail::non_deduced_t<row_vector<T>>& x,
+                            mla_cache<T>& cache) {
+  detail::check_mla_input(layer, cache, x.size(), "mla_decode");
   const mla::ref::rope<T> rot(layer.rope);
   const long pos = cache.length();
   const matrix<T> xm = x;  // [1, hidden]
-  mla_compress(layer, rot, xm, cache);
-  const matrix<T> q = mla_queries(layer, rot, xm, pos);  // [1, n_heads*qk]
-  if constexpr (std::is_same_v<T, float>)
-    if (form == mla_form::absorbed && !layer.uses_latent_rope() && layer.rope_dim > 0)
-      return mla_decode_cpu_kernel(layer, q, cache, pos);
+  detail::mla_compress(layer, rot, xm, cache);
+  return detail::mla_queries(layer, rot, xm, pos);
+}
+
+// The absorbed queries of one decoded token (decoupled RoPE key): q_latent.row(h) = q~_h^T = (W_uk^h^T
+// q_nope,h)^T [n_heads, latent_rank] and q_pe.row(h) = q_rope,h [n_heads, rope_dim], from the queries q
+// [1, n_heads*(nope_dim+rope_dim)] of mla_decode_append: what an absorbed decode kernel takes.
+template <class T>
+struct mla_absorbed_query {
+  matrix<T> q_latent;
+  matrix<T> q_pe;
+};
+
+template <class T>
+mla_absorbed_query<T> mla_absorb_query(const mla_layer<T>& layer, const matrix<T>& q) {
+  const int heads = layer.n_heads, rank = layer.latent_rank, rope = layer.rope_dim;
+  const int nope = layer.nope_dim, qk = layer.qk_head_dim();
+  check(q.rows() == 1 && q.cols() == Eigen::Index(heads) * qk, "mla::ref::mla_absorb_query: q is [", q.rows(), ", ",
+        q.cols(), "], expected [1, n_heads*(nope_dim+rope_dim) = ", Eigen::Index(heads) * qk, "]");
+  mla_absorbed_query<T> a{matrix<T>(heads, rank), matrix<T>(heads, rope)};
+  for (int h = 0; h < heads; ++h) {
+    a.q_latent.row(h).noalias() =
+        q.block(0, Eigen::Index(h) * qk, 1, nope) * layer.w_uk.middleRows(Eigen::Index(h) * nope, nope);
+    a.q_pe.row(h) = q.block(0, Eigen::Index(h) * qk + nope, 1, rope);
+  }
+  return a;
+}
+
+// The second half of an absorbed decode: per-head attention averages of the latent x_h = sum_t p_h(t) c_t
+// ([n_heads, latent_rank], e.g. from a decode kernel) -> o_h = W_uv^h x_h, out = [o_0 .. o_{H-1}] wo^T + bo
+// [hidden].
+template <class T>
+row_vector<T> mla_latent_output(const mla_layer<T>& layer, const matrix<T>& latent_out) {
+  const int heads = layer.n_heads, dv = layer.v_head_dim;
+  check(latent_out.rows() == heads && latent_out.cols() == layer.latent_rank, "mla::ref::mla_latent_output: ",
+        "latent_out is [", latent_out.rows(), ", ", latent_out.cols(), "], expected [n_heads = ", heads,
+        ", latent_rank = ", layer.latent_rank, "]");
+  matrix<T> attn(1, Eigen::Index(heads) * dv);
+  for (int h = 0; h < heads; ++h)
+    attn.block(0, Eigen::Index(h) * dv, 1, dv).noalias() =
+        latent_out.row(h) * layer.w_uv.middleRows(Eigen::Index(h) * dv, dv).transpose();
+  const matrix<T> out = linear(attn, layer.wo, layer.bo);
+  return out.row(0);
+}
+
+namespace detail {
+
+// Decode of one token (see mla_decode below) in either form, with the online softmax state; plain Eigen in
+// every type and form (a decode kernel is chosen in the model: mla/model/attention_backend.hpp).
+template <class T>
+row_vector<T> mla_decode_impl(const mla_layer<T>& layer, const row_vector<T>& x, mla_cache<T>& cache, mla_form form) {
+  using const_ref = const_matrix_ref<T>;
+  const long pos = cache.length();
+  const matrix<T> q = mla_decode_append(layer, x, cache);  // [1, n_heads*qk]
 
   const int nope = layer.nope_dim, rd = layer.rope_dim, qk = layer.qk_head_dim(), dv = layer.v_head_dim;
   const long lo = layer.attention.first_visible(pos);

@@ -66,15 +66,33 @@ function(mla_add_compile_pass_test source)
   set_tests_properties(${target} PROPERTIES LABELS compile_fail RESOURCE_LOCK mla_build_tree)
 endfunction()
 
-# mla_add_header_tests(<target> <glob-root> <extension> <libraries...>)
-# One generated translation unit per public header, `#include <mla/...>` twice (include guards),
-# compiled into an object library. .hpp headers compile as C++ with no CUDA include path;
-# .cuh headers compile as CUDA (only when CUDA is enabled).
+# mla_add_header_tests(<target> <extension> <language> <folder>=<library>...)
+# One generated translation unit per public header, `#include <mla/...>` twice (include guards), compiled
+# against the library target of the header's folder alone (`.` names the umbrella headers in include/mla/),
+# one object library per folder (<target>_<folder>); <target> builds them all. A header that includes
+# something its folder's target does not provide fails here: io/ and tokenizer/ headers, compiled with
+# mla::io and mla::tokenizer, have no Eigen on their include path. .hpp headers compile as C++ with no CUDA
+# include path; .cuh headers compile as CUDA (only when CUDA is enabled). A folder without a library is an
+# error, so a new folder must say which target it belongs to.
 function(mla_add_header_tests target ext lang)
   file(GLOB_RECURSE headers RELATIVE "${PROJECT_SOURCE_DIR}/include" CONFIGURE_DEPENDS
        "${PROJECT_SOURCE_DIR}/include/mla/*.${ext}")
-  set(sources)
+  set(folders)
   foreach(h IN LISTS headers)
+    string(REGEX REPLACE "^mla/([^/]+)/.*" "\\1" folder "${h}")
+    if(folder STREQUAL h)
+      set(folder ".")
+    endif()
+    set(library)
+    foreach(pair IN LISTS ARGN)
+      if(pair MATCHES "^([^=]+)=(.+)$" AND CMAKE_MATCH_1 STREQUAL folder)
+        set(library "${CMAKE_MATCH_2}")
+      endif()
+    endforeach()
+    if(NOT library)
+      message(FATAL_ERROR "mla_add_header_tests: header '${h}' is in folder '${folder}', which has no library "
+                          "target (add ${folder}=<target> in tests/CMakeLists.txt)")
+    endif()
     string(MAKE_C_IDENTIFIER "${h}" id)
     if(lang STREQUAL "CUDA")
       set(src "${CMAKE_CURRENT_BINARY_DIR}/header_tests/${id}.cu")
@@ -82,15 +100,38 @@ function(mla_add_header_tests target ext lang)
       set(src "${CMAKE_CURRENT_BINARY_DIR}/header_tests/${id}.cpp")
     endif()
     file(CONFIGURE OUTPUT "${src}" CONTENT "#include <${h}>\n#include <${h}>\nint mla_header_test_${id}() { return 0; }\n")
-    list(APPEND sources "${src}")
+    string(MAKE_C_IDENTIFIER "${folder}" folder_id)
+    if(folder STREQUAL ".")
+      set(folder_id "umbrella")
+    endif()
+    if(NOT folder_id IN_LIST folders)
+      list(APPEND folders ${folder_id})
+      set(library_${folder_id} "${library}")
+      set(sources_${folder_id})
+    endif()
+    list(APPEND sources_${folder_id} "${src}")
   endforeach()
-  if(NOT sources)
+  if(NOT folders)
     return()
   endif()
-  add_library(${target} OBJECT ${sources})
-  target_link_libraries(${target} PRIVATE ${ARGN} mla_warnings)
-  # Compiling the library is the test: the target is built by the default build, and a CTest entry
-  # rebuilds it so that a stale build tree cannot hide a broken header.
+  add_custom_target(${target} ALL)
+  foreach(folder_id IN LISTS folders)
+    add_library(${target}_${folder_id} OBJECT ${sources_${folder_id}})
+    target_link_libraries(${target}_${folder_id} PRIVATE ${library_${folder_id}} mla_warnings)
+    add_dependencies(${target} ${target}_${folder_id})
+  endforeach()
+  # Compiling the libraries is the test: they are built by the default build, and a CTest entry
+  # rebuilds them so that a stale build tree cannot hide a broken header.
   add_test(NAME ${target} COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target ${target})
   set_tests_properties(${target} PROPERTIES LABELS headers RESOURCE_LOCK mla_build_tree)
+endfunction()
+
+# mla_add_umbrella_test(<name> <umbrella header> <extension>)
+# A CTest entry that fails when a public header with <extension> (include/mla/**/*.<extension>) is not
+# #included by the umbrella header (cmake/check_umbrella.cmake names the missing ones).
+function(mla_add_umbrella_test name umbrella ext)
+  add_test(NAME ${name}
+           COMMAND ${CMAKE_COMMAND} -DINCLUDE_DIR=${PROJECT_SOURCE_DIR}/include -DUMBRELLA=${umbrella}
+                   -DEXTENSION=${ext} -P ${PROJECT_SOURCE_DIR}/cmake/check_umbrella.cmake)
+  set_tests_properties(${name} PROPERTIES LABELS headers)
 endfunction()

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "../common/environment.hpp"
+
 namespace {
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -44,7 +46,7 @@ int main(int argc, char** argv) {
 
   try {
     std::fprintf(stderr, "loading %s\n", model_path.c_str());
-    mla::model::loaded_model m = mla::model::load_model(model_path);
+    mla::model::loaded_model m = mla::model::load_model(model_path, mla_examples::o200k_vocabulary_from_environment());
     m.model.set_mla_form(mla_form == "naive" ? mla::ref::mla_form::naive : mla::ref::mla_form::absorbed);
     mla::check(m.has_tokenizer, "mla-eval: ", model_path, " has no usable tokenizer: ", m.tokenizer_note);
     const auto& c = m.model.config();

@@ -14,6 +14,8 @@
 #include <mla/model/sampling.hpp>
 #include <mla/tokenizer/chat_template.hpp>
 
+#include "../common/environment.hpp"
+
 int main(int argc, char** argv) {
   CLI::App app{"Generate text with a model (chat template applied unless --raw)"};
   std::string model_path, prompt, system;
@@ -39,7 +41,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    mla::model::loaded_model m = mla::model::load_model(model_path);
+    mla::model::loaded_model m =
+        mla::model::load_model(model_path, mla_examples::o200k_vocabulary_from_environment());
     if (!backend.empty())
       m.model.set_backends(mla::model::decode_backends::all(mla::model::parse_attention_backend(backend)));
     mla::check(m.has_tokenizer, "mla-generate: ", model_path, " has no usable tokenizer: ", m.tokenizer_note);

@@ -24,6 +24,7 @@
 #include "expect_error.hpp"
 #include "files.hpp"
 #include "json_file.hpp"
+#include "model_test_support.hpp"
 #include "mla/eval/perplexity.hpp"
 #include "mla/model/gpt_oss_checkpoint.hpp"
 #include "mla/model/gpt_oss_tokenizer.hpp"
@@ -203,8 +204,29 @@ BOOST_AUTO_TEST_CASE(o200k_json_errors_name_the_field) {
   }
 }
 
+// The library reads no environment: the caller names the locations, searched in this order.
+BOOST_AUTO_TEST_CASE(o200k_vocabulary_path_takes_the_first_existing_location) {
+  const mla::test::temp_dir d("mla-o200k-where");
+  const std::string cache = d.file("cache"), vocab = d.file("given.vocab"), tiktoken = d.file("given.tiktoken");
+  const std::string cached_vocab = cache + "/whl/quicktok/data/o200k.vocab";
+  const std::string cached_tiktoken = cache + "/o200k_base.tiktoken";
+  fs::create_directories(cache + "/whl/quicktok/data");
+  for (const std::string& f : {vocab, tiktoken, cached_vocab, cached_tiktoken}) std::ofstream(f) << "x";
+  const mla::model::o200k_locations where{vocab, tiktoken, cache};
+  BOOST_TEST(mla::model::o200k_vocabulary_path(where) == vocab);
+  fs::remove(vocab);
+  BOOST_TEST(mla::model::o200k_vocabulary_path(where) == cached_vocab);
+  fs::remove(cached_vocab);
+  BOOST_TEST(mla::model::o200k_vocabulary_path(where) == tiktoken);
+  fs::remove(tiktoken);
+  BOOST_TEST(mla::model::o200k_vocabulary_path(where) == cached_tiktoken);
+  BOOST_TEST(mla::model::o200k_vocabulary_path({"", "", ""}).empty());
+  fs::remove(cached_tiktoken);
+  BOOST_TEST(mla::model::o200k_vocabulary_path(where).empty());
+}
+
 BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json_and_fallback, *boost::unit_test::label("model")) {
-  const std::string vocab = mla::model::o200k_vocabulary_path();
+  const std::string vocab = mla::test::o200k_vocabulary_from_environment();
   if (vocab.empty()) {
     BOOST_TEST_MESSAGE("no o200k vocabulary (scripts/fetch_o200k.sh or MLA_O200K_VOCAB): skipped");
     return;
@@ -231,8 +253,7 @@ BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json_and_fallback, *boost::uni
   s.vocab_size = 201088;
   mla::model::write_gpt_oss_checkpoint(dir.path(), s, 1, 1 << 30);
   BOOST_TEST_REQUIRE(!fs::exists(dir.file("tokenizer.json")));
-  ::setenv("MLA_O200K_VOCAB", vocab.c_str(), 1);
-  const mla::model::loaded_model m = mla::model::load_model(dir.path());
+  const mla::model::loaded_model m = mla::model::load_model(dir.path(), vocab);
   BOOST_TEST_REQUIRE(m.has_tokenizer, m.tokenizer_note);
   BOOST_TEST(m.tokenizer.encode("<|start|>user<|message|>Hello, world!<|end|>") ==
                  real.encode("<|start|>user<|message|>Hello, world!<|end|>"),
@@ -243,7 +264,7 @@ BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json_and_fallback, *boost::uni
   const mla::test::temp_dir small("mla-gpt-oss-tok-small");
   mla::model::write_gpt_oss_checkpoint(small.path(), mla::model::gpt_oss_shape::tiny(), 1, 1 << 30);
   fs::remove(small.file("tokenizer.json"));
-  const mla::model::loaded_model m2 = mla::model::load_model(small.path());
+  const mla::model::loaded_model m2 = mla::model::load_model(small.path(), vocab);
   BOOST_TEST(!m2.has_tokenizer);
   BOOST_TEST(m2.tokenizer_note.find("201088") != std::string::npos, m2.tokenizer_note);
 }

@@ -6,7 +6,21 @@
 #include <filesystem>
 #include <string>
 
+#include "mla/model/gpt_oss_tokenizer.hpp"
+
 namespace mla::test {
+
+// The real o200k vocabulary as the tools find it (the library reads no environment): $MLA_O200K_VOCAB,
+// $MLA_O200K_TIKTOKEN and the cache of scripts/fetch_o200k.sh ($MLA_CACHE_DIR or ~/.cache/mla); empty if none.
+inline std::string o200k_vocabulary_from_environment() {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  std::string cache = env("MLA_CACHE_DIR");
+  if (cache.empty() && !env("HOME").empty()) cache = env("HOME") + "/.cache/mla";
+  return mla::model::o200k_vocabulary_path({env("MLA_O200K_VOCAB"), env("MLA_O200K_TIKTOKEN"), cache});
+}
 
 // $MLA_SMOLLM2_GGUF, else the cache path scripts/fetch_model.sh uses; empty when neither exists.
 inline std::string smollm2_gguf_path() {

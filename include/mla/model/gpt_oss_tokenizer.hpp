@@ -1,8 +1,8 @@
 // gpt-oss's tokenizer for checkpoint directories:
-//  - o200k_vocabulary_path(): where the real o200k_base vocabulary is, when a checkpoint has no
-//    tokenizer.json ($MLA_O200K_VOCAB: quicktok's o200k.vocab or a tiktoken rank file; else
-//    $MLA_CACHE_DIR or ~/.cache/mla: whl/quicktok/data/o200k.vocab from scripts/fetch_o200k.sh, then
-//    o200k_base.tiktoken; $MLA_O200K_TIKTOKEN); empty when none is found;
+//  - o200k_vocabulary_path(where): where the real o200k_base vocabulary is, for a checkpoint that has no
+//    tokenizer.json: the first existing file among the locations the caller gives (o200k_locations). The
+//    library reads no environment variable; the tools and tests fill the locations from $MLA_O200K_VOCAB,
+//    $MLA_O200K_TIKTOKEN and $MLA_CACHE_DIR (or ~/.cache/mla) and pass the result to load_model();
 //  - synthetic_o200k_vocabulary(n): a small o200k-style vocabulary for generated checkpoints whose vocabulary
 //    is smaller than the real one (the tiny test model has 512 ids): the 256 bytes, BPE merges learned
 //    deterministically from a built-in English text with the o200k pre-tokenizer, and the harmony special
@@ -12,7 +12,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -30,17 +29,22 @@
 
 namespace mla::model {
 
-inline std::string o200k_vocabulary_path() {
+// Where the real o200k_base vocabulary may be; an empty field is not searched.
+struct o200k_locations {
+  std::string vocab;      // quicktok's o200k.vocab or a tiktoken rank file, first choice (tools: $MLA_O200K_VOCAB)
+  std::string tiktoken;   // a tiktoken rank file (tools: $MLA_O200K_TIKTOKEN)
+  std::string cache_dir;  // holds whl/quicktok/data/o200k.vocab (scripts/fetch_o200k.sh) and o200k_base.tiktoken
+                          // (tools: $MLA_CACHE_DIR, else ~/.cache/mla)
+};
+
+// The first existing file of: where.vocab, <cache_dir>/whl/quicktok/data/o200k.vocab, where.tiktoken,
+// <cache_dir>/o200k_base.tiktoken; empty when none exists.
+inline std::string o200k_vocabulary_path(const o200k_locations& where) {
   namespace fs = std::filesystem;
-  auto env = [](const char* name) {
-    const char* v = std::getenv(name);
-    return std::string(v ? v : "");
-  };
-  std::string cache = env("MLA_CACHE_DIR");
-  if (cache.empty() && !env("HOME").empty()) cache = env("HOME") + "/.cache/mla";
-  std::vector<std::string> candidates = {env("MLA_O200K_VOCAB")};
+  const std::string& cache = where.cache_dir;
+  std::vector<std::string> candidates = {where.vocab};
   if (!cache.empty()) candidates.push_back(cache + "/whl/quicktok/data/o200k.vocab");
-  candidates.push_back(env("MLA_O200K_TIKTOKEN"));
+  candidates.push_back(where.tiktoken);
   if (!cache.empty()) candidates.push_back(cache + "/o200k_base.tiktoken");
   std::error_code ec;
   for (const std::string& c : candidates)

@@ -1,7 +1,8 @@
 // Opening a model and its tokenizer from what users have: a GGUF file (Llama family), or a Hugging Face
 // checkpoint directory (config.json + safetensors; gpt_oss or llama) with its tokenizer.json when it
 // has a supported one (byte-level BPE, or gpt-oss's o200k form). A gpt-oss directory without tokenizer.json
-// gets the real o200k tokenizer when the o200k vocabulary is at hand (gpt_oss_tokenizer.hpp). A model
+// gets the real o200k tokenizer when the caller gives the o200k vocabulary (o200k_vocabulary_path() in
+// gpt_oss_tokenizer.hpp finds it; the library reads no environment variable). A model
 // without a usable tokenizer still loads: has_tokenizer is false and tokenizer_note says why.
 #pragma once
 
@@ -51,10 +52,9 @@ inline bool is_deepseek_v3_dir(const std::filesystem::path& dir) {
   return j.is_object() && j.contains("model_type") && j.at("model_type") == "deepseek_v3";
 }
 // A gpt-oss directory without tokenizer.json: the real o200k_harmony tokenizer from the o200k vocabulary
-// found by o200k_vocabulary_path() (quicktok's o200k.vocab or tiktoken's rank file), when the model's
-// vocabulary holds its 201088 ids.
-inline void gpt_oss_o200k_fallback(loaded_model& out) {
-  const std::string vocab = o200k_vocabulary_path();
+// `vocab` (quicktok's o200k.vocab or tiktoken's rank file; empty: none at hand), when the model's vocabulary
+// holds its 201088 ids.
+inline void gpt_oss_o200k_fallback(loaded_model& out, const std::string& vocab) {
   const int n = out.model.config().vocab_size;
   if (vocab.empty()) {
     out.tokenizer_note += "; no o200k vocabulary found either (run scripts/fetch_o200k.sh or set MLA_O200K_VOCAB)";
@@ -69,8 +69,9 @@ inline void gpt_oss_o200k_fallback(loaded_model& out) {
 }  // namespace detail
 
 // `path`: a .gguf file or a checkpoint directory (Hugging Face llama/gpt_oss, the project's MLA format, or a
-// DeepSeek-V3-layout export).
-inline loaded_model load_model(const std::string& path) {
+// DeepSeek-V3-layout export). `o200k_vocab`: the real o200k vocabulary file for a gpt-oss directory without
+// tokenizer.json (o200k_vocabulary_path(); empty: no fallback, the note says so).
+inline loaded_model load_model(const std::string& path, const std::string& o200k_vocab = {}) {
   namespace fs = std::filesystem;
   check(fs::exists(path), "mla: model path '", path, "' does not exist");
   if (fs::is_directory(path)) {
@@ -91,7 +92,7 @@ inline loaded_model load_model(const std::string& path) {
         out.tokenizer_note = std::string("tokenizer.json is not valid: ") + e.what();
       }
     }
-    if (!fs::exists(tj) && out.model.config().architecture == "gpt_oss") detail::gpt_oss_o200k_fallback(out);
+    if (!fs::exists(tj) && out.model.config().architecture == "gpt_oss") detail::gpt_oss_o200k_fallback(out, o200k_vocab);
     return out;
   }
   const io::gguf_file f = io::gguf_file::open(path);

@@ -34,18 +34,17 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include "mla/core/error.hpp"
-#include "mla/io/atomic_file.hpp"
 #include "mla/io/safetensors.hpp"
+#include "mla/model/config_json.hpp"
 #include "mla/model/decoder.hpp"
 #include "mla/model/hf_config.hpp"
 #include "mla/model/load_safetensors.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/model/save_checkpoint.hpp"
+#include "mla/model/tensor_names.hpp"
 
 namespace mla::model {
 
@@ -68,7 +67,6 @@ struct deepseek_export_options {
 template <class T>
 void save_deepseek_v3(const std::string& dir, const model_config& c, const model_weights<T>& w,
                       const deepseek_export_options& opt, const std::vector<checkpoint_file>& extra_files = {}) {
-  namespace fs = std::filesystem;
   using dmat = ref::matrix<double>;
   const char* who = "mla::model::save_deepseek_v3";
   c.validate();
@@ -96,21 +94,21 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
           "drop; export with the norm (eps ", deepseek_latent_norm_eps, ")");
     r_max = std::max(r_max, m.latent_rank);
   }
-  check(!fs::exists(dir), who, ": output '", dir, "' already exists; choose a new path (nothing is overwritten)");
+  io::check_new_output_path(dir, who);
 
   io::safetensors_writer st;
   st.set_metadata("format", "pt");
-  detail::add_tensor(st, opt.type, "model.embed_tokens.weight", w.embed);
-  detail::add_tensor(st, opt.type, "lm_head.weight", c.tied_embeddings ? w.embed : w.lm_head);
-  detail::add_tensor(st, opt.type, "model.norm.weight", w.final_norm);
+  detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::embed), w.embed);
+  detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::lm_head), c.tied_embeddings ? w.embed : w.lm_head);
+  detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::final_norm), w.final_norm);
   const double q_fix = c.effective_softmax_scale() * std::sqrt(double(d + dr));  // s_src / s_deepseek
   for (int l = 0; l < c.n_layers; ++l) {
     const auto& lw = w.layers[static_cast<std::size_t>(l)];
     const ref::mla_layer<T>& m = lw.mla;
     const int r = m.latent_rank;
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    detail::add_tensor(st, opt.type, p + "input_layernorm.weight", lw.attn_norm);
-    detail::add_tensor(st, opt.type, p + "post_attention_layernorm.weight", lw.mlp_norm);
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::attn_norm, l), lw.attn_norm);
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::mlp_norm, l), lw.mlp_norm);
     const int qk = d + dr;
     dmat q(Eigen::Index(H) * qk, hidden);
     for (int h = 0; h < H; ++h) {
@@ -129,7 +127,7 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
       kv_b.block(Eigen::Index(h) * 2 * d + d, 0, d, r) = m.w_uv.middleRows(Eigen::Index(h) * d, d).template cast<double>();
     }
     const std::string a = p + "self_attn.";
-    detail::add_tensor(st, opt.type, a + "q_proj.weight", ref::matrix<float>(q.cast<float>()));
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::q_proj, l), ref::matrix<float>(q.cast<float>()));
     detail::add_tensor(st, opt.type, a + "kv_a_proj_with_mqa.weight", ref::matrix<float>(kv_a.cast<float>()));
     if (opt.latent_norm && m.latent_norm.size() != 0) {
       // Own weight; the zero-padded channels make the RMS over r_max smaller by sqrt(r / r_max).
@@ -142,10 +140,10 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
       detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight", ref::vector<float>(ref::vector<float>::Constant(r_max, float(s))));
     }
     detail::add_tensor(st, opt.type, a + "kv_b_proj.weight", ref::matrix<float>(kv_b.cast<float>()));
-    detail::add_tensor(st, opt.type, a + "o_proj.weight", m.wo);
-    detail::add_tensor(st, opt.type, p + "mlp.gate_proj.weight", lw.mlp.w_gate);
-    detail::add_tensor(st, opt.type, p + "mlp.up_proj.weight", lw.mlp.w_up);
-    detail::add_tensor(st, opt.type, p + "mlp.down_proj.weight", lw.mlp.w_down);
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::o_proj, l), m.wo);
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::gate_proj, l), lw.mlp.w_gate);
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::up_proj, l), lw.mlp.w_up);
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::down_proj, l), lw.mlp.w_down);
   }
   nlohmann::ordered_json j = {{"architectures", nlohmann::ordered_json::array({"DeepseekV3ForCausalLM"})},
                               {"model_type", "deepseek_v3"},
@@ -178,8 +176,7 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
                               {"attention_bias", false},
                               {"tie_word_embeddings", false},
                               {"torch_dtype", opt.type == io::dtype::F32 ? "float32" : "bfloat16"}};
-  if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
-  if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
+  add_token_ids_json(j, c);
   // Not a DeepSeek field: records that the latent norm is an approximation (or absent) for readers of this export.
   bool own_norm = false;
   for (const auto& lw : w.layers) own_norm = own_norm || lw.mla.latent_norm.size() != 0;
@@ -187,29 +184,7 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
                      {"latent_norm", !opt.latent_norm ? "absent: exact"
                                      : own_norm       ? "the converted layers' own norm (trained through): exact for them"
                                                       : "constant weight sqrt(E||c||^2/r): not exact"}};
-
-  const fs::path out = fs::path(dir).lexically_normal();
-  if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
-  fs::path tmp = out;
-  tmp += ".tmp." + std::to_string(static_cast<long long>(::getpid()));
-  check(!fs::exists(tmp), who, ": temporary directory '", tmp.string(), "' already exists");
-  fs::create_directory(tmp);
-  try {
-    st.write((tmp / "model.safetensors").string());
-    io::write_file_atomically((tmp / "config.json").string(), j.dump(2) + "\n");
-    for (const checkpoint_file& f : extra_files) {
-      check(!f.name.empty() && f.name.find('/') == std::string::npos && f.name != "config.json" &&
-                f.name != "model.safetensors", who, ": extra file name '", f.name, "' is not allowed");
-      io::write_file_atomically((tmp / f.name).string(), f.contents);
-    }
-    std::error_code ec;
-    fs::rename(tmp, out, ec);
-    check(!ec, who, ": cannot rename '", tmp.string(), "' to '", out.string(), "': ", ec.message());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  detail::write_checkpoint_directory(dir, who, st, j, extra_files);
 }
 
 // Reads a DeepSeek-V3-layout checkpoint with dense MLPs and q_lora_rank null (what save_deepseek_v3 writes) into
@@ -254,18 +229,18 @@ inline decoder<float> load_deepseek_v3(const std::string& dir) {
   c.validate();
   const auto ck = io::safetensors_checkpoint::open(dir);
   model_weights<float> w;
-  w.embed = st_matrix(ck, "model.embed_tokens.weight", c.vocab_size, c.hidden);
-  if (!c.tied_embeddings) w.lm_head = st_matrix(ck, "lm_head.weight", c.vocab_size, c.hidden);
-  w.final_norm = st_vector(ck, "model.norm.weight", c.hidden);
+  w.embed = st_matrix(ck, hf_tensor_name(tensor_role::embed), c.vocab_size, c.hidden);
+  if (!c.tied_embeddings) w.lm_head = st_matrix(ck, hf_tensor_name(tensor_role::lm_head), c.vocab_size, c.hidden);
+  w.final_norm = st_vector(ck, hf_tensor_name(tensor_role::final_norm), c.hidden);
   const int H = c.n_heads, qk = dn + dr;
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".", a = p + "self_attn.";
     layer_weights<float> lw;
-    lw.attn_norm = st_vector(ck, p + "input_layernorm.weight", c.hidden);
-    lw.mlp_norm = st_vector(ck, p + "post_attention_layernorm.weight", c.hidden);
+    lw.attn_norm = st_vector(ck, hf_tensor_name(tensor_role::attn_norm, l), c.hidden);
+    lw.mlp_norm = st_vector(ck, hf_tensor_name(tensor_role::mlp_norm, l), c.hidden);
     ref::mla_layer<float>& m = lw.mla;
     m.hidden = c.hidden, m.n_heads = H, m.nope_dim = dn, m.rope_dim = dr, m.latent_rank = r, m.v_head_dim = dv;
-    const ref::matrix<float> q = st_matrix(ck, a + "q_proj.weight", long(H) * qk, c.hidden);
+    const ref::matrix<float> q = st_matrix(ck, hf_tensor_name(tensor_role::q_proj, l), long(H) * qk, c.hidden);
     m.wq = q;
     for (int h = 0; h < H; ++h)
       for (int jj = 0; jj < dr; ++jj)
@@ -285,12 +260,12 @@ inline decoder<float> load_deepseek_v3(const std::string& dir) {
       m.w_uk.middleRows(Eigen::Index(h) * dn, dn) = kv_b.middleRows(Eigen::Index(h) * (dn + dv), dn);
       m.w_uv.middleRows(Eigen::Index(h) * dv, dv) = kv_b.middleRows(Eigen::Index(h) * (dn + dv) + dn, dv);
     }
-    m.wo = st_matrix(ck, a + "o_proj.weight", c.hidden, long(H) * dv);
+    m.wo = st_matrix(ck, hf_tensor_name(tensor_role::o_proj, l), c.hidden, long(H) * dv);
     m.rope = c.rope;
     m.attention.softmax_scale = c.softmax_scale;
-    lw.mlp.w_gate = st_matrix(ck, p + "mlp.gate_proj.weight", c.intermediate, c.hidden);
-    lw.mlp.w_up = st_matrix(ck, p + "mlp.up_proj.weight", c.intermediate, c.hidden);
-    lw.mlp.w_down = st_matrix(ck, p + "mlp.down_proj.weight", c.hidden, c.intermediate);
+    lw.mlp.w_gate = st_matrix(ck, hf_tensor_name(tensor_role::gate_proj, l), c.intermediate, c.hidden);
+    lw.mlp.w_up = st_matrix(ck, hf_tensor_name(tensor_role::up_proj, l), c.intermediate, c.hidden);
+    lw.mlp.w_down = st_matrix(ck, hf_tensor_name(tensor_role::down_proj, l), c.hidden, c.intermediate);
     w.layers.push_back(std::move(lw));
   }
   return decoder<float>(c, std::move(w));

@@ -23,7 +23,9 @@
 #include "mla/io/atomic_file.hpp"
 #include "mla/io/dtype.hpp"
 #include "mla/io/safetensors.hpp"
+#include "mla/model/config_json.hpp"
 #include "mla/model/gpt_oss_tokenizer.hpp"
+#include "mla/model/tensor_names.hpp"
 
 namespace mla::model {
 
@@ -132,29 +134,31 @@ inline std::vector<tensor_spec> gpt_oss_specs(const gpt_oss_shape& s) {
     v.push_back({tensor_spec::mxfp4_blocks, name + "_blocks", {e, rows, cols / 32, 16}, scale, 0});
     v.push_back({tensor_spec::mxfp4_scales, name + "_scales", {e, rows, cols / 32}, scale, 0});
   };
-  add("model.embed_tokens.weight", {s.vocab_size, h}, 1.0);
+  using R = tensor_role;
+  add(hf_tensor_name(R::embed), {s.vocab_size, h}, 1.0);
   for (int l = 0; l < s.n_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + "input_layernorm.weight", {h}, 0.1, 1.0);
-    add(p + "self_attn.q_proj.weight", {q, h}, in_h);
-    add(p + "self_attn.q_proj.bias", {q}, 0.1);
-    add(p + "self_attn.k_proj.weight", {kv, h}, in_h);
-    add(p + "self_attn.k_proj.bias", {kv}, 0.1);
-    add(p + "self_attn.v_proj.weight", {kv, h}, in_h);
-    add(p + "self_attn.v_proj.bias", {kv}, 0.1);
-    add(p + "self_attn.o_proj.weight", {h, q}, 1.0 / std::sqrt(double(q)));
-    add(p + "self_attn.o_proj.bias", {h}, 0.05);
-    add(p + "self_attn.sinks", {s.n_heads}, 1.0, 0.5);
-    add(p + "post_attention_layernorm.weight", {h}, 0.1, 1.0);
-    add(p + "mlp.router.weight", {e, h}, in_h);
-    add(p + "mlp.router.bias", {e}, 0.3);
-    add_q(p + "mlp.experts.gate_up_proj", 2 * im, h, 2.5 * in_h);
-    add(p + "mlp.experts.gate_up_proj_bias", {e, 2 * im}, 0.1);
-    add_q(p + "mlp.experts.down_proj", h, im, 1.0 / (3.0 * std::sqrt(double(im))));
-    add(p + "mlp.experts.down_proj_bias", {e, h}, 0.05);
+    auto name = [l](R role) { return hf_tensor_name(role, l); };
+    const std::string experts = name(R::experts);
+    add(name(R::attn_norm), {h}, 0.1, 1.0);
+    add(name(R::q_proj), {q, h}, in_h);
+    add(name(R::q_bias), {q}, 0.1);
+    add(name(R::k_proj), {kv, h}, in_h);
+    add(name(R::k_bias), {kv}, 0.1);
+    add(name(R::v_proj), {kv, h}, in_h);
+    add(name(R::v_bias), {kv}, 0.1);
+    add(name(R::o_proj), {h, q}, 1.0 / std::sqrt(double(q)));
+    add(name(R::o_bias), {h}, 0.05);
+    add(name(R::sinks), {s.n_heads}, 1.0, 0.5);
+    add(name(R::mlp_norm), {h}, 0.1, 1.0);
+    add(name(R::router), {e, h}, in_h);
+    add(name(R::router_bias), {e}, 0.3);
+    add_q(experts + "gate_up_proj", 2 * im, h, 2.5 * in_h);
+    add(experts + "gate_up_proj_bias", {e, 2 * im}, 0.1);
+    add_q(experts + "down_proj", h, im, 1.0 / (3.0 * std::sqrt(double(im))));
+    add(experts + "down_proj_bias", {e, h}, 0.05);
   }
-  add("model.norm.weight", {h}, 0.1, 1.0);
-  add("lm_head.weight", {s.vocab_size, h}, 2.0 * in_h);
+  add(hf_tensor_name(R::final_norm), {h}, 0.1, 1.0);
+  add(hf_tensor_name(R::lm_head), {s.vocab_size, h}, 2.0 * in_h);
   return v;
 }
 
@@ -250,7 +254,7 @@ int write_gpt_oss_checkpoint(const std::string& dir, const gpt_oss_shape& s, std
   }
   const nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   io::write_file_atomically((fs::path(dir) / "model.safetensors.index.json").string(), index.dump(2) + "\n");
-  io::write_file_atomically((fs::path(dir) / "config.json").string(), gpt_oss_config_json(s).dump(2) + "\n");
+  write_config_json(dir, gpt_oss_config_json(s));
   // A vocabulary smaller than o200k's gets a synthetic o200k-form tokenizer.json (gpt_oss_tokenizer.hpp);
   // the full-size one has none, and load_model() falls back to the real o200k vocabulary when it is at hand.
   if (s.vocab_size >= 266 && s.vocab_size < 201088)

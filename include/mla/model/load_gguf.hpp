@@ -14,6 +14,7 @@
 #include "mla/io/llama_permute.hpp"
 #include "mla/model/decoder.hpp"
 #include "mla/model/model_config.hpp"
+#include "mla/model/tensor_names.hpp"
 
 namespace mla::model {
 
@@ -89,8 +90,8 @@ inline model_config config_from_gguf(const io::gguf_file& f) {
         ": tensor 'rope_freqs.weight' (llama3 frequency factors) is not supported yet");
   const auto& tokens = f.get<std::vector<std::string>>("tokenizer.ggml.tokens");
   c.vocab_size = f.contains(key("vocab_size")) ? f.get_integer<int>(key("vocab_size")) : int(tokens.size());
-  c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
-  c.attention_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.tied_embeddings = f.find_tensor(gguf_tensor_name(tensor_role::lm_head)) == nullptr;
+  c.attention_bias = f.find_tensor(gguf_tensor_name(tensor_role::q_bias, 0)) != nullptr;
   c.bos_id = f.contains("tokenizer.ggml.bos_token_id") ? f.get_integer<int>("tokenizer.ggml.bos_token_id") : -1;
   c.eos_id = f.contains("tokenizer.ggml.eos_token_id") ? f.get_integer<int>("tokenizer.ggml.eos_token_id") : -1;
   c.layers.assign(static_cast<std::size_t>(c.n_layers), layer_config{});
@@ -104,34 +105,35 @@ inline model_weights<float> weights_from_gguf(const io::gguf_file& f, const mode
   using detail::gguf_optional_vector;
   using detail::gguf_vector;
   model_weights<float> w;
-  w.embed = gguf_matrix(f, "token_embd.weight", c.vocab_size, c.hidden);
-  if (!c.tied_embeddings) w.lm_head = gguf_matrix(f, "output.weight", c.vocab_size, c.hidden);
-  w.final_norm = gguf_vector(f, "output_norm.weight", c.hidden);
+  using R = tensor_role;
+  w.embed = gguf_matrix(f, gguf_tensor_name(R::embed), c.vocab_size, c.hidden);
+  if (!c.tied_embeddings) w.lm_head = gguf_matrix(f, gguf_tensor_name(R::lm_head), c.vocab_size, c.hidden);
+  w.final_norm = gguf_vector(f, gguf_tensor_name(R::final_norm), c.hidden);
   const long q_dim = long(c.n_heads) * c.head_dim, kv_dim = long(c.n_kv_heads) * c.head_dim;
   for (int l = 0; l < c.n_layers; ++l) {
-    const std::string p = "blk." + std::to_string(l) + ".";
+    auto name = [l](R role) { return gguf_tensor_name(role, l); };
     layer_weights<float> lw;
-    lw.attn_norm = gguf_vector(f, p + "attn_norm.weight", c.hidden);
-    lw.mlp_norm = gguf_vector(f, p + "ffn_norm.weight", c.hidden);
+    lw.attn_norm = gguf_vector(f, name(R::attn_norm), c.hidden);
+    lw.mlp_norm = gguf_vector(f, name(R::mlp_norm), c.hidden);
     auto& g = lw.gqa;
     g.hidden = c.hidden, g.n_heads = c.n_heads, g.n_kv_heads = c.n_kv_heads, g.head_dim = c.head_dim;
-    g.wq = gguf_matrix(f, p + "attn_q.weight", q_dim, c.hidden);
-    g.wk = gguf_matrix(f, p + "attn_k.weight", kv_dim, c.hidden);
-    g.wv = gguf_matrix(f, p + "attn_v.weight", kv_dim, c.hidden);
-    g.wo = gguf_matrix(f, p + "attn_output.weight", c.hidden, q_dim);
-    g.bq = gguf_optional_vector(f, p + "attn_q.bias", q_dim);
-    g.bk = gguf_optional_vector(f, p + "attn_k.bias", kv_dim);
-    g.bv = gguf_optional_vector(f, p + "attn_v.bias", kv_dim);
-    g.bo = gguf_optional_vector(f, p + "attn_output.bias", c.hidden);
+    g.wq = gguf_matrix(f, name(R::q_proj), q_dim, c.hidden);
+    g.wk = gguf_matrix(f, name(R::k_proj), kv_dim, c.hidden);
+    g.wv = gguf_matrix(f, name(R::v_proj), kv_dim, c.hidden);
+    g.wo = gguf_matrix(f, name(R::o_proj), c.hidden, q_dim);
+    g.bq = gguf_optional_vector(f, name(R::q_bias), q_dim);
+    g.bk = gguf_optional_vector(f, name(R::k_bias), kv_dim);
+    g.bv = gguf_optional_vector(f, name(R::v_bias), kv_dim);
+    g.bo = gguf_optional_vector(f, name(R::o_bias), c.hidden);
     detail::unpermute_rows(g.wq, c.n_heads);
     detail::unpermute_rows(g.bq, c.n_heads);
     detail::unpermute_rows(g.wk, c.n_kv_heads);
     detail::unpermute_rows(g.bk, c.n_kv_heads);
     g.rope = c.rope;
     g.attention.softmax_scale = c.effective_softmax_scale();
-    lw.mlp.w_gate = gguf_matrix(f, p + "ffn_gate.weight", c.intermediate, c.hidden);
-    lw.mlp.w_up = gguf_matrix(f, p + "ffn_up.weight", c.intermediate, c.hidden);
-    lw.mlp.w_down = gguf_matrix(f, p + "ffn_down.weight", c.hidden, c.intermediate);
+    lw.mlp.w_gate = gguf_matrix(f, name(R::gate_proj), c.intermediate, c.hidden);
+    lw.mlp.w_up = gguf_matrix(f, name(R::up_proj), c.intermediate, c.hidden);
+    lw.mlp.w_down = gguf_matrix(f, name(R::down_proj), c.hidden, c.intermediate);
     w.layers.push_back(std::move(lw));
   }
   return w;

@@ -21,6 +21,7 @@
 #include "mla/model/hf_config.hpp"
 #include "mla/model/mla_config.hpp"
 #include "mla/model/model_config.hpp"
+#include "mla/model/tensor_names.hpp"
 #include "mla/reference/moe.hpp"
 
 namespace mla::model {
@@ -186,29 +187,31 @@ inline model_weights<float> weights_from_safetensors(std::shared_ptr<const io::s
   check(gpt_oss || c.architecture == "llama", "safetensors '", f.path(), "': architecture '", c.architecture,
         "' is not supported (gpt_oss or llama)");
   model_weights<float> w;
-  w.embed = st_matrix(f, "model.embed_tokens.weight", c.vocab_size, c.hidden);
-  if (!c.tied_embeddings) w.lm_head = st_matrix(f, "lm_head.weight", c.vocab_size, c.hidden);
-  w.final_norm = st_vector(f, "model.norm.weight", c.hidden);
+  using R = tensor_role;
+  w.embed = st_matrix(f, hf_tensor_name(R::embed), c.vocab_size, c.hidden);
+  if (!c.tied_embeddings) w.lm_head = st_matrix(f, hf_tensor_name(R::lm_head), c.vocab_size, c.hidden);
+  w.final_norm = st_vector(f, hf_tensor_name(R::final_norm), c.hidden);
   const long q_dim = long(c.n_heads) * c.head_dim, kv_dim = long(c.n_kv_heads) * c.head_dim;
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
+    auto name = [l](R role) { return hf_tensor_name(role, l); };
     layer_weights<float> lw;
-    lw.attn_norm = st_vector(f, p + "input_layernorm.weight", c.hidden);
-    lw.mlp_norm = st_vector(f, p + "post_attention_layernorm.weight", c.hidden);
+    lw.attn_norm = st_vector(f, name(R::attn_norm), c.hidden);
+    lw.mlp_norm = st_vector(f, name(R::mlp_norm), c.hidden);
     if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa) {
       auto& g = lw.gqa;
       g.hidden = c.hidden, g.n_heads = c.n_heads, g.n_kv_heads = c.n_kv_heads, g.head_dim = c.head_dim;
-      g.wq = st_matrix(f, p + "self_attn.q_proj.weight", q_dim, c.hidden);
-      g.wk = st_matrix(f, p + "self_attn.k_proj.weight", kv_dim, c.hidden);
-      g.wv = st_matrix(f, p + "self_attn.v_proj.weight", kv_dim, c.hidden);
-      g.wo = st_matrix(f, p + "self_attn.o_proj.weight", c.hidden, q_dim);
+      g.wq = st_matrix(f, name(R::q_proj), q_dim, c.hidden);
+      g.wk = st_matrix(f, name(R::k_proj), kv_dim, c.hidden);
+      g.wv = st_matrix(f, name(R::v_proj), kv_dim, c.hidden);
+      g.wo = st_matrix(f, name(R::o_proj), c.hidden, q_dim);
       if (c.attention_bias) {
-        g.bq = st_vector(f, p + "self_attn.q_proj.bias", q_dim);
-        g.bk = st_vector(f, p + "self_attn.k_proj.bias", kv_dim);
-        g.bv = st_vector(f, p + "self_attn.v_proj.bias", kv_dim);
-        g.bo = st_optional_vector(f, p + "self_attn.o_proj.bias", c.hidden);  // Qwen2-style: no o bias
+        g.bq = st_vector(f, name(R::q_bias), q_dim);
+        g.bk = st_vector(f, name(R::k_bias), kv_dim);
+        g.bv = st_vector(f, name(R::v_bias), kv_dim);
+        g.bo = st_optional_vector(f, name(R::o_bias), c.hidden);  // Qwen2-style: no o bias
       }
-      if (c.attention_sinks) g.sinks = st_vector(f, p + "self_attn.sinks", c.n_heads);
+      if (c.attention_sinks) g.sinks = st_vector(f, name(R::sinks), c.n_heads);
       g.rope = c.rope;
       g.attention.softmax_scale = c.effective_softmax_scale();
       g.attention.sliding_window = c.layers[static_cast<std::size_t>(l)].sliding_window;
@@ -220,15 +223,16 @@ inline model_weights<float> weights_from_safetensors(std::shared_ptr<const io::s
       m.hidden = c.hidden, m.intermediate = c.intermediate;
       m.n_experts = c.n_experts, m.experts_per_token = c.experts_per_token;
       m.swiglu_limit = c.swiglu_limit, m.swiglu_alpha = c.swiglu_alpha;
-      m.w_router = st_matrix(f, p + "mlp.router.weight", c.n_experts, c.hidden);
-      m.b_router = st_optional_vector(f, p + "mlp.router.bias", c.n_experts);
-      check(f.contains(p + "mlp.experts.gate_up_proj_blocks"), "safetensors '", f.path(), "': tensor '", p,
-            "mlp.experts.gate_up_proj_blocks' is missing (only MXFP4 experts are supported)");
-      m.experts = std::make_shared<mxfp4_experts>(ck, p + "mlp.experts.", c.n_experts, c.hidden, c.intermediate);
+      m.w_router = st_matrix(f, name(R::router), c.n_experts, c.hidden);
+      m.b_router = st_optional_vector(f, name(R::router_bias), c.n_experts);
+      const std::string experts = name(R::experts);
+      check(f.contains(experts + "gate_up_proj_blocks"), "safetensors '", f.path(), "': tensor '", experts,
+            "gate_up_proj_blocks' is missing (only MXFP4 experts are supported)");
+      m.experts = std::make_shared<mxfp4_experts>(ck, experts, c.n_experts, c.hidden, c.intermediate);
     } else {
-      lw.mlp.w_gate = st_matrix(f, p + "mlp.gate_proj.weight", c.intermediate, c.hidden);
-      lw.mlp.w_up = st_matrix(f, p + "mlp.up_proj.weight", c.intermediate, c.hidden);
-      lw.mlp.w_down = st_matrix(f, p + "mlp.down_proj.weight", c.hidden, c.intermediate);
+      lw.mlp.w_gate = st_matrix(f, name(R::gate_proj), c.intermediate, c.hidden);
+      lw.mlp.w_up = st_matrix(f, name(R::up_proj), c.intermediate, c.hidden);
+      lw.mlp.w_down = st_matrix(f, name(R::down_proj), c.hidden, c.intermediate);
     }
     w.layers.push_back(std::move(lw));
   }

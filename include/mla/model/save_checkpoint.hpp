@@ -22,18 +22,18 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include "mla/core/error.hpp"
-#include "mla/io/atomic_file.hpp"
+#include "mla/io/atomic_directory.hpp"
 #include "mla/io/gguf.hpp"
 #include "mla/io/safetensors.hpp"
+#include "mla/model/config_json.hpp"
 #include "mla/model/decoder.hpp"
 #include "mla/model/load_safetensors.hpp"
 #include "mla/model/mla_config.hpp"
 #include "mla/model/model_config.hpp"
+#include "mla/model/tensor_names.hpp"
 #include "mla/tokenizer/gguf_vocab.hpp"
 #include "mla/tokenizer/tokenizer_json.hpp"
 
@@ -80,11 +80,7 @@ inline nlohmann::ordered_json llama_config_json(const model_config& c, const std
   check(c.architecture == "llama", who, ": architecture '", c.architecture, "' is not written (only llama)");
   json rope_scaling = nullptr;
   if (c.rope.scaling == ref::rope_scaling::llama3) {
-    rope_scaling = {{"rope_type", "llama3"},
-                    {"factor", c.rope.factor},
-                    {"low_freq_factor", c.rope.low_freq_factor},
-                    {"high_freq_factor", c.rope.high_freq_factor},
-                    {"original_max_position_embeddings", c.rope.original_max_position}};
+    rope_scaling = llama3_rope_scaling_json(c.rope);
   } else {
     check(c.rope.scaling == ref::rope_scaling::none, who, ": RoPE scaling other than llama3 is not written for llama");
   }
@@ -110,9 +106,8 @@ inline nlohmann::ordered_json llama_config_json(const model_config& c, const std
             {"mlp_bias", false},
             {"tie_word_embeddings", c.tied_embeddings},
             {"torch_dtype", torch_dtype}};
-  if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
-  if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
-  if (has_mla_layers(c) || c.softmax_scale > 0) j["mla"] = mla_fields_json(c);
+  add_token_ids_json(j, c);
+  add_mla_json(j, c);
   return j;
 }
 
@@ -138,11 +133,7 @@ inline nlohmann::ordered_json gpt_oss_model_config_json(const model_config& c,
                     {"truncate", c.rope.truncate}};
     if (c.rope.attention_factor != 0) rope_scaling["attention_factor"] = c.rope.attention_factor;
   } else if (c.rope.scaling == ref::rope_scaling::llama3) {
-    rope_scaling = {{"rope_type", "llama3"},
-                    {"factor", c.rope.factor},
-                    {"low_freq_factor", c.rope.low_freq_factor},
-                    {"high_freq_factor", c.rope.high_freq_factor},
-                    {"original_max_position_embeddings", c.rope.original_max_position}};
+    rope_scaling = llama3_rope_scaling_json(c.rope);
   } else {
     check(c.rope.scaling == ref::rope_scaling::none, who, ": unknown RoPE scaling");
   }
@@ -185,9 +176,8 @@ inline nlohmann::ordered_json gpt_oss_model_config_json(const model_config& c,
   if (c.swiglu_alpha != 1.702) j["swiglu_alpha"] = c.swiglu_alpha;
   if (c.context_length > 0) j["max_position_embeddings"] = c.context_length;
   if (c.rope.scaling == ref::rope_scaling::yarn) j["initial_context_length"] = c.rope.original_max_position;
-  if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
-  if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
-  if (has_mla_layers(c) || c.softmax_scale > 0) j["mla"] = mla_fields_json(c);
+  add_token_ids_json(j, c);
+  add_mla_json(j, c);
   return j;
 }
 
@@ -242,7 +232,7 @@ void check_mla_layer_savable(const model_config& c, int l, const ref::mla_layer<
 template <class T>
 void add_raw_experts(io::safetensors_writer& w, const model_config& c, int l, const ref::moe_block<T>& moe) {
   const std::string who = "mla::model::save_checkpoint: layer " + std::to_string(l);
-  const std::string prefix = "model.layers." + std::to_string(l) + ".mlp.experts.";
+  const std::string prefix = hf_tensor_name(tensor_role::experts, l);
   const mxfp4_experts* q = nullptr;
   if constexpr (std::is_same_v<T, float>) q = dynamic_cast<const mxfp4_experts*>(moe.experts.get());
   check(q != nullptr, who, ": the experts ('", prefix,
@@ -256,6 +246,22 @@ void add_raw_experts(io::safetensors_writer& w, const model_config& c, int l, co
           "' has no data in the source checkpoint");
     w.add_borrowed(prefix + t.suffix, t.view->type, t.view->shape, t.view->bytes);
   }
+}
+
+// Writes a checkpoint directory atomically (io::atomic_directory: `<dir>.tmp.<pid>`, renamed at the end, removed
+// on failure): model.safetensors, config.json and the extra files (plain names other than those two).
+inline void write_checkpoint_directory(const std::string& dir, const std::string& who, const io::safetensors_writer& w,
+                                       const nlohmann::ordered_json& config, const std::vector<checkpoint_file>& extra) {
+  io::atomic_directory out(dir, who);
+  w.write(out.file("model.safetensors"));
+  write_config_json(out, config);
+  for (const checkpoint_file& f : extra) {
+    check(!f.name.empty() && f.name.find('/') == std::string::npos && f.name != "config.json" &&
+              f.name != "model.safetensors",
+          who, ": extra file name '", f.name, "' is not allowed");
+    out.write_file(f.name, f.contents);
+  }
+  out.commit();
 }
 
 }  // namespace detail
@@ -275,7 +281,7 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
         " is not written (llama with SwiGLU, or gpt_oss with MoE)");
   check(!dir.empty(), who, ": empty output path");
   const fs::path out = fs::path(dir).lexically_normal();
-  check(!fs::exists(out), who, ": output '", out.string(), "' already exists; choose a new path (nothing is overwritten)");
+  io::check_new_output_path(out.string(), who);
   // Copy the per-layer RoPE frequencies from the weights into the config, then check the layers against it.
   model_config c = config;
   for (int l = 0; l < c.n_layers; ++l)
@@ -297,15 +303,16 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
 
   io::safetensors_writer w;
   w.set_metadata("format", "pt");
-  detail::add_tensor(w, type, "model.embed_tokens.weight", weights.embed);
-  if (!c.tied_embeddings) detail::add_tensor(w, type, "lm_head.weight", weights.lm_head);
-  detail::add_tensor(w, type, "model.norm.weight", weights.final_norm);
+  using R = tensor_role;
+  detail::add_tensor(w, type, hf_tensor_name(R::embed), weights.embed);
+  if (!c.tied_embeddings) detail::add_tensor(w, type, hf_tensor_name(R::lm_head), weights.lm_head);
+  detail::add_tensor(w, type, hf_tensor_name(R::final_norm), weights.final_norm);
   for (int l = 0; l < c.n_layers; ++l) {
     const auto& lw = weights.layers[static_cast<std::size_t>(l)];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const std::string a = p + "self_attn.";
-    detail::add_tensor(w, type, p + "input_layernorm.weight", lw.attn_norm);
-    detail::add_tensor(w, type, p + "post_attention_layernorm.weight", lw.mlp_norm);
+    auto name = [l](R role) { return hf_tensor_name(role, l); };
+    const std::string a = "model.layers." + std::to_string(l) + ".self_attn.";
+    detail::add_tensor(w, type, name(R::attn_norm), lw.attn_norm);
+    detail::add_tensor(w, type, name(R::mlp_norm), lw.mlp_norm);
     if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa) {
       const auto& g = lw.gqa;
       check(c.attention_bias || (g.bq.size() == 0 && g.bk.size() == 0 && g.bv.size() == 0 && g.bo.size() == 0), who,
@@ -313,15 +320,15 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
       check(!c.attention_bias || (g.bq.size() > 0 && g.bk.size() > 0 && g.bv.size() > 0), who, ": layer ", l,
             " tensor '", a, "q_proj.bias', 'k_proj.bias' or 'v_proj.bias' is missing but the config says ",
             "attention_bias = true");
-      detail::add_tensor(w, type, a + "q_proj.weight", g.wq);
-      detail::add_tensor(w, type, a + "k_proj.weight", g.wk);
-      detail::add_tensor(w, type, a + "v_proj.weight", g.wv);
-      detail::add_tensor(w, type, a + "o_proj.weight", g.wo);
-      detail::add_tensor(w, type, a + "q_proj.bias", g.bq);
-      detail::add_tensor(w, type, a + "k_proj.bias", g.bk);
-      detail::add_tensor(w, type, a + "v_proj.bias", g.bv);
-      detail::add_tensor(w, type, a + "o_proj.bias", g.bo);
-      detail::add_tensor(w, type, a + "sinks", g.sinks);
+      detail::add_tensor(w, type, name(R::q_proj), g.wq);
+      detail::add_tensor(w, type, name(R::k_proj), g.wk);
+      detail::add_tensor(w, type, name(R::v_proj), g.wv);
+      detail::add_tensor(w, type, name(R::o_proj), g.wo);
+      detail::add_tensor(w, type, name(R::q_bias), g.bq);
+      detail::add_tensor(w, type, name(R::k_bias), g.bk);
+      detail::add_tensor(w, type, name(R::v_bias), g.bv);
+      detail::add_tensor(w, type, name(R::o_bias), g.bo);
+      detail::add_tensor(w, type, name(R::sinks), g.sinks);
     } else {
       const auto& m = lw.mla;
       auto nm = [&](const char* stem, const char* kind) { return a + stem + "." + kind; };
@@ -343,40 +350,17 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
       check(moe.swiglu_limit == c.swiglu_limit && moe.swiglu_alpha == c.swiglu_alpha, who, ": layer ", l,
             " MoE has swiglu_limit ", moe.swiglu_limit, " and alpha ", moe.swiglu_alpha, "; the config says ",
             c.swiglu_limit, " and ", c.swiglu_alpha);
-      detail::add_tensor(w, type, p + "mlp.router.weight", moe.w_router);
-      detail::add_tensor(w, type, p + "mlp.router.bias", moe.b_router);
+      detail::add_tensor(w, type, name(R::router), moe.w_router);
+      detail::add_tensor(w, type, name(R::router_bias), moe.b_router);
       detail::add_raw_experts(w, c, l, moe);
     } else {
-      detail::add_tensor(w, type, p + "mlp.gate_proj.weight", lw.mlp.w_gate);
-      detail::add_tensor(w, type, p + "mlp.up_proj.weight", lw.mlp.w_up);
-      detail::add_tensor(w, type, p + "mlp.down_proj.weight", lw.mlp.w_down);
+      detail::add_tensor(w, type, name(R::gate_proj), lw.mlp.w_gate);
+      detail::add_tensor(w, type, name(R::up_proj), lw.mlp.w_up);
+      detail::add_tensor(w, type, name(R::down_proj), lw.mlp.w_down);
     }
   }
   const std::string dtype_text = type == io::dtype::F32 ? "float32" : type == io::dtype::BF16 ? "bfloat16" : "float16";
-  const std::string config_text = checkpoint_config_json(c, dtype_text).dump(2) + "\n";
-
-  if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
-  fs::path tmp = out;
-  tmp += ".tmp." + std::to_string(static_cast<long long>(::getpid()));
-  check(!fs::exists(tmp), who, ": temporary directory '", tmp.string(), "' already exists (a crashed earlier run?)");
-  fs::create_directory(tmp);
-  try {
-    w.write((tmp / "model.safetensors").string());
-    io::write_file_atomically((tmp / "config.json").string(), config_text);
-    for (const checkpoint_file& f : extra_files) {
-      check(!f.name.empty() && f.name.find('/') == std::string::npos && f.name != "config.json" &&
-                f.name != "model.safetensors",
-            who, ": extra file name '", f.name, "' is not allowed");
-      io::write_file_atomically((tmp / f.name).string(), f.contents);
-    }
-    std::error_code ec;
-    fs::rename(tmp, out, ec);
-    check(!ec, who, ": cannot rename '", tmp.string(), "' to '", out.string(), "': ", ec.message());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  detail::write_checkpoint_directory(out.string(), who, w, checkpoint_config_json(c, dtype_text), extra_files);
 }
 
 }  // namespace mla::model

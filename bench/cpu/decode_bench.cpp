@@ -4,6 +4,8 @@
 //   gpt-oss layer: 64 query heads, 8 KV heads x 64   vs  mla_shape<96,32,480> (50 % cache), <96,32,224> (75 %)
 //   SmolLM2:        9 query heads, 3 KV heads x 64   vs  mla_shape<96,32,160> (50 %), <96,32,64> (75 %)
 //   DeepSeek-V3:   mla_shape<192,64,512> with 16 and 128 heads (no GQA counterpart)
+//   rank sweep:    mla_shape<96,32,r>, r = 96, 224, ..., 736, with gpt-oss's 64 heads at 8K (fp32)
+// Every MLA shape comes from mla::supported_shapes (bench_shapes.hpp).
 //
 // One step = one decode token for every sequence of the batch, all at the same context length, over a
 // paged cache (page 64) with a shuffled page table and random data. The batch of a model family is chosen
@@ -32,6 +34,7 @@
 #include <omp.h>
 #endif
 
+#include "../bench_shapes.hpp"
 #include "mla/core/shape.hpp"
 #include "mla/cpu/gqa_decode.hpp"
 #include "mla/cpu/mla_decode.hpp"
@@ -278,24 +281,25 @@ void register_all() {
   const std::vector<int> all(std::begin(contexts), std::end(contexts));
   const std::vector<int> k8 = {8192};
 
-  using gpt_oss_shapes = std::tuple<mla::mla_shape<96, 32, 480>, mla::mla_shape<96, 32, 224>>;
   const family gpt_oss{"gpt-oss", 64, 8, 64};
-  const std::size_t gpt_oss_min = f32_bytes_per_token<mla::mla_shape<96, 32, 224>>();  // 75 % MLA cache, fp32
+  const std::size_t gpt_oss_min = f32_bytes_per_token<bench_shapes::gpt_oss_75>();  // 75 % MLA cache, fp32
   register_gqa<float>(gpt_oss, gpt_oss_min, all);
-  register_mla<float>(gpt_oss, gpt_oss_min, gpt_oss_shapes{}, all);
+  register_mla<float>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, all);
   register_gqa<bf16>(gpt_oss, gpt_oss_min, k8);  // bf16 storage at 8K: same batch, half the bytes
-  register_mla<bf16>(gpt_oss, gpt_oss_min, gpt_oss_shapes{}, k8);
+  register_mla<bf16>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8);
 
-  using smollm2_shapes = std::tuple<mla::mla_shape<96, 32, 160>, mla::mla_shape<96, 32, 64>>;
   const family smollm2{"SmolLM2", 9, 3, 64};
-  const std::size_t smollm2_min = f32_bytes_per_token<mla::mla_shape<96, 32, 64>>();
+  const std::size_t smollm2_min = f32_bytes_per_token<bench_shapes::smollm2_75>();
   register_gqa<float>(smollm2, smollm2_min, all);
-  register_mla<float>(smollm2, smollm2_min, smollm2_shapes{}, all);
+  register_mla<float>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, all);
 
-  using deepseek_shapes = std::tuple<mla::mla_shape<192, 64, 512>>;
-  const std::size_t deepseek_min = f32_bytes_per_token<mla::mla_shape<192, 64, 512>>();
-  register_mla<float>(family{"DeepSeek-V3", 16, 0, 0}, deepseek_min, deepseek_shapes{}, all);
-  register_mla<float>(family{"DeepSeek-V3", 128, 0, 0}, deepseek_min, deepseek_shapes{}, all);
+  const std::size_t deepseek_min = f32_bytes_per_token<bench_shapes::deepseek>();
+  register_mla<float>(family{"DeepSeek-V3", 16, 0, 0}, deepseek_min, bench_shapes::deepseek_shapes{}, all);
+  register_mla<float>(family{"DeepSeek-V3", 128, 0, 0}, deepseek_min, bench_shapes::deepseek_shapes{}, all);
+
+  // The rank sweep: the batch is set by the smallest cache (rank 96), so every rank streams from DRAM.
+  const std::size_t sweep_min = f32_bytes_per_token<std::tuple_element_t<0, bench_shapes::rank_sweep_shapes>>();
+  register_mla<float>(family{"rank-sweep", 64, 0, 0}, sweep_min, bench_shapes::rank_sweep_shapes{}, k8);
 
   // Copy and read baselines at the two working-set sizes the decode runs use: 1.25x LLC (the smallest
   // cache of each family) and 4x that (the largest: the fp32 GQA caches).

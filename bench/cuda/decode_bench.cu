@@ -21,8 +21,10 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "../bench_shapes.hpp"
 #include "mla/cuda/gqa_decode.cuh"
 #include "mla/cuda/mla_decode.cuh"
 
@@ -217,7 +219,10 @@ void register_all() {
   };
   benchmark::RegisterBenchmark("copy/d2d_1GiB", copy_bench)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(20);
   const std::vector<int> contexts = {1024, 2048, 4096, 8192, 16384, 32768};
-  const mla::runtime_shape mla50{96, 32, 480}, mla75{96, 32, 224};
+  // Every MLA shape comes from mla::supported_shapes (bench_shapes.hpp).
+  const mla::runtime_shape mla50 = bench_shapes::gpt_oss_50::runtime(), mla75 = bench_shapes::gpt_oss_75::runtime();
+  const mla::runtime_shape smollm2_50 = bench_shapes::smollm2_50::runtime(), smollm2_75 = bench_shapes::smollm2_75::runtime();
+  const mla::runtime_shape deepseek = bench_shapes::deepseek::runtime();
   // gpt-oss attention: context sweep at batch 64 (bf16), the three caches.
   for (int ctx : contexts) {
     tune(benchmark::RegisterBenchmark("gpt_oss/gqa_64x8x64/bf16", [](benchmark::State& s) { gqa_bench<bf16>(s, 64, 8, 64); })
@@ -256,10 +261,10 @@ void register_all() {
   tune(benchmark::RegisterBenchmark("smollm2/gqa_9x3x64/bf16", [](benchmark::State& s) { gqa_bench<bf16>(s, 9, 3, 64); })
            ->Args({64, 8192}));
   tune(benchmark::RegisterBenchmark("smollm2/mla50_96_32_160/bf16",
-                                    [](benchmark::State& s) { mla_bench<bf16>(s, {96, 32, 160}, 9); })
+                                    [=](benchmark::State& s) { mla_bench<bf16>(s, smollm2_50, 9); })
            ->Args({64, 8192}));
   tune(benchmark::RegisterBenchmark("smollm2/mla75_96_32_64/bf16",
-                                    [](benchmark::State& s) { mla_bench<bf16>(s, {96, 32, 64}, 9); })
+                                    [=](benchmark::State& s) { mla_bench<bf16>(s, smollm2_75, 9); })
            ->Args({64, 8192}));
   // Heads per CTA (the query rows that share each loaded tile): 64 reads the cache once per step but holds
   // one CTA per SM; 32 and 16 re-read it (from L2) with two CTAs per SM.
@@ -272,14 +277,24 @@ void register_all() {
                                       [=](benchmark::State& s) { mla_bench<bf16>(s, mla75, 64, hpb); })
              ->Args({64, 8192}));
     tune(benchmark::RegisterBenchmark(("cta_heads/mla_192_64_512_h128" + tag).c_str(),
-                                      [=](benchmark::State& s) { mla_bench<bf16>(s, {192, 64, 512}, 128, hpb); })
+                                      [=](benchmark::State& s) { mla_bench<bf16>(s, deepseek, 128, hpb); })
              ->Args({64, 8192}));
   }
   // DeepSeek-V3 512 + 64.
   for (int heads : {16, 128})
     tune(benchmark::RegisterBenchmark(("deepseek/mla_192_64_512_h" + std::to_string(heads) + "/bf16").c_str(),
-                                      [=](benchmark::State& s) { mla_bench<bf16>(s, {192, 64, 512}, heads); })
+                                      [=](benchmark::State& s) { mla_bench<bf16>(s, deepseek, heads); })
              ->Args({64, 8192}));
+  // Latent-rank sweep of the (96, 32) split with gpt-oss's 64 heads, batch 64, 8K.
+  std::apply(
+      [&](auto... shape) {
+        (tune(benchmark::RegisterBenchmark(
+                  ("rank_sweep/mla_96_32_" + std::to_string(decltype(shape)::latent_rank) + "_h64/bf16").c_str(),
+                  [=](benchmark::State& s) { mla_bench<bf16>(s, decltype(shape)::runtime(), 64); })
+                  ->Args({64, 8192})),
+         ...);
+      },
+      bench_shapes::rank_sweep_shapes{});
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <boost/test/unit_test.hpp>
 #include <sstream>
+#include <tuple>
+#include <type_traits>
 
 BOOST_AUTO_TEST_SUITE(core_shape)
 
@@ -40,6 +42,33 @@ BOOST_AUTO_TEST_CASE(trait) {
   static_assert(mla::is_mla_shape_v<mla::mla_shape<64, 32, 32>>);
   static_assert(!mla::is_mla_shape_v<int>);
   BOOST_TEST(true);
+}
+
+namespace shape_test {
+struct rope_32 {
+  template <class S>
+  static constexpr bool keep = S::rope_dim == 32;
+};
+struct none {
+  template <class S>
+  static constexpr bool keep = false;
+};
+}  // namespace shape_test
+
+BOOST_AUTO_TEST_CASE(filter_and_contains) {
+  using a = mla::mla_shape<64, 16, 32>;
+  using b = mla::mla_shape<96, 32, 224>;
+  using c = mla::mla_shape<128, 64, 448>;
+  using d = mla::mla_shape<64, 32, 128>;
+  using list = std::tuple<a, b, c, d>;
+  // The kept shapes in list order, and nothing else.
+  static_assert(std::is_same_v<mla::filter_shapes_t<list, shape_test::rope_32>, std::tuple<b, d>>);
+  static_assert(std::is_same_v<mla::filter_shapes_t<list, shape_test::none>, std::tuple<>>);
+  static_assert(std::is_same_v<mla::filter_shapes_t<std::tuple<>, shape_test::rope_32>, std::tuple<>>);
+  static_assert(mla::contains_shape_v<c, list> && !mla::contains_shape_v<mla::mla_shape<128, 64, 480>, list>);
+  static_assert(!mla::contains_shape_v<a, std::tuple<>>);
+  constexpr std::size_t kept = std::tuple_size_v<mla::filter_shapes_t<list, shape_test::rope_32>>;
+  BOOST_TEST(kept == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

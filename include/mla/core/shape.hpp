@@ -11,11 +11,28 @@
 //
 // The value head width is not part of the shape: the absorbed kernels return latent-space outputs
 // [heads, LatentRank] and the value up-projection is applied after them (see reference/mla_attention.hpp).
+//
+// What is compile-time and what stays runtime-sized, and why:
+//  - compile-time: the shape type mla_shape<HeadDim, RopeDim, LatentRank>, so that a shape is a type that
+//    tests, benches and kernels are instantiated for, and the list of them, supported_shapes.hpp;
+//  - compile-time: the validation rules (the static_asserts below, tests/compile_fail/), so that an invalid
+//    split cannot be named at all, and runtime_shape values reach a kernel only through dispatch.hpp, which
+//    maps them onto a listed type or throws naming the supported ones;
+//  - compile-time: the CUDA decode's tile instantiations (cuda/mla_decode.cuh dispatches a runtime_shape onto
+//    the kernel of its mla_shape), because register tiles and shared-memory sizes must be constants for nvcc;
+//  - runtime-sized: the CPU kernel's body (cpu/mla_decode.hpp: its typed and dispatched entry points pass the
+//    rank and RoPE width on as arguments), because the widths only bound its 16-lane inner loops and one
+//    body per element type serves every rank (whether compile-time widths pay there is measured apart);
+//  - runtime-sized: the conversion (convert/), which chooses ranks per layer from calibration data, and the
+//    model (model/), which reads them from config.json: both use runtime_shape and Eigen's dynamic matrices,
+//    because the ranks are data, not known when the program is compiled.
 #pragma once
 
 #include <cstddef>
+#include <tuple>
 #include <type_traits>
 #include <ostream>
+#include <utility>
 
 namespace mla {
 
@@ -71,5 +88,27 @@ template <int H, int R, int L>
 struct is_mla_shape<mla_shape<H, R, L>> : std::true_type {};
 template <class T>
 inline constexpr bool is_mla_shape_v = is_mla_shape<T>::value;
+
+// Whether the shape type S is an element of the std::tuple of shapes Shapes.
+template <class S, class Shapes>
+struct contains_shape : std::false_type {};
+template <class S, class... T>
+struct contains_shape<S, std::tuple<T...>> : std::bool_constant<(std::is_same_v<S, T> || ...)> {};
+template <class S, class Shapes>
+inline constexpr bool contains_shape_v = contains_shape<S, Shapes>::value;
+
+// The elements S of the tuple of shapes Shapes with Pred::template keep<S> true, in order: how tests and
+// benches take their shapes from supported_shapes, e.g.
+//   struct rank_480 { template <class S> static constexpr bool keep = S::latent_rank == 480; };
+//   using shapes = filter_shapes_t<supported_shapes, rank_480>;
+template <class Shapes, class Pred>
+struct filter_shapes;
+template <class... S, class Pred>
+struct filter_shapes<std::tuple<S...>, Pred> {
+  using type = decltype(std::tuple_cat(
+      std::declval<std::conditional_t<Pred::template keep<S>, std::tuple<S>, std::tuple<>>>()...));
+};
+template <class Shapes, class Pred>
+using filter_shapes_t = typename filter_shapes<Shapes, Pred>::type;
 
 }  // namespace mla

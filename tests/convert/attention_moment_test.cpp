@@ -52,7 +52,7 @@ matrix<double> attention_average_by_probe(const mla::ref::gqa_layer<double>& src
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(attention_moment)
+BOOST_AUTO_TEST_SUITE(convert_attention_moment)
 
 // The moment of the attention averages against the reference attention's own averages, head by head, for a
 // Llama-style layer and one with sinks, a sliding window and YaRN (where the weights sum to less than 1).

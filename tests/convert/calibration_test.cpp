@@ -17,7 +17,7 @@ using mla::convert::dvector;
 using mla::ref::matrix;
 using mla::ref::relative_error;
 
-BOOST_AUTO_TEST_SUITE(calibration)
+BOOST_AUTO_TEST_SUITE(convert_calibration)
 
 // The observer's per-layer moments equal moments computed directly from the attention inputs: layer 0's
 // input is rms_norm(embedding) (computed here independently), deeper layers' inputs are recorded.

@@ -43,7 +43,7 @@ void check_refit_lowers_error(const gqa_layer<double>& src, const mla::ref::mla_
   BOOST_TEST(after < before);
 }
 
-BOOST_AUTO_TEST_SUITE(convert_layer)
+BOOST_AUTO_TEST_SUITE(convert_convert_layer)
 
 // The rope basis is orthonormal for every strategy; F = 1 keeps every pair on one frequency.
 BOOST_AUTO_TEST_CASE(rope_plans_are_orthonormal) {

@@ -2,6 +2,7 @@
 // DeepSeek-layout reader (load_model on the directory) gives the in-memory model's logits: exactly (float
 // rounding) without the latent norm, and with it equal to the in-memory model given the same constant latent norm
 // on its unpadded latent (an independent path: NeoX rows, unscaled queries, no padding).
+// It tests a model/ header but lives in tests/convert: its input is a model converted by convert::convert_model.
 #include "mla/model/deepseek_v3.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -49,7 +50,7 @@ mla::convert::pipeline_options rank_12_options() {
   return o;
 }
 
-BOOST_AUTO_TEST_SUITE(deepseek_v3_export)
+BOOST_AUTO_TEST_SUITE(model_deepseek_v3)
 
 BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
   const std::uint64_t seed = mla::test::test_seed();

@@ -3,6 +3,7 @@
 // is saved and read back with load_model(dir): the logits equal the in-memory converted model's, decode equals
 // prefill on the reloaded model, the MXFP4 expert tensors are the source's bytes, the tokenizer is copied, and a
 // failed save leaves nothing behind. The unconverted model round-trips too.
+// It tests a model/ header but lives in tests/convert: its input is a model converted by convert::convert_model.
 #include <boost/test/unit_test.hpp>
 #include <algorithm>
 #include <cstring>
@@ -114,7 +115,7 @@ double gsv_max_row_error(const mla::ref::matrix<float>& a, const mla::ref::matri
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(gpt_oss_checkpoint_save)
+BOOST_AUTO_TEST_SUITE(model_save_checkpoint_gpt_oss)
 
 BOOST_AUTO_TEST_CASE(converted_gpt_oss_saves_and_reloads_to_the_same_logits) {
   const std::uint64_t seed = mla::test::test_seed();

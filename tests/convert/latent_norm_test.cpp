@@ -16,7 +16,7 @@ using mla::ref::matrix;
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(latent_norm)
+BOOST_AUTO_TEST_SUITE(convert_latent_norm)
 
 // E||c||^2 from the moments against the latents themselves, token by token in double; with and without biases
 // (the bias is what the augmented moment's last row and column carry).

@@ -2,6 +2,7 @@
 // frequencies) saved with save_checkpoint and read back with load_model(dir) gives bit-identical logits to the
 // in-memory model, its absorbed decode matches the naive prefill of the in-memory model, and bad inputs give
 // errors naming the field without leaving partial output.
+// It tests a model/ header but lives in tests/convert: its input is a model converted by convert::convert_model.
 #include "mla/model/save_checkpoint.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -58,7 +59,7 @@ converted make_converted(std::mt19937_64& gen, rope_strategy strategy) {
   return {conv.config, conv.weights};
 }
 
-BOOST_AUTO_TEST_SUITE(mla_checkpoint)
+BOOST_AUTO_TEST_SUITE(model_save_checkpoint_mla)
 
 BOOST_AUTO_TEST_CASE(round_trip_gives_identical_logits) {
   const std::uint64_t seed = mla::test::test_seed();

@@ -29,7 +29,7 @@ layer_rank_info layer(int max_rank, double scale, double width, double weight = 
   return l;
 }
 
-BOOST_AUTO_TEST_SUITE(rank_allocation_tests)
+BOOST_AUTO_TEST_SUITE(convert_rank_allocation)
 
 // SmolLM2-like: 30 layers, d = 64, d_R = 32, full rank 352. Every allocation fits the budget, uses
 // supported shapes only, and (greedy) uses the budget up to less than one rank step.

@@ -68,7 +68,7 @@ bool same_layer(const mla::ref::mla_layer<float>& a, const mla::ref::mla_layer<f
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(resume)
+BOOST_AUTO_TEST_SUITE(convert_resume)
 
 // Saved, loaded back and resumed: the layers, ranks and report row are the conversion's, and the end-to-end
 // stage continues from it exactly as it would have from the conversion in memory.

@@ -88,7 +88,7 @@ double direct_cut_cost(const gqa_layer<double>& src, const dmatrix& dirs, int f,
   return total;
 }
 
-BOOST_AUTO_TEST_SUITE(rope_strategy_attention)
+BOOST_AUTO_TEST_SUITE(convert_rope_strategy)
 
 // rope_cut_costs agrees with the direct computation for every (frequency, direction), plain and with
 // biases, sinks, a sliding window and YaRN.

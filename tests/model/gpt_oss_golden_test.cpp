@@ -108,7 +108,7 @@ double compare(const std::string& what, const matrix<float>& got, const matrix<f
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(gpt_oss_golden)
+BOOST_AUTO_TEST_SUITE(model_gpt_oss_golden)
 
 BOOST_AUTO_TEST_CASE(regenerated_checkpoint_is_the_one_transformers_read) {
   const golden_model& m = fixture();

@@ -122,7 +122,7 @@ struct counting_source final : mla::ref::expert_source<double> {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(gpt_oss)
+BOOST_AUTO_TEST_SUITE(model_gpt_oss)
 
 BOOST_AUTO_TEST_CASE(moe_matches_an_independent_float64_loop) {
   const std::uint64_t seed = mla::test::test_seed();

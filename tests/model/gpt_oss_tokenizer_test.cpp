@@ -50,7 +50,7 @@ std::string harmony_text(std::mt19937_64& gen) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(gpt_oss_tokenizer)
+BOOST_AUTO_TEST_SUITE(model_gpt_oss_tokenizer)
 
 BOOST_AUTO_TEST_CASE(synthetic_tokenizer_json_reads_back) {
   const std::uint64_t seed = mla::test::test_seed();

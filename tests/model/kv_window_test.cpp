@@ -19,7 +19,7 @@
 
 using mla::ref::matrix;
 
-BOOST_AUTO_TEST_SUITE(kv_window)
+BOOST_AUTO_TEST_SUITE(model_kv_window)
 
 BOOST_AUTO_TEST_CASE(trimmed_caches_give_the_same_logits) {
   const std::uint64_t seed = mla::test::test_seed();

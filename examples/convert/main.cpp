@@ -18,6 +18,7 @@
 #include <mla/util/progress_bar.hpp>
 #include <string>
 #include <vector>
+#include "../common/environment.hpp"
 
 namespace {
 // A name -> enum option; a wrong name is an error listing the valid ones.
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
   using moment = factor_options::moment_kind;
   CLI::App app{"Convert a GQA model (GGUF file or checkpoint directory) to MLA"};
   conversion_recipe r;
-  r.calib_path = default_calibration_text();
+  r.calib_path = default_calibration_text(mla_examples::environment("MLA_DATA_DIR"));
   std::string distill_mode = "teacher", refit_mode = "teacher";
   app.add_option("--model", r.model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--method", r.layer.factor.method, "joint K/V factorisation")
@@ -159,13 +160,13 @@ int main(int argc, char** argv) {
   if (app.count("--refit-mode") > 0)
     r.refit_mode = refit_mode == "sequential" ? stage_mode::sequential : stage_mode::teacher;
   r.distill_mode = distill_mode == "sequential" ? stage_mode::sequential : stage_mode::teacher;
-
   try {
     r.validate();
     mla::check(!r.calib_path.empty(), "--calib: no calibration text given and the default ",
                "../shared/data/wikitext-2-valid-tokenized.txt (or $MLA_DATA_DIR) is absent");
     std::fprintf(stderr, "loading %s\n", r.model_path.c_str());
-    const mla::model::loaded_model m = mla::model::load_model(r.model_path);
+    const mla::model::loaded_model m =
+        mla::model::load_model(r.model_path, mla_examples::o200k_vocabulary_from_environment());
     const mla::model::model_config& cfg = m.model.config();
     mla::check(m.has_tokenizer, "--model: '", r.model_path, "' has no usable tokenizer (", m.tokenizer_note,
                "); calibration needs one");
@@ -183,7 +184,6 @@ int main(int argc, char** argv) {
                                                : run_conversion(m.model, ids, r, progress);
     print_report(stdout, r, cfg, res);
     std::fflush(stdout);  // the summary table ahead of the "writing" lines when both streams go to one file
-
     save_conversion(r, res, mla::model::checkpoint_tokenizer_files(r.model_path), progress);
     std::printf("wrote %s\n", r.out_dir.c_str());
     if (r.exports())

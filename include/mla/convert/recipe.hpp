@@ -39,11 +39,10 @@
 
 namespace mla::convert {
 
-// mla-convert's default --calib: $MLA_DATA_DIR (or ../shared/data)/wikitext-2-valid-tokenized.txt when it exists,
-// else empty (no calibration text).
-inline std::string default_calibration_text() {
-  const char* dir = std::getenv("MLA_DATA_DIR");
-  const std::string p = std::string(dir && *dir ? dir : "../shared/data") + "/wikitext-2-valid-tokenized.txt";
+// mla-convert's default --calib: <data_dir>/wikitext-2-valid-tokenized.txt when it exists, else empty (no
+// calibration text). The tools pass $MLA_DATA_DIR or ../shared/data (the library reads no environment).
+inline std::string default_calibration_text(const std::string& data_dir) {
+  const std::string p = (data_dir.empty() ? std::string("../shared/data") : data_dir) + "/wikitext-2-valid-tokenized.txt";
   return std::filesystem::exists(p) ? p : std::string();
 }
 

@@ -21,8 +21,9 @@
 //  - compile-time: the CUDA decode's tile instantiations (cuda/mla_decode.cuh dispatches a runtime_shape onto
 //    the kernel of its mla_shape), because register tiles and shared-memory sizes must be constants for nvcc;
 //  - runtime-sized: the CPU kernel's body (cpu/mla_decode.hpp: its typed and dispatched entry points pass the
-//    rank and RoPE width on as arguments), because the widths only bound its 16-lane inner loops and one
-//    body per element type serves every rank (whether compile-time widths pay there is measured apart);
+//    rank and RoPE width on as arguments), because measured it does not pay: the same body with the widths as
+//    constants (detail::mla_decode_impl<Elem, Rank, Rope>, bit-identical) took 0.99x the runtime body's time
+//    over 48 bench rows (mla_cpu_width_bench, bench/RESULTS.md) and made the CPU tests 3.5x slower to compile;
 //  - runtime-sized: the conversion (convert/), which chooses ranks per layer from calibration data, and the
 //    model (model/), which reads them from config.json: both use runtime_shape and Eigen's dynamic matrices,
 //    because the ranks are data, not known when the program is compiled.

@@ -10,6 +10,7 @@ mla_debian_packages=(
   libbenchmark-dev       # bench/ (Google Benchmark)
   libcli11-dev           # examples: command-line parsing
   nlohmann-json3-dev     # config.json / safetensors headers
+  libicu-dev             # tests: the Unicode class tables checked against ICU, code point by code point
 )
 
 mla_install_deps() {

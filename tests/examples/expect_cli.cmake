@@ -3,6 +3,8 @@
 #   cmake -DCMD="prog|arg|..." -DEXPECT=ok|fail [-DMATCH=regex] [-DEXIST="p|..."] [-DABSENT="p|..."]
 #         [-DSAME="a=b|..."] [-DUNCHANGED="p|..."] [-DCLEAN="p|..."] -P expect_cli.cmake
 # "@MODEL@" in CMD stands for $MLA_SMOLLM2_GGUF; without it the test prints "mla-cli-test: SKIP" (CTest skips it).
+# PERPLEXITY_BELOW=n: the "perplexity <x>" line of mla-eval must hold a finite number in [1, n) ("nan" and "inf"
+# fail). PERPLEXITY_VS="file.json|k": and x below k times the perplexity that file (mla-eval --json) reports.
 # ABSENT p also means no "p.tmp.*" sibling. SAME a=b: files a and b have the same bytes. UNCHANGED p: the file's
 # bytes before the run are its bytes after it.
 cmake_minimum_required(VERSION 3.21)
@@ -48,6 +50,30 @@ elseif(EXPECT STREQUAL "fail" AND (rc EQUAL 0 OR NOT rc MATCHES "^[0-9]+$"))
 endif()
 if(DEFINED MATCH AND NOT all MATCHES "${MATCH}")
   string(APPEND failures "the output does not match '${MATCH}'\n")
+endif()
+if(DEFINED PERPLEXITY_BELOW)
+  set(ppl "")
+  if(all MATCHES "perplexity +([^ \n]+)")
+    set(ppl "${CMAKE_MATCH_1}")
+  endif()
+  set(bound "${PERPLEXITY_BELOW}")
+  if(DEFINED PERPLEXITY_VS)
+    split(vs "${PERPLEXITY_VS}")
+    list(GET vs 0 vs_file)
+    list(GET vs 1 vs_factor)
+    file(READ "${vs_file}" vs_json)
+    string(JSON vs_ppl GET "${vs_json}" perplexity)
+    string(REGEX REPLACE "\\..*" "" vs_int "${vs_ppl}")
+    math(EXPR vs_bound "(${vs_int} + 1) * ${vs_factor}")  # integer arithmetic: a bound a little above k x
+    if(vs_bound LESS bound)
+      set(bound "${vs_bound}")
+    endif()
+  endif()
+  if(NOT ppl MATCHES "^[0-9]+(\\.[0-9]+)?$")
+    string(APPEND failures "perplexity '${ppl}' is not a finite number\n")
+  elseif(ppl LESS 1 OR NOT ppl LESS bound)
+    string(APPEND failures "perplexity ${ppl} is outside [1, ${bound})\n")
+  endif()
 endif()
 split(exist "${EXIST}")
 foreach(p IN LISTS exist)

@@ -3,19 +3,21 @@
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
 #include "gpu_precondition.cuh"
 #include "mla/cuda/rope.cuh"
 #include "mla/reference/rope.hpp"
+#include "seed.hpp"
 
 BOOST_AUTO_TEST_SUITE(cuda_rope)
 
 // Device RoPE against the double-precision host reference, both pair layouts, YaRN attention factor.
 BOOST_AUTO_TEST_CASE(matches_reference, *MLA_GPU_TEST) {
-  const unsigned seed = std::random_device{}();
-  std::mt19937 rng(seed);
+  const std::uint64_t seed = mla::test::test_seed();  // MLA_TEST_SEED replays it
+  std::mt19937_64 rng(seed);
   std::normal_distribution<float> n01;
   BOOST_TEST_CONTEXT("seed " << seed) {
     for (auto layout : {mla::ref::rope_layout::neox, mla::ref::rope_layout::interleaved}) {

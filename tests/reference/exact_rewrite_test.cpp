@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "mla/core/error.hpp"
@@ -106,14 +107,18 @@ max_errors check_exact(const gqa_layer<T>& gqa, const matrix<T>& x, int head, in
   return err;
 }
 
-template <class T>
-void run_model_like(const char* name, const gqa_spec& spec, int tokens, int head, int tail) {
+// A random layer of `spec` on a random sequence of [min_tokens, max_tokens] tokens, all drawn from one logged seed
+// (MLA_TEST_SEED replays it); split(tokens) gives the (prefill head, decoded tail) lengths check_exact takes.
+template <class T, class Split>
+void run_model_like(const char* name, const gqa_spec& spec, int min_tokens, int max_tokens, Split split) {
   const std::uint64_t seed = test_seed();
   std::mt19937_64 gen(seed);
+  const int tokens = std::uniform_int_distribution<int>(min_tokens, max_tokens)(gen);
   BOOST_TEST_CONTEXT(name << ", " << (std::is_same_v<T, float> ? "float" : "double") << ", seed " << seed << ", tokens "
                           << tokens) {
     const gqa_layer<T> gqa = random_gqa<T>(gen, spec);
     const matrix<T> x = randn<T>(gen, tokens, spec.hidden, 1.0);
+    const auto [head, tail] = split(tokens);
     const max_errors err = check_exact(gqa, x, head, tail);
     BOOST_TEST_MESSAGE(name << " " << (std::is_same_v<T, float> ? "float" : "double") << ": max relative error "
                             << "prefill " << err.prefill << ", decode " << err.decode);
@@ -129,15 +134,12 @@ using value_types = std::tuple<float, double>;
 // The key deliverable: gpt-oss attention (biases, sinks, window 128, YaRN) rewritten as MLA gives the same
 // outputs. The sequence is longer than the window so that the window cuts keys, in prefill and decode.
 BOOST_AUTO_TEST_CASE_TEMPLATE(gpt_oss_like_layer_is_reproduced, T, value_types) {
-  std::mt19937_64 len_gen(test_seed());
-  const int tokens = std::uniform_int_distribution<int>(136, 150)(len_gen);
-  run_model_like<T>("gpt-oss-like", gpt_oss_like(), tokens, 3, 1);
+  run_model_like<T>("gpt-oss-like", gpt_oss_like(), 136, 150, [](int) { return std::pair<int, int>{3, 1}; });
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(smollm2_like_layer_is_reproduced, T, value_types) {
-  std::mt19937_64 len_gen(test_seed());
-  const int tokens = std::uniform_int_distribution<int>(40, 64)(len_gen);
-  run_model_like<T>("SmolLM2-like", smollm2_like(), tokens, tokens, tokens / 2);
+  run_model_like<T>("SmolLM2-like", smollm2_like(), 40, 64,
+                    [](int tokens) { return std::pair<int, int>{tokens, tokens / 2}; });
 }
 
 // The test data is not degenerate: for the gpt-oss-like layer, the window and the sinks both change the

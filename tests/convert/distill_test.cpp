@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "convert_test_support.hpp"
+#include "distill_test_support.hpp"
 #include "expect_error.hpp"
 #include "mla/convert/convert_layer.hpp"
 #include "mla/reference/mla_attention.hpp"
@@ -185,8 +186,8 @@ BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
   }
 }
 
-// Distillation lowers the attention-output error on windows it never saw, and never returns a layer worse
-// than its input on its own held-out windows; the cache shape is unchanged.
+// Distillation lowers the attention-output error on windows it never saw and, recomputed here, on its own
+// held-out windows (whose loss the report gives); the cache shape is unchanged.
 BOOST_AUTO_TEST_CASE(distill_reduces_heldout_error) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
@@ -203,7 +204,8 @@ BOOST_AUTO_TEST_CASE(distill_reduces_heldout_error) {
                                                                          << ", own held-out " << rep.heldout_before
                                                                          << " -> " << rep.heldout_after
                                                                          << " (best step " << rep.best_step << ")");
-    BOOST_TEST(rep.heldout_after <= rep.heldout_before);
+    mla::test::check_distilled(rep, mla::test::distill_heldout_loss(src, layer, cal),
+                               mla::test::distill_heldout_loss(src, healed, cal), 0.5);  // measured: 0.04 to 0.11
     BOOST_TEST(after < 0.9 * before);
     BOOST_TEST(healed.latent_rank == layer.latent_rank);
     BOOST_TEST(healed.rope_dim == layer.rope_dim);
@@ -238,7 +240,8 @@ BOOST_AUTO_TEST_CASE(distill_heals_the_latent_norm) {
     const double after = mla::convert::attention_output_error(src, healed, test);
     BOOST_TEST_MESSAGE("distill through the latent norm: unseen windows, no norm " << plain << ", norm " << before
                                                                                    << " -> " << after);
-    BOOST_TEST(rep.heldout_after <= rep.heldout_before);
+    mla::test::check_distilled(rep, mla::test::distill_heldout_loss(src, normed, cal),
+                               mla::test::distill_heldout_loss(src, healed, cal), 0.5);  // measured: 0.04 to 0.11
     BOOST_TEST(after < 0.9 * before);
     BOOST_TEST_REQUIRE(healed.latent_norm.size() == normed.latent_norm.size());
     BOOST_TEST((healed.latent_norm - normed.latent_norm).norm() > 1e-3 * normed.latent_norm.norm());

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "convert_test_support.hpp"
+#include "distill_test_support.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/model/decoder.hpp"
 
@@ -24,14 +25,22 @@ struct small_model {
   std::vector<std::vector<int>> held_windows;
 };
 
-// Two layers, head_dim 64 with 4/2 heads (so (96, 32, r) shapes apply), biases, float.
-small_model make_small_model(std::mt19937_64& gen) {
+// Two layers, head_dim 64 with 4/2 heads (so (96, 32, r) shapes apply), biases, float. With key_value_rank > 0
+// every layer's stacked key and value projections [wk; wv] [256, 128] have that rank (a shared random basis).
+small_model make_small_model(std::mt19937_64& gen, int key_value_rank = 0) {
   small_model m;
   mla::test::layer_spec spec;
   spec.hidden = 128;
   spec.head_dim = 64;
   spec.biases = true;
   mla::test::random_model(gen, 2, spec, m.cfg, m.w);
+  if (key_value_rank > 0)
+    for (auto& lw : m.w.layers) {
+      const double s = 1.0 / std::sqrt(double(key_value_rank));
+      const matrix<float> basis = mla::test::randn<float>(gen, key_value_rank, spec.hidden, 1.0 / std::sqrt(128.0));
+      lw.gqa.wk = mla::test::randn<float>(gen, lw.gqa.wk.rows(), key_value_rank, s) * basis;
+      lw.gqa.wv = mla::test::randn<float>(gen, lw.gqa.wv.rows(), key_value_rank, s) * basis;
+    }
   const mla::model::decoder<float> dec(m.cfg, m.w);
   const auto cal = mla::test::random_windows(gen, m.cfg.vocab_size, 4, 48);
   m.held_windows = mla::test::random_windows(gen, m.cfg.vocab_size, 2, 48);
@@ -45,6 +54,7 @@ small_model make_small_model(std::mt19937_64& gen) {
 }
 
 BOOST_AUTO_TEST_SUITE(pipeline)
+
 
 // A 50 % KV conversion: the stage report shows the exact stage at float rounding, ranks fit the budget,
 // the converted model runs (prefill and decode agree) and caches less.
@@ -77,8 +87,13 @@ BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
           BOOST_TEST(conv.report.size() == 4u);
           for (int l = 0; l < 2; ++l) {
             const auto li = static_cast<std::size_t>(l);
+            const double cut = conv.report[1].per_layer[li], fact = conv.report[2].per_layer[li],
+                         refit = conv.report[3].per_layer[li];
             BOOST_TEST(conv.report[0].per_layer[li] <= 1e-5, "exact stage, layer " << l);
-            BOOST_TEST(std::isfinite(conv.report[2].per_layer[li]));
+            // The factorisation cannot beat the full-rank RoPE cut beyond float noise (measured: at most 3e-4
+            // below it), and the refit lowers the error on windows it never saw (measured: by 1.5 % or more).
+            BOOST_TEST(fact > cut - 2e-3, "layer " << l);
+            BOOST_TEST(refit < 0.995 * fact, "layer " << l);
             BOOST_TEST_MESSAGE(to_string(method) << " layer " << l << " rank " << conv.ranks[li] << ": exact "
                                                  << conv.report[0].per_layer[li] << ", rope_split "
                                                  << conv.report[1].per_layer[li] << ", factorized "
@@ -100,6 +115,36 @@ BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
           dec.forward(sc, toks);
           BOOST_TEST(sc.kv_bytes() * 2 <= so.kv_bytes());
         }
+  }
+}
+
+// Keys and values of rank 64 (well under the 96 latent dimensions a 50 % budget leaves): every factorisation
+// keeps them, so on the calibration windows the factorised layer is as good as the RoPE cut alone, up to float
+// rounding, in every layer; a factorisation that kept the wrong directions, or another layer's, would not be.
+// (On other windows the data-driven methods may lose a little: layer 0's inputs are embeddings of the few
+// tokens the calibration saw, whose moment does not span the input space.)
+BOOST_AUTO_TEST_CASE(low_rank_keys_and_values_factorise_losslessly) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const small_model m = make_small_model(gen, 64);
+    for (factor_method method : {factor_method::weight_svd, factor_method::activation_pca, factor_method::care,
+                                 factor_method::attention_aware})
+      BOOST_TEST_CONTEXT(to_string(method)) {
+        mla::convert::pipeline_options o;
+        o.layer.rope = {rope_strategy::rorope, 32, 0};
+        o.layer.factor.method = method;
+        o.kv_budget = 2 * 256 / 2;
+        const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.cal_inputs, &m.cal_inputs);
+        for (std::size_t l = 0; l < 2; ++l) {
+          const double cut = conv.report[1].per_layer[l], fact = conv.report[2].per_layer[l];
+          BOOST_TEST_MESSAGE(to_string(method) << " layer " << l << " rank " << conv.ranks[l] << ": rope_split " << cut
+                                               << ", factorized " << fact);
+          BOOST_TEST(conv.ranks[l] >= 64);
+          BOOST_TEST(cut > 1e-3, "layer " << l << ": the RoPE cut loses something");
+          BOOST_TEST(fact < cut + 1e-4, "layer " << l);
+        }
+      }
   }
 }
 
@@ -133,16 +178,29 @@ BOOST_AUTO_TEST_CASE(distill_stage) {
     BOOST_TEST_REQUIRE(conv.report.size() == 5u);
     BOOST_TEST(conv.report[4].stage == "distill");
     BOOST_TEST_REQUIRE(conv.distill.size() == 2u);
+    o.distill.steps = 0;  // the layers the stage starts from
+    o.on_layer = {};
+    const auto refitted = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
+    double sum_before = 0, sum_after = 0;
     for (int l = 0; l < 2; ++l) {
-      const auto& r = conv.distill[static_cast<std::size_t>(l)];
-      const double refit = conv.report[3].per_layer[static_cast<std::size_t>(l)];
-      const double distilled = conv.report[4].per_layer[static_cast<std::size_t>(l)];
-      BOOST_TEST_MESSAGE("layer " << l << ": refit " << refit << ", distill " << distilled << " (own held-out "
-                                  << r.heldout_before << " -> " << r.heldout_after << ", step " << r.best_step << ")");
-      BOOST_TEST(r.heldout_after <= r.heldout_before);
-      BOOST_TEST(std::isfinite(distilled));
-      BOOST_TEST(conv.ranks[static_cast<std::size_t>(l)] > 0);
+      const auto li = static_cast<std::size_t>(l);
+      const double refit = conv.report[3].per_layer[li];
+      const double distilled = conv.report[4].per_layer[li];
+      BOOST_TEST_CONTEXT("layer " << l) {
+        BOOST_TEST_MESSAGE("layer " << l << ": refit " << refit << ", distill " << distilled);
+        const auto& src = m.w.layers[li].gqa;
+        const double before = mla::test::distill_heldout_loss(src, refitted.weights.layers[li].mla, m.cal_inputs[li]);
+        const double after = mla::test::distill_heldout_loss(src, conv.weights.layers[li].mla, m.cal_inputs[li]);
+        mla::test::check_distilled(conv.distill[li], before, after, 0.995);
+        sum_before += before, sum_after += after;
+        // The stage report's row is the error of the returned layer on the pipeline's held-out windows.
+        const auto& layer = conv.weights.layers[li].mla;
+        BOOST_TEST(distilled == mla::convert::attention_output_error(src, layer, m.held_inputs[li]),
+                   boost::test_tools::tolerance(1e-9));
+        BOOST_TEST(conv.ranks[li] > 0);
+      }
     }
+    BOOST_TEST(sum_after < 0.96 * sum_before);  // measured: 0.86 to 0.93 over three seeds
     const mla::model::decoder<float> dec(conv.config, conv.weights);
     const matrix<float> logits = dec.forward(m.held_windows[0]);
     BOOST_TEST(logits.allFinite());
@@ -163,12 +221,19 @@ BOOST_AUTO_TEST_CASE(latent_norm_stage) {
     BOOST_TEST_REQUIRE(conv.report.size() == 6u);
     BOOST_TEST(conv.report[4].stage == "latent_norm");
     BOOST_TEST(conv.report[5].stage == "distill");
+    o.distill.steps = 0;  // the normed layers the stage starts from
+    const auto normed = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
     for (int l = 0; l < 2; ++l) {
       const auto li = static_cast<std::size_t>(l);
       const auto& layer = conv.weights.layers[li].mla;
       BOOST_TEST_REQUIRE(layer.latent_norm.size() == layer.latent_rank);
       BOOST_TEST(layer.latent_norm.allFinite());
-      BOOST_TEST(conv.distill[li].heldout_after <= conv.distill[li].heldout_before);
+      BOOST_TEST_CONTEXT("layer " << l) {
+        const auto& src = m.w.layers[li].gqa;
+        const auto& start = normed.weights.layers[li].mla;
+        mla::test::check_distilled(conv.distill[li], mla::test::distill_heldout_loss(src, start, m.cal_inputs[li]),
+                                   mla::test::distill_heldout_loss(src, layer, m.cal_inputs[li]), 0.99);
+      }
       BOOST_TEST_MESSAGE("layer " << l << ": refit " << conv.report[3].per_layer[li] << ", + latent norm "
                                   << conv.report[4].per_layer[li] << ", distilled through it "
                                   << conv.report[5].per_layer[li]);
@@ -203,8 +268,14 @@ BOOST_AUTO_TEST_CASE(output_projection_refit_stage) {
       BOOST_TEST_MESSAGE("layer " << l << ": refit " << conv.report[3].per_layer[l] << ", refit_o "
                                   << conv.report[4].per_layer[l]);
       BOOST_TEST(conv.report[3].per_layer[l] == plain.report[3].per_layer[l]);
-      BOOST_TEST(std::isfinite(conv.report[4].per_layer[l]));
-      BOOST_TEST(mla::ref::relative_error(b.wo, a.wo) > 0.0);
+      // o_proj is fitted to the calibration windows: there, its error is below the w_uv refit's, by a margin.
+      const auto& src = m.w.layers[l].gqa;
+      const double on_cal_refit = mla::convert::attention_output_error(src, a, m.cal_inputs[l]);
+      const double on_cal_refit_o = mla::convert::attention_output_error(src, b, m.cal_inputs[l]);
+      BOOST_TEST_MESSAGE("layer " << l << " on the calibration windows: refit " << on_cal_refit << ", refit_o "
+                                  << on_cal_refit_o);
+      BOOST_TEST(on_cal_refit_o < 0.9 * on_cal_refit);  // measured: 0.71 to 0.78 of it
+      BOOST_TEST(mla::ref::relative_error(b.wo, a.wo) > 1e-3);
       BOOST_TEST(mla::ref::relative_error(b.w_uv, a.w_uv) == 0.0);
       BOOST_TEST(mla::ref::relative_error(b.w_dkv, a.w_dkv) == 0.0);
     }
@@ -282,9 +353,22 @@ BOOST_AUTO_TEST_CASE(sequential_distill) {
     }
     BOOST_TEST_MESSAGE("sequential distill: held-out logits error " << e_before / 2 << " -> " << e_after / 2);
     BOOST_TEST(e_after < e_before);
-    for (int l = 0; l < 2; ++l)
-      BOOST_TEST(both.distill[static_cast<std::size_t>(l)].heldout_after <=
-                 both.distill[static_cast<std::size_t>(l)].heldout_before);
+    // Each layer's held-out loss, recomputed on the inputs the stage gave it: layer 0 sees the source's inputs,
+    // layer 1 the final converted model's (its own weights do not change its input), against the source layer's
+    // outputs on the source's inputs.
+    mla::convert::input_recorder<float> own(2);
+    mla::convert::run_windows(after, cal_tokens, own);
+    const std::vector<std::vector<matrix<float>>> stage_inputs = {cal_inputs[0], own.take()[1]};
+    for (int l = 0; l < 2; ++l) {
+      const auto li = static_cast<std::size_t>(l);
+      BOOST_TEST_CONTEXT("layer " << l) {
+        std::vector<matrix<float>> targets;
+        for (const auto& x : cal_inputs[li]) targets.push_back(mla::ref::gqa_prefill(m.w.layers[li].gqa, x));
+        const auto &start = undistilled.weights.layers[li].mla, &end = both.weights.layers[li].mla;
+        mla::test::check_distilled(both.distill[li], mla::test::distill_heldout_loss(start, stage_inputs[li], targets),
+                                   mla::test::distill_heldout_loss(end, stage_inputs[li], targets), 0.97);
+      }
+    }
   }
 }
 
@@ -435,7 +519,8 @@ BOOST_AUTO_TEST_CASE(sequential_refit_drift) {
 }
 
 // The attention RoPE strategy runs through the pipeline on calibration inputs (and refuses to run without
-// them); the distillation can read its own, shorter windows.
+// them); the distillation can read its own, shorter windows (16 of 16 tokens; the last 3 held out), and did:
+// the held-out loss it reports is the one of those windows, recomputed here, and it fell.
 BOOST_AUTO_TEST_CASE(attention_rope_and_own_distill_windows) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
@@ -444,24 +529,35 @@ BOOST_AUTO_TEST_CASE(attention_rope_and_own_distill_windows) {
     const mla::model::decoder<float> dec(m.cfg, m.w);
     mla::convert::input_recorder<float> rec(2), short_rec(2);
     mla::convert::run_windows(dec, mla::test::random_windows(gen, m.cfg.vocab_size, 3, 48), rec);
-    mla::convert::run_windows(dec, mla::test::random_windows(gen, m.cfg.vocab_size, 4, 16), short_rec);
+    mla::convert::run_windows(dec, mla::test::random_windows(gen, m.cfg.vocab_size, 16, 16), short_rec);
     const auto cal_inputs = rec.take(), short_inputs = short_rec.take();
     mla::convert::pipeline_options o;
     o.layer.rope = {rope_strategy::attention, 32, 0};
-    o.layer.factor.method = factor_method::attention_aware;
-    o.layer.rank = 64;
+    // A crude factorisation at rank 32, so that the distillation has something to heal on the short windows (an
+    // attention-aware rank-64 layer is already within 8 % there, and 60 steps found nothing better).
+    o.layer.factor.method = factor_method::weight_svd;
+    o.layer.rank = 32;
     BOOST_CHECK_THROW(mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs), mla::error);
-    o.distill.steps = 5;
-    o.distill.batch_windows = 1;
+    o.distill.steps = 60;
+    o.distill.batch_windows = 2;
+    o.distill.learning_rate = 1e-2;
     const auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &cal_inputs, &short_inputs);
+    o.distill.steps = 0;
+    const auto undistilled = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &cal_inputs);
     BOOST_TEST(conv.report[1].stage == "rope_split");
     for (int l = 0; l < 2; ++l) {
       const auto li = static_cast<std::size_t>(l);
       const double cut = conv.report[1].per_layer[li];
       BOOST_TEST((cut > 0 && cut < 1), "layer " << l << " rope_split " << cut);
       BOOST_TEST(!conv.weights.layers[li].mla.rope.inv_freq_override.empty());
-      // The distillation ran on the short windows: its held-out loss is never worse than its start.
-      BOOST_TEST(conv.distill[li].heldout_after <= conv.distill[li].heldout_before);
+      // The distillation ran on the short windows: their held-out loss, recomputed, is the report's and fell.
+      BOOST_TEST_CONTEXT("layer " << l) {
+        const auto& src = m.w.layers[li].gqa;
+        const auto& start = undistilled.weights.layers[li].mla;
+        mla::test::check_distilled(conv.distill[li], mla::test::distill_heldout_loss(src, start, short_inputs[li]),
+                                   mla::test::distill_heldout_loss(src, conv.weights.layers[li].mla, short_inputs[li]),
+                                   0.8);  // measured: 0.48, 0.55
+      }
     }
   }
 }

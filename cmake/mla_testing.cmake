@@ -14,13 +14,19 @@ find_package(Boost 1.71 REQUIRED COMPONENTS unit_test_framework)
 option(MLA_TEST_UNITY_BUILD "Compile each unit-test executable in batches of MLA_TEST_UNITY_BATCH_SIZE files" ON)
 set(MLA_TEST_UNITY_BATCH_SIZE 4 CACHE STRING "Test source files per unity translation unit")
 
-# mla_add_test_executable(<name> SOURCES <files...> [LIBRARIES <targets...>] [LABELS <labels...>])
+# mla_add_test_executable(<name> SOURCES <files...> [LIBRARIES <targets...>] [LABELS <labels...>]
+#                         [RESOURCE_CASES <boost-test-paths...>] [SLOW_CASES <boost-test-paths...>])
 # One Boost.Test executable per area; each area has a main_test.cpp defining BOOST_TEST_MODULE.
+# RESOURCE_CASES are the suites or cases that need a file the suite does not ship (tests/support/resources.hpp):
+# each is its own CTest test, <name>/<path>, reported as skipped when its precondition prints the skip marker
+# (a skip regular expression on the whole executable would also hide its failures), and the executable's own
+# test leaves them out. SLOW_CASES are resource cases that run for minutes: labelled `slow` too, which the
+# sanitizer preset excludes.
 # CXX executables are unity builds (above); main_test.cpp stays its own translation unit, since
 # BOOST_TEST_MODULE must come before the first #include of unit_test.hpp. CUDA executables (.cu sources,
 # compiled by nvcc) are built file by file as before.
 function(mla_add_test_executable name)
-  cmake_parse_arguments(arg "" "" "SOURCES;LIBRARIES;LABELS" ${ARGN})
+  cmake_parse_arguments(arg "" "" "SOURCES;LIBRARIES;LABELS;RESOURCE_CASES;SLOW_CASES" ${ARGN})
   add_executable(${name} ${arg_SOURCES})
   if(MLA_TEST_UNITY_BUILD AND NOT arg_SOURCES MATCHES "\\.cu(;|$)")
     set_target_properties(${name} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE BATCH
@@ -35,9 +41,26 @@ function(mla_add_test_executable name)
   target_link_libraries(${name} PRIVATE ${arg_LIBRARIES} Boost::unit_test_framework mla_warnings)
   target_compile_definitions(${name} PRIVATE BOOST_TEST_DYN_LINK)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
-  add_test(NAME ${name} COMMAND ${name} --report_level=short --log_level=warning)
+  set(excluded "")
+  foreach(path IN LISTS arg_RESOURCE_CASES arg_SLOW_CASES)
+    list(APPEND excluded "!${path}")
+  endforeach()
+  if(excluded)
+    list(JOIN excluded ":" filter)
+    add_test(NAME ${name} COMMAND ${name} --report_level=short --log_level=warning "--run_test=${filter}")
+  else()
+    add_test(NAME ${name} COMMAND ${name} --report_level=short --log_level=warning)
+  endif()
   set_property(GLOBAL APPEND PROPERTY MLA_UNIT_TEST_TARGETS ${name})
   set_tests_properties(${name} PROPERTIES LABELS "unit;${arg_LABELS}")
+  foreach(path IN LISTS arg_RESOURCE_CASES arg_SLOW_CASES)
+    set(labels "unit;resource;${arg_LABELS}")
+    if(path IN_LIST arg_SLOW_CASES)
+      list(APPEND labels slow)
+    endif()
+    add_test(NAME ${name}/${path} COMMAND ${name} --report_level=short --log_level=warning "--run_test=${path}")
+    set_tests_properties(${name}/${path} PROPERTIES LABELS "${labels}" SKIP_REGULAR_EXPRESSION "mla-test-skipped: ")
+  endforeach()
 endfunction()
 
 # mla_add_compile_fail_test(<source> <regex>)

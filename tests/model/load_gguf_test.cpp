@@ -1,9 +1,14 @@
 #include "mla/model/load_gguf.hpp"
 
 #include <boost/test/unit_test.hpp>
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
+#include "../io/io_test_support.hpp"
+#include "expect_error.hpp"
+#include "files.hpp"
 #include "json_file.hpp"
 #include "model_test_support.hpp"
 
@@ -20,7 +25,10 @@ nlohmann::json llama_cpp_golden() { return mla::test::read_json(MLA_MODEL_GOLDEN
 
 BOOST_AUTO_TEST_SUITE(model_load_gguf)
 
-BOOST_AUTO_TEST_CASE(smollm2_config, *MLA_MODEL_TEST) {
+// The real model's cases (one CTest test, skipped without the GGUF).
+BOOST_AUTO_TEST_SUITE(real_model, *MLA_MODEL_TEST)
+
+BOOST_AUTO_TEST_CASE(smollm2_config) {
   const auto& c = smollm2().config();
   BOOST_TEST(c.architecture == "llama");
   BOOST_TEST(c.n_layers == 30);
@@ -39,7 +47,7 @@ BOOST_AUTO_TEST_CASE(smollm2_config, *MLA_MODEL_TEST) {
 // running llama.cpp on the same weights dequantised to F32, with a float32 KV cache). The tolerance
 // MLA_LOGIT_TOLERANCE is an absolute bound on the reference's top-8 and 16 probe logits per position
 // (logits here are of size ~10-30; measured max difference 7.9e-5).
-BOOST_AUTO_TEST_CASE(logits_match_llama_cpp, *MLA_MODEL_TEST) {
+BOOST_AUTO_TEST_CASE(logits_match_llama_cpp) {
   const nlohmann::json g = llama_cpp_golden();
   const std::vector<int> probes = g["probe_ids"].get<std::vector<int>>();
   double worst = 0;
@@ -70,7 +78,7 @@ BOOST_AUTO_TEST_CASE(logits_match_llama_cpp, *MLA_MODEL_TEST) {
   BOOST_TEST(top1_same == positions);
 }
 
-BOOST_AUTO_TEST_CASE(decode_matches_prefill_on_real_model, *MLA_MODEL_TEST) {
+BOOST_AUTO_TEST_CASE(decode_matches_prefill_on_real_model) {
   const std::vector<int> ids = llama_cpp_golden()["prompts"]["chat"]["ids"].get<std::vector<int>>();
   const auto& m = smollm2();
   const mla::ref::matrix<float> full = m.forward(ids);
@@ -80,8 +88,28 @@ BOOST_AUTO_TEST_CASE(decode_matches_prefill_on_real_model, *MLA_MODEL_TEST) {
     BOOST_TEST(mla::ref::relative_error(m.decode(s, ids[t]), full.row(Eigen::Index(t))) < 1e-5);
 }
 
+BOOST_AUTO_TEST_SUITE_END()
+
+// A GGUF of another architecture is refused by name: the file, the architecture found and the one read. (The
+// file has the keys a llama GGUF would have, so only the architecture can be what is refused.)
 BOOST_AUTO_TEST_CASE(wrong_architecture_is_named) {
-  BOOST_CHECK_THROW(mla::model::load_gguf("/nonexistent/model.gguf"), mla::error);
+  const mla::test::temp_dir dir("mla-load-gguf");
+  const std::string path = dir.file("qwen2.gguf");
+  mla_test::gguf_builder g;
+  g.kv_string("general.architecture", "qwen2");
+  for (const char* arch : {"llama", "qwen2"}) {
+    const std::string a = arch;
+    g.kv<std::uint32_t>(a + ".block_count", mla_test::U32, 1);
+    g.kv<std::uint32_t>(a + ".embedding_length", mla_test::U32, 8);
+    g.kv<std::uint32_t>(a + ".feed_forward_length", mla_test::U32, 16);
+    g.kv<std::uint32_t>(a + ".attention.head_count", mla_test::U32, 2);
+    g.kv<std::uint32_t>(a + ".context_length", mla_test::U32, 32);
+  }
+  mla_test::write_file(path, g.build());
+  mla::test::expect_error([&] { mla::model::load_gguf(path); },
+                          {path, "general.architecture is 'qwen2'", "reads 'llama'"});
+  // The missing file is named too.
+  mla::test::expect_error([&] { mla::model::load_gguf(dir.file("absent.gguf")); }, {"absent.gguf"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -121,32 +121,8 @@ tokenizer load(const std::vector<std::uint8_t>& bytes) {
 
 // ---- the real SmolLM2 GGUF ---------------------------------------------------------------------
 
-std::string gguf_path() { return tok_test::env_or("MLA_SMOLLM2_GGUF", MLA_TOKENIZER_DEFAULT_GGUF); }
-std::string wikitext_path() {
-  return tok_test::env_or("MLA_DATA_DIR", MLA_TOKENIZER_DEFAULT_DATA_DIR) + "/wikitext-2-raw-test.txt";
-}
-
-// Boost.Test preconditions: the real-data tests are skipped, not failed, without their files. The
-// reason also goes to stderr, since the ctest log level does not show Boost's skip notices.
-boost::test_tools::assertion_result present(const std::string& path, const std::string& what) {
-  boost::test_tools::assertion_result r(tok_test::file_exists(path));
-  if (!r) {
-    const std::string message = what + " not found at '" + path + "': test skipped";
-    std::cerr << "mla_tokenizer_tests: " << message << "\n";
-    r.message() << message;
-  }
-  return r;
-}
-struct model_present {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    return present(gguf_path(), "SmolLM2 GGUF (MLA_SMOLLM2_GGUF)");
-  }
-};
-struct wikitext_present {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    return present(wikitext_path(), "WikiText-2 test split (MLA_DATA_DIR)");
-  }
-};
+std::string gguf_path() { return mla::test::smollm2_gguf_path(); }
+const char* const wikitext_test_file = "wikitext-2-raw-test.txt";
 
 const tokenizer& smollm2() {
   static const tokenizer t = mla::tok::tokenizer_from_gguf(gguf_path());
@@ -212,7 +188,9 @@ BOOST_AUTO_TEST_CASE(unsupported_or_inconsistent_metadata_is_named) {
   tok_test::expect_error([&] { (void)load(no_tokens.build()); }, {"tokenizer.ggml.tokens"});
 }
 
-BOOST_AUTO_TEST_SUITE(smollm2_model, *boost::unit_test::label("model") * boost::unit_test::precondition(model_present{}))
+// The real model's cases: each suite is one CTest test, skipped without its files (tests/support/resources.hpp).
+BOOST_AUTO_TEST_SUITE(smollm2_model, *boost::unit_test::label("model") *
+                                         boost::unit_test::precondition(mla::test::has_smollm2{}))
 
 BOOST_AUTO_TEST_CASE(vocabulary_metadata) {
   const tokenizer& t = smollm2();
@@ -264,10 +242,16 @@ BOOST_AUTO_TEST_CASE(golden_chat_prompts_match_hugging_face) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(wikitext2_test_split_matches_hugging_face,
-                     *boost::unit_test::precondition(wikitext_present{})) {
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(smollm2_wikitext, *boost::unit_test::label("model") *
+                                            boost::unit_test::precondition(mla::test::has_smollm2{}) *
+                                            boost::unit_test::precondition(
+                                                mla::test::has_data_file{wikitext_test_file}))
+
+BOOST_AUTO_TEST_CASE(wikitext2_test_split_matches_hugging_face) {
   const tokenizer& t = smollm2();
-  const std::string text = tok_test::read_file(wikitext_path());
+  const std::string text = tok_test::read_file(mla::test::data_file(wikitext_test_file));
   const auto& g = tok_test::golden()["wikitext2_test"];
   BOOST_TEST_REQUIRE(text.size() == g["bytes"].get<std::size_t>(), "not the WikiText-2 file the golden data used");
   const auto start = std::chrono::steady_clock::now();

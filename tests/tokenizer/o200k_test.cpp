@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mla/tokenizer/o200k.hpp"
@@ -28,15 +29,7 @@
 
 namespace {
 
-struct has_o200k {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    boost::test_tools::assertion_result r(!tok_test::o200k_vocab_path().empty());
-    if (!r)
-      r.message() << "no o200k vocabulary (run scripts/fetch_o200k.sh, or set MLA_O200K_VOCAB to quicktok's "
-                     "o200k.vocab or a tiktoken rank file): skipped";
-    return r;
-  }
-};
+using tok_test::has_o200k;
 
 const mla::tok::tiktoken_bpe& harmony() {
   static const mla::tok::tiktoken_bpe t = mla::tok::load_o200k_harmony(tok_test::o200k_vocab_path());
@@ -186,13 +179,10 @@ BOOST_AUTO_TEST_CASE(ids_match_tiktoken_o200k_harmony, *boost::unit_test::precon
   }
 }
 
-BOOST_AUTO_TEST_CASE(wikitext_matches_tiktoken, *boost::unit_test::precondition(has_o200k{})) {
-  const std::string wiki =
-      tok_test::env_or("MLA_DATA_DIR", MLA_TOKENIZER_DEFAULT_DATA_DIR) + "/wikitext-2-raw-test.txt";
-  if (!tok_test::file_exists(wiki)) {
-    BOOST_TEST_MESSAGE(wiki << " not found: skipped");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(wikitext_matches_tiktoken, *boost::unit_test::precondition(has_o200k{}) *
+                                                   boost::unit_test::precondition(
+                                                       mla::test::has_data_file{"wikitext-2-raw-test.txt"})) {
+  const std::string wiki = mla::test::data_file("wikitext-2-raw-test.txt");
   const auto& g = tok_test::o200k_golden()["wikitext"];
   const std::string text = tok_test::read_file(wiki);
   BOOST_TEST_REQUIRE(text.size() == g["bytes"].get<std::size_t>());
@@ -208,14 +198,23 @@ BOOST_AUTO_TEST_CASE(wikitext_matches_tiktoken, *boost::unit_test::precondition(
   BOOST_TEST(harmony().decode(ids) == text);
 }
 
+// The embedded class table against ICU's general categories, code point by code point. Skipped (and reported as
+// skipped) when the tests were built without ICU or against an ICU of another Unicode version.
+struct icu_has_o200k_unicode {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
 #ifdef MLA_TOKENIZER_HAVE_ICU
-// The embedded class table against ICU's general categories, code point by code point.
-BOOST_AUTO_TEST_CASE(class_table_matches_icu_for_every_code_point) {
-  if (std::string_view(U_UNICODE_VERSION) != mla::tok::o200k_unicode_version) {
-    BOOST_TEST_MESSAGE("ICU has Unicode " << U_UNICODE_VERSION << ", the table " << mla::tok::o200k_unicode_version
-                                          << ": comparison skipped");
-    return;
+    return mla::test::skip_unless(std::string_view(U_UNICODE_VERSION) == mla::tok::o200k_unicode_version,
+                                  std::string("ICU has Unicode ") + U_UNICODE_VERSION + ", the o200k table " +
+                                      std::string(mla::tok::o200k_unicode_version) + ": no comparison");
+#else
+    return mla::test::skip_unless(false, "built without ICU (libicu-dev): o200k class table not checked");
+#endif
   }
+};
+
+BOOST_AUTO_TEST_CASE(class_table_matches_icu_for_every_code_point,
+                     *boost::unit_test::precondition(icu_has_o200k_unicode{})) {
+#ifdef MLA_TOKENIZER_HAVE_ICU
   using C = mla::tok::o200k_class;
   std::size_t mismatches = 0;
   for (UChar32 cp = 0; cp <= 0x10FFFF; ++cp) {
@@ -232,7 +231,7 @@ BOOST_AUTO_TEST_CASE(class_table_matches_icu_for_every_code_point) {
                        << ", ICU " << int(icu));
   }
   BOOST_TEST(mismatches == 0u);
-}
 #endif
+}
 
 BOOST_AUTO_TEST_SUITE_END()

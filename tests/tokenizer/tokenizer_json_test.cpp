@@ -71,13 +71,13 @@ BOOST_AUTO_TEST_CASE(duplicate_texts_are_an_error) {
   });
 }
 
-BOOST_AUTO_TEST_CASE(smollm2_gguf_round_trip, *boost::unit_test::label("model")) {
-  const std::string gguf = tok_test::env_or("MLA_SMOLLM2_GGUF", MLA_TOKENIZER_DEFAULT_GGUF);
-  const std::string wiki = tok_test::env_or("MLA_DATA_DIR", MLA_TOKENIZER_DEFAULT_DATA_DIR) + "/wikitext-2-raw-test.txt";
-  if (!tok_test::file_exists(gguf) || !tok_test::file_exists(wiki)) {
-    BOOST_TEST_MESSAGE("SmolLM2 GGUF or WikiText-2 not found: skipped");
-    return;
-  }
+// The real model's vocabulary through tokenizer.json (one CTest test, skipped without its files).
+BOOST_AUTO_TEST_CASE(smollm2_gguf_round_trip, *boost::unit_test::label("model") *
+                                                  boost::unit_test::precondition(mla::test::has_smollm2{}) *
+                                                  boost::unit_test::precondition(
+                                                      mla::test::has_data_file{"wikitext-2-raw-test.txt"})) {
+  const std::string gguf = mla::test::smollm2_gguf_path();
+  const std::string wiki = mla::test::data_file("wikitext-2-raw-test.txt");
   const mla::io::gguf_file f = mla::io::gguf_file::open(gguf);
   const tokenizer direct = mla::tok::tokenizer_from_gguf(f);
   const tokenizer back = tokenizer::from_hf_json(mla::tok::tokenizer_json(mla::tok::vocabulary_from_gguf(f)));

@@ -25,6 +25,7 @@
 
 #include "expect_error.hpp"
 #include "files.hpp"
+#include "resources.hpp"
 #include "seed.hpp"
 
 // Printable enums for BOOST_TEST (found by argument-dependent lookup).
@@ -63,6 +64,20 @@ inline std::string o200k_vocab_path() {
     if (!p.empty() && file_exists(p)) return p;
   return {};
 }
+
+// Precondition: the o200k vocabulary is at hand (`vocab_file`: quicktok's .vocab file itself, not the rank file).
+struct has_o200k {
+  bool vocab_file = false;
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    const std::string p = o200k_vocab_path();
+    const bool is_vocab = p.size() >= 6 && p.compare(p.size() - 6, 6, ".vocab") == 0;
+    return mla::test::skip_unless(!p.empty() && (!vocab_file || is_vocab),
+                                  vocab_file ? "quicktok's o200k.vocab not found (run scripts/fetch_o200k.sh or set "
+                                               "MLA_O200K_VOCAB)"
+                                             : "no o200k vocabulary (run scripts/fetch_o200k.sh, or set "
+                                               "MLA_O200K_VOCAB to quicktok's o200k.vocab or a tiktoken rank file)");
+  }
+};
 
 // tests/tokenizer/data/smollm2_golden.json, written by tools/tokenizer_golden.py (HF tokenizers).
 inline const nlohmann::json& golden() {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "convert_test_support.hpp"
+#include "distill_test_support.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/latent_norm.hpp"
 #include "mla/convert/pipeline.hpp"
@@ -140,8 +141,8 @@ BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
   }
 }
 
-// The stage lowers the KL to the source on windows it never saw, never returns a model worse than its input
-// on its own held-out windows, and keeps every shape (the cache is as small as before).
+// The stage lowers the KL to the source on windows it never saw and on its own held-out windows (recomputed
+// here), and keeps every shape (the cache is as small as before).
 BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
@@ -176,9 +177,13 @@ BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
     }
     BOOST_TEST(seen.size() == 200u);
     BOOST_TEST(rep.steps_run == 200);
-    BOOST_TEST(rep.heldout_after <= rep.heldout_before);
-    BOOST_TEST(rep.best_step > 0);
     const mla::model::decoder<float> old(before.config, before.weights), now(c.conv.config, c.conv.weights);
+    // The stage's held-out loss (mean KL per token on its last fifth of the windows), recomputed from the decoders:
+    // the report's, and lower by a margin.
+    double held_old = 0, held_new = 0;
+    for (std::size_t w = 16; w < 20; ++w)
+      held_old += mean_kl(src, old, c.windows[w]) / 4, held_new += mean_kl(src, now, c.windows[w]) / 4;
+    mla::test::check_distilled(rep, held_old, held_new, 0.8);  // measured: 0.52, 0.57
     double kl_old = 0, kl_new = 0;
     for (const auto& toks : c.unseen) kl_old += mean_kl(src, old, toks), kl_new += mean_kl(src, now, toks);
     BOOST_TEST_MESSAGE("unseen KL " << kl_old / 8 << " -> " << kl_new / 8 << " (held-out " << rep.heldout_before

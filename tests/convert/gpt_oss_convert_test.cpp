@@ -63,12 +63,18 @@ BOOST_AUTO_TEST_CASE(full_attention_layers_convert_and_run) {
                      converted,
                  "layer " << l);
       if (converted) {
-        BOOST_TEST(conv.report[0].per_layer[static_cast<std::size_t>(l)] <= 1e-5, "exact stage, layer " << l);
-        BOOST_TEST(std::isfinite(conv.report[2].per_layer[static_cast<std::size_t>(l)]));
-        BOOST_TEST_MESSAGE("layer " << l << ": exact " << conv.report[0].per_layer[static_cast<std::size_t>(l)]
-                                    << ", rope_split " << conv.report[1].per_layer[static_cast<std::size_t>(l)]
-                                    << ", factorized " << conv.report[2].per_layer[static_cast<std::size_t>(l)]
-                                    << ", refit " << conv.report.back().per_layer[static_cast<std::size_t>(l)]);
+        const auto li = static_cast<std::size_t>(l);
+        const double cut = conv.report[1].per_layer[li], fact = conv.report[2].per_layer[li],
+                     refit = conv.report[3].per_layer[li];
+        BOOST_TEST(conv.report[0].per_layer[li] <= 1e-5, "exact stage, layer " << l);
+        BOOST_TEST_MESSAGE("layer " << l << ": exact " << conv.report[0].per_layer[li] << ", rope_split " << cut
+                                    << ", factorized " << fact << ", refit " << refit);
+        // Half the cache: the factorisation costs more than the RoPE cut alone (measured 0.05 to 0.07 over it),
+        // and the refit (sinks, biases, YaRN and all) is no worse on windows it never saw (measured 0.06 to
+        // 0.5 % better: its validated ridge may keep the weights, so no margin is required here; pipeline_test
+        // requires one on the Llama-style model).
+        BOOST_TEST(fact > cut + 0.02, "layer " << l);
+        BOOST_TEST(refit <= fact + 1e-6, "layer " << l);
       }
     }
     // The converted model runs: prefill then decode equals a whole prefill; logits finite.

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <mla/eval/perplexity.hpp>
 #include <mla/model/load.hpp>
+#include <mla/util/output_path.hpp>
 #include <mla/util/progress_bar.hpp>
 #include <mla/util/resources.hpp>
 #include <nlohmann/json.hpp>
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // A --json that cannot be written fails before the evaluation, not after it.
+    if (!json_path.empty()) mla::util::check_can_create("--json", json_path);
     std::fprintf(stderr, "loading %s\n", model_path.c_str());
     mla::model::loaded_model m = mla::model::load_model(model_path, mla_examples::o200k_vocabulary_from_environment());
     m.model.set_mla_form(mla_form == "naive" ? mla::ref::mla_form::naive : mla::ref::mla_form::absorbed);
@@ -84,7 +87,7 @@ int main(int argc, char** argv) {
                        {"peak_rss_bytes", mla::util::peak_rss_bytes()},
                        {"kv_bytes_per_token_per_layer", kv_per_token_layer}, {"kv_bytes_total", r.kv_bytes_per_window},
                        {"mla_form", mla_form}};
-      std::ofstream(json_path) << j.dump(2) << "\n";
+      mla::util::write_file("--json", json_path, j.dump(2) + "\n");
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-eval: error: %s\n", e.what());

@@ -5,8 +5,11 @@
 
 #include <boost/test/unit_test.hpp>
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -39,7 +42,8 @@ mla::model::model_config config(int n_layers) {
   return c;
 }
 
-// A recipe that passes both checks on config(2): small windows, rope_dim 8.
+// A recipe that passes both checks on config(2): small windows, rope_dim 8 (not a supported d_R: --any-rank), an
+// --out in the working directory (it is probed, not created).
 conversion_recipe good() {
   conversion_recipe r;
   r.model_path = "model.gguf";
@@ -47,6 +51,8 @@ conversion_recipe good() {
   r.calib_tokens = 160;
   r.heldout_tokens = 32;
   r.layer.rope.rope_dim = 8;
+  r.any_rank = true;
+  r.out_dir = "mla-recipe-test-out";
   return r;
 }
 
@@ -109,7 +115,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_tools) {
   BOOST_TEST(r.dtype == "f32");
   BOOST_TEST(!r.refit_used());
   BOOST_TEST(!r.exports());
-  BOOST_CHECK_NO_THROW(r.validate());
+  BOOST_CHECK_NO_THROW(r.validate_options());  // (an --out is the tool's to give)
   BOOST_CHECK_NO_THROW(good().validate(config(2)));
 }
 
@@ -158,17 +164,21 @@ BOOST_AUTO_TEST_CASE(model_independent_rules) {
   refused([](R& r) { r.calib_tokens = 15; }, {"--calib-tokens 15 is less than one window of 16 tokens"});
   refused([](R& r) { r.window = 4; }, {"--window"});
   refused([](R& r) { r.layer.rope.rope_dim = 7; }, {"--rope-dim", "even"});
+  refused([](R& r) { r.any_rank = false; }, {"--rope-dim 8", "allowed: 16, 32, 64", "--any-rank"});
+  refused([](R& r) { r.any_rank = false, r.layer.rope.rope_dim = 48; }, {"--rope-dim 48", "allowed: 16, 32, 64"});
   refused([](R& r) { r.refit_opt.drift_weight = 1.5; }, {"--refit-drift", "[0, 1]"});
   refused([](R& r) { r.distill.learning_rate = 0; }, {"--distill-lr"});
   refused([](R& r) { r.e2e.batch_windows = 0; }, {"--e2e-batch"});
   refused([](R& r) { r.dtype = "f16"; }, {"--dtype", "f16"});
   refused([](R& r) { r.export_kind = "gguf"; }, {"--export", "gguf"});
   refused([](R& r) { r.latent_norm = r.no_latent_norm = true; }, {"--latent-norm", "--no-latent-norm"});
-  // --from: the conversion stages' settings are the checkpoint's already (good() has --rope-dim 8: reset it).
+  // --from: the conversion stages' settings are the checkpoint's already (good() has --rope-dim 8 and --any-rank:
+  // reset them).
   auto from = [](const std::function<void(R&)>& change) {
     return [change](R& r) {
       r.from_dir = "ckpt";
       r.layer.rope.rope_dim = R{}.layer.rope.rope_dim;
+      r.any_rank = false;
       change(r);
     };
   };
@@ -195,6 +205,21 @@ BOOST_AUTO_TEST_CASE(existing_outputs_are_refused) {
   r.out_dir = tmp.file("conv");
   r.export_kind = "deepseek_v3";
   BOOST_CHECK_NO_THROW(r.validate());
+}
+
+// ... and must be creatable: not empty, in an existing directory (the probe leaves nothing there).
+BOOST_AUTO_TEST_CASE(uncreatable_outputs_are_refused) {
+  using R = conversion_recipe;
+  const mla::test::temp_dir tmp("mla-recipe-test");
+  const std::string file = tmp.file("a_file");
+  std::ofstream(file) << "not a directory\n";
+  refused([&](R& r) { r.out_dir = ""; }, {"--out: the path is empty"});
+  refused([&](R& r) { r.out_dir = file + "/conv"; }, {"--out: cannot create '" + file + "/conv'", "not a directory"});
+  refused([&](R& r) { r.out_dir = tmp.file("none/conv"); }, {"--out: cannot create", "none' does not exist"});
+  refused([&](R& r) { r.out_dir = tmp.file("conv"), r.export_dir = file + "/export"; },
+          {"--export-out: cannot create '" + file + "/export'"});
+  refused([&](R& r) { r.out_dir = file + "/conv", r.export_dir = tmp.file("export"); }, {"--out: cannot create"});
+  BOOST_TEST(std::distance(std::filesystem::directory_iterator(tmp.path()), {}) == 1);  // a_file alone
 }
 
 // The rules that need the model: layers, the budget, the end-to-end stage and the export.
@@ -229,12 +254,13 @@ BOOST_AUTO_TEST_CASE(model_dependent_rules) {
 
   // --from: the checkpoint's MLA layers are the converted ones.
   auto start = two;
-  refused_for(two, [](R& x) { x.from_dir = "ckpt", x.layer.rope.rope_dim = 32; }, {"--from: 'ckpt' has no MLA layer"},
-              &start);
+  refused_for(two, [](R& x) { x.from_dir = "ckpt", x.layer.rope.rope_dim = 32, x.any_rank = false; },
+              {"--from: 'ckpt' has no MLA layer"}, &start);
   start.layers[1].attention = mla::model::attention_kind::mla;
   r = good();
   r.from_dir = "ckpt";
   r.layer.rope.rope_dim = 32;
+  r.any_rank = false;
   BOOST_TEST(r.conversion_layers(two, &start) == (std::vector<int>{1}), boost::test_tools::per_element());
   r.e2e.steps = 1;
   expect_error([&] { r.validate(two, &start); }, {"--e2e-steps", "here 1 of 2"});

@@ -34,8 +34,10 @@
 #include "mla/convert/rank_allocation.hpp"
 #include "mla/convert/refit.hpp"
 #include "mla/convert/rope_strategy.hpp"
+#include "mla/core/dispatch.hpp"
 #include "mla/core/error.hpp"
 #include "mla/model/model_config.hpp"
+#include "mla/util/output_path.hpp"
 
 namespace mla::convert {
 
@@ -137,9 +139,20 @@ struct conversion_recipe {
     check(heldout_tokens >= 0, "--heldout-tokens must be >= 0, found ", heldout_tokens);
     check(kv_budget >= 0, "--kv-budget must be > 0 (a fraction in (0, 1] or bytes per token), found ", kv_budget);
     check(layer.rank >= 0, "--rank must be >= 0, found ", layer.rank);
-    // (Whether --rope-dim is one of mla::supported_shapes' d_R, unless --any-rank, belongs here too.)
     check(layer.rope.rope_dim > 0 && layer.rope.rope_dim % 2 == 0, "--rope-dim must be positive and even, found ",
           layer.rope.rope_dim);
+    if (!any_rank && !resumes()) {
+      // The d_R of mla::supported_shapes, ascending: the converted layers must be one of its shapes.
+      std::vector<int> dims;
+      for (const runtime_shape& s : supported_runtime_shapes()) dims.push_back(s.rope_dim);
+      std::sort(dims.begin(), dims.end());
+      dims.erase(std::unique(dims.begin(), dims.end()), dims.end());
+      std::string allowed;
+      for (int d : dims) allowed += (allowed.empty() ? "" : ", ") + std::to_string(d);
+      check(std::find(dims.begin(), dims.end(), layer.rope.rope_dim) != dims.end(), "--rope-dim ",
+            layer.rope.rope_dim, " is not a d_R of mla::supported_shapes (allowed: ", allowed,
+            "); pass --any-rank to convert to a shape outside the list");
+    }
     check(layer.rope.freqfold >= 0, "--freqfold must be >= 0, found ", layer.rope.freqfold);
     check(!refit_mode || *refit_mode == stage_mode::sequential || refit_opt.drift_weight <= 0,
           "--refit-drift needs --refit-mode sequential (the drift is the converted model's own)");
@@ -204,13 +217,17 @@ struct conversion_recipe {
     }
   }
 
-  // The output paths must not exist (nothing is overwritten). The probe that they can be written (their parent
-  // exists and takes a file) belongs here, so that a bad path fails before the model is loaded.
+  // The output paths must not exist (nothing is overwritten) and must be creatable: not empty, their parent an
+  // existing writable directory (probed with a file created and removed there), so that a bad path fails before
+  // the model is loaded.
   void validate_outputs() const {
     namespace fs = std::filesystem;
     check(out_dir.empty() || !fs::exists(out_dir), "--out: '", out_dir, "' already exists (nothing is overwritten)");
-    check(!exports() || !fs::exists(export_path()), "--export-out: '", export_path(),
-          "' already exists (nothing is overwritten)");
+    util::check_can_create("--out", out_dir);
+    if (exports()) {
+      check(!fs::exists(export_path()), "--export-out: '", export_path(), "' already exists (nothing is overwritten)");
+      util::check_can_create(export_dir.empty() ? "--out (its export beside it)" : "--export-out", export_path());
+    }
   }
 
   // The layers the conversion turns into MLA ([converted layers], ascending as given): --layers, or with --from

@@ -16,13 +16,13 @@ namespace bench_shapes {
 template <int HeadDim, int RopeDim, int... Ranks>
 struct split_with_ranks {
   template <class S>
-  static constexpr bool keep = S::head_dim == HeadDim && S::rope_dim == RopeDim && ((S::latent_rank == Ranks) || ...);
+  static constexpr bool keep = S::head_dim == HeadDim&& S::rope_dim == RopeDim && ((S::latent_rank == Ranks) || ...);
 };
 // Keeps the shapes of split (HeadDim, RopeDim) whose latent rank is `Offset` modulo `Step`.
 template <int HeadDim, int RopeDim, int Step, int Offset>
 struct split_rank_sweep {
   template <class S>
-  static constexpr bool keep = S::head_dim == HeadDim && S::rope_dim == RopeDim && S::latent_rank % Step == Offset;
+  static constexpr bool keep = S::head_dim == HeadDim&& S::rope_dim == RopeDim&& S::latent_rank % Step == Offset;
 };
 
 template <class Pred>

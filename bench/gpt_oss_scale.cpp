@@ -99,9 +99,10 @@ int main(int argc, char** argv) {
     std::printf("model: %s: %d layers, hidden %d, %d/%d heads of %d, %d experts top-%d, vocab %d, window %d\n",
                 dir.c_str(), c.n_layers, c.hidden, c.n_heads, c.n_kv_heads, c.head_dim, c.n_experts,
                 c.experts_per_token, c.vocab_size, c.layers[0].sliding_window);
-    std::printf("load: %.2f s (config, mapping, non-expert weights to float); RSS %.2f GiB, after dropping mapped "
-                "pages %.2f GiB\n",
-                load_s, gib(rss_loaded), gib(proc_status_kib("VmRSS")));
+    std::printf(
+        "load: %.2f s (config, mapping, non-expert weights to float); RSS %.2f GiB, after dropping mapped "
+        "pages %.2f GiB\n",
+        load_s, gib(rss_loaded), gib(proc_status_kib("VmRSS")));
 
     std::vector<int> tokens(static_cast<std::size_t>(prompt));
     std::uint64_t s = seed;
@@ -115,8 +116,8 @@ int main(int argc, char** argv) {
     const auto t_prefill = clock_type::now();
     const mla::ref::matrix<float> logits = m.forward(session, tokens, keep_pages ? nullptr : &dropper);
     const double prefill_s = seconds_since(t_prefill);
-    std::printf("prefill: %d tokens in %.2f s = %.2f tok/s; RSS now %.2f GiB\n", prompt, prefill_s,
-                prompt / prefill_s, gib(proc_status_kib("VmRSS")));
+    std::printf("prefill: %d tokens in %.2f s = %.2f tok/s; RSS now %.2f GiB\n", prompt, prefill_s, prompt / prefill_s,
+                gib(proc_status_kib("VmRSS")));
 
     Eigen::Index next = 0;
     logits.row(logits.rows() - 1).maxCoeff(&next);
@@ -148,11 +149,12 @@ int main(int argc, char** argv) {
       else
         full_bytes += b, ++n_full;
     }
-    std::printf("kv cache: %ld tokens, %.1f MiB in all = %.0f bytes/token; per layer per token: sliding %.0f B "
-                "(%d layers), full %.0f B (%d layers)\n",
-                len, double(session.kv_bytes()) / (1024.0 * 1024.0), double(session.kv_bytes()) / double(len),
-                n_sliding ? double(sliding_bytes) / n_sliding / double(len) : 0.0, n_sliding,
-                n_full ? double(full_bytes) / n_full / double(len) : 0.0, n_full);
+    std::printf(
+        "kv cache: %ld tokens, %.1f MiB in all = %.0f bytes/token; per layer per token: sliding %.0f B "
+        "(%d layers), full %.0f B (%d layers)\n",
+        len, double(session.kv_bytes()) / (1024.0 * 1024.0), double(session.kv_bytes()) / double(len),
+        n_sliding ? double(sliding_bytes) / n_sliding / double(len) : 0.0, n_sliding,
+        n_full ? double(full_bytes) / n_full / double(len) : 0.0, n_full);
     std::printf("peak RSS: %.2f GiB (%zu bytes)%s\n", gib(mla::util::peak_rss_bytes()), mla::util::peak_rss_bytes(),
                 keep_pages ? " (mapped pages kept)" : " (mapped pages handed back after use)");
     return 0;

@@ -67,7 +67,7 @@ template <class Elem>
 struct problem {
   int batch = 0;
   mla::paged_layout layout;
-  std::vector<Elem> cache;                                              // [pages, 64, rank + rope]
+  std::vector<Elem> cache;                                             // [pages, 64, rank + rope]
   std::map<int, std::pair<std::vector<float>, std::vector<float>>> q;  // heads -> (q̃, q_pe)
   std::map<int, bool> checked;                                         // heads -> variants compared
 };
@@ -78,8 +78,8 @@ problem<Elem>& problem_for(int ctx, int heads) {
   std::unique_ptr<problem<Elem>>& p = cached[ctx];
   if (!p) {
     p = std::make_unique<problem<Elem>>();
-    p->batch = static_cast<int>(std::ceil(fp32_cache_bytes / (static_cast<double>(ctx) * sizeof(float) *
-                                                              Shape::cached_elements_per_token)));
+    p->batch = static_cast<int>(
+        std::ceil(fp32_cache_bytes / (static_cast<double>(ctx) * sizeof(float) * Shape::cached_elements_per_token)));
     const int page = 64, pages = p->batch * mla::pages_needed(ctx, page);
     std::vector<mla::page_index> order(static_cast<std::size_t>(pages));
     for (int i = 0; i < pages; ++i) order[static_cast<std::size_t>(i)] = i;
@@ -98,7 +98,7 @@ template <class Shape, class Elem, bool CompileTime>
 void run(const mla::cpu::mla_decode_args<Elem>& a) {
   if constexpr (CompileTime)
     mla::cpu::detail::mla_decode_impl<Elem, Shape::latent_rank, Shape::rope_dim>(a, Shape::latent_rank,
-                                                                                  Shape::rope_dim);
+                                                                                 Shape::rope_dim);
   else
     mla::cpu::detail::mla_decode_impl<Elem>(a, Shape::latent_rank, Shape::rope_dim);
 }
@@ -140,8 +140,8 @@ void BM_width(benchmark::State& state, int heads) {
   }
   const double keys = static_cast<double>(p.batch) * ctx;
   state.counters["batch"] = p.batch;
-  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * heads * (2.0 * rank + rope) * keys,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2e-9 * heads * (2.0 * rank + rope) * keys, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 template <class Shape, class Elem>

@@ -30,13 +30,13 @@
 
 namespace {
 
-#define BENCH_CUDA(expr)                                                                  \
-  do {                                                                                    \
-    const cudaError_t e_ = (expr);                                                        \
-    if (e_ != cudaSuccess) {                                                              \
-      std::fprintf(stderr, "%s failed: %s\n", #expr, cudaGetErrorString(e_));             \
-      std::abort();                                                                       \
-    }                                                                                     \
+#define BENCH_CUDA(expr)                                                      \
+  do {                                                                        \
+    const cudaError_t e_ = (expr);                                            \
+    if (e_ != cudaSuccess) {                                                  \
+      std::fprintf(stderr, "%s failed: %s\n", #expr, cudaGetErrorString(e_)); \
+      std::abort();                                                           \
+    }                                                                         \
   } while (0)
 
 template <class T>
@@ -85,7 +85,8 @@ struct device_layout {
         host(make(lens, page)),
         table(host.page_table.size()),
         d_lens(host.seq_lens.size()) {
-    BENCH_CUDA(cudaMemcpy(table.p, host.page_table.data(), host.page_table.size() * sizeof(int), cudaMemcpyHostToDevice));
+    BENCH_CUDA(
+        cudaMemcpy(table.p, host.page_table.data(), host.page_table.size() * sizeof(int), cudaMemcpyHostToDevice));
     BENCH_CUDA(cudaMemcpy(d_lens.p, host.seq_lens.data(), host.seq_lens.size() * sizeof(int), cudaMemcpyHostToDevice));
     view = host.view();
     view.page_table = table.p;
@@ -167,7 +168,8 @@ void mla_bench(benchmark::State& state, mla::runtime_shape shape, int heads, int
   const std::size_t cache_elems = static_cast<std::size_t>(layout.host.num_pages) * 64 * width;
   device_buffer<Elem> cache(cache_elems), ql(static_cast<std::size_t>(batch) * heads * rank),
       qp(static_cast<std::size_t>(batch) * heads * shape.rope_dim);
-  device_buffer<float> out(static_cast<std::size_t>(batch) * heads * rank), lse(static_cast<std::size_t>(batch) * heads);
+  device_buffer<float> out(static_cast<std::size_t>(batch) * heads * rank),
+      lse(static_cast<std::size_t>(batch) * heads);
   randomize(cache.p, cache_elems, 2);
   randomize(ql.p, static_cast<std::size_t>(batch) * heads * rank, 3);
   randomize(qp.p, static_cast<std::size_t>(batch) * heads * shape.rope_dim, 4);
@@ -180,7 +182,8 @@ void mla_bench(benchmark::State& state, mla::runtime_shape shape, int heads, int
   const mla::cuda::decode_plan pl = op::plan(a);
   const timed_steps ts = time_steps(state, [&] { op::run(a, ws.p, op::workspace_size(a)).throw_if_failed(); });
   const double keys = static_cast<double>(batch) * ctx;
-  const double bytes = keys * width * sizeof(Elem) + static_cast<double>(batch) * heads * (width * sizeof(Elem) + rank * 4.0);
+  const double bytes =
+      keys * width * sizeof(Elem) + static_cast<double>(batch) * heads * (width * sizeof(Elem) + rank * 4.0);
   set_counters(state, bytes, keys * 2.0 * heads * (2.0 * rank + shape.rope_dim), ts.total, ts.n);
   state.counters["splits"] = pl.num_splits;
   state.counters["heads_per_cta"] = pl.heads_per_block;
@@ -193,7 +196,8 @@ void gqa_bench(benchmark::State& state, int heads, int kv_heads, int head_dim) {
   const std::size_t row = static_cast<std::size_t>(kv_heads) * head_dim;
   const std::size_t cache_elems = static_cast<std::size_t>(layout.host.num_pages) * 64 * row;
   device_buffer<Elem> k(cache_elems), v(cache_elems), q(static_cast<std::size_t>(batch) * heads * head_dim);
-  device_buffer<float> out(static_cast<std::size_t>(batch) * heads * head_dim), lse(static_cast<std::size_t>(batch) * heads);
+  device_buffer<float> out(static_cast<std::size_t>(batch) * heads * head_dim),
+      lse(static_cast<std::size_t>(batch) * heads);
   randomize(k.p, cache_elems, 5);
   randomize(v.p, cache_elems, 6);
   randomize(q.p, static_cast<std::size_t>(batch) * heads * head_dim, 7);
@@ -206,7 +210,8 @@ void gqa_bench(benchmark::State& state, int heads, int kv_heads, int head_dim) {
   const mla::cuda::decode_plan pl = op::plan(a);
   const timed_steps ts = time_steps(state, [&] { op::run(a, ws.p, op::workspace_size(a)).throw_if_failed(); });
   const double keys = static_cast<double>(batch) * ctx;
-  const double bytes = keys * 2.0 * row * sizeof(Elem) + static_cast<double>(batch) * heads * head_dim * (sizeof(Elem) + 4.0);
+  const double bytes =
+      keys * 2.0 * row * sizeof(Elem) + static_cast<double>(batch) * heads * head_dim * (sizeof(Elem) + 4.0);
   set_counters(state, bytes, keys * 4.0 * heads * head_dim, ts.total, ts.n);
   state.counters["splits"] = pl.num_splits;
 }
@@ -217,36 +222,43 @@ void register_all() {
   auto tune = [](benchmark::internal::Benchmark* b) {
     b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
   };
-  benchmark::RegisterBenchmark("copy/d2d_1GiB", copy_bench)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(20);
+  benchmark::RegisterBenchmark("copy/d2d_1GiB", copy_bench)
+      ->UseManualTime()
+      ->Unit(benchmark::kMicrosecond)
+      ->Iterations(20);
   const std::vector<int> contexts = {1024, 2048, 4096, 8192, 16384, 32768};
   // Every MLA shape comes from mla::supported_shapes (bench_shapes.hpp).
   const mla::runtime_shape mla50 = bench_shapes::gpt_oss_50::runtime(), mla75 = bench_shapes::gpt_oss_75::runtime();
-  const mla::runtime_shape smollm2_50 = bench_shapes::smollm2_50::runtime(), smollm2_75 = bench_shapes::smollm2_75::runtime();
+  const mla::runtime_shape smollm2_50 = bench_shapes::smollm2_50::runtime(),
+                           smollm2_75 = bench_shapes::smollm2_75::runtime();
   const mla::runtime_shape deepseek = bench_shapes::deepseek::runtime();
   // gpt-oss attention: context sweep at batch 64 (bf16), the three caches.
   for (int ctx : contexts) {
-    tune(benchmark::RegisterBenchmark("gpt_oss/gqa_64x8x64/bf16", [](benchmark::State& s) { gqa_bench<bf16>(s, 64, 8, 64); })
-             ->Args({64, ctx}));
-    tune(benchmark::RegisterBenchmark("gpt_oss/mla50_96_32_480/bf16",
-                                      [=](benchmark::State& s) { mla_bench<bf16>(s, mla50, 64); })
-             ->Args({64, ctx}));
-    tune(benchmark::RegisterBenchmark("gpt_oss/mla75_96_32_224/bf16",
-                                      [=](benchmark::State& s) { mla_bench<bf16>(s, mla75, 64); })
-             ->Args({64, ctx}));
+    tune(benchmark::RegisterBenchmark("gpt_oss/gqa_64x8x64/bf16", [](benchmark::State& s) {
+           gqa_bench<bf16>(s, 64, 8, 64);
+         })->Args({64, ctx}));
+    tune(benchmark::RegisterBenchmark("gpt_oss/mla50_96_32_480/bf16", [=](benchmark::State& s) {
+           mla_bench<bf16>(s, mla50, 64);
+         })->Args({64, ctx}));
+    tune(benchmark::RegisterBenchmark("gpt_oss/mla75_96_32_224/bf16", [=](benchmark::State& s) {
+           mla_bench<bf16>(s, mla75, 64);
+         })->Args({64, ctx}));
   }
   // fp16 at the headline point.
-  tune(benchmark::RegisterBenchmark("gpt_oss/gqa_64x8x64/fp16", [](benchmark::State& s) { gqa_bench<__half>(s, 64, 8, 64); })
-           ->Args({64, 8192}));
-  tune(benchmark::RegisterBenchmark("gpt_oss/mla50_96_32_480/fp16",
-                                    [=](benchmark::State& s) { mla_bench<__half>(s, mla50, 64); })
-           ->Args({64, 8192}));
+  tune(benchmark::RegisterBenchmark("gpt_oss/gqa_64x8x64/fp16", [](benchmark::State& s) {
+         gqa_bench<__half>(s, 64, 8, 64);
+       })->Args({64, 8192}));
+  tune(benchmark::RegisterBenchmark("gpt_oss/mla50_96_32_480/fp16", [=](benchmark::State& s) {
+         mla_bench<__half>(s, mla50, 64);
+       })->Args({64, 8192}));
   // Batch sweep at 8K.
   for (int batch : {1, 8, 32, 128}) {
-    tune(benchmark::RegisterBenchmark("batch/gqa_64x8x64/bf16", [](benchmark::State& s) { gqa_bench<bf16>(s, 64, 8, 64); })
-             ->Args({batch, 8192}));
-    tune(benchmark::RegisterBenchmark("batch/mla50_96_32_480/bf16",
-                                      [=](benchmark::State& s) { mla_bench<bf16>(s, mla50, 64); })
-             ->Args({batch, 8192}));
+    tune(benchmark::RegisterBenchmark("batch/gqa_64x8x64/bf16", [](benchmark::State& s) {
+           gqa_bench<bf16>(s, 64, 8, 64);
+         })->Args({batch, 8192}));
+    tune(benchmark::RegisterBenchmark("batch/mla50_96_32_480/bf16", [=](benchmark::State& s) {
+           mla_bench<bf16>(s, mla50, 64);
+         })->Args({batch, 8192}));
   }
   // Query-head sweep at batch 64, 8K (8 KV heads for GQA).
   for (int heads : {8, 16, 64, 128}) {
@@ -258,27 +270,28 @@ void register_all() {
              ->Args({64, 8192}));
   }
   // SmolLM2: 9 query heads, 3 KV heads.
-  tune(benchmark::RegisterBenchmark("smollm2/gqa_9x3x64/bf16", [](benchmark::State& s) { gqa_bench<bf16>(s, 9, 3, 64); })
-           ->Args({64, 8192}));
-  tune(benchmark::RegisterBenchmark("smollm2/mla50_96_32_160/bf16",
-                                    [=](benchmark::State& s) { mla_bench<bf16>(s, smollm2_50, 9); })
-           ->Args({64, 8192}));
-  tune(benchmark::RegisterBenchmark("smollm2/mla75_96_32_64/bf16",
-                                    [=](benchmark::State& s) { mla_bench<bf16>(s, smollm2_75, 9); })
-           ->Args({64, 8192}));
+  tune(benchmark::RegisterBenchmark("smollm2/gqa_9x3x64/bf16", [](benchmark::State& s) {
+         gqa_bench<bf16>(s, 9, 3, 64);
+       })->Args({64, 8192}));
+  tune(benchmark::RegisterBenchmark("smollm2/mla50_96_32_160/bf16", [=](benchmark::State& s) {
+         mla_bench<bf16>(s, smollm2_50, 9);
+       })->Args({64, 8192}));
+  tune(benchmark::RegisterBenchmark("smollm2/mla75_96_32_64/bf16", [=](benchmark::State& s) {
+         mla_bench<bf16>(s, smollm2_75, 9);
+       })->Args({64, 8192}));
   // Heads per CTA (the query rows that share each loaded tile): 64 reads the cache once per step but holds
   // one CTA per SM; 32 and 16 re-read it (from L2) with two CTAs per SM.
   for (int hpb : {16, 32, 64}) {
     const std::string tag = "/hpb" + std::to_string(hpb) + "/bf16";
-    tune(benchmark::RegisterBenchmark(("cta_heads/mla50_96_32_480_h64" + tag).c_str(),
-                                      [=](benchmark::State& s) { mla_bench<bf16>(s, mla50, 64, hpb); })
-             ->Args({64, 8192}));
-    tune(benchmark::RegisterBenchmark(("cta_heads/mla75_96_32_224_h64" + tag).c_str(),
-                                      [=](benchmark::State& s) { mla_bench<bf16>(s, mla75, 64, hpb); })
-             ->Args({64, 8192}));
-    tune(benchmark::RegisterBenchmark(("cta_heads/mla_192_64_512_h128" + tag).c_str(),
-                                      [=](benchmark::State& s) { mla_bench<bf16>(s, deepseek, 128, hpb); })
-             ->Args({64, 8192}));
+    tune(benchmark::RegisterBenchmark(("cta_heads/mla50_96_32_480_h64" + tag).c_str(), [=](benchmark::State& s) {
+           mla_bench<bf16>(s, mla50, 64, hpb);
+         })->Args({64, 8192}));
+    tune(benchmark::RegisterBenchmark(("cta_heads/mla75_96_32_224_h64" + tag).c_str(), [=](benchmark::State& s) {
+           mla_bench<bf16>(s, mla75, 64, hpb);
+         })->Args({64, 8192}));
+    tune(benchmark::RegisterBenchmark(("cta_heads/mla_192_64_512_h128" + tag).c_str(), [=](benchmark::State& s) {
+           mla_bench<bf16>(s, deepseek, 128, hpb);
+         })->Args({64, 8192}));
   }
   // DeepSeek-V3 512 + 64.
   for (int heads : {16, 128})

@@ -21,8 +21,7 @@ inline std::string environment(const char* name) {
 inline std::string o200k_vocabulary_from_environment() {
   std::string cache = environment("MLA_CACHE_DIR");
   if (cache.empty() && !environment("HOME").empty()) cache = environment("HOME") + "/.cache/mla";
-  return mla::model::o200k_vocabulary_path(
-      {environment("MLA_O200K_VOCAB"), environment("MLA_O200K_TIKTOKEN"), cache});
+  return mla::model::o200k_vocabulary_path({environment("MLA_O200K_VOCAB"), environment("MLA_O200K_TIKTOKEN"), cache});
 }
 
 }  // namespace mla_examples

@@ -48,15 +48,19 @@ int main(int argc, char** argv) {
   app.add_option("--model", r.model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--method", r.layer.factor.method, "joint K/V factorisation")
       ->transform(choices(std::map<std::string, factor_method>{{"weight_svd", factor_method::weight_svd},
-          {"activation_pca", factor_method::activation_pca}, {"care", factor_method::care},
-          {"attention_aware", factor_method::attention_aware}}));
+                                                               {"activation_pca", factor_method::activation_pca},
+                                                               {"care", factor_method::care},
+                                                               {"attention_aware", factor_method::attention_aware}}));
   app.add_option("--rope", r.layer.rope.strategy,
                  "how the shared RoPE key is cut (TransMLA rorope; MHA2MLA selections; attention: RoRoPE directions "
                  "placed by the output change their cut causes, best with d_R = head_dim and a large latent, "
                  "calibrated on windows as long as the evaluation context)")
       ->transform(choices(std::map<std::string, rope_strategy>{{"rorope", rope_strategy::rorope},
-          {"high", rope_strategy::high}, {"low", rope_strategy::low}, {"uniform", rope_strategy::uniform},
-          {"two_norm", rope_strategy::two_norm}, {"attention", rope_strategy::attention}}));
+                                                               {"high", rope_strategy::high},
+                                                               {"low", rope_strategy::low},
+                                                               {"uniform", rope_strategy::uniform},
+                                                               {"two_norm", rope_strategy::two_norm},
+                                                               {"attention", rope_strategy::attention}}));
   app.add_option("--rope-dim", r.layer.rope.rope_dim, "decoupled RoPE width d_R (even)");
   app.add_option("--key-weight", r.layer.factor.key_weight, "attention_aware: weight of the score (key) term");
   app.add_option("--moment", r.layer.factor.moment,
@@ -73,9 +77,10 @@ int main(int argc, char** argv) {
                  "(float32 elements, summed over converted layers) when > 1");
   app.add_option("--rank", r.layer.rank, "latent rank in every layer (when no --kv-budget; 0: full rank)");
   app.add_option("--allocation", r.allocation, "rank allocation under --kv-budget")
-      ->transform(choices(std::map<std::string, rank_allocation>{{"uniform", rank_allocation::uniform},
-          {"spectrum_greedy", rank_allocation::spectrum_greedy},
-          {"objective_greedy", rank_allocation::objective_greedy}}));
+      ->transform(
+          choices(std::map<std::string, rank_allocation>{{"uniform", rank_allocation::uniform},
+                                                         {"spectrum_greedy", rank_allocation::spectrum_greedy},
+                                                         {"objective_greedy", rank_allocation::objective_greedy}}));
   app.add_flag("--any-rank", r.any_rank, "allow ranks outside mla::supported_shapes (multiples of 32)");
   app.add_option("--layers", r.layers,
                  "layers to convert (default: every full-attention layer; sliding-window layers stay GQA)");
@@ -98,7 +103,8 @@ int main(int argc, char** argv) {
   app.add_option("--refit-drift", r.refit_opt.drift_weight,
                  "sequential refit: the o_proj target also gets this weight times the residual-stream drift before "
                  "the layer, so the layer cancels what the earlier ones left (implies --refit-mode sequential "
-                 "--refit-o-proj; 0: off)")->check(CLI::Range(0.0, 1.0));
+                 "--refit-o-proj; 0: off)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--distill-steps", r.distill.steps,
                  "layer-wise distillation through the softmax: Adam steps per layer (0: off)")
       ->check(CLI::NonNegativeNumber);
@@ -108,7 +114,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--distill-mode", distill_mode,
                  "teacher: each layer on the source model's inputs; sequential: in layer order on the converted "
-                 "model's own inputs, towards the source outputs")->check(CLI::IsMember({"teacher", "sequential"}));
+                 "model's own inputs, towards the source outputs")
+      ->check(CLI::IsMember({"teacher", "sequential"}));
   app.add_option("--distill-window", r.distill_window,
                  "window length of the distillation in tokens (0: --window); shorter windows train faster")
       ->check(CLI::Range(0, 1 << 16));
@@ -117,13 +124,15 @@ int main(int argc, char** argv) {
   app.add_option("--e2e-steps", r.e2e.steps,
                  "end-to-end distillation after every other stage: Adam steps on the KL between the source model's "
                  "next-token distributions and the converted model's, training every converted attention layer at "
-                 "once (0: off; needs every layer converted and a SwiGLU model)")->check(CLI::NonNegativeNumber);
+                 "once (0: off; needs every layer converted and a SwiGLU model)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--e2e-lr", r.e2e.learning_rate, "end-to-end step, relative to each tensor's RMS")
       ->check(CLI::PositiveNumber);
   app.add_option("--e2e-batch", r.e2e.batch_windows, "token windows per end-to-end step")->check(CLI::PositiveNumber);
   app.add_option("--e2e-tokens", r.e2e_tokens,
                  "calibration tokens the end-to-end distillation uses, from the start of the calibration stretch "
-                 "(a fifth held out)")->check(CLI::PositiveNumber);
+                 "(a fifth held out)")
+      ->check(CLI::PositiveNumber);
   double e2e_cache_gib = double(r.e2e.teacher_cache_bytes) / double(1 << 30);
   app.add_option("--e2e-cache-gib", e2e_cache_gib,
                  "memory (GiB) for the source model's next-token distributions on the end-to-end training windows "
@@ -143,17 +152,21 @@ int main(int argc, char** argv) {
   app.add_flag("--latent-norm", r.latent_norm,
                "give every converted layer DeepSeek's latent RMSNorm (weight: the latent's RMS on the calibration "
                "tokens) before the distillation, which then trains through it; the DeepSeek-V3 export is then exact "
-               "for what was converted")->excludes("--no-latent-norm");
-  CLI::Option* from = app.add_option("--from", r.from_dir,
-      "resume: start from a checkpoint that mla-convert wrote for this --model (e.g. after layer-wise distillation) "
-      "instead of converting again; the end-to-end stage (--e2e-steps) continues from it")
-      ->check(CLI::ExistingDirectory);
+               "for what was converted")
+      ->excludes("--no-latent-norm");
+  CLI::Option* from =
+      app.add_option("--from", r.from_dir,
+                     "resume: start from a checkpoint that mla-convert wrote for this --model (e.g. after layer-wise "
+                     "distillation) "
+                     "instead of converting again; the end-to-end stage (--e2e-steps) continues from it")
+          ->check(CLI::ExistingDirectory);
   // What --from skips: the options of the conversion stages it replaces.
-  for (const char* name : {"--method", "--rope", "--rope-dim", "--key-weight", "--moment", "--centre", "--freqfold",
-                           "--kv-budget", "--rank", "--allocation", "--any-rank", "--layers", "--include-sliding",
-                           "--refit", "--refit-mode", "--refit-tokens", "--refit-o-proj", "--refit-drift",
-                           "--distill-steps", "--distill-tokens", "--distill-lr", "--distill-mode", "--distill-window",
-                           "--distill-batch", "--latent-norm"})
+  for (const char* name :
+       {"--method",       "--rope",         "--rope-dim",        "--key-weight",    "--moment",
+        "--centre",       "--freqfold",     "--kv-budget",       "--rank",          "--allocation",
+        "--any-rank",     "--layers",       "--include-sliding", "--refit",         "--refit-mode",
+        "--refit-tokens", "--refit-o-proj", "--refit-drift",     "--distill-steps", "--distill-tokens",
+        "--distill-lr",   "--distill-mode", "--distill-window",  "--distill-batch", "--latent-norm"})
     from->excludes(name);
   CLI11_PARSE(app, argc, argv);
   r.e2e.teacher_cache_bytes = static_cast<std::size_t>(e2e_cache_gib * double(1 << 30));

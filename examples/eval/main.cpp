@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
     const std::vector<int> ids(ids32.begin(), ids32.end());
     const long usable = opt.max_tokens > 0 ? std::min<long>(opt.max_tokens, long(ids.size())) : long(ids.size());
     mla::util::progress_bar bar("perplexity", double(usable / opt.context * opt.context), "tok");
-    const mla::eval::perplexity_result r = mla::eval::perplexity(
-        m.model, ids, opt, [&](const mla::eval::perplexity_progress& p) {
+    const mla::eval::perplexity_result r =
+        mla::eval::perplexity(m.model, ids, opt, [&](const mla::eval::perplexity_progress& p) {
           if (log_windows)
             std::fprintf(stderr, "window %ld/%ld running perplexity %.4f (%.1f tok/s)\n", p.windows_done,
                          p.windows_total, p.running_perplexity, p.windows_done * opt.context / p.seconds);
@@ -78,14 +78,23 @@ int main(int argc, char** argv) {
     std::printf("tokens scored    %ld\n", r.tokens_scored);
     std::printf("speed            %.1f tokens/s (%.1f s)\n", tps, r.seconds);
     std::printf("peak memory      %.1f MiB (resident)\n", mla::util::peak_rss_bytes() / 1048576.0);
-    std::printf("KV cache         %.0f bytes per token per layer, %.2f MiB in total at %d tokens (as allocated, %zu-byte elements)\n",
-                kv_per_token_layer, r.kv_bytes_per_window / 1048576.0, opt.context, sizeof(float));
+    std::printf(
+        "KV cache         %.0f bytes per token per layer, %.2f MiB in total at %d tokens (as allocated, %zu-byte "
+        "elements)\n",
+        kv_per_token_layer, r.kv_bytes_per_window / 1048576.0, opt.context, sizeof(float));
     if (!json_path.empty()) {
-      nlohmann::json j{{"model", model_path}, {"text", text_path}, {"ctx", opt.context}, {"windows", r.windows},
-                       {"perplexity", r.perplexity}, {"mean_nll", r.mean_nll}, {"tokens_scored", r.tokens_scored},
-                       {"tokens_per_second", tps}, {"seconds", r.seconds},
+      nlohmann::json j{{"model", model_path},
+                       {"text", text_path},
+                       {"ctx", opt.context},
+                       {"windows", r.windows},
+                       {"perplexity", r.perplexity},
+                       {"mean_nll", r.mean_nll},
+                       {"tokens_scored", r.tokens_scored},
+                       {"tokens_per_second", tps},
+                       {"seconds", r.seconds},
                        {"peak_rss_bytes", mla::util::peak_rss_bytes()},
-                       {"kv_bytes_per_token_per_layer", kv_per_token_layer}, {"kv_bytes_total", r.kv_bytes_per_window},
+                       {"kv_bytes_per_token_per_layer", kv_per_token_layer},
+                       {"kv_bytes_total", r.kv_bytes_per_window},
                        {"mla_form", mla_form}};
       mla::util::write_file("--json", json_path, j.dump(2) + "\n");
     }

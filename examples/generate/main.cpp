@@ -41,8 +41,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    mla::model::loaded_model m =
-        mla::model::load_model(model_path, mla_examples::o200k_vocabulary_from_environment());
+    mla::model::loaded_model m = mla::model::load_model(model_path, mla_examples::o200k_vocabulary_from_environment());
     if (!backend.empty())
       m.model.set_backends(mla::model::decode_backends::all(mla::model::parse_attention_backend(backend)));
     mla::check(m.has_tokenizer, "mla-generate: ", model_path, " has no usable tokenizer: ", m.tokenizer_note);
@@ -70,8 +69,10 @@ int main(int argc, char** argv) {
     std::vector<int> out;
     int next = pick.next(mla::ref::row_vector<float>(first.row(first.rows() - 1)), out);
     std::vector<std::int32_t> stop;
-    if (harmony) stop = mla::model::harmony_stop_ids(m.tokenizer);
-    else if (const auto im_end = m.tokenizer.find("<|im_end|>")) stop.push_back(*im_end);
+    if (harmony)
+      stop = mla::model::harmony_stop_ids(m.tokenizer);
+    else if (const auto im_end = m.tokenizer.find("<|im_end|>"))
+      stop.push_back(*im_end);
     while (true) {
       if (next == m.model.config().eos_id || std::find(stop.begin(), stop.end(), next) != stop.end()) break;
       out.push_back(next);

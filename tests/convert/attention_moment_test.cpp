@@ -83,7 +83,8 @@ BOOST_AUTO_TEST_CASE(matches_the_reference_attention_averages) {
       BOOST_TEST(mla::ref::relative_error(got, tokens) > 1e-3);
       // max_tokens: only the first window.
       const matrix<double> first = mla::convert::attention_averaged_moment(src, windows, 1);
-      const matrix<double> first_only = mla::convert::attention_averaged_moment(src, std::vector<matrix<double>>{windows[0]});
+      const matrix<double> first_only =
+          mla::convert::attention_averaged_moment(src, std::vector<matrix<double>>{windows[0]});
       BOOST_TEST(mla::ref::relative_error(first, first_only) == 0.0);
     }
   }
@@ -133,7 +134,8 @@ BOOST_AUTO_TEST_CASE(value_objective_is_the_error_attention_produces) {
         const matrix<double> xc = xbar.rowwise() - mu.transpose();
         for (int h = 0; h < spec.n_heads; ++h) {
           const int j = src.kv_head_of(h);
-          value_err += (xc * ev.middleRows(j * d, d).transpose() * src.wo.middleCols(h * d, d).transpose()).squaredNorm();
+          value_err +=
+              (xc * ev.middleRows(j * d, d).transpose() * src.wo.middleCols(h * d, d).transpose()).squaredNorm();
         }
         count += xbar.rows();
       }

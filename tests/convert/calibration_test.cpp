@@ -77,11 +77,11 @@ BOOST_AUTO_TEST_CASE(affine_moments_match_activations) {
     matrix<double> y = x * wk.transpose();
     y.rowwise() += bk.transpose();
     const dmatrix direct = y.transpose() * y / 200.0;
-    const dmatrix via = mla::convert::affine_second_moment(mla::convert::augmented_weight(wk, bk),
-                                                           m.augmented_second_moment());
+    const dmatrix via =
+        mla::convert::affine_second_moment(mla::convert::augmented_weight(wk, bk), m.augmented_second_moment());
     BOOST_TEST(relative_error(via, direct) < 1e-12);
-    const dvector diag = mla::convert::affine_second_moment_diag(mla::convert::augmented_weight(wk, bk),
-                                                                 m.augmented_second_moment());
+    const dvector diag =
+        mla::convert::affine_second_moment_diag(mla::convert::augmented_weight(wk, bk), m.augmented_second_moment());
     BOOST_TEST(relative_error(diag, direct.diagonal()) < 1e-12);
     const matrix<double> yc = y.rowwise() - y.colwise().mean();
     BOOST_TEST(relative_error(mla::convert::affine_covariance(wk, m), dmatrix(yc.transpose() * yc / 200.0)) < 1e-12);

@@ -24,8 +24,8 @@ using mla::ref::matrix;
 using mla::ref::mla_form;
 using mla::ref::relative_error;
 
-constexpr factor_method all_methods[] = {factor_method::weight_svd, factor_method::activation_pca,
-                                         factor_method::care, factor_method::attention_aware};
+constexpr factor_method all_methods[] = {factor_method::weight_svd, factor_method::activation_pca, factor_method::care,
+                                         factor_method::attention_aware};
 constexpr rope_strategy all_strategies[] = {rope_strategy::rorope, rope_strategy::high, rope_strategy::low,
                                             rope_strategy::uniform, rope_strategy::two_norm};
 
@@ -110,8 +110,8 @@ BOOST_AUTO_TEST_CASE(rorope_rotation_is_exact) {
       cut.rope = {rope_strategy::rorope, 8, 0};
       const auto conv = mla::convert::convert_layer(src, stats, cut);
       const matrix<double> x1 = x.topRows(1);
-      const double e1 = relative_error(mla::ref::mla_prefill(conv.layer, x1, mla_form::absorbed),
-                                       mla::ref::gqa_prefill(src, x1));
+      const double e1 =
+          relative_error(mla::ref::mla_prefill(conv.layer, x1, mla_form::absorbed), mla::ref::gqa_prefill(src, x1));
       BOOST_TEST(e1 < 1e-10, "single token with the RoPE cut: " << e1);
     }
   }
@@ -180,7 +180,8 @@ BOOST_AUTO_TEST_CASE(objective_equals_discarded_spectrum) {
         n += x.rows();
       }
       err /= double(n);
-      BOOST_TEST(std::abs(err - p.residual(r)) <= 1e-9 * p.total(), to_string(m) << ": " << err << " vs " << p.residual(r));
+      BOOST_TEST(std::abs(err - p.residual(r)) <= 1e-9 * p.total(), to_string(m)
+                                                                        << ": " << err << " vs " << p.residual(r));
     }
   }
 }
@@ -246,12 +247,14 @@ BOOST_AUTO_TEST_CASE(attention_aware_beats_weight_svd) {
       wins += err[3] < err[0];
     }
   }
-  BOOST_TEST_MESSAGE("synthetic layer (hidden 64, 4/2 heads of 16, d_R 8, rank 16 of 56), mean held-out attention "
-                     "output error over " << trials << " layers: weight_svd " << sum[0] / trials << ", activation_pca "
-                     << sum[1] / trials << ", care " << sum[2] / trials << ", attention_aware " << sum[3] / trials
-                     << " (rope split alone, full rank: " << rope_only / trials << ")");
-  BOOST_TEST(sum[3] < sum[0], "seed " << seed << ": attention_aware " << sum[3] / trials << " vs weight_svd "
-                                      << sum[0] / trials);
+  BOOST_TEST_MESSAGE(
+      "synthetic layer (hidden 64, 4/2 heads of 16, d_R 8, rank 16 of 56), mean held-out attention "
+      "output error over "
+      << trials << " layers: weight_svd " << sum[0] / trials << ", activation_pca " << sum[1] / trials << ", care "
+      << sum[2] / trials << ", attention_aware " << sum[3] / trials
+      << " (rope split alone, full rank: " << rope_only / trials << ")");
+  BOOST_TEST(sum[3] < sum[0],
+             "seed " << seed << ": attention_aware " << sum[3] / trials << " vs weight_svd " << sum[0] / trials);
   BOOST_TEST(wins >= trials - 1, "seed " << seed << ": attention_aware won " << wins << " of " << trials);
 }
 
@@ -401,7 +404,8 @@ BOOST_AUTO_TEST_CASE(refit_value_projection_on_own_inputs) {
         sg.wo.middleCols(Eigen::Index(h) * d, d) = src.wo.middleCols(Eigen::Index(h) * d, d);
         sg.bo.resize(0);
         for (std::size_t w = 0; w < cal.size(); ++w)
-          e += (mla::ref::mla_prefill(one, drifted[w], mla_form::naive) - mla::ref::gqa_prefill(sg, cal[w])).squaredNorm();
+          e += (mla::ref::mla_prefill(one, drifted[w], mla_form::naive) - mla::ref::gqa_prefill(sg, cal[w]))
+                   .squaredNorm();
       }
       return e;
     };
@@ -508,10 +512,12 @@ BOOST_AUTO_TEST_CASE(centred_objective_and_value_offset) {
         const dmatrix centred = (xa.rowwise() - xa_mean.row(0)) * (p.a - f.up * f.down).transpose();
         err += (centred * p.l.transpose()).squaredNorm() / double(n);
       }
-      BOOST_TEST(std::abs(err - p.residual(r)) <= 1e-9 * p.total(), to_string(m) << ": " << err << " vs " << p.residual(r));
+      BOOST_TEST(std::abs(err - p.residual(r)) <= 1e-9 * p.total(), to_string(m)
+                                                                        << ": " << err << " vs " << p.residual(r));
       const Eigen::Index nv = p.rows() - p.key_rows;
       BOOST_REQUIRE(f.value_offset.size() == nv);
-      BOOST_TEST(relative_error(dmatrix(f.value_offset.transpose()), dmatrix(mean_err.rightCols(nv))) < 1e-9, to_string(m));
+      BOOST_TEST(relative_error(dmatrix(f.value_offset.transpose()), dmatrix(mean_err.rightCols(nv))) < 1e-9,
+                 to_string(m));
       BOOST_TEST(f.value_offset.norm() > 1e-6 * mean_err.norm(), "the latent should leave some mean out at rank " << r);
     }
   }
@@ -549,8 +555,9 @@ BOOST_AUTO_TEST_CASE(centring_passes_a_value_shift_through_exactly) {
         o.factor.method = m;
         o.factor.centre = centre;
         o.rank = 16;
-        const matrix<double> diff = mla::ref::mla_prefill(mla::convert::convert_layer(shifted, stats, o).layer, x, mla_form::absorbed) -
-                                    mla::ref::mla_prefill(mla::convert::convert_layer(src, stats, o).layer, x, mla_form::absorbed);
+        const matrix<double> diff =
+            mla::ref::mla_prefill(mla::convert::convert_layer(shifted, stats, o).layer, x, mla_form::absorbed) -
+            mla::ref::mla_prefill(mla::convert::convert_layer(src, stats, o).layer, x, mla_form::absorbed);
         const double miss = relative_error(diff, src_diff);
         if (centre)
           BOOST_TEST(miss < 1e-9, to_string(m) << " centred: " << miss);
@@ -564,7 +571,8 @@ BOOST_AUTO_TEST_CASE(centring_passes_a_value_shift_through_exactly) {
       const auto exact = mla::convert::convert_layer(src, stats, full);
       full.factor.centre = false;
       const auto plain = mla::convert::convert_layer(src, stats, full);
-      BOOST_TEST(relative_error(mla::ref::mla_prefill(exact.layer, x, mla_form::absorbed), mla::ref::mla_prefill(plain.layer, x, mla_form::absorbed)) < 1e-9,
+      BOOST_TEST(relative_error(mla::ref::mla_prefill(exact.layer, x, mla_form::absorbed),
+                                mla::ref::mla_prefill(plain.layer, x, mla_form::absorbed)) < 1e-9,
                  to_string(m) << " full rank");
     }
   }
@@ -583,9 +591,8 @@ BOOST_AUTO_TEST_CASE(centring_refuses_sinks) {
   o.rope = {rope_strategy::rorope, 8, 0};
   o.factor.centre = true;
   o.rank = 16;
-  BOOST_CHECK_EXCEPTION(mla::convert::convert_layer(src, stats, o), mla::error, [](const mla::error& e) {
-    return std::string(e.what()).find("sinks") != std::string::npos;
-  });
+  BOOST_CHECK_EXCEPTION(mla::convert::convert_layer(src, stats, o), mla::error,
+                        [](const mla::error& e) { return std::string(e.what()).find("sinks") != std::string::npos; });
 }
 
 // The w_uv refit of a centred conversion fits the value error left after the folded mean: given the offset

@@ -64,8 +64,9 @@ BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
     const auto half = mla::convert::convert_model(cfg, w, stats, o);
     const mla::test::temp_dir scratch("mla-ds-test");
     const fs::path tmp = scratch.path();
-    BOOST_CHECK_EXCEPTION(mla::model::save_deepseek_v3((tmp / "gqa_left").string(), half.config, half.weights, {false, {}}),
-                          mla::error, [](const mla::error& e) { return mla::test::message_has(e, {"is GQA"}); });
+    BOOST_CHECK_EXCEPTION(
+        mla::model::save_deepseek_v3((tmp / "gqa_left").string(), half.config, half.weights, {false, {}}), mla::error,
+        [](const mla::error& e) { return mla::test::message_has(e, {"is GQA"}); });
     BOOST_TEST(!fs::exists(tmp / "gqa_left"));
     o.layer.rank = 8;
     o.layers = {1};
@@ -92,8 +93,10 @@ BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
     mla::model::deepseek_export_options opt;
     const int r_max = 12;
     for (int l = 0; l < 2; ++l)
-      opt.latent_rms.push_back(std::sqrt(mla::convert::latent_mean_square(conv.weights.layers[static_cast<std::size_t>(l)].mla,
-                                                                         stats.layers[static_cast<std::size_t>(l)].augmented_second_moment()) / r_max));
+      opt.latent_rms.push_back(std::sqrt(
+          mla::convert::latent_mean_square(conv.weights.layers[static_cast<std::size_t>(l)].mla,
+                                           stats.layers[static_cast<std::size_t>(l)].augmented_second_moment()) /
+          r_max));
     mla::model::save_deepseek_v3((tmp / "normed").string(), conv.config, conv.weights, opt);
     const auto normed = mla::model::load_model((tmp / "normed").string());
     const matrix<float> got_normed = normed.model.forward(tokens);
@@ -124,7 +127,8 @@ BOOST_AUTO_TEST_CASE(export_reads_back_through_the_deepseek_path) {
     const matrix<float> want_own = mla::model::decoder<float>(conv.config, wo).forward(tokens);
     BOOST_TEST(relative_error(want_own, want) > 1e-3);  // the norm matters, so the check below can fail
     BOOST_CHECK_EXCEPTION(mla::model::save_deepseek_v3((tmp / "dropped").string(), conv.config, wo, {false, {}}),
-                          mla::error, [](const mla::error& e) { return mla::test::message_has(e, {"carries a latent norm"}); });
+                          mla::error,
+                          [](const mla::error& e) { return mla::test::message_has(e, {"carries a latent norm"}); });
     mla::model::save_deepseek_v3((tmp / "own").string(), conv.config, wo, {true, {}});
     const auto own = mla::model::load_model((tmp / "own").string());
     BOOST_TEST(relative_error(own.model.forward(tokens), want_own) <= 1e-5);

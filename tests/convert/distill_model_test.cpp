@@ -18,7 +18,8 @@ using mla::convert::model_conversion;
 using mla::ref::matrix;
 
 // A two-layer random model with what the backward pass must carry (biases, sinks, a sliding window of 24
-// shorter than the windows, gpt-oss YaRN RoPE), its lossy MLA conversion (weight SVD, rank 12, d_R 8) and token windows.
+// shorter than the windows, gpt-oss YaRN RoPE), its lossy MLA conversion (weight SVD, rank 12, d_R 8) and token
+// windows.
 template <class T>
 struct model_case {
   mla::model::model_config cfg;
@@ -46,8 +47,10 @@ struct model_case {
 
 // sum_t KL(p_t || q_t) / n between two decoders' next-token distributions, in double from their logits.
 template <class T>
-double mean_kl(const mla::model::decoder<T>& p_model, const mla::model::decoder<T>& q_model, const std::vector<int>& toks) {
-  const matrix<double> zp = p_model.forward(toks).template cast<double>(), zq = q_model.forward(toks).template cast<double>();
+double mean_kl(const mla::model::decoder<T>& p_model, const mla::model::decoder<T>& q_model,
+               const std::vector<int>& toks) {
+  const matrix<double> zp = p_model.forward(toks).template cast<double>(),
+                       zq = q_model.forward(toks).template cast<double>();
   double kl = 0;
   for (Eigen::Index t = 0; t < zp.rows(); ++t) {
     const Eigen::ArrayXd a = zp.row(t).transpose().array(), b = zq.row(t).transpose().array();
@@ -93,7 +96,8 @@ BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
   BOOST_TEST_CONTEXT("seed " << seed) {
     model_case<double> c(gen, 3, 40);
     auto& l1 = c.conv.weights.layers[1].mla;
-    l1.latent_norm = (Eigen::VectorXd::Ones(l1.latent_rank) + mla::test::randn_vec<double>(gen, l1.latent_rank, 0.3)).eval();
+    l1.latent_norm =
+        (Eigen::VectorXd::Ones(l1.latent_rank) + mla::test::randn_vec<double>(gen, l1.latent_rank, 0.3)).eval();
     l1.latent_norm_eps = 1e-6;
     const mla::model::decoder<double> src(c.cfg, c.w);
     const auto& toks = c.unseen[0];
@@ -170,8 +174,8 @@ BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
     BOOST_TEST_REQUIRE(c.conv.report.size() == rows + 1);
     BOOST_TEST(c.conv.report.back().stage == "e2e");
     for (std::size_t l = 0; l < 2; ++l) {
-      const double e = mla::convert::attention_output_error(c.w.layers[l].gqa, c.conv.weights.layers[l].mla,
-                                                            rec.inputs()[l]);
+      const double e =
+          mla::convert::attention_output_error(c.w.layers[l].gqa, c.conv.weights.layers[l].mla, rec.inputs()[l]);
       BOOST_TEST(e > 0.0);
       BOOST_TEST(c.conv.report.back().per_layer[l] == e);
     }
@@ -194,8 +198,8 @@ BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
       const auto& b = c.conv.weights.layers[l].mla;
       BOOST_TEST(b.latent_rank == a.latent_rank);
       BOOST_TEST(b.rope_dim == a.rope_dim);
-      BOOST_TEST(mla::ref::relative_error(b.w_dkv, a.w_dkv) > 1e-4);  // trained
-      BOOST_TEST((b.b_dkv.size() == a.b_dkv.size() && b.b_dkv == a.b_dkv));  // biases stay
+      BOOST_TEST(mla::ref::relative_error(b.w_dkv, a.w_dkv) > 1e-4);                         // trained
+      BOOST_TEST((b.b_dkv.size() == a.b_dkv.size() && b.b_dkv == a.b_dkv));                  // biases stay
       BOOST_TEST((c.conv.weights.layers[l].mlp.w_up == before.weights.layers[l].mlp.w_up));  // MLPs stay
     }
     BOOST_TEST(c.conv.config.kv_elements_per_token(0) == before.config.kv_elements_per_token(0));

@@ -33,7 +33,8 @@ mla::test::layer_spec distill_spec() {
 
 // A rank-`rank` conversion of src (weight SVD: the crudest factorisation, so there is something to heal).
 template <class T>
-mla::ref::mla_layer<T> lossy_conversion(const mla::ref::gqa_layer<T>& src, const std::vector<matrix<T>>& cal, int rank) {
+mla::ref::mla_layer<T> lossy_conversion(const mla::ref::gqa_layer<T>& src, const std::vector<matrix<T>>& cal,
+                                        int rank) {
   convert_options o;
   o.rope = {rope_strategy::rorope, 8, 0};
   o.factor.method = factor_method::weight_svd;
@@ -149,11 +150,11 @@ void check_gradient(const mla::ref::mla_layer<double>& layer, const matrix<doubl
         auto plus = layer, minus = layer;
         (plus.*(tensors[t].second))(i, j) += h;
         (minus.*(tensors[t].second))(i, j) -= h;
-        const double fd = (mla::convert::distill_loss(plus, x, y, inv) - mla::convert::distill_loss(minus, x, y, inv)) /
-                          (2 * h);
-        BOOST_TEST(std::abs(fd - gw(i, j)) <= 1e-6 * gscale + 1e-6 * std::abs(fd),
-                   tensors[t].first << "(" << i << ", " << j << "): analytic " << gw(i, j) << ", finite difference "
-                                    << fd);
+        const double fd =
+            (mla::convert::distill_loss(plus, x, y, inv) - mla::convert::distill_loss(minus, x, y, inv)) / (2 * h);
+        BOOST_TEST(
+            std::abs(fd - gw(i, j)) <= 1e-6 * gscale + 1e-6 * std::abs(fd),
+            tensors[t].first << "(" << i << ", " << j << "): analytic " << gw(i, j) << ", finite difference " << fd);
       }
     }
     BOOST_TEST_REQUIRE(g.latent_norm.size() == layer.latent_norm.size());
@@ -167,8 +168,8 @@ void check_gradient(const mla::ref::mla_layer<double>& layer, const matrix<doubl
       auto plus = layer, minus = layer;
       plus.latent_norm[i] += h;
       minus.latent_norm[i] -= h;
-      const double fd = (mla::convert::distill_loss(plus, x, y, inv) - mla::convert::distill_loss(minus, x, y, inv)) /
-                        (2 * h);
+      const double fd =
+          (mla::convert::distill_loss(plus, x, y, inv) - mla::convert::distill_loss(minus, x, y, inv)) / (2 * h);
       BOOST_TEST(std::abs(fd - g.latent_norm[i]) <= 1e-6 * gscale + 1e-6 * std::abs(fd),
                  "latent_norm(" << i << "): analytic " << g.latent_norm[i] << ", finite difference " << fd);
     }
@@ -200,10 +201,9 @@ BOOST_AUTO_TEST_CASE(distill_reduces_heldout_error) {
     const auto healed = mla::convert::distill_layer(src, layer, cal, o, &rep);
     const double before = mla::convert::attention_output_error(src, layer, test);
     const double after = mla::convert::attention_output_error(src, healed, test);
-    BOOST_TEST_MESSAGE("distill of weight_svd rank 12: unseen windows " << before << " -> " << after
-                                                                         << ", own held-out " << rep.heldout_before
-                                                                         << " -> " << rep.heldout_after
-                                                                         << " (best step " << rep.best_step << ")");
+    BOOST_TEST_MESSAGE("distill of weight_svd rank 12: unseen windows "
+                       << before << " -> " << after << ", own held-out " << rep.heldout_before << " -> "
+                       << rep.heldout_after << " (best step " << rep.best_step << ")");
     mla::test::check_distilled(rep, mla::test::distill_heldout_loss(src, layer, cal),
                                mla::test::distill_heldout_loss(src, healed, cal), 0.5);  // measured: 0.04 to 0.11
     BOOST_TEST(after < 0.9 * before);

@@ -271,7 +271,9 @@ BOOST_AUTO_TEST_CASE(failed_gpt_oss_saves_leave_nothing) {
     // A failure after the temporary directory exists (a bad extra file name): removed, nothing at the target.
     const std::string target = (work.path() / "never").string();
     gsv_expect_error(
-        [&] { mla::model::save_checkpoint(target, cfg, lm.model.weights(), {{"../escape.json", "{}"}}); },
+        [&] {
+          mla::model::save_checkpoint(target, cfg, lm.model.weights(), {{"../escape.json", "{}"}});
+        },
         {"escape.json"});
     BOOST_TEST(work.entries() == before);
 

@@ -59,9 +59,9 @@ BOOST_AUTO_TEST_CASE(full_attention_layers_convert_and_run) {
     const auto conv = mla::convert::convert_model(cfg, src.weights(), stats, o, &held_inputs, &cal_inputs);
     for (int l = 0; l < cfg.n_layers; ++l) {
       const bool converted = std::find(full.begin(), full.end(), l) != full.end();
-      BOOST_TEST((conv.config.layers[static_cast<std::size_t>(l)].attention == mla::model::attention_kind::mla) ==
-                     converted,
-                 "layer " << l);
+      BOOST_TEST(
+          (conv.config.layers[static_cast<std::size_t>(l)].attention == mla::model::attention_kind::mla) == converted,
+          "layer " << l);
       if (converted) {
         const auto li = static_cast<std::size_t>(l);
         const double cut = conv.report[1].per_layer[li], fact = conv.report[2].per_layer[li],

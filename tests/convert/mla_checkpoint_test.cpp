@@ -158,8 +158,9 @@ BOOST_AUTO_TEST_CASE(bad_mla_fields_name_the_field) {
     j = good;
     j["mla"]["layers"][2]["kv_lora_rank"] = 16;  // the tensors are rank 12
     with_config(j);
-    BOOST_CHECK_EXCEPTION(mla::model::load_model(out.string()), mla::error,
-                          [](const mla::error& e) { return message_has(e, {"model.layers.2.self_attn.kv_a_proj.weight"}); });
+    BOOST_CHECK_EXCEPTION(mla::model::load_model(out.string()), mla::error, [](const mla::error& e) {
+      return message_has(e, {"model.layers.2.self_attn.kv_a_proj.weight"});
+    });
     j = good;
     j["mla"]["layers"][1]["attention"] = "mha";
     with_config(j);

@@ -55,7 +55,6 @@ small_model make_small_model(std::mt19937_64& gen, int key_value_rank = 0) {
 
 BOOST_AUTO_TEST_SUITE(pipeline)
 
-
 // A 50 % KV conversion: the stage report shows the exact stage at float rounding, ranks fit the budget,
 // the converted model runs (prefill and decode agree) and caches less.
 BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
@@ -72,7 +71,7 @@ BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
           o.layer.rope = {rope_strategy::rorope, 32, 0};
           o.layer.factor.method = method;
           o.layer.factor.moment = moment;
-          o.kv_budget = 2 * 256 / 2;  // 50 % of 2 layers x 2*2*64
+          o.kv_budget = 2 * 256 / 2;                         // 50 % of 2 layers x 2*2*64
           o.allocation = rank_allocation::objective_greedy;  // its spectra take the attention moment too
           o.refit = true;
           if (method == factor_method::weight_svd && moment == moment_kind::attention) {  // M = I: refused, not ignored
@@ -94,11 +93,11 @@ BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
             // below it), and the refit lowers the error on windows it never saw (measured: by 1.5 % or more).
             BOOST_TEST(fact > cut - 2e-3, "layer " << l);
             BOOST_TEST(refit < 0.995 * fact, "layer " << l);
-            BOOST_TEST_MESSAGE(to_string(method) << " layer " << l << " rank " << conv.ranks[li] << ": exact "
-                                                 << conv.report[0].per_layer[li] << ", rope_split "
-                                                 << conv.report[1].per_layer[li] << ", factorized "
-                                                 << conv.report[2].per_layer[li] << ", refit "
-                                                 << conv.report[3].per_layer[li]);
+            BOOST_TEST_MESSAGE(to_string(method)
+                               << " layer " << l << " rank " << conv.ranks[li] << ": exact "
+                               << conv.report[0].per_layer[li] << ", rope_split " << conv.report[1].per_layer[li]
+                               << ", factorized " << conv.report[2].per_layer[li] << ", refit "
+                               << conv.report[3].per_layer[li]);
           }
           const mla::model::decoder<float> orig(m.cfg, m.w);
           const mla::model::decoder<float> dec(conv.config, conv.weights);
@@ -293,8 +292,8 @@ BOOST_AUTO_TEST_CASE(output_projection_refit_stage) {
 // What the sequential stages' tests share: random calibration windows of 48 tokens, the source model's
 // recorded attention inputs on them, and a RoRoPE (d_R 32) attention-aware conversion at rank 64.
 struct sequential_setup {
-  std::vector<std::vector<int>> tokens;                     // [windows][48]
-  std::vector<std::vector<matrix<float>>> inputs;           // [layers][windows] of [48, hidden]
+  std::vector<std::vector<int>> tokens;            // [windows][48]
+  std::vector<std::vector<matrix<float>>> inputs;  // [layers][windows] of [48, hidden]
   mla::convert::pipeline_options options;
   sequential_setup(const small_model& m, std::mt19937_64& gen, int windows)
       : tokens(mla::test::random_windows(gen, m.cfg.vocab_size, windows, 48)) {
@@ -422,8 +421,8 @@ BOOST_AUTO_TEST_CASE(sequential_refit) {
       e_after += mla::ref::relative_error(after.forward(toks), want);
     }
     BOOST_TEST_MESSAGE("sequential refit: held-out logits error " << e_before / 2 << " unrefitted, " << e_teacher / 2
-                                                                   << " teacher-forced refit, " << e_after / 2
-                                                                   << " sequential refit");
+                                                                  << " teacher-forced refit, " << e_after / 2
+                                                                  << " sequential refit");
     for (const char* t : {"w_uv", "wo"}) {
       BOOST_TEST_CONTEXT(t) {
         auto pick = [&](const auto& c, int l) -> const matrix<float>& {
@@ -504,17 +503,17 @@ BOOST_AUTO_TEST_CASE(sequential_refit_drift) {
     auto layer = drift.weights.layers[1].mla;
     layer.wo = unrefitted.weights.layers[1].mla.wo;  // the w_uv refit comes first, without drift
     mla::convert::refit_options fixed = o.refit_opt;
-    const auto want = mla::convert::refit_output_projection(m.w.layers[1].gqa, layer, su.inputs[1], fixed,
-                                                            &own_inputs, &shift);
+    const auto want =
+        mla::convert::refit_output_projection(m.w.layers[1].gqa, layer, su.inputs[1], fixed, &own_inputs, &shift);
     BOOST_TEST(mla::ref::relative_error(drift.weights.layers[1].mla.wo, want.wo) < 1e-4);
     BOOST_TEST(mla::ref::relative_error(drift.weights.layers[1].mla.wo, plain.weights.layers[1].mla.wo) > 1e-3);
     BOOST_TEST(mla::ref::relative_error(drift.weights.layers[1].mla.w_uv, plain.weights.layers[1].mla.w_uv) < 1e-6);
 
     std::vector<matrix<float>> bad = shift;
     bad.pop_back();
-    BOOST_CHECK_THROW(mla::convert::refit_output_projection(m.w.layers[1].gqa, layer, su.inputs[1], fixed,
-                                                            &own_inputs, &bad),
-                      mla::error);
+    BOOST_CHECK_THROW(
+        mla::convert::refit_output_projection(m.w.layers[1].gqa, layer, su.inputs[1], fixed, &own_inputs, &bad),
+        mla::error);
   }
 }
 

@@ -156,10 +156,12 @@ BOOST_AUTO_TEST_CASE(model_independent_rules) {
   refused([](R& r) { r.export_kind = "deepseek_v3", r.layer.factor.centre = true; },
           {"--export deepseek_v3 cannot carry --centre"});
   refused([](R& r) { r.export_dir = "somewhere", r.layer.factor.centre = true; }, {"--centre"});  // --export-out alone
-  refused([](R& r) {
-    r.layer.factor.moment = mla::convert::factor_options::moment_kind::attention;
-    r.layer.factor.method = mla::convert::factor_method::weight_svd;
-  }, {"--moment attention", "--method weight_svd"});
+  refused(
+      [](R& r) {
+        r.layer.factor.moment = mla::convert::factor_options::moment_kind::attention;
+        r.layer.factor.method = mla::convert::factor_method::weight_svd;
+      },
+      {"--moment attention", "--method weight_svd"});
   refused([](R& r) { r.kv_budget = -0.5; }, {"--kv-budget must be > 0", "-0.5"});
   refused([](R& r) { r.calib_tokens = 15; }, {"--calib-tokens 15 is less than one window of 16 tokens"});
   refused([](R& r) { r.window = 4; }, {"--window"});
@@ -254,8 +256,9 @@ BOOST_AUTO_TEST_CASE(model_dependent_rules) {
 
   // --from: the checkpoint's MLA layers are the converted ones.
   auto start = two;
-  refused_for(two, [](R& x) { x.from_dir = "ckpt", x.layer.rope.rope_dim = 32, x.any_rank = false; },
-              {"--from: 'ckpt' has no MLA layer"}, &start);
+  refused_for(
+      two, [](R& x) { x.from_dir = "ckpt", x.layer.rope.rope_dim = 32, x.any_rank = false; },
+      {"--from: 'ckpt' has no MLA layer"}, &start);
   start.layers[1].attention = mla::model::attention_kind::mla;
   r = good();
   r.from_dir = "ckpt";
@@ -308,8 +311,9 @@ BOOST_AUTO_TEST_CASE(plan_cuts_the_tools_windows) {
     BOOST_TEST(p.own_distill_windows);
     BOOST_TEST((p.distill == windows(0, 8, 20)));
     BOOST_TEST_REQUIRE(p.notes.size() == 1u);
-    BOOST_TEST(p.notes[0] == "--distill-tokens 1000 is more than the 160 calibration tokens (--calib-tokens); the "
-                             "distillation uses 160");
+    BOOST_TEST(p.notes[0] ==
+               "--distill-tokens 1000 is more than the 160 calibration tokens (--calib-tokens); the "
+               "distillation uses 160");
   }
   {
     // The attention RoPE strategy reads 4096 tokens at most: all 10 windows; with 1 calibration window the fit

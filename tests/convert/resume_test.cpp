@@ -83,8 +83,8 @@ BOOST_AUTO_TEST_CASE(checkpoint_resumes_the_conversion) {
     mla::model::save_checkpoint(tmp.file("ckpt"), conv.config, conv.weights);
     const mla::model::loaded_model back = mla::model::load_model(tmp.file("ckpt"));
 
-    model_conversion<float> resumed = mla::convert::resume_conversion(
-        src.cfg, src.w, back.model.config(), back.model.weights(), &held);
+    model_conversion<float> resumed =
+        mla::convert::resume_conversion(src.cfg, src.w, back.model.config(), back.model.weights(), &held);
     BOOST_TEST(resumed.ranks == conv.ranks, boost::test_tools::per_element());
     BOOST_TEST_REQUIRE(resumed.report.size() == 1u);
     BOOST_TEST(resumed.report[0].stage == "checkpoint");
@@ -132,8 +132,9 @@ BOOST_AUTO_TEST_CASE(checkpoint_of_another_model_is_refused) {
     BOOST_CHECK_NO_THROW(resume(conv.config, rounded));
 
     const model_conversion<float> foreign = other.convert({1});
-    BOOST_CHECK_EXCEPTION(resume(foreign.config, foreign.weights), mla::error,
-                          [](const mla::error& e) { return message_has(e, {"embed", "not converted from this model"}); });
+    BOOST_CHECK_EXCEPTION(resume(foreign.config, foreign.weights), mla::error, [](const mla::error& e) {
+      return message_has(e, {"embed", "not converted from this model"});
+    });
     auto moved = conv.weights;
     moved.layers[1].mlp.w_up *= 1.1f;
     BOOST_CHECK_EXCEPTION(resume(conv.config, moved), mla::error,
@@ -152,8 +153,9 @@ BOOST_AUTO_TEST_CASE(checkpoint_of_another_model_is_refused) {
     fewer.layers.resize(1);
     auto fewer_w = conv.weights;
     fewer_w.layers.resize(1);
-    BOOST_CHECK_EXCEPTION(resume(fewer, fewer_w), mla::error,
-                          [](const mla::error& e) { return message_has(e, {"n_layers is 1", "source model's is 2"}); });
+    BOOST_CHECK_EXCEPTION(resume(fewer, fewer_w), mla::error, [](const mla::error& e) {
+      return message_has(e, {"n_layers is 1", "source model's is 2"});
+    });
     const std::vector<std::vector<matrix<float>>> one_layer(1);  // held-out inputs of 1 layer for 2
     BOOST_CHECK_THROW(mla::convert::resume_conversion(src.cfg, src.w, conv.config, conv.weights, &one_layer),
                       mla::error);

@@ -30,9 +30,15 @@ double direct_cut_cost(const gqa_layer<double>& src, const dmatrix& dirs, int f,
   double total = 0;
   for (const matrix<double>& x : windows) {
     const long n = static_cast<long>(x.rows());
-    const matrix<double> q = x * src.wq.transpose() + (src.bq.size() ? matrix<double>(src.bq.transpose().replicate(n, 1)) : matrix<double>::Zero(n, src.wq.rows()));
-    const matrix<double> k = x * src.wk.transpose() + (src.bk.size() ? matrix<double>(src.bk.transpose().replicate(n, 1)) : matrix<double>::Zero(n, src.wk.rows()));
-    const matrix<double> v = x * src.wv.transpose() + (src.bv.size() ? matrix<double>(src.bv.transpose().replicate(n, 1)) : matrix<double>::Zero(n, src.wv.rows()));
+    const matrix<double> q =
+        x * src.wq.transpose() +
+        (src.bq.size() ? matrix<double>(src.bq.transpose().replicate(n, 1)) : matrix<double>::Zero(n, src.wq.rows()));
+    const matrix<double> k =
+        x * src.wk.transpose() +
+        (src.bk.size() ? matrix<double>(src.bk.transpose().replicate(n, 1)) : matrix<double>::Zero(n, src.wk.rows()));
+    const matrix<double> v =
+        x * src.wv.transpose() +
+        (src.bv.size() ? matrix<double>(src.bv.transpose().replicate(n, 1)) : matrix<double>::Zero(n, src.wv.rows()));
     for (int h = 0; h < src.n_heads; ++h) {
       const int j = src.kv_head_of(h);
       for (long t = 0; t < n; ++t) {
@@ -116,7 +122,8 @@ BOOST_AUTO_TEST_CASE(cut_costs_match_direct_scores) {
           const double want = direct_cut_cost(src, dirs[static_cast<std::size_t>(f)], f, e, windows);
           const double got = cost[static_cast<std::size_t>(f)][static_cast<std::size_t>(e)];
           largest = std::max(largest, want);
-          BOOST_TEST(std::abs(got - want) <= 1e-9 * std::max(1.0, want), "f " << f << " e " << e << ": " << got << " vs " << want);
+          BOOST_TEST(std::abs(got - want) <= 1e-9 * std::max(1.0, want),
+                     "f " << f << " e " << e << ": " << got << " vs " << want);
         }
       BOOST_TEST(largest > 1e-3);  // the test compares something
     }
@@ -157,7 +164,8 @@ BOOST_AUTO_TEST_CASE(pairs_go_where_rotation_matters) {
       co.rank = 0;  // full rank: only the RoPE cut loses
       const auto plan_o = mla::convert::make_rope_plan(src, stats, o, &calib);
       const auto prob = mla::convert::make_factor_problem(src, plan_o, stats, co.factor);
-      const auto layer = mla::convert::assemble_mla_layer(src, plan_o, mla::convert::solve_factor_problem(prob, prob.rows()));
+      const auto layer =
+          mla::convert::assemble_mla_layer(src, plan_o, mla::convert::solve_factor_problem(prob, prob.rows()));
       return mla::convert::attention_output_error(src, layer, test);
     };
     // RoRoPE and the 2-norm selection spend pairs on the static frequencies. "high" keeps exactly the four
@@ -166,7 +174,8 @@ BOOST_AUTO_TEST_CASE(pairs_go_where_rotation_matters) {
     const double attention = cut_error(ro);
     for (rope_strategy s : {rope_strategy::rorope, rope_strategy::two_norm}) {
       const double other = cut_error({s, 8, 0});
-      BOOST_TEST_MESSAGE("RoPE cut error on held-out tokens: attention " << attention << ", " << to_string(s) << " " << other);
+      BOOST_TEST_MESSAGE("RoPE cut error on held-out tokens: attention " << attention << ", " << to_string(s) << " "
+                                                                         << other);
       BOOST_TEST(attention < other, to_string(s) << ": attention " << attention << " vs " << other);
     }
     const double high = cut_error({rope_strategy::high, 8, 0});

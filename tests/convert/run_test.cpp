@@ -67,9 +67,12 @@ struct e2e_by_hand {
   std::vector<std::pair<int, double>> curve;
   void run(const mla::model::decoder<float>& dec, model_conversion<float>& conv,
            const std::vector<std::vector<int>>& windows, const mla::convert::distill_options& o, const inputs* held) {
-    mla::convert::distill_model(dec, conv, windows, o, &report, [&](int step, int, double kl) {
-      if (!std::isnan(kl)) curve.emplace_back(step, kl);
-    }, held);
+    mla::convert::distill_model(
+        dec, conv, windows, o, &report,
+        [&](int step, int, double kl) {
+          if (!std::isnan(kl)) curve.emplace_back(step, kl);
+        },
+        held);
   }
 };
 
@@ -179,9 +182,10 @@ BOOST_AUTO_TEST_CASE(teacher_forced_run_is_the_stages_by_hand) {
     const int r_max = std::max(want.ranks[0], want.ranks[1]);
     BOOST_TEST_REQUIRE(got.latent_rms.size() == 2u);
     for (std::size_t l = 0; l < 2; ++l)
-      BOOST_TEST(got.latent_rms[l] == std::sqrt(mla::convert::latent_mean_square(
-                                          want.weights.layers[l].mla, stats.layers[l].augmented_second_moment()) /
-                                      r_max));
+      BOOST_TEST(got.latent_rms[l] ==
+                 std::sqrt(mla::convert::latent_mean_square(want.weights.layers[l].mla,
+                                                            stats.layers[l].augmented_second_moment()) /
+                           r_max));
     for (stage s : {stage::exact, stage::rope_split, stage::factorized, stage::refit, stage::latent_norm,
                     stage::distill, stage::e2e})
       BOOST_TEST(got.report.has(s), mla::convert::to_string(s));
@@ -244,10 +248,9 @@ BOOST_AUTO_TEST_CASE(sequential_run_is_the_stages_by_hand) {
     BOOST_TEST(got.latent_rms.empty());
     BOOST_TEST(got.report.has(stage::refit_o));
     BOOST_TEST(!got.report.has(stage::latent_norm));
-    BOOST_TEST(progress.stages == (std::vector<std::string>{"calibration", "held-out", "fit inputs",
-                                                            "distillation inputs", "converting",
-                                                            "refitting (sequential)", "distilling (sequential)",
-                                                            "distilling end to end"}),
+    BOOST_TEST(progress.stages == (std::vector<std::string>{
+                                      "calibration", "held-out", "fit inputs", "distillation inputs", "converting",
+                                      "refitting (sequential)", "distilling (sequential)", "distilling end to end"}),
                boost::test_tools::per_element());
     BOOST_TEST(progress.last == progress.totals, boost::test_tools::per_element());
     BOOST_TEST(progress.notes == (std::vector<std::string>{"--e2e-tokens 200 is more than the 96 calibration tokens "
@@ -276,9 +279,8 @@ BOOST_AUTO_TEST_CASE(resumed_run_is_the_stages_by_hand) {
     r.any_rank = false;
     r.e2e_tokens = 64;
     recorded_progress progress;
-    const auto got = mla::convert::run_conversion(dec, src.tokens, r, progress,
-                                                  mla::convert::conversion_start<float>{converted.config,
-                                                                                        converted.weights});
+    const auto got = mla::convert::run_conversion(
+        dec, src.tokens, r, progress, mla::convert::conversion_start<float>{converted.config, converted.weights});
 
     const inputs held = record(dec, token_windows(src.tokens, 16, 6, 2));
     model_conversion<float> want =

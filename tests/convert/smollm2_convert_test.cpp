@@ -23,11 +23,10 @@ namespace {
 
 const char* const smollm2_wikitext_valid = "wikitext-2-valid-tokenized.txt";
 
-BOOST_AUTO_TEST_SUITE(smollm2_convert, *boost::unit_test::label("model") *
-                                           boost::unit_test::precondition(mla::test::has_smollm2{}) *
-                                           boost::unit_test::precondition(
-                                               mla::test::has_data_file{smollm2_wikitext_valid}) *
-                                           boost::unit_test::precondition(mla::test::not_slow_skipped{}))
+BOOST_AUTO_TEST_SUITE(smollm2_convert,
+                      *boost::unit_test::label("model") * boost::unit_test::precondition(mla::test::has_smollm2{}) *
+                          boost::unit_test::precondition(mla::test::has_data_file{smollm2_wikitext_valid}) *
+                          boost::unit_test::precondition(mla::test::not_slow_skipped{}))
 
 BOOST_AUTO_TEST_CASE(smollm2_half_kv_layer_errors) {
   const std::string path = mla::test::smollm2_gguf_path();
@@ -71,8 +70,8 @@ BOOST_AUTO_TEST_CASE(smollm2_half_kv_layer_errors) {
     o.kv_budget = gqa_kv / 2;
     o.allocation = run == 4 ? mla::convert::rank_allocation::objective_greedy : mla::convert::rank_allocation::uniform;
     o.refit = run == 4;
-    const auto conv = mla::convert::convert_model(cfg, dec.weights(), stats, o, &held_inputs,
-                                                  o.refit ? &cal_inputs : nullptr);
+    const auto conv =
+        mla::convert::convert_model(cfg, dec.weights(), stats, o, &held_inputs, o.refit ? &cal_inputs : nullptr);
     std::ostringstream os;
     os << std::setprecision(3) << "SmolLM2 50% KV, " << to_string(method) << " (" << to_string(o.allocation)
        << ")\n  layer rank exact rope_split factorized" << (o.refit ? " refit" : "") << "\n";

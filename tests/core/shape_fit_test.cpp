@@ -32,12 +32,11 @@ BOOST_AUTO_TEST_CASE(the_documented_budgets) {
   const mla::shape_fit gpt = mla::fitting_shapes(8, 64, 0.5);
   BOOST_TEST(gpt.gqa_elements == 1024);
   BOOST_TEST(gpt.budget == 512);
-  BOOST_TEST((gpt.shapes == std::vector<mla::runtime_shape>{{64, 16, 480}, {64, 32, 480}, {96, 32, 480},
-                                                             {128, 64, 448}}));
+  BOOST_TEST(
+      (gpt.shapes == std::vector<mla::runtime_shape>{{64, 16, 480}, {64, 32, 480}, {96, 32, 480}, {128, 64, 448}}));
   const mla::shape_fit smol = mla::fitting_shapes(3, 64, 0.75);
   BOOST_TEST(smol.budget == 96);
-  BOOST_TEST((smol.shapes == std::vector<mla::runtime_shape>{{64, 16, 64}, {64, 32, 64}, {96, 32, 64},
-                                                              {128, 64, 32}}));
+  BOOST_TEST((smol.shapes == std::vector<mla::runtime_shape>{{64, 16, 64}, {64, 32, 64}, {96, 32, 64}, {128, 64, 32}}));
 }
 
 // Random layers, from tiny (nothing fits) to far beyond 32-bit counts, against the direct computation.
@@ -63,7 +62,7 @@ BOOST_AUTO_TEST_CASE(matches_a_direct_computation) {
 
 // Nothing fits a layer smaller than the smallest MLA cache (32 + 16); the 64-bit limit is refused, not wrapped.
 BOOST_AUTO_TEST_CASE(nothing_fits_and_overflow) {
-  BOOST_TEST(mla::fitting_shapes(1, 16, 0.0).shapes.empty());  // 32 elements
+  BOOST_TEST(mla::fitting_shapes(1, 16, 0.0).shapes.empty());       // 32 elements
   BOOST_TEST(mla::fitting_shapes(1, 24, 0.0).shapes.size() == 1u);  // 48 = 32 + 16
   const mla::shape_fit big = mla::fitting_shapes(100000000, 100000000, 0.5);
   BOOST_TEST(big.gqa_elements == std::int64_t(20000000000000000));

@@ -42,7 +42,6 @@ BOOST_AUTO_TEST_CASE(runtime_counterpart) {
   BOOST_TEST(os.str() == "(head_dim=128, rope_dim=64, latent_rank=320)");
 }
 
-
 namespace shape_test {
 struct rope_32 {
   template <class S>

@@ -114,8 +114,8 @@ BOOST_AUTO_TEST_CASE(merge_equals_the_full_softmax) {
         tolerance += 4.0 * max_lse * std::ldexp(1.0, -24) * kappa;
       }
       std::vector<float> out(static_cast<std::size_t>(dim), nan_f()), weights(static_cast<std::size_t>(splits));
-      const float got_lse = mla::softmax_merge(part.data(), dim, lse.data(), 2, splits, dim,
-                                                    static_cast<float>(sink), weights.data(), out.data());
+      const float got_lse = mla::softmax_merge(part.data(), dim, lse.data(), 2, splits, dim, static_cast<float>(sink),
+                                               weights.data(), out.data());
       BOOST_TEST_CONTEXT("trial " << trial << " keys " << keys << " splits " << splits << " sink " << sink) {
         BOOST_TEST(all_finite(out));
         BOOST_TEST(row_error(out.data(), want) <= tolerance);

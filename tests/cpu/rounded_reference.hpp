@@ -41,10 +41,11 @@ struct rounded_reference_row {
 // double for the reference; float computes what a kernel in fp32 would (the bound's positive control).
 template <class Real, class RoundWeight>
 rounded_reference_row<Real> rounded_reference_attention(const double* q, int kw, const std::vector<float>& keys,
-                                                  int key_stride, int key_offset, const std::vector<float>& values,
-                                                  int value_stride, int value_offset, int vw, int len, int window,
-                                                  double scale, const float* sink, int splits, int tile,
-                                                  RoundWeight round_weight, int drop_key = -1) {
+                                                        int key_stride, int key_offset,
+                                                        const std::vector<float>& values, int value_stride,
+                                                        int value_offset, int vw, int len, int window, double scale,
+                                                        const float* sink, int splits, int tile,
+                                                        RoundWeight round_weight, int drop_key = -1) {
   constexpr Real neg_inf = -std::numeric_limits<Real>::infinity();
   const double weight_rel_error = 1e-5, accumulation_rel_error = 1e-5;
   const Real log2e = static_cast<Real>(1.4426950408889634);

@@ -52,9 +52,9 @@ BOOST_AUTO_TEST_CASE(bound_accepts_fp32_and_rejects_a_dropped_key) {
         }
         std::nth_element(scores.begin(), scores.begin() + std::ptrdiff_t(scores.size() / 2), scores.end());
         const int dropped_key = scores[scores.size() / 2].second;
-        const auto dropped = mla_cpu_test::rounded_reference_attention<double>(
-            q.data(), width, kv, width, 0, kv, width, 0, rank, len, window, scale, sink_ptr, splits, tile, round_bf16,
-            dropped_key);
+        const auto dropped = mla_cpu_test::rounded_reference_attention<double>(q.data(), width, kv, width, 0, kv, width,
+                                                                               0, rank, len, window, scale, sink_ptr,
+                                                                               splits, tile, round_bf16, dropped_key);
         const std::vector<float> dropped_out(dropped.out.begin(), dropped.out.end());
         const double d = mla_cpu_test::row_distance(dropped_out.data(), ref.out);
         BOOST_TEST(d > ref.out_bound,
@@ -68,7 +68,7 @@ BOOST_AUTO_TEST_CASE(bound_accepts_fp32_and_rejects_a_dropped_key) {
     }
   }
   BOOST_TEST_MESSAGE("a dropped median key passed the former bf16 bound in " << old_bound_accepted << " of " << trials
-                                                                            << " trials");
+                                                                             << " trials");
   BOOST_TEST(old_bound_accepted > 0);  // the case the bound had to catch occurs
 }
 

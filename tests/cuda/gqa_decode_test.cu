@@ -110,8 +110,7 @@ BOOST_AUTO_TEST_CASE(matches_reference, *MLA_GPU_TEST) {
     mha.lens = {200, 50};
     mha.heads = 4, mha.kv_heads = 4, mha.head_dim = 128, mha.page_size = 1, mha.sinks = true, mha.splits = 3;
     cases.push_back(mha);
-    for (const gqa_case& c : cases)
-      BOOST_TEST_CONTEXT(c) {
+    for (const gqa_case& c : cases) BOOST_TEST_CONTEXT(c) {
         check_gqa_case<__nv_bfloat16>(c, rng);
         check_gqa_case<__half>(c, rng);
       }

@@ -72,7 +72,8 @@ void check_append(mla::cuda::rope_pairs pairs, std::mt19937& rng) {
   const mla::page_table_view v = layout.view();
   const double ulp = std::is_same_v<Elem, __nv_bfloat16> ? 1.0 / 128 : 1.0 / 1024;
   for (int n = 0; n < tokens; ++n) {
-    const std::ptrdiff_t off = mla::token_row_offset(v, s2[static_cast<std::size_t>(n)], p2[static_cast<std::size_t>(n)], width);
+    const std::ptrdiff_t off =
+        mla::token_row_offset(v, s2[static_cast<std::size_t>(n)], p2[static_cast<std::size_t>(n)], width);
     const int half = rope / 2;
     for (int e = 0; e < width; ++e) {
       double want;

@@ -32,8 +32,8 @@ struct mla_case {
 std::ostream& operator<<(std::ostream& os, const mla_case& c) {
   os << "{lens";
   for (int l : c.lens) os << ' ' << l;
-  return os << ", heads " << c.heads << ", page " << c.page_size << ", window " << c.window << ", sinks "
-            << c.sinks << ", splits " << c.splits << ", heads per CTA " << c.heads_per_block << "}";
+  return os << ", heads " << c.heads << ", page " << c.page_size << ", window " << c.window << ", sinks " << c.sinks
+            << ", splits " << c.splits << ", heads per CTA " << c.heads_per_block << "}";
 }
 
 // Runs one case on the device and checks every row against the rounded float64 reference; returns the worst

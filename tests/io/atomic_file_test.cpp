@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_paths) {
   mla::test::temp_dir dir;
   const std::string bad = dir.file("no_such_dir/out.bin");
   mla::test::expect_error([&] { mla::io::atomic_file f(bad); },
-                         {"cannot create temporary file", bad + ".tmp.", "No such file or directory"});
+                          {"cannot create temporary file", bad + ".tmp.", "No such file or directory"});
   mla::io::atomic_file f(dir.file("x"));
   f.commit();
   mla::test::expect_error([&] { f.write("a", 1); }, {"write after commit", dir.file("x")});

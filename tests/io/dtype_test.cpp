@@ -20,9 +20,12 @@ bool same_bits(float a, float b) { return float_bits(a) == float_bits(b); }
 float f16_reference(std::uint16_t h) {
   const int sign = h >> 15, exp = (h >> 10) & 31, mant = h & 1023;
   float mag;
-  if (exp == 0) mag = std::ldexp(static_cast<float>(mant), -24);
-  else if (exp == 31) mag = mant == 0 ? std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN();
-  else mag = std::ldexp(static_cast<float>(1024 + mant), exp - 25);
+  if (exp == 0)
+    mag = std::ldexp(static_cast<float>(mant), -24);
+  else if (exp == 31)
+    mag = mant == 0 ? std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN();
+  else
+    mag = std::ldexp(static_cast<float>(1024 + mant), exp - 25);
   return sign ? -mag : mag;
 }
 }  // namespace
@@ -111,9 +114,9 @@ BOOST_AUTO_TEST_CASE(f16_all_patterns_decode_like_ldexp_and_round_trip) {
     if (nan) {
       BOOST_TEST_REQUIRE(std::isnan(f));
       const std::uint16_t back = float_to_f16(f);
-      BOOST_TEST_REQUIRE((back & 0x7E00) == 0x7E00);             // NaN, quiet
-      BOOST_TEST_REQUIRE((back & 0x8000) == (h16 & 0x8000));     // sign kept
-      BOOST_TEST_REQUIRE((back & 0x1FF) == (h16 & 0x1FF));       // payload kept
+      BOOST_TEST_REQUIRE((back & 0x7E00) == 0x7E00);          // NaN, quiet
+      BOOST_TEST_REQUIRE((back & 0x8000) == (h16 & 0x8000));  // sign kept
+      BOOST_TEST_REQUIRE((back & 0x1FF) == (h16 & 0x1FF));    // payload kept
     } else {
       BOOST_TEST_REQUIRE(same_bits(f, ref), "pattern " << h << ": " << f << " vs " << ref);
       BOOST_TEST_REQUIRE(float_to_f16(f) == h16, "pattern " << h);
@@ -144,14 +147,14 @@ BOOST_AUTO_TEST_CASE(bf16_known_patterns_and_rounding) {
   BOOST_TEST(bf16_to_float(0x7F80) == std::numeric_limits<float>::infinity());
   BOOST_TEST(bf16_to_float(0xFF80) == -std::numeric_limits<float>::infinity());
   BOOST_TEST(std::isnan(bf16_to_float(0x7FC0)));
-  BOOST_TEST(bf16_to_float(0x0001) == std::ldexp(1.0f, -133));  // smallest subnormal
-  BOOST_TEST(bf16_to_float(0x7F7F) == std::ldexp(255.0f, 120));   // largest finite
+  BOOST_TEST(bf16_to_float(0x0001) == std::ldexp(1.0f, -133));   // smallest subnormal
+  BOOST_TEST(bf16_to_float(0x7F7F) == std::ldexp(255.0f, 120));  // largest finite
 
   BOOST_TEST(float_to_bf16(1.0f) == 0x3F80);
-  BOOST_TEST(float_to_bf16(bits_float(0x3F808000u)) == 0x3F80);  // tie, even stays
-  BOOST_TEST(float_to_bf16(bits_float(0x3F818000u)) == 0x3F82);  // tie, odd goes up
-  BOOST_TEST(float_to_bf16(bits_float(0x3F808001u)) == 0x3F81);  // above the tie
-  BOOST_TEST(float_to_bf16(bits_float(0x3F807FFFu)) == 0x3F80);  // below the tie
+  BOOST_TEST(float_to_bf16(bits_float(0x3F808000u)) == 0x3F80);            // tie, even stays
+  BOOST_TEST(float_to_bf16(bits_float(0x3F818000u)) == 0x3F82);            // tie, odd goes up
+  BOOST_TEST(float_to_bf16(bits_float(0x3F808001u)) == 0x3F81);            // above the tie
+  BOOST_TEST(float_to_bf16(bits_float(0x3F807FFFu)) == 0x3F80);            // below the tie
   BOOST_TEST(float_to_bf16(std::numeric_limits<float>::max()) == 0x7F80);  // rounds to inf
   BOOST_TEST(float_to_bf16(-0.0f) == 0x8000);
   BOOST_TEST(float_to_bf16(bits_float(0x7F800001u)) == 0x7FC0);  // NaN forced quiet, not inf
@@ -227,13 +230,22 @@ BOOST_AUTO_TEST_CASE(buffer_conversion) {
   BOOST_TEST(bf == (std::vector<std::uint8_t>{0x80, 0x3F, 0x00, 0xC0}), boost::test_tools::per_element());
 
   const std::int32_t ints[1] = {1};
-  mla::test::expect_error([&] { (void)to_float(dtype::I32, byte_span{reinterpret_cast<const std::uint8_t*>(ints), 4}); },
-                         {"I32", "not a floating-point"});
-  mla::test::expect_error([&] { (void)to_float(dtype::F16, byte_span{reinterpret_cast<const std::uint8_t*>(h), 5}); },
-                         {"5 bytes", "F16"});
+  mla::test::expect_error(
+      [&] {
+        (void)to_float(dtype::I32, byte_span{reinterpret_cast<const std::uint8_t*>(ints), 4});
+      },
+      {"I32", "not a floating-point"});
+  mla::test::expect_error(
+      [&] {
+        (void)to_float(dtype::F16, byte_span{reinterpret_cast<const std::uint8_t*>(h), 5});
+      },
+      {"5 bytes", "F16"});
   float one = 0;
-  mla::test::expect_error([&] { to_float(dtype::F32, byte_span{reinterpret_cast<const std::uint8_t*>(f), 8}, &one, 1); },
-                         {"8 bytes do not hold 1 elements of F32"});
+  mla::test::expect_error(
+      [&] {
+        to_float(dtype::F32, byte_span{reinterpret_cast<const std::uint8_t*>(f), 8}, &one, 1);
+      },
+      {"8 bytes do not hold 1 elements of F32"});
   mla::test::expect_error([&] { (void)from_float(dtype::F8_E4M3, src, 2); }, {"F8_E4M3", "not supported"});
 }
 

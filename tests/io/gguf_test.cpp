@@ -16,9 +16,9 @@
 
 using namespace mla::io;
 using mla_test::bytes;
-using mla_test::gguf_builder;
 using mla_test::f32_bytes;
 using mla_test::full_gguf_builder;
+using mla_test::gguf_builder;
 namespace id = mla_test;
 
 namespace {
@@ -79,11 +79,11 @@ BOOST_AUTO_TEST_CASE(reads_every_metadata_type_and_tensor_v3_and_v2) {
 
       // Typed access errors name the file, the key, the found and the wanted type.
       mla::test::expect_error([&] { (void)g.get<std::uint32_t>("llama.context_length"); },
-                             {path, "metadata key 'llama.context_length' is absent"});
+                              {path, "metadata key 'llama.context_length' is absent"});
       mla::test::expect_error([&] { (void)g.get<std::int32_t>("llama.block_count"); },
-                             {"'llama.block_count' has type UINT32, expected INT32"});
+                              {"'llama.block_count' has type UINT32, expected INT32"});
       mla::test::expect_error([&] { (void)g.get<std::vector<std::int32_t>>("tokenizer.ggml.tokens"); },
-                             {"has type ARRAY[STRING], expected ARRAY[INT32]"});
+                              {"has type ARRAY[STRING], expected ARRAY[INT32]"});
       BOOST_TEST(g.get_or<std::uint32_t>("llama.context_length", 2048u) == 2048u);
       BOOST_TEST(g.get_or<std::uint32_t>("llama.block_count", 1u) == 30u);
       BOOST_TEST(g.get_integer<std::int64_t>("llama.block_count") == 30);
@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(reads_every_metadata_type_and_tensor_v3_and_v2) {
       mla::test::expect_error([&] { (void)g.get_integer<std::uint32_t>("t.u64"); }, {"'t.u64'", "does not fit"});
       mla::test::expect_error([&] { (void)g.get_integer<std::uint32_t>("t.i64"); }, {"'t.i64' value -5 does not fit"});
       mla::test::expect_error([&] { (void)g.get_integer<int>("llama.rope.freq_base"); },
-                             {"has type FLOAT32, expected an integer"});
+                              {"has type FLOAT32, expected an integer"});
 
       // Tensors.
       BOOST_TEST(g.tensors().size() == 6u);
@@ -114,14 +114,16 @@ BOOST_AUTO_TEST_CASE(reads_every_metadata_type_and_tensor_v3_and_v2) {
       BOOST_TEST(g.tensor("output_norm.weight").offset == 64u);  // 48 padded to 32
       BOOST_TEST(g.dequantize("blk.0.bf16") == (std::vector<float>{1.0f, 3.0f, -1.0f, 0.0f}),
                  boost::test_tools::per_element());
-      BOOST_TEST(g.tensor("blk.0.bf16").shape() == (std::vector<std::int64_t>{2, 1, 2}), boost::test_tools::per_element());
+      BOOST_TEST(g.tensor("blk.0.bf16").shape() == (std::vector<std::int64_t>{2, 1, 2}),
+                 boost::test_tools::per_element());
       const auto& q = g.tensor("blk.0.attn_q.weight");
       BOOST_TEST(static_cast<int>(q.type) == static_cast<int>(ggml_type::Q8_0));
       BOOST_TEST(q.nbytes == 4u * 34);
       BOOST_TEST(q.row_bytes() == 68u);
       const auto qv = g.dequantize(q);
       for (int i = 0; i < 128; ++i) BOOST_TEST_REQUIRE(qv[i] == static_cast<float>(i - 64));
-      BOOST_TEST(g.tensor("blk.0.four_d").shape() == (std::vector<std::int64_t>{2, 1, 2, 1}), boost::test_tools::per_element());
+      BOOST_TEST(g.tensor("blk.0.four_d").shape() == (std::vector<std::int64_t>{2, 1, 2, 1}),
+                 boost::test_tools::per_element());
       BOOST_TEST(g.dequantize("blk.0.q4k").size() == 256u);
       for (const auto& t : g.tensors()) BOOST_TEST(t.offset % 32 == 0u, t.name);
       mla::test::expect_error([&] { (void)g.tensor("output.weight"); }, {path, "no tensor named 'output.weight'"});
@@ -153,7 +155,8 @@ BOOST_AUTO_TEST_CASE(custom_alignment) {
 // llama.cpp's own Python writer and dequantisers (gguf-py) as an independent oracle: see
 // data/make_gguf_golden.py.
 BOOST_AUTO_TEST_CASE(matches_gguf_py_golden_file) {
-  const mla_test::bytes golden = mla_test::read_hex_file(std::string(MLA_IO_TEST_DATA_DIR) + "/gguf_py_golden.gguf.hex");
+  const mla_test::bytes golden =
+      mla_test::read_hex_file(std::string(MLA_IO_TEST_DATA_DIR) + "/gguf_py_golden.gguf.hex");
   BOOST_TEST_REQUIRE(golden.size() == 24000u);
   const auto g = gguf_file::from_bytes(mla_test::span(golden), "gguf_py_golden.gguf");
   BOOST_TEST(g.version() == 3u);
@@ -178,8 +181,8 @@ BOOST_AUTO_TEST_CASE(matches_gguf_py_golden_file) {
   BOOST_TEST(g.get<std::uint32_t>("llama.block_count") == 2u);
   BOOST_TEST(g.get<std::uint32_t>("llama.context_length") == 2048u);
 
-  const char* types[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
-                         "Q4_K", "Q5_K", "Q6_K", "MXFP4", "F16", "BF16"};
+  const char* types[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1",  "Q8_0", "Q2_K", "Q3_K",
+                         "Q4_K", "Q5_K", "Q6_K", "MXFP4", "F16",  "BF16"};
   for (const char* name : types) {
     BOOST_TEST_CONTEXT("type " << name) {
       const auto& q = g.tensor(std::string("q.") + name);
@@ -385,8 +388,9 @@ BOOST_AUTO_TEST_CASE(errors_from_a_file_name_its_path_and_unsupported_types) {
   mla_test::write_file(path, g.build());
   const auto f = gguf_file::open(path);
   mla::test::expect_error([&] { (void)f.dequantize("blk.0.attn_k.weight"); },
-                         {path, "tensor 'blk.0.attn_k.weight' has ggml type IQ2_XXS, which cannot be dequantised"});
-  mla::test::expect_error([&] { (void)gguf_file::open(dir.file("nope.gguf")); }, {dir.file("nope.gguf"), "No such file"});
+                          {path, "tensor 'blk.0.attn_k.weight' has ggml type IQ2_XXS, which cannot be dequantised"});
+  mla::test::expect_error([&] { (void)gguf_file::open(dir.file("nope.gguf")); },
+                          {dir.file("nope.gguf"), "No such file"});
 }
 
 // Every prefix and many random corruptions of a valid file either parse or throw mla::error.

@@ -27,9 +27,7 @@ inline void write_file(const std::string& path, const bytes& b) {
   f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
   if (!f) throw std::runtime_error("cannot write " + path);
 }
-inline void write_file(const std::string& path, const std::string& s) {
-  write_file(path, bytes(s.begin(), s.end()));
-}
+inline void write_file(const std::string& path, const std::string& s) { write_file(path, bytes(s.begin(), s.end())); }
 inline bytes read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -109,8 +107,19 @@ inline void put_string(bytes& b, const std::string& s) {
 
 // GGUF value type ids (formats.md §3.2), repeated here so the writer does not depend on the reader.
 enum gguf_id : std::uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9,
-  U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 };
 
 // A small GGUF writer. Metadata is kept as raw encoded bytes, so tests can also write broken values.

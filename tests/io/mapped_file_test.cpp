@@ -54,7 +54,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_path_and_errno_text) {
   mla::test::temp_dir dir;
   const std::string missing = dir.file("does_not_exist.bin");
   mla::test::expect_error([&] { mla::io::mapped_file m(missing); },
-                         {"cannot open", missing, "No such file or directory"});
+                          {"cannot open", missing, "No such file or directory"});
   mla::test::expect_error([&] { mla::io::mapped_file m(dir.path()); }, {dir.path(), "not a regular file"});
 }
 

@@ -38,7 +38,7 @@ BOOST_AUTO_TEST_CASE(every_nibble_with_scale_extremes) {
   float out[32];
   dequantize_mxfp4_block(block.data(), 127, out);  // scale 1.0: the table itself
   for (int e = 0; e < 16; ++e) BOOST_TEST(out[e] == kLut[e]);
-  BOOST_TEST(std::signbit(out[8]));  // nibble 8 is -0
+  BOOST_TEST(std::signbit(out[8]));              // nibble 8 is -0
   dequantize_mxfp4_block(block.data(), 0, out);  // 2^-127: subnormal results, still exact
   BOOST_TEST(out[1] == std::ldexp(1.0f, -128));
   BOOST_TEST(out[7] == std::ldexp(6.0f, -127));
@@ -53,7 +53,7 @@ BOOST_AUTO_TEST_CASE(every_nibble_with_scale_extremes) {
 
 BOOST_AUTO_TEST_CASE(low_nibble_is_the_even_element) {
   bytes block(16, 0);
-  block[0] = 0x21;  // low nibble 1 (0.5) -> element 0, high nibble 2 (1.0) -> element 1
+  block[0] = 0x21;   // low nibble 1 (0.5) -> element 0, high nibble 2 (1.0) -> element 1
   block[15] = 0xF7;  // element 30 = 6, element 31 = -6
   float out[32];
   dequantize_mxfp4_block(block.data(), 128, out);  // scale 2
@@ -116,15 +116,27 @@ BOOST_AUTO_TEST_CASE(agrees_with_the_ggml_layout_after_reshuffling) {
 
 BOOST_AUTO_TEST_CASE(shape_and_size_errors_name_the_tensor) {
   const bytes blocks(2 * 16), scales(2);
-  mla::test::expect_error([&] { (void)mxfp4_dequantized_shape({2, 15}, {2}, "experts.down_proj"); },
-                         {"experts.down_proj", "[2, 15]", "[..., G, 16]"});
+  mla::test::expect_error(
+      [&] {
+        (void)mxfp4_dequantized_shape({2, 15}, {2}, "experts.down_proj");
+      },
+      {"experts.down_proj", "[2, 15]", "[..., G, 16]"});
   mla::test::expect_error([&] { (void)mxfp4_dequantized_shape({1, 2, 16}, {2}, "x"); }, {"'x'", "rank 2"});
-  mla::test::expect_error([&] { (void)mxfp4_dequantized_shape({1, 2, 16}, {1, 3}, "x"); },
-                         {"scales shape [1, 3] does not match blocks shape [1, 2, 16]", "expected [1, 2]"});
-  mla::test::expect_error([&] { (void)dequantize_mxfp4({3, 16}, span(blocks), {3}, span(bytes(3)), "y"); },
-                         {"'y'", "blocks hold 32 bytes, shape needs 48"});
-  mla::test::expect_error([&] { (void)dequantize_mxfp4({2, 16}, span(blocks), {2}, span(bytes(1)), "y"); },
-                         {"scales hold 1 bytes, shape needs 2"});
+  mla::test::expect_error(
+      [&] {
+        (void)mxfp4_dequantized_shape({1, 2, 16}, {1, 3}, "x");
+      },
+      {"scales shape [1, 3] does not match blocks shape [1, 2, 16]", "expected [1, 2]"});
+  mla::test::expect_error(
+      [&] {
+        (void)dequantize_mxfp4({3, 16}, span(blocks), {3}, span(bytes(3)), "y");
+      },
+      {"'y'", "blocks hold 32 bytes, shape needs 48"});
+  mla::test::expect_error(
+      [&] {
+        (void)dequantize_mxfp4({2, 16}, span(blocks), {2}, span(bytes(1)), "y");
+      },
+      {"scales hold 1 bytes, shape needs 2"});
   float out[64];
   mla::test::expect_error([&] { dequantize_mxfp4_row(span(blocks), span(scales), out, 63); }, {"room for 63"});
 }

@@ -21,7 +21,6 @@ using mla_test::span;
 
 namespace {
 
-
 void put_half(bytes& b, std::size_t at, std::uint16_t h) {
   b[at] = static_cast<std::uint8_t>(h & 0xFF);
   b[at + 1] = static_cast<std::uint8_t>(h >> 8);
@@ -35,15 +34,29 @@ BOOST_AUTO_TEST_SUITE(io_quant_blocks)
 
 BOOST_AUTO_TEST_CASE(type_table) {
   // Sizes from the block structs: halves are 2 bytes.
-  struct expect { ggml_type t; std::uint32_t block, size; };
+  struct expect {
+    ggml_type t;
+    std::uint32_t block, size;
+  };
   const expect table[] = {
-      {ggml_type::F32, 1, 4},        {ggml_type::F16, 1, 2},           {ggml_type::BF16, 1, 2},
-      {ggml_type::Q4_0, 32, 2 + 16}, {ggml_type::Q4_1, 32, 2 + 2 + 16}, {ggml_type::Q5_0, 32, 2 + 4 + 16},
-      {ggml_type::Q5_1, 32, 2 + 2 + 4 + 16}, {ggml_type::Q8_0, 32, 2 + 32}, {ggml_type::Q8_1, 32, 2 + 2 + 32},
-      {ggml_type::Q2_K, 256, 16 + 64 + 2 + 2}, {ggml_type::Q3_K, 256, 32 + 64 + 12 + 2},
-      {ggml_type::Q4_K, 256, 2 + 2 + 12 + 128}, {ggml_type::Q5_K, 256, 2 + 2 + 12 + 32 + 128},
-      {ggml_type::Q6_K, 256, 128 + 64 + 16 + 2}, {ggml_type::Q8_K, 256, 4 + 256 + 32},
-      {ggml_type::MXFP4, 32, 1 + 16},  {ggml_type::I8, 1, 1}, {ggml_type::F64, 1, 8},
+      {ggml_type::F32, 1, 4},
+      {ggml_type::F16, 1, 2},
+      {ggml_type::BF16, 1, 2},
+      {ggml_type::Q4_0, 32, 2 + 16},
+      {ggml_type::Q4_1, 32, 2 + 2 + 16},
+      {ggml_type::Q5_0, 32, 2 + 4 + 16},
+      {ggml_type::Q5_1, 32, 2 + 2 + 4 + 16},
+      {ggml_type::Q8_0, 32, 2 + 32},
+      {ggml_type::Q8_1, 32, 2 + 2 + 32},
+      {ggml_type::Q2_K, 256, 16 + 64 + 2 + 2},
+      {ggml_type::Q3_K, 256, 32 + 64 + 12 + 2},
+      {ggml_type::Q4_K, 256, 2 + 2 + 12 + 128},
+      {ggml_type::Q5_K, 256, 2 + 2 + 12 + 32 + 128},
+      {ggml_type::Q6_K, 256, 128 + 64 + 16 + 2},
+      {ggml_type::Q8_K, 256, 4 + 256 + 32},
+      {ggml_type::MXFP4, 32, 1 + 16},
+      {ggml_type::I8, 1, 1},
+      {ggml_type::F64, 1, 8},
   };
   for (const auto& e : table) {
     const auto& tr = ggml_traits(e.t);
@@ -67,8 +80,8 @@ BOOST_AUTO_TEST_CASE(type_table) {
 
 BOOST_AUTO_TEST_CASE(q4_0_by_hand) {
   // d = 0.5 (0x3800); qs[j] = j | (15 - j) << 4 -> y[j] = (j - 8) / 2, y[j + 16] = (7 - j) / 2.
-  bytes b = {0x00, 0x38, 0xF0, 0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96, 0x87,
-             0x78, 0x69, 0x5A, 0x4B, 0x3C, 0x2D, 0x1E, 0x0F};
+  bytes b = {0x00, 0x38, 0xF0, 0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96,
+             0x87, 0x78, 0x69, 0x5A, 0x4B, 0x3C, 0x2D, 0x1E, 0x0F};
   const auto y = deq(ggml_type::Q4_0, b, 32);
   BOOST_TEST(y[0] == -4.0f);
   BOOST_TEST(y[8] == 0.0f);
@@ -97,15 +110,16 @@ BOOST_AUTO_TEST_CASE(q5_0_and_q5_1_by_hand) {
   // Q5_0: d = 1, qh = 0x80000001 (bits 0 and 31), qs = 0 except qs[3] = 0x5A.
   bytes b(22, 0);
   put_half(b, 0, 0x3C00);
-  b[2] = 0x01; b[5] = 0x80;  // qh little-endian
+  b[2] = 0x01;
+  b[5] = 0x80;  // qh little-endian
   b[6 + 3] = 0x5A;
   auto y = deq(ggml_type::Q5_0, b, 32);
-  BOOST_TEST(y[0] == 0.0f);     // 0 | 16 - 16
+  BOOST_TEST(y[0] == 0.0f);  // 0 | 16 - 16
   BOOST_TEST(y[1] == -16.0f);
   BOOST_TEST(y[3] == -6.0f);    // 0xA - 16
   BOOST_TEST(y[19] == -11.0f);  // 0x5 - 16
   BOOST_TEST(y[16] == -16.0f);
-  BOOST_TEST(y[31] == 0.0f);    // bit 31 -> element 31
+  BOOST_TEST(y[31] == 0.0f);  // bit 31 -> element 31
   // Q5_1: d = 2, m = 0.5, qh = bit 16 (element 16), qs[0] = 0x21.
   bytes c(24, 0);
   put_half(c, 0, 0x4000);
@@ -147,8 +161,8 @@ BOOST_AUTO_TEST_CASE(mxfp4_ggml_layout_by_hand) {
     const auto y = deq(ggml_type::MXFP4, b, 32);
     const float d = std::ldexp(1.0f, e - 128);
     for (int j = 0; j < 16; ++j) {
-      BOOST_TEST(y[j] == kvalues[j] * d);             // low nibble: element j
-      BOOST_TEST(y[j + 16] == kvalues[15 - j] * d);   // high nibble: element j + 16
+      BOOST_TEST(y[j] == kvalues[j] * d);            // low nibble: element j
+      BOOST_TEST(y[j + 16] == kvalues[15 - j] * d);  // high nibble: element j + 16
     }
   }
 }
@@ -164,7 +178,7 @@ BOOST_AUTO_TEST_CASE(q2_k_packed) {
   put_half(b, 80, 0x3C00);  // d = 1
   put_half(b, 82, 0x3800);  // dmin = 0.5
   const auto y = deq(ggml_type::Q2_K, b, 256);
-  BOOST_TEST(y[0] == -7.5f);   // scale 0, code 0, min 15 * 0.5
+  BOOST_TEST(y[0] == -7.5f);    // scale 0, code 0, min 15 * 0.5
   BOOST_TEST(y[255] == 45.0f);  // sub-block 15: scale 15, code 3, min 0
   for (int h = 0; h < 2; ++h)
     for (int j = 0; j < 4; ++j)
@@ -182,15 +196,17 @@ BOOST_AUTO_TEST_CASE(q3_k_packed) {
   bytes b(110, 0);
   for (int i = 0; i < 16; ++i) {
     const int s = i + 20;
-    if (i < 8) b[96 + i] |= static_cast<std::uint8_t>(s & 15);
-    else b[96 + i - 8] |= static_cast<std::uint8_t>((s & 15) << 4);
+    if (i < 8)
+      b[96 + i] |= static_cast<std::uint8_t>(s & 15);
+    else
+      b[96 + i - 8] |= static_cast<std::uint8_t>((s & 15) << 4);
     b[96 + 8 + i % 4] |= static_cast<std::uint8_t>(((s >> 4) & 3) << (2 * (i / 4)));
   }
-  for (int i = 0; i < 32; ++i) b[i] = 0xFF;  // hmask: high bit set everywhere...
-  b[0] = 0xFE;                                // ...except element 0 (bit 0 of hmask[0]): code - 4
-  b[17] = 0xDF;                               // and bit 5 of hmask[17] -> h = 1, j = 1, k = 1, l = 1
+  for (int i = 0; i < 32; ++i) b[i] = 0xFF;       // hmask: high bit set everywhere...
+  b[0] = 0xFE;                                    // ...except element 0 (bit 0 of hmask[0]): code - 4
+  b[17] = 0xDF;                                   // and bit 5 of hmask[17] -> h = 1, j = 1, k = 1, l = 1
   for (int i = 0; i < 64; ++i) b[32 + i] = 0xE4;  // low 2 bits: code j at shift 2j
-  put_half(b, 108, 0x3800);                        // d = 0.5
+  put_half(b, 108, 0x3800);                       // d = 0.5
   const auto y = deq(ggml_type::Q3_K, b, 256);
   for (int h = 0; h < 2; ++h)
     for (int j = 0; j < 4; ++j)
@@ -240,7 +256,8 @@ BOOST_AUTO_TEST_CASE(q4_k_packed) {
   for (int p = 0; p < 4; ++p)
     for (int l = 0; l < 32; ++l) {
       const float lo = static_cast<float>(scale[2 * p] * (l & 15)) - 0.25f * static_cast<float>(min[2 * p]);
-      const float hi = static_cast<float>(scale[2 * p + 1] * (15 - (l & 15))) - 0.25f * static_cast<float>(min[2 * p + 1]);
+      const float hi =
+          static_cast<float>(scale[2 * p + 1] * (15 - (l & 15))) - 0.25f * static_cast<float>(min[2 * p + 1]);
       BOOST_TEST_REQUIRE(y[64 * p + l] == lo, "element " << 64 * p + l);
       BOOST_TEST_REQUIRE(y[64 * p + 32 + l] == hi, "element " << 64 * p + 32 + l);
     }
@@ -266,8 +283,10 @@ BOOST_AUTO_TEST_CASE(q5_k_packed) {
     for (int l = 0; l < 32; ++l) {
       const int qlo = (l & 15) + (l % 2 == 0 ? 16 : 0);
       const int qhi = ((l + p) & 15) + (l % 2 == 1 ? 16 : 0);
-      BOOST_TEST_REQUIRE(y[64 * p + l] == 0.5f * static_cast<float>(scale[2 * p] * qlo) - static_cast<float>(min[2 * p]));
-      BOOST_TEST_REQUIRE(y[64 * p + 32 + l] == 0.5f * static_cast<float>(scale[2 * p + 1] * qhi) - static_cast<float>(min[2 * p + 1]));
+      BOOST_TEST_REQUIRE(y[64 * p + l] ==
+                         0.5f * static_cast<float>(scale[2 * p] * qlo) - static_cast<float>(min[2 * p]));
+      BOOST_TEST_REQUIRE(y[64 * p + 32 + l] ==
+                         0.5f * static_cast<float>(scale[2 * p + 1] * qhi) - static_cast<float>(min[2 * p + 1]));
     }
 }
 
@@ -317,7 +336,8 @@ bytes quantize_q8_0(const std::vector<float>& x) {
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[i + j]));
     const float d = amax / 127, id = d != 0 ? 1 / d : 0;
     mla_test::put<std::uint16_t>(out, h(d));
-    for (int j = 0; j < 32; ++j) out.push_back(static_cast<std::uint8_t>(static_cast<std::int8_t>(std::lround(x[i + j] * id))));
+    for (int j = 0; j < 32; ++j)
+      out.push_back(static_cast<std::uint8_t>(static_cast<std::int8_t>(std::lround(x[i + j] * id))));
   }
   return out;
 }
@@ -326,7 +346,10 @@ bytes quantize_q4_0(const std::vector<float>& x) {
   for (std::size_t i = 0; i < x.size(); i += 32) {
     float amax = 0, max = 0;
     for (int j = 0; j < 32; ++j)
-      if (std::fabs(x[i + j]) > amax) { amax = std::fabs(x[i + j]); max = x[i + j]; }
+      if (std::fabs(x[i + j]) > amax) {
+        amax = std::fabs(x[i + j]);
+        max = x[i + j];
+      }
     const float d = max / -8, id = d != 0 ? 1 / d : 0;
     mla_test::put<std::uint16_t>(out, h(d));
     for (int j = 0; j < 16; ++j) {
@@ -341,7 +364,10 @@ bytes quantize_q4_1(const std::vector<float>& x) {
   bytes out;
   for (std::size_t i = 0; i < x.size(); i += 32) {
     float mn = x[i], mx = x[i];
-    for (int j = 0; j < 32; ++j) { mn = std::min(mn, x[i + j]); mx = std::max(mx, x[i + j]); }
+    for (int j = 0; j < 32; ++j) {
+      mn = std::min(mn, x[i + j]);
+      mx = std::max(mx, x[i + j]);
+    }
     const float d = (mx - mn) / 15, id = d != 0 ? 1 / d : 0;
     mla_test::put<std::uint16_t>(out, h(d));
     mla_test::put<std::uint16_t>(out, h(mn));

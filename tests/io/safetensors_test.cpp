@@ -39,11 +39,10 @@ struct sample {
 
 std::vector<sample> random_samples(mla_test::rng& r) {
   const std::vector<std::pair<dtype, std::vector<std::int64_t>>> specs = {
-      {dtype::F32, {3, 5}}, {dtype::F16, {7}},   {dtype::BF16, {2, 2, 3}}, {dtype::F64, {4}},
-      {dtype::I64, {2}},    {dtype::I32, {3}},   {dtype::I16, {5}},        {dtype::I8, {9}},
-      {dtype::U8, {5}},     {dtype::BOOL, {4}},  {dtype::U16, {1}},        {dtype::U32, {2}},
-      {dtype::U64, {1}},    {dtype::F8_E4M3, {3}}, {dtype::F32, {}},       {dtype::F32, {0, 3}},
-      {dtype::F4, {4}},     {dtype::F8_E8M0, {2, 1}},
+      {dtype::F32, {3, 5}}, {dtype::F16, {7}}, {dtype::BF16, {2, 2, 3}}, {dtype::F64, {4}},     {dtype::I64, {2}},
+      {dtype::I32, {3}},    {dtype::I16, {5}}, {dtype::I8, {9}},         {dtype::U8, {5}},      {dtype::BOOL, {4}},
+      {dtype::U16, {1}},    {dtype::U32, {2}}, {dtype::U64, {1}},        {dtype::F8_E4M3, {3}}, {dtype::F32, {}},
+      {dtype::F32, {0, 3}}, {dtype::F4, {4}},  {dtype::F8_E8M0, {2, 1}},
   };
   std::vector<sample> out;
   for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -56,7 +55,8 @@ std::vector<sample> random_samples(mla_test::rng& r) {
     std::uint64_t nbytes = 0;
     BOOST_REQUIRE(dtype_nbytes(s.type, numel, nbytes));
     s.data = r.random_bytes(nbytes);
-    if (s.type == dtype::BOOL) for (auto& x : s.data) x &= 1;
+    if (s.type == dtype::BOOL)
+      for (auto& x : s.data) x &= 1;
     out.push_back(std::move(s));
   }
   return out;
@@ -225,24 +225,29 @@ BOOST_AUTO_TEST_CASE(index_errors) {
   mla::test::expect_error(with_index(R"({"metadata": {}})"), {idx, "missing \"weight_map\""});
   mla::test::expect_error(with_index(R"({"weight_map": {"a": 3}})"), {idx, "weight_map entry for 'a' is not a string"});
   mla::test::expect_error(with_index(R"({"weight_map": {"a": "../shard.safetensors"}})"),
-                         {"'../shard.safetensors'", "relative path inside"});
-  mla::test::expect_error(with_index(R"({"weight_map": {"a": "/etc/passwd"}})"), {"'/etc/passwd'", "relative path inside"});
+                          {"'../shard.safetensors'", "relative path inside"});
+  mla::test::expect_error(with_index(R"({"weight_map": {"a": "/etc/passwd"}})"),
+                          {"'/etc/passwd'", "relative path inside"});
   mla::test::expect_error(with_index(R"({"weight_map": {"b": "shard.safetensors"}})"),
-                         {"tensor 'b' is mapped to shard 'shard.safetensors', which does not contain it"});
+                          {"tensor 'b' is mapped to shard 'shard.safetensors', which does not contain it"});
   mla::test::expect_error(with_index(R"({"weight_map": {"a": "missing.safetensors"}})"),
-                         {dir.file("missing.safetensors"), "No such file or directory"});
+                          {dir.file("missing.safetensors"), "No such file or directory"});
   mla::test::expect_error(with_index(R"({"weight_map": {"a": "shard.safetensors", "a": "shard.safetensors"}})"),
-                         {"duplicate key 'a'"});
+                          {"duplicate key 'a'"});
   mla::test::expect_error(with_index("{\"weight_map\": "), {idx, "invalid JSON"});
   std::filesystem::remove(idx);
   mla::test::temp_dir empty;
   mla::test::expect_error([&] { (void)safetensors_checkpoint::open(empty.path()); },
-                         {empty.path(), "neither model.safetensors.index.json nor model.safetensors"});
+                          {empty.path(), "neither model.safetensors.index.json nor model.safetensors"});
 }
 
 BOOST_AUTO_TEST_CASE(writer_errors) {
   safetensors_writer w;
-  mla::test::expect_error([&] { w.add("a", dtype::F32, {2, 3}, bytes(20)); }, {"'a'", "F32 [2, 3]", "needs 24 bytes, got 20"});
+  mla::test::expect_error(
+      [&] {
+        w.add("a", dtype::F32, {2, 3}, bytes(20));
+      },
+      {"'a'", "F32 [2, 3]", "needs 24 bytes, got 20"});
   mla::test::expect_error([&] { w.add("a", dtype::F32, {-1}, bytes{}); }, {"'a'", "negative dimension"});
   mla::test::expect_error([&] { w.add("a", dtype::F4, {3}, bytes(2)); }, {"'a'", "not a whole number of bytes"});
   mla::test::expect_error([&] { w.add("__metadata__", dtype::U8, {1}, bytes(1)); }, {"'__metadata__' is not a valid"});
@@ -273,15 +278,22 @@ BOOST_AUTO_TEST_CASE(malformed_files) {
   err(st_bytes("{\"a\": ", {}), {"invalid JSON"});
   err(st_bytes("{} x", {}), {"invalid JSON"});
   err(st_bytes("{\"a\xff\": {}}", {}), {"invalid JSON"});  // not UTF-8
-  err(st_bytes(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", bytes(2)),
+  err(st_bytes(
+          R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
+          bytes(2)),
       {"duplicate key 'a'"});
-  err(st_bytes(R"({"a":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}})", bytes(1)), {"duplicate key 'dtype'"});
+  err(st_bytes(R"({"a":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}})", bytes(1)),
+      {"duplicate key 'dtype'"});
   err(st_bytes(R"({"a":[[[[[[[[[[[[[1]]]]]]]]]]]]]})"), {"nests deeper than 8"});
   err(st_bytes(R"({"a": 5})"), {"tensor 'a'", "entry is a JSON number, expected an object"});
-  err(st_bytes(R"({"a":{"shape":[1],"data_offsets":[0,1]}})", bytes(1)), {"tensor 'a'", "missing or non-string \"dtype\""});
-  err(st_bytes(R"({"a":{"dtype":"F12","shape":[1],"data_offsets":[0,1]}})", bytes(1)), {"tensor 'a'", "unknown dtype 'F12'"});
-  err(st_bytes(R"({"a":{"dtype":"U8","data_offsets":[0,1]}})", bytes(1)), {"tensor 'a'", "missing or non-array \"shape\""});
-  err(st_bytes(R"({"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}})", bytes(1)), {"shape entry -1 is not a non-negative integer"});
+  err(st_bytes(R"({"a":{"shape":[1],"data_offsets":[0,1]}})", bytes(1)),
+      {"tensor 'a'", "missing or non-string \"dtype\""});
+  err(st_bytes(R"({"a":{"dtype":"F12","shape":[1],"data_offsets":[0,1]}})", bytes(1)),
+      {"tensor 'a'", "unknown dtype 'F12'"});
+  err(st_bytes(R"({"a":{"dtype":"U8","data_offsets":[0,1]}})", bytes(1)),
+      {"tensor 'a'", "missing or non-array \"shape\""});
+  err(st_bytes(R"({"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}})", bytes(1)),
+      {"shape entry -1 is not a non-negative integer"});
   err(st_bytes(R"({"a":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}})", bytes(1)), {"shape entry 1.5"});
   err(st_bytes(R"({"a":{"dtype":"U8","shape":[9223372036854775808],"data_offsets":[0,1]}})", bytes(1)),
       {"shape entry 9223372036854775808 is not a non-negative integer"});
@@ -289,19 +301,26 @@ BOOST_AUTO_TEST_CASE(malformed_files) {
       {"tensor 'a'", "[4294967296, 4294967296]", "too many elements (overflow)"});
   err(st_bytes(R"({"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,8]}})", d8),
       {"tensor 'a'", "[4611686018427387904]", "too many bytes (overflow)"});  // numel fits, bytes do not
-  err(st_bytes(R"({"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}})", bytes(2)), {"F4", "not a whole number of bytes"});
-  err(st_bytes(R"({"a":{"dtype":"U8","shape":[1]}})", bytes(1)), {"tensor 'a'", "\"data_offsets\" must be [BEGIN, END]"});
+  err(st_bytes(R"({"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}})", bytes(2)),
+      {"F4", "not a whole number of bytes"});
+  err(st_bytes(R"({"a":{"dtype":"U8","shape":[1]}})", bytes(1)),
+      {"tensor 'a'", "\"data_offsets\" must be [BEGIN, END]"});
   err(st_bytes(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}})", bytes(1)), {"\"data_offsets\" must be"});
-  err(st_bytes(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[2,1]}})", bytes(2)), {"data_offsets [2, 1] have BEGIN > END"});
+  err(st_bytes(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[2,1]}})", bytes(2)),
+      {"data_offsets [2, 1] have BEGIN > END"});
   err(st_bytes(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", bytes(2)),
       {"tensor 'a'", "data_offsets [0, 4] extend past the data section (2 bytes)"});
   err(st_bytes(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,18446744073709551615]}})", bytes(2)),
       {"extend past the data section"});
   err(st_bytes(R"({"a":{"dtype":"F16","shape":[2,3],"data_offsets":[0,8]}})", d8),
       {"tensor 'a'", "span 8 bytes, but dtype F16 with shape [2, 3] needs 12"});
-  err(st_bytes(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})", bytes(6)),
+  err(st_bytes(
+          R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
+          bytes(6)),
       {"tensor 'b' at data_offsets [2, 6] overlaps tensor 'a' at [0, 4]"});
-  err(st_bytes(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})", bytes(6)),
+  err(st_bytes(
+          R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
+          bytes(6)),
       {"bytes [2, 4) of the data section belong to no tensor", "before tensor 'b'"});
   err(st_bytes(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", bytes(5)),
       {"bytes [2, 5) at the end of the data section belong to no tensor"});
@@ -317,8 +336,11 @@ BOOST_AUTO_TEST_CASE(malformed_files) {
       bytes(1)));
   BOOST_TEST(ok.size() == 3u);
   // A zero dimension makes the tensor empty even when the other dimensions would overflow.
-  BOOST_TEST(parse_safetensors(st_bytes(R"({"z":{"dtype":"F64","shape":[9223372036854775807,9223372036854775807,0],"data_offsets":[0,0]}})"))
-                 .tensor("z").numel == 0u);
+  BOOST_TEST(
+      parse_safetensors(
+          st_bytes(R"({"z":{"dtype":"F64","shape":[9223372036854775807,9223372036854775807,0],"data_offsets":[0,0]}})"))
+          .tensor("z")
+          .numel == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(error_from_a_file_names_its_path) {
@@ -326,7 +348,7 @@ BOOST_AUTO_TEST_CASE(error_from_a_file_names_its_path) {
   const std::string path = dir.file("broken.safetensors");
   mla_test::write_file(path, st_bytes(R"({"w":{"dtype":"BF16","shape":[3],"data_offsets":[0,4]}})", bytes(4)));
   mla::test::expect_error([&] { (void)safetensors_file::open(path); },
-                         {"safetensors '" + path + "'", "tensor 'w'", "needs 6"});
+                          {"safetensors '" + path + "'", "tensor 'w'", "needs 6"});
 }
 
 // Every prefix and many random corruptions of a valid file either parse or throw mla::error.

@@ -28,7 +28,7 @@ using mla::test::test_seed;
 // channels, latent rank 32; weights N(0, 1/sqrt(fan_in)), optional biases and sinks, an optional window.
 mla::ref::mla_layer<double> random_mla(std::mt19937_64& gen, int max_window) {
   auto l = mla::ref::mla_layer<double>::make<mla::mla_shape<64, 16, 32>>(pick(gen, 8, 48), pick(gen, 1, 5),
-                                                                        pick(gen, 4, 24));
+                                                                         pick(gen, 4, 24));
   const double in_h = 1.0 / std::sqrt(double(l.hidden)), in_r = 1.0 / std::sqrt(double(l.latent_rank));
   l.wq = randn<double>(gen, l.wq.rows(), l.wq.cols(), in_h);
   l.w_dkv = randn<double>(gen, l.w_dkv.rows(), l.w_dkv.cols(), in_h);

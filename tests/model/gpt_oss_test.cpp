@@ -49,7 +49,8 @@ struct loop_moe {
     for (int j = 0; j < k; ++j) {
       int best = -1;
       for (int e = 0; e < n_experts; ++e)
-        if (!used[static_cast<std::size_t>(e)] && (best < 0 || logits[static_cast<std::size_t>(e)] > logits[static_cast<std::size_t>(best)]))
+        if (!used[static_cast<std::size_t>(e)] &&
+            (best < 0 || logits[static_cast<std::size_t>(e)] > logits[static_cast<std::size_t>(best)]))
           best = e;
       used[static_cast<std::size_t>(best)] = true;
       chosen.push_back(best);
@@ -229,7 +230,8 @@ BOOST_AUTO_TEST_CASE(gpt_oss_config_json_in_both_rope_forms) {
   n.erase("layer_types");
   const mla::model::model_config c2 = mla::model::config_from_hf_json(n);
   same_rope(c2.rope);
-  for (int l = 0; l < 24; ++l) BOOST_TEST(c2.layers[std::size_t(l)].sliding_window == c.layers[std::size_t(l)].sliding_window);
+  for (int l = 0; l < 24; ++l)
+    BOOST_TEST(c2.layers[std::size_t(l)].sliding_window == c.layers[std::size_t(l)].sliding_window);
 
   // Errors name the field.
   auto without = [&](const char* key) {
@@ -238,7 +240,7 @@ BOOST_AUTO_TEST_CASE(gpt_oss_config_json_in_both_rope_forms) {
     return b;
   };
   mla::test::expect_error([&] { mla::model::config_from_hf_json(without("num_local_experts"), "cfg.json"); },
-                       {"cfg.json", "num_local_experts"});
+                          {"cfg.json", "num_local_experts"});
   mla::test::expect_error([&] { mla::model::config_from_hf_json(without("hidden_size")); }, {"hidden_size"});
   nlohmann::json bad = j;
   bad["rope_scaling"]["rope_type"] = "dynamic";
@@ -262,11 +264,13 @@ BOOST_AUTO_TEST_CASE(gpt_oss_config_json_in_both_rope_forms) {
 
 BOOST_AUTO_TEST_CASE(llama_config_json) {
   // SmolLM2-135M's config.json fields.
-  nlohmann::json j = {{"model_type", "llama"},          {"hidden_size", 576},        {"intermediate_size", 1536},
-                      {"num_attention_heads", 9},       {"num_key_value_heads", 3},  {"num_hidden_layers", 30},
-                      {"rms_norm_eps", 1e-5},           {"rope_theta", 100000},      {"rope_scaling", nullptr},
-                      {"tie_word_embeddings", true},    {"vocab_size", 49152},       {"bos_token_id", 1},
-                      {"eos_token_id", 2},              {"max_position_embeddings", 8192},
+  nlohmann::json j = {{"model_type", "llama"},     {"hidden_size", 576},
+                      {"intermediate_size", 1536}, {"num_attention_heads", 9},
+                      {"num_key_value_heads", 3},  {"num_hidden_layers", 30},
+                      {"rms_norm_eps", 1e-5},      {"rope_theta", 100000},
+                      {"rope_scaling", nullptr},   {"tie_word_embeddings", true},
+                      {"vocab_size", 49152},       {"bos_token_id", 1},
+                      {"eos_token_id", 2},         {"max_position_embeddings", 8192},
                       {"hidden_act", "silu"}};
   const mla::model::model_config c = mla::model::config_from_hf_json(j);
   BOOST_TEST(c.head_dim == 64);
@@ -282,8 +286,11 @@ BOOST_AUTO_TEST_CASE(llama_config_json) {
 
   nlohmann::json l3 = j;
   l3["head_dim"] = 128;
-  l3["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                        {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  l3["rope_scaling"] = {{"rope_type", "llama3"},
+                        {"factor", 8.0},
+                        {"low_freq_factor", 1.0},
+                        {"high_freq_factor", 4.0},
+                        {"original_max_position_embeddings", 8192}};
   l3["eos_token_id"] = {128001, 128008};
   const mla::model::model_config c3 = mla::model::config_from_hf_json(l3);
   BOOST_TEST(c3.head_dim == 128);
@@ -336,7 +343,8 @@ BOOST_AUTO_TEST_CASE(tiny_checkpoint_round_trip) {
     const long per_expert = 256L * 128;
     const Eigen::Map<const matrix<float>> want(all.data() + 5 * per_expert, 256, 128);
     BOOST_TEST((e5.w_gate_up == want));
-    BOOST_TEST(e5.b_gate_up(7) == mla::io::to_float(ck.tensor("model.layers.1.mlp.experts.gate_up_proj_bias"))[5 * 256 + 7]);
+    BOOST_TEST(e5.b_gate_up(7) ==
+               mla::io::to_float(ck.tensor("model.layers.1.mlp.experts.gate_up_proj_bias"))[5 * 256 + 7]);
     BOOST_TEST(moe.swiglu_limit == 7.0);
 
     // Prefill and decode agree, over a context longer than the window (8).
@@ -393,7 +401,7 @@ BOOST_AUTO_TEST_CASE(checkpoint_errors_name_the_tensor) {
     j["num_local_experts"] = 4;
     mla::io::write_file_atomically(dir.file("config.json"), j.dump());
     mla::test::expect_error([&] { (void)mla::model::load_model(dir.path()); },
-                         {"model.layers.0.mlp.router.weight", "[8, 128]", "[4, 128]"});
+                            {"model.layers.0.mlp.router.weight", "[8, 128]", "[4, 128]"});
     // An unsupported tokenizer.json leaves the model loadable, with a note instead of a tokenizer.
     j["num_local_experts"] = 8;
     mla::io::write_file_atomically(dir.file("config.json"), j.dump());

@@ -43,9 +43,9 @@ namespace {
 // Random UTF-8 text: words from a small alphabet (so that merges apply), digits, punctuation, spaces,
 // newlines, some non-ASCII letters and the odd harmony special token.
 std::string harmony_text(std::mt19937_64& gen) {
-  static const std::vector<std::string> atoms = {"the", " the", "e", "a", "th", " model", "tion", "Paris", "1",
-                                                 "23",  "456", ",", ".", "!",  " ",      "\n",   "  ",   "é",
-                                                 "ж",   "字",  "😀", "'s", "<|end|>", "<|start|>", "<|message|>", "x"};
+  static const std::vector<std::string> atoms = {
+      "the", " the", "e",  "a",  "th", " model", "tion", "Paris", "1",  "23",      "456",       ",",           ".",
+      "!",   " ",    "\n", "  ", "é",  "ж",      "字",   "😀",     "'s", "<|end|>", "<|start|>", "<|message|>", "x"};
   return mla::test::random_text(gen, atoms, 40);
 }
 
@@ -226,7 +226,8 @@ BOOST_AUTO_TEST_CASE(o200k_vocabulary_path_takes_the_first_existing_location) {
   BOOST_TEST(mla::model::o200k_vocabulary_path(where).empty());
 }
 
-// The real o200k vocabulary (as the tools find it: MLA_O200K_VOCAB or scripts/fetch_o200k.sh's cache); skipped without it.
+// The real o200k vocabulary (as the tools find it: MLA_O200K_VOCAB or scripts/fetch_o200k.sh's cache); skipped without
+// it.
 struct has_o200k_vocabulary {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
     return mla::test::skip_unless(!mla::test::o200k_vocabulary_from_environment().empty(),
@@ -234,8 +235,8 @@ struct has_o200k_vocabulary {
   }
 };
 
-BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json, *boost::unit_test::label("model") *
-                                                           boost::unit_test::precondition(has_o200k_vocabulary{})) {
+BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json,
+                     *boost::unit_test::label("model") * boost::unit_test::precondition(has_o200k_vocabulary{})) {
   const std::string vocab = mla::test::o200k_vocabulary_from_environment();
   const mla::tok::tiktoken_bpe real = mla::tok::load_o200k_harmony(vocab);
   // The tokenizer.json form of the real vocabulary (without a merge list) reads back to the same ids.
@@ -250,10 +251,9 @@ BOOST_AUTO_TEST_CASE(real_o200k_through_tokenizer_json, *boost::unit_test::label
 
 // A gpt-oss directory with the full vocabulary and no tokenizer.json: the fallback finds the vocabulary.
 // (About a minute in Release: two 201088-row matrices are written and read; CTest label `slow`.)
-BOOST_AUTO_TEST_CASE(real_o200k_fallback_checkpoint, *boost::unit_test::label("model") *
-                                                         boost::unit_test::precondition(has_o200k_vocabulary{}) *
-                                                         boost::unit_test::precondition(
-                                                             mla::test::not_slow_skipped{})) {
+BOOST_AUTO_TEST_CASE(real_o200k_fallback_checkpoint,
+                     *boost::unit_test::label("model") * boost::unit_test::precondition(has_o200k_vocabulary{}) *
+                         boost::unit_test::precondition(mla::test::not_slow_skipped{})) {
   const std::string vocab = mla::test::o200k_vocabulary_from_environment();
   const mla::tok::tiktoken_bpe real = mla::tok::load_o200k_harmony(vocab);
   const mla::test::temp_dir dir("mla-gpt-oss-tok-o200k");

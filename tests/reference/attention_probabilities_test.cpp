@@ -126,8 +126,8 @@ BOOST_AUTO_TEST_CASE(gqa_layer_heads_match_direct_computation_and_the_prefill) {
       for (int h = 0; h < spec.n_heads; ++h) {
         const int g = h / (spec.n_heads / spec.n_kv_heads);
         const double* sink = spec.sinks ? &layer.sinks[h] : nullptr;
-        const matrix<double> want = direct_probabilities(q.middleCols(h * d, d), k.middleCols(g * d, d), spec.scale,
-                                                         spec.window, sink, 0);
+        const matrix<double> want =
+            direct_probabilities(q.middleCols(h * d, d), k.middleCols(g * d, d), spec.scale, spec.window, sink, 0);
         BOOST_TEST((p[std::size_t(h)] - want).cwiseAbs().maxCoeff() < 1e-12, "head " << h);
         attn.middleCols(h * d, d) = p[std::size_t(h)] * v.middleCols(g * d, d);
       }

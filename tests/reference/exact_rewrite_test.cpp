@@ -138,8 +138,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(gpt_oss_like_layer_is_reproduced, T, value_types) 
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(smollm2_like_layer_is_reproduced, T, value_types) {
-  run_model_like<T>("SmolLM2-like", smollm2_like(), 40, 64,
-                    [](int tokens) { return std::pair<int, int>{tokens, tokens / 2}; });
+  run_model_like<T>("SmolLM2-like", smollm2_like(), 40, 64, [](int tokens) {
+    return std::pair<int, int>{tokens, tokens / 2};
+  });
 }
 
 // The test data is not degenerate: for the gpt-oss-like layer, the window and the sinks both change the

@@ -205,8 +205,8 @@ BOOST_AUTO_TEST_CASE(window_and_sinks_change_the_output) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     const int tokens = 24, window = 5;
-    gqa_spec spec{32, 4, 2, 32, true, true, true, true, true, window, mla::ref::rope_config::smollm2(),
-                  1.0 / std::sqrt(32.0)};
+    gqa_spec spec{
+        32, 4, 2, 32, true, true, true, true, true, window, mla::ref::rope_config::smollm2(), 1.0 / std::sqrt(32.0)};
     spec.rope.dim = 32;
     const gqa_layer<double> layer = random_gqa<double>(gen, spec);
     const matrix<double> x = randn<double>(gen, tokens, spec.hidden, 1.0);

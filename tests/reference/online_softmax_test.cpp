@@ -120,9 +120,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(chunked_merge_matches_direct_softmax, T, value_typ
         // cancel to far below them, so the error is measured against the same weights applied to |v|.
         const row_vector<double> scale = direct_softmax(s64, v64.cwiseAbs(), nullptr).out;
         const double err = (total.output().template cast<double>() - want.out).norm();
-        BOOST_TEST(err <= tolerance<T>() * scale.norm(), "error " << err << ", scale " << scale.norm()
-                                                                  << ", relative to the output "
-                                                                  << mla::ref::relative_error(total.output(), want.out));
+        BOOST_TEST(err <= tolerance<T>() * scale.norm(),
+                   "error " << err << ", scale " << scale.norm() << ", relative to the output "
+                            << mla::ref::relative_error(total.output(), want.out));
         BOOST_TEST(std::abs(double(total.lse()) - want.lse) <= tolerance<T>() * std::max(1.0, std::abs(want.lse)));
       }
     }

@@ -90,7 +90,8 @@ BOOST_AUTO_TEST_CASE(default_frequencies) {
   const rope<double> r(rope_config::smollm2());
   BOOST_TEST(r.attention_factor() == 1.0);
   for (int i = 0; i < 32; ++i)
-    BOOST_TEST(r.inv_freq()[i] == std::exp(-std::log(100000.0) * (2.0 * i) / 64.0), boost::test_tools::tolerance(1e-14));
+    BOOST_TEST(r.inv_freq()[i] == std::exp(-std::log(100000.0) * (2.0 * i) / 64.0),
+               boost::test_tools::tolerance(1e-14));
 }
 
 BOOST_AUTO_TEST_CASE(llama3_frequency_bands) {

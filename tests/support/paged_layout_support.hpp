@@ -33,8 +33,7 @@ inline std::vector<mla::page_index> shuffled_pages(int n, std::mt19937& rng) {
 
 // A layout for `lens` whose logical pages land on shuffled physical pages, with `spare` unused physical
 // pages mixed in.
-inline mla::paged_layout shuffled_layout(const std::vector<int>& lens, int page_size, int spare,
-                                              std::mt19937& rng) {
+inline mla::paged_layout shuffled_layout(const std::vector<int>& lens, int page_size, int spare, std::mt19937& rng) {
   int total = 0;
   for (int l : lens) total += mla::pages_needed(l, page_size);
   return mla::make_paged_layout(lens, page_size, shuffled_pages(total + spare, rng));

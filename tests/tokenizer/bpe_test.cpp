@@ -43,8 +43,7 @@ std::vector<std::string> reference_bpe(const std::string& word, const std::vecto
     std::vector<std::string> next;
     bool merged = false;
     for (std::size_t i = 0; i < symbols.size();) {
-      if (i + 1 < symbols.size() && symbols[i] == first && symbols[i + 1] == second &&
-          (every_occurrence || !merged)) {
+      if (i + 1 < symbols.size() && symbols[i] == first && symbols[i + 1] == second && (every_occurrence || !merged)) {
         next.push_back(first + second);
         merged = true;
         i += 2;
@@ -84,12 +83,11 @@ BOOST_AUTO_TEST_CASE(equal_ranks_merge_leftmost_first_and_results_merge_further)
   BOOST_TEST(texts_of(m, m.encode_word("aaa")) == (std::vector<std::string>{"aaa"}));
   BOOST_TEST(texts_of(m, m.encode_word("aaaa")) == (std::vector<std::string>{"aa", "aa"}));
   BOOST_TEST(texts_of(m, m.encode_word("aaaaa")) == (std::vector<std::string>{"aa", "aaa"}));
-  const bpe_model words(byte_tokens({"he", "ll", "hell", "hello", "\xC4\xA0w", "or", "\xC4\xA0wor"}),
-                        {{"h", "e"}, {"l", "l"}, {"he", "ll"}, {"hell", "o"}, {"\xC4\xA0", "w"}, {"o", "r"},
-                         {"\xC4\xA0w", "or"}});
+  const bpe_model words(
+      byte_tokens({"he", "ll", "hell", "hello", "\xC4\xA0w", "or", "\xC4\xA0wor"}),
+      {{"h", "e"}, {"l", "l"}, {"he", "ll"}, {"hell", "o"}, {"\xC4\xA0", "w"}, {"o", "r"}, {"\xC4\xA0w", "or"}});
   BOOST_TEST(texts_of(words, words.encode_word("hello")) == (std::vector<std::string>{"hello"}));
-  BOOST_TEST(texts_of(words, words.encode_word(" world")) ==
-             (std::vector<std::string>{"\xC4\xA0wor", "l", "d"}));
+  BOOST_TEST(texts_of(words, words.encode_word(" world")) == (std::vector<std::string>{"\xC4\xA0wor", "l", "d"}));
 }
 
 BOOST_AUTO_TEST_CASE(agrees_with_the_reference_loop_on_random_vocabularies) {
@@ -188,12 +186,21 @@ BOOST_AUTO_TEST_CASE(copies_and_moves_keep_working) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_vocabularies_and_merges_are_named) {
-  tok_test::expect_error([] { (void)bpe_model(byte_tokens({"ab"}), {{"a", "b"}, {"x", "yz"}}); },
-                         {"merge #1", "'yz' is not in the vocabulary"});
-  tok_test::expect_error([] { (void)bpe_model(byte_tokens(), {{"a", "b"}}); },
-                         {"merge #0", "result 'ab' is not in the vocabulary"});
-  tok_test::expect_error([] { (void)bpe_model(byte_tokens({"ab"}), {{"a", "b"}, {"a", "b"}}); },
-                         {"merge #1", "repeats merge #0"});
+  tok_test::expect_error(
+      [] {
+        (void)bpe_model(byte_tokens({"ab"}), {{"a", "b"}, {"x", "yz"}});
+      },
+      {"merge #1", "'yz' is not in the vocabulary"});
+  tok_test::expect_error(
+      [] {
+        (void)bpe_model(byte_tokens(), {{"a", "b"}});
+      },
+      {"merge #0", "result 'ab' is not in the vocabulary"});
+  tok_test::expect_error(
+      [] {
+        (void)bpe_model(byte_tokens({"ab"}), {{"a", "b"}, {"a", "b"}});
+      },
+      {"merge #1", "repeats merge #0"});
   tok_test::expect_error([] { (void)bpe_model(byte_tokens({"a"}), {}); }, {"'a' appears twice", "ids 97 and 256"});
   tok_test::expect_error([] { (void)bpe_model(byte_tokens(), {}).token_text(256); }, {"token id 256"});
   tok_test::expect_error([] { (void)bpe_model().encode_word("ab"); }, {"byte 0x61", "no token"});

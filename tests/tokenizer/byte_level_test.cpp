@@ -53,8 +53,7 @@ BOOST_AUTO_TEST_CASE(code_points_outside_the_image_have_no_byte) {
                            char32_t{0x4E2D}, char32_t{0x110000}}) {
     BOOST_TEST(char_to_byte(c) == -1);
   }
-  tok_test::expect_error([] { (void)mla::tok::from_byte_level("ab cd"); },
-                         {"U+0020", "byte offset 2", "byte map"});
+  tok_test::expect_error([] { (void)mla::tok::from_byte_level("ab cd"); }, {"U+0020", "byte offset 2", "byte map"});
   tok_test::expect_error([] { (void)mla::tok::from_byte_level("ab\xC3"); }, {"byte offset 2"});
   std::string out;
   BOOST_TEST(!mla::tok::try_append_from_byte_level(out, "x y"));

@@ -189,8 +189,8 @@ BOOST_AUTO_TEST_CASE(unsupported_or_inconsistent_metadata_is_named) {
 }
 
 // The real model's cases: each suite is one CTest test, skipped without its files (tests/support/resources.hpp).
-BOOST_AUTO_TEST_SUITE(smollm2_model, *boost::unit_test::label("model") *
-                                         boost::unit_test::precondition(mla::test::has_smollm2{}))
+BOOST_AUTO_TEST_SUITE(smollm2_model,
+                      *boost::unit_test::label("model") * boost::unit_test::precondition(mla::test::has_smollm2{}))
 
 BOOST_AUTO_TEST_CASE(vocabulary_metadata) {
   const tokenizer& t = smollm2();
@@ -216,8 +216,8 @@ BOOST_AUTO_TEST_CASE(golden_texts_match_hugging_face) {
     const ids got = t.encode(text);
     BOOST_TEST_CONTEXT("text " << c["text"].dump()) {
       BOOST_TEST(got == expected, "first difference at index " << first_difference(got, expected) << ": got "
-                                                                << tok_test::show(got) << ", expected "
-                                                                << tok_test::show(expected));
+                                                               << tok_test::show(got) << ", expected "
+                                                               << tok_test::show(expected));
       BOOST_TEST(t.decode(got) == c["decoded"].get<std::string>());
       BOOST_TEST(t.decode(got, mla::tok::decode_options{true}) == c["decoded_skip_special"].get<std::string>());
       BOOST_TEST(t.decode(got) == text);
@@ -244,10 +244,9 @@ BOOST_AUTO_TEST_CASE(golden_chat_prompts_match_hugging_face) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-BOOST_AUTO_TEST_SUITE(smollm2_wikitext, *boost::unit_test::label("model") *
-                                            boost::unit_test::precondition(mla::test::has_smollm2{}) *
-                                            boost::unit_test::precondition(
-                                                mla::test::has_data_file{wikitext_test_file}))
+BOOST_AUTO_TEST_SUITE(smollm2_wikitext,
+                      *boost::unit_test::label("model") * boost::unit_test::precondition(mla::test::has_smollm2{}) *
+                          boost::unit_test::precondition(mla::test::has_data_file{wikitext_test_file}))
 
 BOOST_AUTO_TEST_CASE(wikitext2_test_split_matches_hugging_face) {
   const tokenizer& t = smollm2();

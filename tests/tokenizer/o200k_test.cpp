@@ -76,7 +76,9 @@ BOOST_AUTO_TEST_CASE(pre_tokenizer_backtracking_cases) {
   BOOST_TEST(split("helloWorld") == (V{"hello", "World"}), boost::test_tools::per_element());
   BOOST_TEST(split("ABC") == (V{"ABC"}), boost::test_tools::per_element());
   // A mark is in both letter sets: U* gives it back to W+ ("A" + U+0301 + "B": the match ends after the mark).
-  BOOST_TEST(split("A\xCC\x81" "B") == (V{"A\xCC\x81", "B"}), boost::test_tools::per_element());
+  BOOST_TEST(split("A\xCC\x81"
+                   "B") == (V{"A\xCC\x81", "B"}),
+             boost::test_tools::per_element());
   // A lone mark: the optional prefix takes it, fails, and gives it back to W+.
   BOOST_TEST(split("\xCC\x81 x") == (V{"\xCC\x81", " x"}), boost::test_tools::per_element());
   // Numbers in threes; a space before a number is a piece of its own.
@@ -143,8 +145,11 @@ BOOST_AUTO_TEST_CASE(rank_file_parsing_and_errors) {
                          {"f: ", "are also rank 65"});
   tok_test::expect_error([&] { (void)mla::tok::tiktoken_bpe::from_rank_text(b64("a") + " 0\n", {}, "f"); },
                          {"f: ", "byte 0 is not a token"});
-  tok_test::expect_error([&] { (void)mla::tok::tiktoken_bpe::from_rank_text(good, {{"<|x|>", 256}}, "f"); },
-                         {"f: ", "reuses rank 256"});
+  tok_test::expect_error(
+      [&] {
+        (void)mla::tok::tiktoken_bpe::from_rank_text(good, {{"<|x|>", 256}}, "f");
+      },
+      {"f: ", "reuses rank 256"});
 }
 
 BOOST_AUTO_TEST_CASE(harmony_special_tokens) {
@@ -179,9 +184,9 @@ BOOST_AUTO_TEST_CASE(ids_match_tiktoken_o200k_harmony, *boost::unit_test::precon
   }
 }
 
-BOOST_AUTO_TEST_CASE(wikitext_matches_tiktoken, *boost::unit_test::precondition(has_o200k{}) *
-                                                   boost::unit_test::precondition(
-                                                       mla::test::has_data_file{"wikitext-2-raw-test.txt"})) {
+BOOST_AUTO_TEST_CASE(wikitext_matches_tiktoken,
+                     *boost::unit_test::precondition(has_o200k{}) *
+                         boost::unit_test::precondition(mla::test::has_data_file{"wikitext-2-raw-test.txt"})) {
   const std::string wiki = mla::test::data_file("wikitext-2-raw-test.txt");
   const auto& g = tok_test::o200k_golden()["wikitext"];
   const std::string text = tok_test::read_file(wiki);

@@ -47,8 +47,10 @@ struct reference_splitter {
       for (const bool with_space : {true, false}) {  // ` ?` is greedy: try the space first
         std::size_t j = i;
         if (with_space) {
-          if (j < n && cps[j] == U' ') ++j;
-          else continue;
+          if (j < n && cps[j] == U' ')
+            ++j;
+          else
+            continue;
         }
         std::size_t k = j;
         while (k < n && cls(k) == x) ++k;
@@ -110,9 +112,9 @@ BOOST_AUTO_TEST_CASE(hand_written_cases) {
       {"don't I'M you're", {"don", "'t", " I", "'", "M", " you", "'re"}},
       {"a  b", {"a", " ", " b"}},
       {"a   \n\tb  ", {"a", "   \n", "\t", "b", "  "}},
-      {"!\xC2\xA0!", {"!", "\xC2\xA0", "!"}},          // U+00A0 is \s
-      {"!\x1C!", {"!\x1C!"}},                          // U+001C is not
-      {"!\xE2\x80\x8B!", {"!\xE2\x80\x8B!"}},          // nor U+200B
+      {"!\xC2\xA0!", {"!", "\xC2\xA0", "!"}},  // U+00A0 is \s
+      {"!\x1C!", {"!\x1C!"}},                  // U+001C is not
+      {"!\xE2\x80\x8B!", {"!\xE2\x80\x8B!"}},  // nor U+200B
       {" ''s", {" ''", "s"}},
       {"x\xC2\xB2y 3\xC2\xBD", {"x", "\xC2\xB2", "y", " ", "3", "\xC2\xBD"}},
       {"e\xCC\x81t\xC3\xA9", {"e", "\xCC\x81", "t\xC3\xA9"}},  // a combining mark is "other"
@@ -148,10 +150,44 @@ BOOST_AUTO_TEST_CASE(invalid_utf8_is_an_error_with_the_offset) {
 BOOST_AUTO_TEST_CASE(agrees_with_the_literal_regex_on_random_text) {
   const std::uint64_t seed = tok_test::test_seed();
   BOOST_TEST_MESSAGE("seed " << seed);
-  const std::vector<std::string> pool = {
-      " ", " ", " ", "\t", "\n", "\r", "\xC2\xA0", "\xE3\x80\x80", "a", "Z", "s", "t", "r", "e", "l", "l", "d",
-      "m", "v", "S", "\xC3\xA9", "e\xCC\x81", "\xE6\x97\xA5", "1", "7", "\xC2\xB2", "\xD9\xA3", "'", "'", "'s",
-      "'ll", "!", ".", "-", "\xF0\x9F\x98\x80", "\xE2\x80\x8B", "\x1C", "_"};
+  const std::vector<std::string> pool = {" ",
+                                         " ",
+                                         " ",
+                                         "\t",
+                                         "\n",
+                                         "\r",
+                                         "\xC2\xA0",
+                                         "\xE3\x80\x80",
+                                         "a",
+                                         "Z",
+                                         "s",
+                                         "t",
+                                         "r",
+                                         "e",
+                                         "l",
+                                         "l",
+                                         "d",
+                                         "m",
+                                         "v",
+                                         "S",
+                                         "\xC3\xA9",
+                                         "e\xCC\x81",
+                                         "\xE6\x97\xA5",
+                                         "1",
+                                         "7",
+                                         "\xC2\xB2",
+                                         "\xD9\xA3",
+                                         "'",
+                                         "'",
+                                         "'s",
+                                         "'ll",
+                                         "!",
+                                         ".",
+                                         "-",
+                                         "\xF0\x9F\x98\x80",
+                                         "\xE2\x80\x8B",
+                                         "\x1C",
+                                         "_"};
   BOOST_TEST_CONTEXT("seed " << seed) {
     std::mt19937_64 gen(seed);
     reference_splitter reference;
@@ -162,8 +198,8 @@ BOOST_AUTO_TEST_CASE(agrees_with_the_literal_regex_on_random_text) {
       for (const bool digits : {true, false}) {
         const pieces got = split(text, digits);
         const pieces expected = reference.split(text, digits);
-        BOOST_TEST_CONTEXT("text \"" << text << "\" digits " << digits << ": got " << show(got)
-                                     << ", expected " << show(expected)) {
+        BOOST_TEST_CONTEXT("text \"" << text << "\" digits " << digits << ": got " << show(got) << ", expected "
+                                     << show(expected)) {
           BOOST_TEST(got == expected);
         }
         std::string joined;

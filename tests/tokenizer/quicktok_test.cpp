@@ -167,8 +167,9 @@ BOOST_AUTO_TEST_CASE(malformed_vocabularies_are_errors) {
   BOOST_TEST(mla::tok::read_quicktok_vocab(file, "good.vocab") == (std::vector<std::string>{"b", "a", "hello"}),
              boost::test_tools::per_element());
   // Every truncation.
-  for (std::size_t n = 0; n < file.size(); ++n)
-    BOOST_TEST_CONTEXT("truncated to " << n << " bytes") { expect_error(read(file.substr(0, n)), {"bad.vocab"}); }
+  for (std::size_t n = 0; n < file.size(); ++n) BOOST_TEST_CONTEXT("truncated to " << n << " bytes") {
+      expect_error(read(file.substr(0, n)), {"bad.vocab"});
+    }
   expect_error(read(""), {"bad.vocab", "truncated", "u32 token count"});
   expect_error(read(file.substr(0, file.size() - 2)), {"bad.vocab", "truncated", "rank of token record 2"});
   const std::string long_last = vocab_file({{"a", 0}, {"b", 1}, {std::string(40, 'x'), 2}});
@@ -177,7 +178,8 @@ BOOST_AUTO_TEST_CASE(malformed_vocabularies_are_errors) {
   expect_error(read(vocab_file(good, 0xFFFFFFFFu)), {"bad.vocab", "token count 4294967295"});
   expect_error(read(vocab_file(good, 4)), {"bad.vocab"});
   expect_error(read(vocab_file({{"a", 0}, {"", 1}, {"cccc", 2}})), {"bad.vocab", "record 1", "length 0"});
-  expect_error(read(vocab_file({{"a", 0}, {"b", 3}, {"c", 2}})), {"bad.vocab", "record 1", "rank 3", "below the token count 3"});
+  expect_error(read(vocab_file({{"a", 0}, {"b", 3}, {"c", 2}})),
+               {"bad.vocab", "record 1", "rank 3", "below the token count 3"});
   expect_error(read(vocab_file({{"a", 0}, {"b", 2}, {"c", 2}})), {"bad.vocab", "record 2", "rank 2 appears twice"});
   expect_error(read(vocab_file({{"a", 0}, {"b", 1}, {"a", 2}})), {"bad.vocab", "record 2", "same bytes"});
   expect_error(read(file + "x"), {"bad.vocab", "1 trailing bytes"});
@@ -199,8 +201,9 @@ BOOST_AUTO_TEST_CASE(malformed_specials_are_errors) {
   using tok_test::expect_error;
   auto read = [](const std::string& f) { return [f] { mla::tok::read_quicktok_specials(f, "bad.special"); }; };
   const std::string file = specials_file({{"<|a|>", 7}, {"<|b|>", 8}});
-  for (std::size_t n = 0; n < file.size(); ++n)
-    BOOST_TEST_CONTEXT("truncated to " << n << " bytes") { expect_error(read(file.substr(0, n)), {"bad.special"}); }
+  for (std::size_t n = 0; n < file.size(); ++n) BOOST_TEST_CONTEXT("truncated to " << n << " bytes") {
+      expect_error(read(file.substr(0, n)), {"bad.special"});
+    }
   expect_error(read(specials_file({{"<|a|>", 7}, {"<|a|>", 8}})), {"bad.special", "record 1", "twice"});
   expect_error(read(specials_file({{"\xFF", 7}})), {"bad.special", "record 0", "UTF-8"});
   expect_error(read(specials_file({{"x", -1}})), {"bad.special", "record 0", "id 4294967295"});

@@ -22,7 +22,10 @@ using ids = std::vector<std::int32_t>;
 
 vocabulary small_vocabulary(bool digits) {
   vocabulary v;
-  v.tokens = tok_test::byte_tokens({"ab", "<|s|>", "<u>", "<m>", "\xC4\xA0" "ab", "12"});
+  v.tokens = tok_test::byte_tokens({"ab", "<|s|>", "<u>", "<m>",
+                                    "\xC4\xA0"
+                                    "ab",
+                                    "12"});
   v.token_types.assign(v.tokens.size(), static_cast<std::int32_t>(token_type::normal));
   v.token_types[257] = v.token_types[259] = static_cast<std::int32_t>(token_type::control);
   v.token_types[258] = static_cast<std::int32_t>(token_type::user_defined);
@@ -34,8 +37,8 @@ vocabulary small_vocabulary(bool digits) {
 
 // Texts over the vocabulary's specials, merges and digits.
 std::string vocabulary_text(std::mt19937_64& gen) {
-  static const std::vector<std::string> pieces = {"<|s|>", "<u>", "<m>", " ", "  ", "\n", "ab", " ab", "12",
-                                                  "123", "\xC3\xA9", "x"};
+  static const std::vector<std::string> pieces = {"<|s|>", "<u>", "<m>", " ",   "  ",       "\n",
+                                                  "ab",    " ab", "12",  "123", "\xC3\xA9", "x"};
   return mla::test::random_text(gen, pieces, 39);
 }
 
@@ -66,16 +69,14 @@ BOOST_AUTO_TEST_CASE(duplicate_texts_are_an_error) {
   vocabulary v = small_vocabulary(true);
   v.tokens.push_back("ab");
   v.token_types.push_back(static_cast<std::int32_t>(token_type::normal));
-  BOOST_CHECK_EXCEPTION(mla::tok::tokenizer_json(v), mla::error, [](const mla::error& e) {
-    return std::string(e.what()).find("'ab'") != std::string::npos;
-  });
+  BOOST_CHECK_EXCEPTION(mla::tok::tokenizer_json(v), mla::error,
+                        [](const mla::error& e) { return std::string(e.what()).find("'ab'") != std::string::npos; });
 }
 
 // The real model's vocabulary through tokenizer.json (one CTest test, skipped without its files).
-BOOST_AUTO_TEST_CASE(smollm2_gguf_round_trip, *boost::unit_test::label("model") *
-                                                  boost::unit_test::precondition(mla::test::has_smollm2{}) *
-                                                  boost::unit_test::precondition(
-                                                      mla::test::has_data_file{"wikitext-2-raw-test.txt"})) {
+BOOST_AUTO_TEST_CASE(smollm2_gguf_round_trip,
+                     *boost::unit_test::label("model") * boost::unit_test::precondition(mla::test::has_smollm2{}) *
+                         boost::unit_test::precondition(mla::test::has_data_file{"wikitext-2-raw-test.txt"})) {
   const std::string gguf = mla::test::smollm2_gguf_path();
   const std::string wiki = mla::test::data_file("wikitext-2-raw-test.txt");
   const mla::io::gguf_file f = mla::io::gguf_file::open(gguf);

@@ -25,7 +25,9 @@ using nlohmann::json;
 // 260 "<m>" (control; lstrip/rstrip when asked), 261 "Ġab".
 vocabulary tiny_vocabulary() {
   vocabulary v;
-  v.tokens = tok_test::byte_tokens({"ab", "<|s|>", "<|s|>x", "<u>", "<m>", "\xC4\xA0" "ab"});
+  v.tokens = tok_test::byte_tokens({"ab", "<|s|>", "<|s|>x", "<u>", "<m>",
+                                    "\xC4\xA0"
+                                    "ab"});
   v.token_types.assign(v.tokens.size(), static_cast<std::int32_t>(token_type::normal));
   v.token_types[257] = v.token_types[258] = v.token_types[260] = static_cast<std::int32_t>(token_type::control);
   v.token_types[259] = static_cast<std::int32_t>(token_type::user_defined);
@@ -37,15 +39,21 @@ vocabulary tiny_vocabulary() {
 
 // A random valid UTF-8 string mixing ASCII, whitespace, digits, other scripts and special texts.
 std::string random_utf8_text(std::mt19937_64& gen) {
-  static const std::vector<std::string> pieces = {"<|s|>", "<|s|>x", "<u>", "<m>", "<|s", "|>", " ", "  ",
-                                                  "\n", "\t", "ab", "'s", "12", "\xC2\xA0"};
+  static const std::vector<std::string> pieces = {"<|s|>", "<|s|>x", "<u>", "<m>", "<|s", "|>", " ",
+                                                  "  ",    "\n",     "\t",  "ab",  "'s",  "12", "\xC2\xA0"};
   std::string s;
   const std::size_t n = gen() % 30;
   for (std::size_t i = 0; i < n; ++i) {
     switch (gen() % 4) {
-      case 0: s += pieces[gen() % pieces.size()]; break;
-      case 1: s += static_cast<char>(0x20 + gen() % 0x5F); break;
-      case 2: s += static_cast<char>(gen() % 0x80); break;
+      case 0:
+        s += pieces[gen() % pieces.size()];
+        break;
+      case 1:
+        s += static_cast<char>(0x20 + gen() % 0x5F);
+        break;
+      case 2:
+        s += static_cast<char>(gen() % 0x80);
+        break;
       default: {
         char32_t cp = 0;
         do {
@@ -63,22 +71,35 @@ json base_json() {
   json vocab = json::object();
   for (unsigned b = 0; b < 256; ++b) vocab[tok_test::sym(static_cast<unsigned char>(b))] = b;
   vocab["ab"] = 256;
-  vocab["\xC4\xA0" "ab"] = 257;
+  vocab
+      ["\xC4\xA0"
+       "ab"] = 257;
   vocab["<s>"] = 258;
   return json{
       {"version", "1.0"},
-      {"added_tokens",
-       json::array({{{"id", 258}, {"content", "<s>"}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}}})},
+      {"added_tokens", json::array({{{"id", 258},
+                                     {"content", "<s>"},
+                                     {"single_word", false},
+                                     {"lstrip", false},
+                                     {"rstrip", false},
+                                     {"normalized", false},
+                                     {"special", true}}})},
       {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-                         {"use_regex", true}}},
+      {"pre_tokenizer",
+       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
       {"post_processor", nullptr},
       {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}}},
-      {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
-                 {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
-                 {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
-                 {"vocab", vocab}, {"merges", json::array({"a b", "\xC4\xA0 ab"})}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", false},
+        {"vocab", vocab},
+        {"merges", json::array({"a b", "\xC4\xA0 ab"})}}},
   };
 }
 
@@ -227,8 +248,7 @@ BOOST_AUTO_TEST_CASE(malformed_tokenizer_json_errors_name_the_field) {
   expect_json_error([](json& j) { j["model"]["vocab"]["zz"] = 300; }, {"no token has id 259", "largest id 300"});
   expect_json_error([](json& j) { j["model"]["vocab"]["zz"] = 256; }, {"model.vocab['zz']", "already names 'ab'"});
   expect_json_error([](json& j) { j["normalizer"] = {{"type", "NFC"}}; }, {"normalizer", "not supported"});
-  expect_json_error([](json& j) { j["pre_tokenizer"]["add_prefix_space"] = true; },
-                    {"pre_tokenizer.add_prefix_space"});
+  expect_json_error([](json& j) { j["pre_tokenizer"]["add_prefix_space"] = true; }, {"pre_tokenizer.add_prefix_space"});
   expect_json_error([](json& j) { j["pre_tokenizer"] = {{"type", "Split"}}; }, {"pre_tokenizer.type", "'Split'"});
   expect_json_error([](json& j) { j.erase("pre_tokenizer"); }, {"pre_tokenizer", "missing"});
   expect_json_error([](json& j) { j["decoder"] = {{"type", "WordPiece"}}; }, {"decoder", "ByteLevel"});

@@ -31,7 +31,9 @@
 // Printable enums for BOOST_TEST (found by argument-dependent lookup).
 namespace mla::tok {
 inline std::ostream& operator<<(std::ostream& os, utf8_status s) { return os << utf8_status_text(s); }
-inline std::ostream& operator<<(std::ostream& os, token_type t) { return os << "token_type(" << static_cast<int>(t) << ")"; }
+inline std::ostream& operator<<(std::ostream& os, token_type t) {
+  return os << "token_type(" << static_cast<int>(t) << ")";
+}
 }  // namespace mla::tok
 
 namespace tok_test {
@@ -47,9 +49,7 @@ inline std::string env_or(const char* name, const std::string& fallback) {
 
 inline bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
-inline std::string data_path(const std::string& name) {
-  return std::string(MLA_TOKENIZER_TEST_DATA_DIR) + "/" + name;
-}
+inline std::string data_path(const std::string& name) { return std::string(MLA_TOKENIZER_TEST_DATA_DIR) + "/" + name; }
 
 // The o200k_base vocabulary for the o200k id tests, first found of:
 //   $MLA_O200K_VOCAB                                   quicktok's o200k.vocab or a tiktoken rank file
@@ -91,14 +91,10 @@ inline const nlohmann::json& o200k_golden() {
   return g;
 }
 
-inline std::vector<std::int32_t> ids_of(const nlohmann::json& j) {
-  return j.get<std::vector<std::int32_t>>();
-}
+inline std::vector<std::int32_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<std::int32_t>>(); }
 
 // Byte-level symbol of one byte, e.g. sym(' ') == "Ġ".
-inline std::string sym(unsigned char b) {
-  return mla::tok::to_byte_level(std::string(1, static_cast<char>(b)));
-}
+inline std::string sym(unsigned char b) { return mla::tok::to_byte_level(std::string(1, static_cast<char>(b))); }
 
 // Token list whose ids 0..255 are the byte symbols (id == byte value), then `extra` in order.
 inline std::vector<std::string> byte_tokens(const std::vector<std::string>& extra = {}) {

@@ -32,16 +32,22 @@ std::size_t reference_find_invalid(std::string_view s) {
   while (i < s.size()) {
     const auto b = static_cast<unsigned char>(s[i]);
     std::size_t n = 0;
-    if (b <= 0x7F) n = 1;
-    else if (b >= 0xC2 && b <= 0xDF) n = in(i + 1, 0x80, 0xBF) ? 2 : 0;
-    else if (b == 0xE0) n = in(i + 1, 0xA0, 0xBF) && in(i + 2, 0x80, 0xBF) ? 3 : 0;
+    if (b <= 0x7F)
+      n = 1;
+    else if (b >= 0xC2 && b <= 0xDF)
+      n = in(i + 1, 0x80, 0xBF) ? 2 : 0;
+    else if (b == 0xE0)
+      n = in(i + 1, 0xA0, 0xBF) && in(i + 2, 0x80, 0xBF) ? 3 : 0;
     else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF)
       n = in(i + 1, 0x80, 0xBF) && in(i + 2, 0x80, 0xBF) ? 3 : 0;
-    else if (b == 0xED) n = in(i + 1, 0x80, 0x9F) && in(i + 2, 0x80, 0xBF) ? 3 : 0;
-    else if (b == 0xF0) n = in(i + 1, 0x90, 0xBF) && in(i + 2, 0x80, 0xBF) && in(i + 3, 0x80, 0xBF) ? 4 : 0;
+    else if (b == 0xED)
+      n = in(i + 1, 0x80, 0x9F) && in(i + 2, 0x80, 0xBF) ? 3 : 0;
+    else if (b == 0xF0)
+      n = in(i + 1, 0x90, 0xBF) && in(i + 2, 0x80, 0xBF) && in(i + 3, 0x80, 0xBF) ? 4 : 0;
     else if (b >= 0xF1 && b <= 0xF3)
       n = in(i + 1, 0x80, 0xBF) && in(i + 2, 0x80, 0xBF) && in(i + 3, 0x80, 0xBF) ? 4 : 0;
-    else if (b == 0xF4) n = in(i + 1, 0x80, 0x8F) && in(i + 2, 0x80, 0xBF) && in(i + 3, 0x80, 0xBF) ? 4 : 0;
+    else if (b == 0xF4)
+      n = in(i + 1, 0x80, 0x8F) && in(i + 2, 0x80, 0xBF) && in(i + 3, 0x80, 0xBF) ? 4 : 0;
     if (n == 0) return i;
     i += n;
   }
@@ -148,8 +154,8 @@ BOOST_AUTO_TEST_CASE(validator_agrees_with_the_standard_table_on_random_bytes) {
   BOOST_TEST_CONTEXT("seed " << seed) {
     std::mt19937_64 gen(seed);
     // Biased towards lead and continuation bytes so that most strings are near-valid.
-    const unsigned char interesting[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
-                                         0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF};
+    const unsigned char interesting[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+                                         0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF};
     std::size_t valid = 0;
     for (int round = 0; round < 20000; ++round) {
       std::string s(std::uniform_int_distribution<std::size_t>(0, 12)(gen), '\0');
@@ -170,20 +176,20 @@ BOOST_AUTO_TEST_CASE(classes_of_representative_code_points) {
     char32_t cp;
     char_class cls;
   } cases[] = {
-      {U'a', char_class::letter},       {U'Z', char_class::letter},      {0xE9, char_class::letter},
-      {0x4E2D, char_class::letter},     {0x05D0, char_class::letter},    {0x0645, char_class::letter},
-      {0x02B0, char_class::letter},     {0x1D518, char_class::letter},   {U'0', char_class::number},
-      {0xB2, char_class::number},       {0xBD, char_class::number},      {0x0660, char_class::number},
-      {0x2167, char_class::number},     {0xFF11, char_class::number},    {0x1D7D8, char_class::number},
-      {U' ', char_class::whitespace},   {U'\t', char_class::whitespace}, {U'\n', char_class::whitespace},
-      {0x0B, char_class::whitespace},   {0x0C, char_class::whitespace},  {U'\r', char_class::whitespace},
-      {0x85, char_class::whitespace},   {0xA0, char_class::whitespace},  {0x1680, char_class::whitespace},
+      {U'a', char_class::letter},       {U'Z', char_class::letter},       {0xE9, char_class::letter},
+      {0x4E2D, char_class::letter},     {0x05D0, char_class::letter},     {0x0645, char_class::letter},
+      {0x02B0, char_class::letter},     {0x1D518, char_class::letter},    {U'0', char_class::number},
+      {0xB2, char_class::number},       {0xBD, char_class::number},       {0x0660, char_class::number},
+      {0x2167, char_class::number},     {0xFF11, char_class::number},     {0x1D7D8, char_class::number},
+      {U' ', char_class::whitespace},   {U'\t', char_class::whitespace},  {U'\n', char_class::whitespace},
+      {0x0B, char_class::whitespace},   {0x0C, char_class::whitespace},   {U'\r', char_class::whitespace},
+      {0x85, char_class::whitespace},   {0xA0, char_class::whitespace},   {0x1680, char_class::whitespace},
       {0x2000, char_class::whitespace}, {0x200A, char_class::whitespace}, {0x2028, char_class::whitespace},
       {0x2029, char_class::whitespace}, {0x202F, char_class::whitespace}, {0x205F, char_class::whitespace},
-      {0x3000, char_class::whitespace}, {0x1C, char_class::other},       {0x1F, char_class::other},
-      {0x200B, char_class::other},      {0x180E, char_class::other},     {0xFEFF, char_class::other},
-      {0x0301, char_class::other},      {U'\'', char_class::other},      {U'_', char_class::other},
-      {0x1F600, char_class::other},     {0xE000, char_class::other},     {0x10FFFF, char_class::other},
+      {0x3000, char_class::whitespace}, {0x1C, char_class::other},        {0x1F, char_class::other},
+      {0x200B, char_class::other},      {0x180E, char_class::other},      {0xFEFF, char_class::other},
+      {0x0301, char_class::other},      {U'\'', char_class::other},       {U'_', char_class::other},
+      {0x1F600, char_class::other},     {0xE000, char_class::other},      {0x10FFFF, char_class::other},
       {0x110000, char_class::other},
   };
   for (const auto& c : cases) {
@@ -230,12 +236,15 @@ BOOST_AUTO_TEST_CASE(table_matches_icu_for_every_code_point, *boost::unit_test::
   std::size_t mismatches = 0;
   for (UChar32 cp = 0; cp <= 0x10FFFF; ++cp) {
     char_class icu = char_class::other;
-    if (u_hasBinaryProperty(cp, UCHAR_WHITE_SPACE)) icu = char_class::whitespace;
-    else if (U_GET_GC_MASK(cp) & U_GC_L_MASK) icu = char_class::letter;
-    else if (U_GET_GC_MASK(cp) & U_GC_N_MASK) icu = char_class::number;
+    if (u_hasBinaryProperty(cp, UCHAR_WHITE_SPACE))
+      icu = char_class::whitespace;
+    else if (U_GET_GC_MASK(cp) & U_GC_L_MASK)
+      icu = char_class::letter;
+    else if (U_GET_GC_MASK(cp) & U_GC_N_MASK)
+      icu = char_class::number;
     if (classify(static_cast<char32_t>(cp)) != icu && ++mismatches <= 10) {
-      BOOST_ERROR("U+" << std::hex << cp << ": table " << mla::tok::char_class_name(classify(cp))
-                       << ", ICU " << mla::tok::char_class_name(icu));
+      BOOST_ERROR("U+" << std::hex << cp << ": table " << mla::tok::char_class_name(classify(cp)) << ", ICU "
+                       << mla::tok::char_class_name(icu));
     }
   }
   BOOST_TEST(mismatches == 0u);

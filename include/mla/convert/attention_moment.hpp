@@ -50,7 +50,7 @@ ref::matrix<double> attention_averaged_moment(const ref::gqa_layer<T>& src, cons
       const Eigen::Index j = src.kv_head_of(h);
       const ref::matrix<T> p =
           ref::attention_probabilities<T>(q.middleCols(Eigen::Index(h) * d, d), k.middleCols(j * d, d), src.attention,
-                                          sink);  // [n, n]
+                                          sink);                        // [n, n]
       const ref::matrix<double> xbar = p.template cast<double>() * xa;  // [n, hidden+1]
       acc.noalias() += xbar.transpose() * xbar;
       count += static_cast<long>(n);

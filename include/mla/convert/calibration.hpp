@@ -28,9 +28,9 @@ using dvector = ref::vector<double>;
 
 // Per-layer moments of the attention input, accumulated in double.
 struct layer_moments {
-  long count = 0;             // tokens seen
-  dmatrix xx;                 // [hidden, hidden] sum_t x_t x_t^T
-  dvector x_sum;              // [hidden] sum_t x_t
+  long count = 0;              // tokens seen
+  dmatrix xx;                  // [hidden, hidden] sum_t x_t x_t^T
+  dvector x_sum;               // [hidden] sum_t x_t
   double residual_sq_sum = 0;  // sum_t ||h_t||^2 of the residual stream after the layer
   long residual_count = 0;
 
@@ -44,8 +44,8 @@ struct layer_moments {
       xx = dmatrix::Zero(x.cols(), x.cols());
       x_sum = dvector::Zero(x.cols());
     }
-    check(x.cols() == xx.cols(), "mla::convert::layer_moments::add: x has ", x.cols(), " columns, expected hidden = ",
-          xx.cols());
+    check(x.cols() == xx.cols(), "mla::convert::layer_moments::add: x has ", x.cols(),
+          " columns, expected hidden = ", xx.cols());
     const dmatrix xd = x.template cast<double>();
     xx.noalias() += xd.transpose() * xd;
     x_sum += xd.colwise().sum().transpose();
@@ -107,8 +107,7 @@ dmatrix augmented_weight(const ref::matrix<T>& w, const ref::vector<T>& b) {
   dmatrix a(w.rows(), w.cols() + 1);
   a.leftCols(w.cols()) = w.template cast<double>();
   if (b.size() != 0) {
-    check(b.size() == w.rows(), "mla::convert::augmented_weight: bias has ", b.size(), " entries, expected ",
-          w.rows());
+    check(b.size() == w.rows(), "mla::convert::augmented_weight: bias has ", b.size(), " entries, expected ", w.rows());
     a.col(w.cols()) = b.template cast<double>();
   } else {
     a.col(w.cols()).setZero();
@@ -144,9 +143,7 @@ class calibration_observer : public model::observer<T> {
  public:
   explicit calibration_observer(int n_layers) { stats_.layers.resize(static_cast<std::size_t>(n_layers)); }
 
-  void attention_input(int layer, const ref::matrix<T>& x, long /*first_pos*/) override {
-    at(layer).add(x);
-  }
+  void attention_input(int layer, const ref::matrix<T>& x, long /*first_pos*/) override { at(layer).add(x); }
   void layer_output(int layer, const ref::matrix<T>& h) override {
     layer_moments& m = at(layer);
     m.residual_sq_sum += h.template cast<double>().squaredNorm();

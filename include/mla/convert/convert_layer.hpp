@@ -40,9 +40,7 @@ struct convert_options {
 };
 
 // Full latent rank of a layer under a rope width: every NoPE key coordinate and every value channel.
-inline int full_latent_rank(int n_kv_heads, int head_dim, int rope_dim) {
-  return 2 * n_kv_heads * head_dim - rope_dim;
-}
+inline int full_latent_rank(int n_kv_heads, int head_dim, int rope_dim) { return 2 * n_kv_heads * head_dim - rope_dim; }
 
 // Assembles the MLA layer from the source, a rope plan and factors (see the header comment).
 template <class T>
@@ -55,8 +53,8 @@ ref::mla_layer<T> assemble_mla_layer(const ref::gqa_layer<T>& src, const rope_pl
   check(plan.n_kv_heads == g && plan.head_dim == d, who, ": rope plan is for ", plan.n_kv_heads, "x", plan.head_dim,
         " keys, layer has ", g, "x", d);
   check(f.down.cols() == hidden + 1 && f.up.rows() == n_k + g * d && f.up.cols() == r, who, ": factors are down [",
-        f.down.rows(), ", ", f.down.cols(), "], up [", f.up.rows(), ", ", f.up.cols(), "], expected [r, hidden+1 = ",
-        hidden + 1, "] and [2*g*d - d_R = ", n_k + g * d, ", r]");
+        f.down.rows(), ", ", f.down.cols(), "], up [", f.up.rows(), ", ", f.up.cols(),
+        "], expected [r, hidden+1 = ", hidden + 1, "] and [2*g*d - d_R = ", n_k + g * d, ", r]");
   const double af = ref::rope<double>(src.rope).attention_factor();
 
   ref::mla_layer<T> m;
@@ -113,7 +111,8 @@ ref::mla_layer<T> assemble_mla_layer(const ref::gqa_layer<T>& src, const rope_pl
     dvector bo = src.bo.size() != 0 ? dvector(src.bo.template cast<double>()) : dvector::Zero(hidden);
     const dmatrix wo = src.wo.template cast<double>();  // [hidden, n_h*d]
     for (int h = 0; h < src.n_heads; ++h)
-      bo.noalias() += wo.middleCols(Eigen::Index(h) * d, d) * f.value_offset.segment(Eigen::Index(src.kv_head_of(h)) * d, d);
+      bo.noalias() +=
+          wo.middleCols(Eigen::Index(h) * d, d) * f.value_offset.segment(Eigen::Index(src.kv_head_of(h)) * d, d);
     m.bo = bo.cast<T>();
   }
   m.sinks = src.sinks;
@@ -134,8 +133,7 @@ struct converted_layer {
 
 // Converts one layer: rope plan, factor problem, rank-r solution, assembly.
 template <class T>
-converted_layer<T> convert_layer(const ref::gqa_layer<T>& src, const layer_moments& stats,
-                                 const convert_options& opt) {
+converted_layer<T> convert_layer(const ref::gqa_layer<T>& src, const layer_moments& stats, const convert_options& opt) {
   converted_layer<T> out;
   out.plan = make_rope_plan(src, stats, opt.rope);
   out.problem = make_factor_problem(src, out.plan, stats, opt.factor);
@@ -148,7 +146,8 @@ converted_layer<T> convert_layer(const ref::gqa_layer<T>& src, const layer_momen
 // inputs (each [tokens, hidden], positions from 0): sqrt(sum ||a - b||^2 / sum ||b||^2), in double.
 template <class T>
 double attention_output_error(const ref::gqa_layer<T>& src, const ref::mla_layer<T>& dst,
-                              const std::vector<ref::matrix<T>>& windows, ref::mla_form form = ref::mla_form::absorbed) {
+                              const std::vector<ref::matrix<T>>& windows,
+                              ref::mla_form form = ref::mla_form::absorbed) {
   double num = 0, den = 0;
   for (const ref::matrix<T>& x : windows) {
     const ref::matrix<T> want = ref::gqa_prefill(src, x);

@@ -18,8 +18,9 @@
 //   dS_h = scale P_h o (dP_h - rowsum(P_h o dP_h)), dP_h = dO_h V_h^T   (the sink has no value: dp_sink = 0)
 //   RoPE is R(p) a with R(p)^T = R(-p) (attention factor included), so its backward is RoPE at -p.
 //   Latent norm (optional): c = (c_raw / rms_t) * gamma, rms_t = sqrt(||c_raw,t||^2 / r + eps); with
-//   chat = c_raw / rms_t and g = dc * gamma: d gamma = sum_t dc_t * chat_t, dc_raw,t = (g_t - chat_t (g_t . chat_t) / r) / rms_t.
-//   Training through it lets a conversion heal what the norm costs in a DeepSeek-V3 export (deepseek_v3.hpp).
+//   chat = c_raw / rms_t and g = dc * gamma: d gamma = sum_t dc_t * chat_t, dc_raw,t = (g_t - chat_t (g_t . chat_t) /
+//   r) / rms_t. Training through it lets a conversion heal what the norm costs in a DeepSeek-V3 export
+//   (deepseek_v3.hpp).
 // distill_loss() exposes loss and gradient for a finite-difference check.
 #pragma once
 
@@ -42,14 +43,14 @@
 namespace mla::convert {
 
 struct distill_options {
-  int steps = 0;                // Adam steps; 0 turns the stage off
-  double learning_rate = 2e-3;  // per step, relative to each tensor's RMS
-  int batch_windows = 2;        // windows per step
-  int validate_every = 10;      // held-out evaluation period (steps)
-  bool train_query = true;      // wq
-  bool train_output = true;     // wo
+  int steps = 0;                  // Adam steps; 0 turns the stage off
+  double learning_rate = 2e-3;    // per step, relative to each tensor's RMS
+  int batch_windows = 2;          // windows per step
+  int validate_every = 10;        // held-out evaluation period (steps)
+  bool train_query = true;        // wq
+  bool train_output = true;       // wo
   bool train_latent_norm = true;  // the latent norm's weight gamma, when the layer has one
-  std::uint64_t seed = 1;       // window order
+  std::uint64_t seed = 1;         // window order
   // distill_model only: the teacher's next-token distributions on the training windows are computed once and
   // kept when they take at most this many bytes (saves one teacher forward pass per window and step), and
   // recomputed at every step otherwise. The held-out windows' are always kept.
@@ -104,12 +105,12 @@ void rotate_rows(const ref::rope<T>& rot, ref::matrix<T>& m, Eigen::Index col, l
 // What the backward pass of one MLA layer needs from its forward pass (one window of n tokens).
 template <class T>
 struct mla_tape {
-  ref::matrix<T> q;             // [n, heads*qk] queries, RoPE applied
-  ref::vector<T> inv_rms;       // [n] 1 / rms_t of the raw latent (latent norm only)
-  ref::matrix<T> c_hat;         // [n, rank] raw latent / rms_t (latent norm only)
-  ref::matrix<T> c;             // [n, rank] what is cached
-  ref::matrix<T> k_pe;          // [n, rd] shared RoPE key, RoPE applied
-  ref::matrix<T> attn;          // [n, heads*dv] per-head attention outputs before o_proj
+  ref::matrix<T> q;                   // [n, heads*qk] queries, RoPE applied
+  ref::vector<T> inv_rms;             // [n] 1 / rms_t of the raw latent (latent norm only)
+  ref::matrix<T> c_hat;               // [n, rank] raw latent / rms_t (latent norm only)
+  ref::matrix<T> c;                   // [n, rank] what is cached
+  ref::matrix<T> k_pe;                // [n, rd] shared RoPE key, RoPE applied
+  ref::matrix<T> attn;                // [n, heads*dv] per-head attention outputs before o_proj
   std::vector<ref::matrix<T>> probs;  // [heads] of [n, n] softmax probabilities
 };
 
@@ -180,8 +181,8 @@ void mla_backward(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const mla
     v_h.noalias() = c * w_uv_h.transpose();
     const mat& ph = tp.probs[std::size_t(h)];
     const auto d_o = d_attn.middleCols(Eigen::Index(h) * dv, dv);  // [n, dv]
-    d_v.noalias() = ph.transpose() * d_o;                           // [n, dv]
-    d_p.noalias() = d_o * v_h.transpose();                          // [n, n]
+    d_v.noalias() = ph.transpose() * d_o;                          // [n, dv]
+    d_p.noalias() = d_o * v_h.transpose();                         // [n, n]
     const ref::vector<T> row_dot = (ph.array() * d_p.array()).rowwise().sum();
     d_p = (ph.array() * (d_p.array().colwise() - row_dot.array())) * scale;  // now dS
     d_q.middleCols(Eigen::Index(h) * qk, nope).noalias() = d_p * k_h;
@@ -320,8 +321,8 @@ ref::mla_layer<T> distill_layer_to(const ref::mla_layer<T>& init, const std::vec
   check(inputs.size() >= 2, who, ": needs at least 2 calibration windows (one is held out), found ", inputs.size());
   check(targets.size() == inputs.size(), who, ": ", inputs.size(), " input windows but ", targets.size(), " targets");
   for (std::size_t w = 0; w < inputs.size(); ++w) {
-    check(inputs[w].cols() == init.hidden && inputs[w].rows() > 0, who, ": window ", w, " is [", inputs[w].rows(),
-          ", ", inputs[w].cols(), "], expected [tokens > 0, hidden = ", init.hidden, "]");
+    check(inputs[w].cols() == init.hidden && inputs[w].rows() > 0, who, ": window ", w, " is [", inputs[w].rows(), ", ",
+          inputs[w].cols(), "], expected [tokens > 0, hidden = ", init.hidden, "]");
     check(targets[w].rows() == inputs[w].rows() && targets[w].cols() == init.hidden, who, ": target ", w, " is [",
           targets[w].rows(), ", ", targets[w].cols(), "], expected [", inputs[w].rows(), ", ", init.hidden, "]");
   }

@@ -73,7 +73,8 @@ ref::matrix<T> rms_norm_backward(const ref::matrix<T>& x, const ref::vector<T>& 
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     const double inv = 1.0 / std::sqrt(x.row(t).template cast<double>().squaredNorm() / d + eps);
     const Eigen::RowVectorXd xhat = x.row(t).template cast<double>() * inv;
-    const Eigen::RowVectorXd g = dy.row(t).template cast<double>().cwiseProduct(weight.transpose().template cast<double>());
+    const Eigen::RowVectorXd g =
+        dy.row(t).template cast<double>().cwiseProduct(weight.transpose().template cast<double>());
     dx.row(t) = ((g - xhat * (g.dot(xhat) / d)) * inv).template cast<T>();
   }
   return dx;
@@ -103,8 +104,8 @@ template <class T>
 void check_model_distill(const char* who, const model::model_config& cfg, const model::model_weights<T>& w) {
   check(cfg.mlp == model::mlp_kind::swiglu, who, ": end-to-end distillation needs a SwiGLU model (the MoE ",
         "backward is not written)");
-  check(static_cast<int>(w.layers.size()) == cfg.n_layers, who, ": weights for ", w.layers.size(), " layers, model has ",
-        cfg.n_layers);
+  check(static_cast<int>(w.layers.size()) == cfg.n_layers, who, ": weights for ", w.layers.size(),
+        " layers, model has ", cfg.n_layers);
   for (int l = 0; l < cfg.n_layers; ++l) {
     check(cfg.layers[static_cast<std::size_t>(l)].attention == model::attention_kind::mla, who, ": layer ", l,
           " is GQA; end-to-end distillation needs every layer converted to MLA");
@@ -164,7 +165,7 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
   if (!grad) return loss;
 
   mat d_hn;
-  d_hn.noalias() = dz * unembed;  // [n, hidden]
+  d_hn.noalias() = dz * unembed;                                           // [n, hidden]
   mat dx = detail::rms_norm_backward(x, w.final_norm, cfg.rms_eps, d_hn);  // d loss / d (last layer's output)
   mat d_xn;
   for (int l = cfg.n_layers - 1; l >= 0; --l) {
@@ -213,8 +214,7 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   check(teacher.config().vocab_size == conv.config.vocab_size && teacher.config().hidden == conv.config.hidden, who,
         ": teacher (vocab ", teacher.config().vocab_size, ", hidden ", teacher.config().hidden,
         ") does not match the converted model (vocab ", conv.config.vocab_size, ", hidden ", conv.config.hidden, ")");
-  for (std::size_t i = 0; i < windows.size(); ++i)
-    check(!windows[i].empty(), who, ": token window ", i, " is empty");
+  for (std::size_t i = 0; i < windows.size(); ++i) check(!windows[i].empty(), who, ": token window ", i, " is empty");
 
   const std::size_t n_val = std::max<std::size_t>(1, windows.size() / 5), n_train = windows.size() - n_val;
   // The teacher's distributions [tokens, vocab] per window: the held-out ones always, the training ones when
@@ -234,8 +234,8 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   auto heldout = [&](const model::model_weights<T>& w) {
     std::vector<double> part(n_val);
     detail::for_each_window(n_val, [&](std::size_t i) {
-      part[i] = model_distill_loss(conv.config, w, windows[n_train + i], teacher_of(n_train + i),
-                                   1.0 / double(val_tokens));
+      part[i] =
+          model_distill_loss(conv.config, w, windows[n_train + i], teacher_of(n_train + i), 1.0 / double(val_tokens));
     });
     return std::accumulate(part.begin(), part.end(), 0.0);
   };

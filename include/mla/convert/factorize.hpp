@@ -65,21 +65,25 @@ enum class factor_method { weight_svd, activation_pca, care, attention_aware };
 
 inline const char* to_string(factor_method m) {
   switch (m) {
-    case factor_method::weight_svd: return "weight_svd";
-    case factor_method::activation_pca: return "activation_pca";
-    case factor_method::care: return "care";
-    case factor_method::attention_aware: return "attention_aware";
+    case factor_method::weight_svd:
+      return "weight_svd";
+    case factor_method::activation_pca:
+      return "activation_pca";
+    case factor_method::care:
+      return "care";
+    case factor_method::attention_aware:
+      return "attention_aware";
   }
   return "?";
 }
 
 struct factor_options {
   factor_method method = factor_method::attention_aware;
-  bool balance_kv = true;       // activation_pca: TransMLA's BKV scaling
+  bool balance_kv = true;        // activation_pca: TransMLA's BKV scaling
   double care_shrinkage = 0.01;  // care: lambda in M + lambda*mean(diag M)*I
-  double key_weight = 1.0;      // attention_aware: multiplier of the key (score) term
-  double omega_ridge = 1e-3;    // attention_aware: ridge on Omega's blocks, relative to their mean diagonal
-  bool centre = false;          // factor the centred moment; the value mean folds into bo (header comment)
+  double key_weight = 1.0;       // attention_aware: multiplier of the key (score) term
+  double omega_ridge = 1e-3;     // attention_aware: ridge on Omega's blocks, relative to their mean diagonal
+  bool centre = false;           // factor the centred moment; the value mean folds into bo (header comment)
   // The input moment M of the low-rank problem: that of the tokens, or that of the source attention's averages
   // of them (attention_moment.hpp), which the pipeline computes from calibration windows.
   enum class moment_kind { tokens, attention } moment = moment_kind::tokens;
@@ -87,10 +91,10 @@ struct factor_options {
 
 // One layer's weighted low-rank problem, decomposed once and solvable at any rank.
 struct factor_problem {
-  int key_rows = 0;     // n_K = g*d - d_R rows of A are NoPE key coordinates, the rest values
-  dmatrix a;            // [n, hidden+1] joint target weights (bias in the last column)
-  dmatrix l, l_inv;     // [n, n] output weight and its inverse
-  dvector spectrum;     // [n] eigenvalues of G, descending (>= 0): the objective each latent direction removes
+  int key_rows = 0;      // n_K = g*d - d_R rows of A are NoPE key coordinates, the rest values
+  dmatrix a;             // [n, hidden+1] joint target weights (bias in the last column)
+  dmatrix l, l_inv;      // [n, n] output weight and its inverse
+  dvector spectrum;      // [n] eigenvalues of G, descending (>= 0): the objective each latent direction removes
   dmatrix eigenvectors;  // [n, n] matching eigenvectors of G
   dvector input_mean;    // [hidden+1] mu = E[x_a] when centred (factor_options::centre), else empty
 
@@ -148,8 +152,8 @@ template <class T>
 factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan& plan, const layer_moments& stats,
                                    const factor_options& opt, const dmatrix* attention_moment_in = nullptr) {
   const char* who = "mla::convert::make_factor_problem";
-  check(plan.n_kv_heads == src.n_kv_heads && plan.head_dim == src.head_dim, who, ": rope plan is for ",
-        plan.n_kv_heads, "x", plan.head_dim, " keys, layer has ", src.n_kv_heads, "x", src.head_dim);
+  check(plan.n_kv_heads == src.n_kv_heads && plan.head_dim == src.head_dim, who, ": rope plan is for ", plan.n_kv_heads,
+        "x", plan.head_dim, " keys, layer has ", src.n_kv_heads, "x", src.head_dim);
   const int g = src.n_kv_heads, d = src.head_dim, gd = g * d;
   factor_problem p;
   p.key_rows = plan.nope_count();
@@ -166,8 +170,7 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
     m = dmatrix::Identity(in, in);
   } else {
     stats.require(who);
-    check(stats.hidden() == src.hidden, who, ": moments are for hidden = ", stats.hidden(), ", layer has ",
-          src.hidden);
+    check(stats.hidden() == src.hidden, who, ": moments are for hidden = ", stats.hidden(), ", layer has ", src.hidden);
     m_tok = stats.augmented_second_moment();
     if (attention_moment) {
       check(attention_moment_in != nullptr && attention_moment_in->rows() == in && attention_moment_in->cols() == in,
@@ -203,7 +206,7 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
     const double s = src.attention.softmax_scale * af * af;  // logit per unit q.k on the NoPE part
     const dmatrix q_aug = augmented_weight(src.wq, src.bq);  // [n_h*d, hidden+1]
     const dmatrix v_cov = affine_covariance(src.wv, stats);  // [g*d, g*d] centred
-    const dmatrix wo = src.wo.template cast<double>();         // [hidden, n_h*d]
+    const dmatrix wo = src.wo.template cast<double>();       // [hidden, n_h*d]
     dmatrix omega = dmatrix::Zero(n, n);
     for (int h = 0; h < src.n_heads; ++h) {
       const int j = src.kv_head_of(h);
@@ -214,7 +217,8 @@ factor_problem make_factor_problem(const ref::gqa_layer<T>& src, const rope_plan
       if (p.key_rows == 0) continue;
       // Key term: s^2 beta_h (N_j^T Sigma_q,h N_j); queries are per token, so Sigma_q reads the tokens' moment.
       const dmatrix sigma_q = affine_second_moment(q_aug.middleRows(Eigen::Index(h) * d, d), m_tok);  // [d, d]
-      const double beta = (wo_h * v_cov.block(Eigen::Index(j) * d, Eigen::Index(j) * d, d, d) * wo_h.transpose()).trace();
+      const double beta =
+          (wo_h * v_cov.block(Eigen::Index(j) * d, Eigen::Index(j) * d, d, d) * wo_h.transpose()).trace();
       const dmatrix n_j = plan.nope_basis().middleRows(Eigen::Index(j) * d, d);  // [d, n_K]
       omega.topLeftCorner(p.key_rows, p.key_rows).noalias() +=
           (opt.key_weight * s * s * std::max(beta, 0.0)) * (n_j.transpose() * sigma_q * n_j);

@@ -24,8 +24,10 @@ double latent_mean_square(const ref::mla_layer<T>& m, const ref::matrix<double>&
         m_aug.rows(), "x", m_aug.cols(), ", expected ", m.hidden + 1, "x", m.hidden + 1, " (hidden + 1)");
   ref::matrix<double> d(m.latent_rank, m.hidden + 1);
   d.leftCols(m.hidden) = m.w_dkv.template cast<double>();
-  if (m.b_dkv.size() != 0) d.col(m.hidden) = m.b_dkv.template cast<double>();
-  else d.col(m.hidden).setZero();
+  if (m.b_dkv.size() != 0)
+    d.col(m.hidden) = m.b_dkv.template cast<double>();
+  else
+    d.col(m.hidden).setZero();
   return (d * m_aug * d.transpose()).trace();
 }
 

@@ -43,8 +43,8 @@ struct pipeline_options {
   std::vector<int> layers;              // layers to convert; empty: all (the rest stay GQA)
   bool refit = false;                   // needs calibration inputs
   refit_options refit_opt;
-  distill_options distill;              // distill.steps > 0: the distill stage runs (needs calibration inputs)
-  bool latent_norm = false;             // add DeepSeek's latent RMSNorm to every converted layer (before distill)
+  distill_options distill;   // distill.steps > 0: the distill stage runs (needs calibration inputs)
+  bool latent_norm = false;  // add DeepSeek's latent RMSNorm to every converted layer (before distill)
   std::function<void(int done, int total)> on_layer;  // called after each converted layer (progress)
 };
 
@@ -111,12 +111,15 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     plans[i] = make_rope_plan(src, stats.layers[l], opt.layer.rope, refit_inputs ? &(*refit_inputs)[l] : nullptr);
     dmatrix am;
     if (attention_moment) am = attention_averaged_moment(src, (*refit_inputs)[l]);
-    problems[i] = make_factor_problem(src, plans[i], stats.layers[l], opt.layer.factor, attention_moment ? &am : nullptr);
+    problems[i] =
+        make_factor_problem(src, plans[i], stats.layers[l], opt.layer.factor, attention_moment ? &am : nullptr);
     info[i].max_rank = full;
-    if (opt.allocation == rank_allocation::objective_greedy && opt.layer.factor.method != factor_method::attention_aware) {
+    if (opt.allocation == rank_allocation::objective_greedy &&
+        opt.layer.factor.method != factor_method::attention_aware) {
       factor_options fo = opt.layer.factor;
       fo.method = factor_method::attention_aware;
-      info[i].spectrum = make_factor_problem(src, plans[i], stats.layers[l], fo, attention_moment ? &am : nullptr).spectrum;
+      info[i].spectrum =
+          make_factor_problem(src, plans[i], stats.layers[l], fo, attention_moment ? &am : nullptr).spectrum;
     } else {
       info[i].spectrum = problems[i].spectrum;
     }
@@ -166,8 +169,8 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     if (heldout) {
       const auto& xs = (*heldout)[l];
       out.report[0].per_layer[l] = attention_output_error(src, ref::exact_mla_from_gqa(src), xs);
-      out.report[1].per_layer[l] = attention_output_error(
-          src, assemble_mla_layer(src, plans[i], solve_factor_problem(problems[i], full)), xs);
+      out.report[1].per_layer[l] =
+          attention_output_error(src, assemble_mla_layer(src, plans[i], solve_factor_problem(problems[i], full)), xs);
       out.report[2].per_layer[l] = attention_output_error(src, layer, xs);
     }
     if (opt.refit) {
@@ -249,9 +252,9 @@ void check_sequential_inputs(const char* who, const model_conversion<T>& conv, c
                              const std::vector<std::vector<ref::matrix<T>>>& source_inputs,
                              const std::vector<std::vector<ref::matrix<T>>>* heldout) {
   const int n_layers = conv.config.n_layers;
-  check(static_cast<int>(source.layers.size()) == n_layers && static_cast<int>(source_inputs.size()) == n_layers,
-        who, ": source weights for ", source.layers.size(), " layers and inputs for ", source_inputs.size(),
-        ", model has ", n_layers);
+  check(static_cast<int>(source.layers.size()) == n_layers && static_cast<int>(source_inputs.size()) == n_layers, who,
+        ": source weights for ", source.layers.size(), " layers and inputs for ", source_inputs.size(), ", model has ",
+        n_layers);
   check(!heldout || static_cast<int>(heldout->size()) == n_layers, who, ": held-out inputs for ",
         heldout ? heldout->size() : 0, " layers, model has ", n_layers);
   for (int l = 0; l < n_layers; ++l)
@@ -288,18 +291,18 @@ void distill_sequential(const model::model_weights<T>& source, model_conversion<
   for (int r : conv.ranks) total += r > 0;
   conv.distill.assign(static_cast<std::size_t>(n_layers), distill_report{});
   if (heldout) conv.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
-  detail::walk_converted_stream(conv, tokens, who, [&](int l, const std::vector<ref::matrix<T>>& xn,
-                                                      const std::vector<ref::matrix<T>>&) {
-    const auto li = static_cast<std::size_t>(l);
-    if (!detail::is_converted(conv, li)) return;
-    const ref::gqa_layer<T>& src = source.layers[li].gqa;
-    std::vector<ref::matrix<T>> targets;
-    for (const ref::matrix<T>& xs : source_inputs[li]) targets.push_back(ref::gqa_prefill(src, xs));
-    ref::mla_layer<T>& layer = conv.weights.layers[li].mla;
-    layer = distill_layer_to(layer, xn, targets, opt, &conv.distill[li]);
-    if (heldout) conv.report.back().per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
-    if (on_layer) on_layer(++done, total);
-  });
+  detail::walk_converted_stream(
+      conv, tokens, who, [&](int l, const std::vector<ref::matrix<T>>& xn, const std::vector<ref::matrix<T>>&) {
+        const auto li = static_cast<std::size_t>(l);
+        if (!detail::is_converted(conv, li)) return;
+        const ref::gqa_layer<T>& src = source.layers[li].gqa;
+        std::vector<ref::matrix<T>> targets;
+        for (const ref::matrix<T>& xs : source_inputs[li]) targets.push_back(ref::gqa_prefill(src, xs));
+        ref::mla_layer<T>& layer = conv.weights.layers[li].mla;
+        layer = distill_layer_to(layer, xn, targets, opt, &conv.distill[li]);
+        if (heldout) conv.report.back().per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
+        if (on_layer) on_layer(++done, total);
+      });
 }
 
 // Sequential refit, run after convert_model (without its refit stage; a latent norm already added is fitted
@@ -338,30 +341,31 @@ void refit_sequential(const model::model_weights<T>& source, model_conversion<T>
   const bool drift = opt.output_projection && opt.drift_weight != 0;
   std::vector<ref::matrix<T>> x_src;
   if (drift) x_src = detail::embed_windows(conv.config, source.embed, used, who);
-  detail::walk_converted_stream(conv, used, who, [&](int l, const std::vector<ref::matrix<T>>& xn,
-                                                     const std::vector<ref::matrix<T>>& x) {
-    const auto li = static_cast<std::size_t>(l);
-    const bool converted = detail::is_converted(conv, li);
-    const ref::gqa_layer<T>& src = source.layers[li].gqa;
-    std::vector<ref::matrix<T>> shift;  // [windows] of [tokens, hidden]: drift_weight * (source - own) stream
-    if (drift) {
-      for (std::size_t w = 0; w < nw; ++w) shift.push_back(T(opt.drift_weight) * (x_src[w] - x[w]));
-      const model::attention_kind kind = converted ? model::attention_kind::gqa : conv.config.layers[li].attention;
-      for (std::size_t w = 0; w < nw; ++w) detail::advance_stream(conv.config, l, kind, source.layers[li], x_src[w]);
-    }
-    if (!converted) return;
-    const std::vector<ref::matrix<T>> xs(source_inputs[li].begin(),
-                                         source_inputs[li].begin() + static_cast<std::ptrdiff_t>(nw));
-    ref::mla_layer<T>& layer = conv.weights.layers[li].mla;
-    const dvector offset = li < conv.value_offsets.size() ? conv.value_offsets[li] : dvector{};
-    layer = refit_value_projection(src, layer, xs, one, offset, &xn);
-    if (heldout) conv.report[row].per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
-    if (opt.output_projection) {
-      layer = refit_output_projection(src, layer, xs, one, &xn, drift ? &shift : nullptr);
-      if (heldout) conv.report[row + 1].per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
-    }
-    if (on_layer) on_layer(++done, total);
-  });
+  detail::walk_converted_stream(
+      conv, used, who, [&](int l, const std::vector<ref::matrix<T>>& xn, const std::vector<ref::matrix<T>>& x) {
+        const auto li = static_cast<std::size_t>(l);
+        const bool converted = detail::is_converted(conv, li);
+        const ref::gqa_layer<T>& src = source.layers[li].gqa;
+        std::vector<ref::matrix<T>> shift;  // [windows] of [tokens, hidden]: drift_weight * (source - own) stream
+        if (drift) {
+          for (std::size_t w = 0; w < nw; ++w) shift.push_back(T(opt.drift_weight) * (x_src[w] - x[w]));
+          const model::attention_kind kind = converted ? model::attention_kind::gqa : conv.config.layers[li].attention;
+          for (std::size_t w = 0; w < nw; ++w)
+            detail::advance_stream(conv.config, l, kind, source.layers[li], x_src[w]);
+        }
+        if (!converted) return;
+        const std::vector<ref::matrix<T>> xs(source_inputs[li].begin(),
+                                             source_inputs[li].begin() + static_cast<std::ptrdiff_t>(nw));
+        ref::mla_layer<T>& layer = conv.weights.layers[li].mla;
+        const dvector offset = li < conv.value_offsets.size() ? conv.value_offsets[li] : dvector{};
+        layer = refit_value_projection(src, layer, xs, one, offset, &xn);
+        if (heldout) conv.report[row].per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
+        if (opt.output_projection) {
+          layer = refit_output_projection(src, layer, xs, one, &xn, drift ? &shift : nullptr);
+          if (heldout) conv.report[row + 1].per_layer[li] = attention_output_error(src, layer, (*heldout)[li]);
+        }
+        if (on_layer) on_layer(++done, total);
+      });
 }
 
 }  // namespace mla::convert

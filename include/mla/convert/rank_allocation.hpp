@@ -31,18 +31,21 @@ enum class rank_allocation { uniform, spectrum_greedy, objective_greedy };
 
 inline const char* to_string(rank_allocation a) {
   switch (a) {
-    case rank_allocation::uniform: return "uniform";
-    case rank_allocation::spectrum_greedy: return "spectrum_greedy";
-    case rank_allocation::objective_greedy: return "objective_greedy";
+    case rank_allocation::uniform:
+      return "uniform";
+    case rank_allocation::spectrum_greedy:
+      return "spectrum_greedy";
+    case rank_allocation::objective_greedy:
+      return "objective_greedy";
   }
   return "?";
 }
 
 struct rank_budget {
-  long elements_per_token = 0;         // sum over converted layers of (r_l + d_R)
-  int nope_dim = 0;                    // d (the target qk head is d + d_R)
-  int rope_dim = 0;                    // d_R
-  bool require_supported_shape = true;  // ranks must form supported mla_shapes
+  long elements_per_token = 0;            // sum over converted layers of (r_l + d_R)
+  int nope_dim = 0;                       // d (the target qk head is d + d_R)
+  int rope_dim = 0;                       // d_R
+  bool require_supported_shape = true;    // ranks must form supported mla_shapes
   int step = supported_latent_rank_step;  // rank grid when shapes are not enforced
 };
 
@@ -86,8 +89,8 @@ inline std::vector<int> allocate_ranks(const std::vector<layer_rank_info>& layer
   std::vector<std::vector<int>> grid(n);
   for (std::size_t l = 0; l < n; ++l) {
     grid[l] = admissible_ranks(b, layers[l].max_rank);
-    check(!grid[l].empty(), who, ": layer ", l, " has no admissible rank (full rank ", layers[l].max_rank,
-          ", shape (", b.nope_dim + b.rope_dim, ", ", b.rope_dim, ", r)",
+    check(!grid[l].empty(), who, ": layer ", l, " has no admissible rank (full rank ", layers[l].max_rank, ", shape (",
+          b.nope_dim + b.rope_dim, ", ", b.rope_dim, ", r)",
           b.require_supported_shape ? " must be in mla::supported_shapes" : "", ")");
   }
   auto cost = [&](int r) { return long(r) + b.rope_dim; };

@@ -44,7 +44,8 @@ namespace mla::convert {
 // mla-convert's default --calib: <data_dir>/wikitext-2-valid-tokenized.txt when it exists, else empty (no
 // calibration text). The tools pass $MLA_DATA_DIR or ../shared/data (the library reads no environment).
 inline std::string default_calibration_text(const std::string& data_dir) {
-  const std::string p = (data_dir.empty() ? std::string("../shared/data") : data_dir) + "/wikitext-2-valid-tokenized.txt";
+  const std::string p =
+      (data_dir.empty() ? std::string("../shared/data") : data_dir) + "/wikitext-2-valid-tokenized.txt";
   return std::filesystem::exists(p) ? p : std::string();
 }
 
@@ -68,26 +69,26 @@ struct conversion_recipe {
   double kv_budget = 0;  // --kv-budget: a fraction of the converted layers' cache in (0, 1], or bytes per token
                          // (float32) when > 1; 0: layer.rank in every layer
   rank_allocation allocation = rank_allocation::uniform;  // --allocation
-  bool any_rank = false;                                   // --any-rank: ranks outside mla::supported_shapes
-  std::vector<int> layers;                                 // --layers; empty: every full-attention layer
-  bool include_sliding = false;                            // --include-sliding
+  bool any_rank = false;                                  // --any-rank: ranks outside mla::supported_shapes
+  std::vector<int> layers;                                // --layers; empty: every full-attention layer
+  bool include_sliding = false;                           // --include-sliding
 
   std::string calib_path;     // --calib (the caller reads and tokenises it; named in messages)
   long calib_tokens = 8192;   // --calib-tokens
   long heldout_tokens = 512;  // --heldout-tokens (0: no stage report)
   int window = 256;           // --window
 
-  bool refit = false;                   // --refit
-  std::optional<stage_mode> refit_mode; // --refit-mode; unset: teacher, or sequential when --refit-drift asks it
-  long refit_tokens = 2048;             // --refit-tokens
-  refit_options refit_opt;              // output_projection (--refit-o-proj), drift_weight (--refit-drift);
-                                        // max_windows is the plan's
+  bool refit = false;                    // --refit
+  std::optional<stage_mode> refit_mode;  // --refit-mode; unset: teacher, or sequential when --refit-drift asks it
+  long refit_tokens = 2048;              // --refit-tokens
+  refit_options refit_opt;               // output_projection (--refit-o-proj), drift_weight (--refit-drift);
+                                         // max_windows is the plan's
 
-  distill_options distill;           // steps (--distill-steps), learning_rate, batch_windows (--distill-lr, -batch)
-  long distill_tokens = 4096;        // --distill-tokens
+  distill_options distill;     // steps (--distill-steps), learning_rate, batch_windows (--distill-lr, -batch)
+  long distill_tokens = 4096;  // --distill-tokens
   stage_mode distill_mode = stage_mode::teacher;  // --distill-mode
-  int distill_window = 0;            // --distill-window (0: window)
-  bool latent_norm = false;          // --latent-norm
+  int distill_window = 0;                         // --distill-window (0: window)
+  bool latent_norm = false;                       // --latent-norm
 
   distill_options e2e = [] {  // steps (--e2e-steps), learning_rate, batch_windows, teacher_cache_bytes
     distill_options d;
@@ -98,12 +99,12 @@ struct conversion_recipe {
   long e2e_tokens = 8192;  // --e2e-tokens
   int e2e_window = 0;      // --e2e-window (0: window)
 
-  std::string out_dir;           // --out (must not exist)
-  std::string dtype = "f32";     // --dtype: f32 or bf16
-  std::string export_kind;       // --export: "" or deepseek_v3
-  std::string export_dir;        // --export-out (default: <out>-deepseek_v3)
-  bool no_latent_norm = false;   // --no-latent-norm
-  long report_context = 8192;    // --report-context
+  std::string out_dir;          // --out (must not exist)
+  std::string dtype = "f32";    // --dtype: f32 or bf16
+  std::string export_kind;      // --export: "" or deepseek_v3
+  std::string export_dir;       // --export-out (default: <out>-deepseek_v3)
+  bool no_latent_norm = false;  // --no-latent-norm
+  long report_context = 8192;   // --report-context
 
   // What the settings imply: --refit-drift implies --refit-mode sequential and --refit-o-proj, and either of those
   // implies --refit.
@@ -115,8 +116,9 @@ struct conversion_recipe {
   bool refit_used() const { return refit || refit_o_proj_used() || refit_mode_used() == stage_mode::sequential; }
   bool distill_used() const { return distill.steps > 0; }
   bool exports() const { return !export_kind.empty() || !export_dir.empty(); }
-  std::string export_path() const { return !export_dir.empty() || export_kind.empty() ? export_dir
-                                                                                       : out_dir + "-deepseek_v3"; }
+  std::string export_path() const {
+    return !export_dir.empty() || export_kind.empty() ? export_dir : out_dir + "-deepseek_v3";
+  }
   // The attention RoPE strategy and the attention moment read calibration inputs.
   bool rope_needs_inputs() const {
     return layer.rope.strategy == rope_strategy::attention ||
@@ -149,8 +151,8 @@ struct conversion_recipe {
       dims.erase(std::unique(dims.begin(), dims.end()), dims.end());
       std::string allowed;
       for (int d : dims) allowed += (allowed.empty() ? "" : ", ") + std::to_string(d);
-      check(std::find(dims.begin(), dims.end(), layer.rope.rope_dim) != dims.end(), "--rope-dim ",
-            layer.rope.rope_dim, " is not a d_R of mla::supported_shapes (allowed: ", allowed,
+      check(std::find(dims.begin(), dims.end(), layer.rope.rope_dim) != dims.end(), "--rope-dim ", layer.rope.rope_dim,
+            " is not a d_R of mla::supported_shapes (allowed: ", allowed,
             "); pass --any-rank to convert to a shape outside the list");
     }
     check(layer.rope.freqfold >= 0, "--freqfold must be >= 0, found ", layer.rope.freqfold);
@@ -281,16 +283,16 @@ struct conversion_recipe {
 
 // The token windows of every stage, cut from one calibration token stream (the header comment).
 struct calibration_plan {
-  int window = 0;                               // --window
-  std::vector<std::vector<int>> calibration;    // [n_cal][window]
-  std::vector<std::vector<int>> heldout;        // [n_held][window]
-  std::vector<std::vector<int>> fit;            // [n_fit][window], empty when no stage reads inputs
-  int refit_windows = 0;                        // refit_options::max_windows: the refit's share of `fit` (0: all)
-  bool own_distill_windows = false;             // the distillation records inputs on its own windows
-  std::vector<std::vector<int>> distill;        // the layer-wise distillation's windows (own, or `fit`)
-  int e2e_window = 0;                           // --e2e-window, or --window
-  std::vector<std::vector<int>> e2e;            // the end-to-end distillation's windows
-  std::vector<std::string> notes;               // settings the stretch capped
+  int window = 0;                             // --window
+  std::vector<std::vector<int>> calibration;  // [n_cal][window]
+  std::vector<std::vector<int>> heldout;      // [n_held][window]
+  std::vector<std::vector<int>> fit;          // [n_fit][window], empty when no stage reads inputs
+  int refit_windows = 0;                      // refit_options::max_windows: the refit's share of `fit` (0: all)
+  bool own_distill_windows = false;           // the distillation records inputs on its own windows
+  std::vector<std::vector<int>> distill;      // the layer-wise distillation's windows (own, or `fit`)
+  int e2e_window = 0;                         // --e2e-window, or --window
+  std::vector<std::vector<int>> e2e;          // the end-to-end distillation's windows
+  std::vector<std::string> notes;             // settings the stretch capped
 
   calibration_plan() = default;
 
@@ -310,9 +312,9 @@ struct calibration_plan {
     if (!resumed && (refit || distills || r.rope_needs_inputs())) {
       // The stages read the first windows of the calibration stretch (the refit its first --refit-tokens; the
       // attention RoPE strategy at most 4096 tokens).
-      const long fit_tokens = std::max({refit ? r.refit_tokens : 0L,
-                                        distills && !own_distill_windows ? r.distill_tokens : 0L,
-                                        r.rope_needs_inputs() ? 4096L : 0L});
+      const long fit_tokens =
+          std::max({refit ? r.refit_tokens : 0L, distills && !own_distill_windows ? r.distill_tokens : 0L,
+                    r.rope_needs_inputs() ? 4096L : 0L});
       const int n_fit = std::max(2, std::min(n_cal, static_cast<int>(fit_tokens / window)));
       fit = token_windows(tokens, window, 0, n_fit);
       // The refit keeps its own (smaller) share; the other stages then see all windows.
@@ -338,8 +340,10 @@ struct calibration_plan {
                                               const char* flag, const char* stage) {
     if (tokens > stretch) {
       char line[256];
-      std::snprintf(line, sizeof line, "--%s-tokens %ld is more than the %ld calibration tokens (--calib-tokens); "
-                    "the %s uses %ld", flag, tokens, stretch, stage, stretch);
+      std::snprintf(line, sizeof line,
+                    "--%s-tokens %ld is more than the %ld calibration tokens (--calib-tokens); "
+                    "the %s uses %ld",
+                    flag, tokens, stretch, stage, stretch);
       notes.emplace_back(line);
     }
     const int n = static_cast<int>(std::min(tokens, stretch) / len);

@@ -47,7 +47,7 @@ struct refit_options {
   // solve (per head for W_uv) by two-fold validation over even/odd windows, keeping the current weights when no
   // ridge validates better.
   double ridge = 0;
-  int max_windows = 0;  // use only the first max_windows calibration windows; 0: all
+  int max_windows = 0;             // use only the first max_windows calibration windows; 0: all
   bool output_projection = false;  // pipeline: also refit o_proj (refit_output_projection) after w_uv
   // Sequential refit only (pipeline.hpp), with output_projection: the o_proj target also gets drift_weight times
   // the residual-stream drift before the layer (source stream minus the converted model's), so the layer also
@@ -125,11 +125,11 @@ template <class T>
 void check_own_inputs(const char* who, const std::vector<ref::matrix<T>>& windows,
                       const std::vector<ref::matrix<T>>* own_inputs, const char* what = "own input") {
   if (!own_inputs) return;
-  check(own_inputs->size() == windows.size(), who, ": ", own_inputs->size(), " ", what, " windows for ",
-        windows.size(), " source input windows");
+  check(own_inputs->size() == windows.size(), who, ": ", own_inputs->size(), " ", what, " windows for ", windows.size(),
+        " source input windows");
   for (std::size_t w = 0; w < windows.size(); ++w)
-    check((*own_inputs)[w].rows() == windows[w].rows() && (*own_inputs)[w].cols() == windows[w].cols(), who, ": ",
-          what, " window ", w, " is [", (*own_inputs)[w].rows(), ", ", (*own_inputs)[w].cols(), "], the source's is [",
+    check((*own_inputs)[w].rows() == windows[w].rows() && (*own_inputs)[w].cols() == windows[w].cols(), who, ": ", what,
+          " window ", w, " is [", (*own_inputs)[w].rows(), ", ", (*own_inputs)[w].cols(), "], the source's is [",
           windows[w].rows(), ", ", windows[w].cols(), "]");
 }
 
@@ -150,8 +150,8 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
         ", v_head_dim ", dst.v_head_dim, " vs head_dim ", src.head_dim, ")");
   const int d = src.head_dim, r = dst.latent_rank, hidden = src.hidden;
   check(d <= hidden, who, ": the probe needs head_dim (", d, ") <= hidden (", hidden, ")");
-  check(value_offset.size() == 0 || value_offset.size() == Eigen::Index(src.n_kv_heads) * d, who,
-        ": value offset has ", value_offset.size(), " entries, expected n_kv_heads * head_dim = ", src.n_kv_heads * d);
+  check(value_offset.size() == 0 || value_offset.size() == Eigen::Index(src.n_kv_heads) * d, who, ": value offset has ",
+        value_offset.size(), " entries, expected n_kv_heads * head_dim = ", src.n_kv_heads * d);
 
   const std::size_t nw = opt.max_windows > 0 ? std::min(windows.size(), std::size_t(opt.max_windows)) : windows.size();
   ref::mla_layer<T> out = dst;
@@ -186,11 +186,11 @@ ref::mla_layer<T> refit_value_projection(const ref::gqa_layer<T>& src, const ref
     detail::least_squares_folds stats(r, d);
     for (std::size_t wi = 0; wi < nw; ++wi) {
       const ref::matrix<T>& x = windows[wi];
-      const ref::matrix<T>& xm = own_inputs ? (*own_inputs)[wi] : x;  // what the converted layer sees
+      const ref::matrix<T>& xm = own_inputs ? (*own_inputs)[wi] : x;                 // what the converted layer sees
       dmatrix o_star = ref::gqa_prefill(gp, x).leftCols(d).template cast<double>();  // [tokens, d]
       // A centred conversion's value mean reaches the output through bo, so W_uv fits the rest.
       if (value_offset.size() != 0) o_star.rowwise() -= value_offset.segment(Eigen::Index(j) * d, d).transpose();
-      dmatrix xh(x.rows(), r);                                                              // [tokens, r]
+      dmatrix xh(x.rows(), r);  // [tokens, r]
       for (int c0 = 0; c0 < r; c0 += hidden) {
         const int cw = std::min(hidden, r - c0);
         mp.v_head_dim = cw;
@@ -238,7 +238,7 @@ ref::mla_layer<T> refit_output_projection(const ref::gqa_layer<T>& src, const re
   for (std::size_t wi = 0; wi < nw; ++wi) {
     const ref::matrix<T>& x = windows[wi];
     const ref::matrix<T>& xm = own_inputs ? (*own_inputs)[wi] : x;  // what the converted layer sees
-    dmatrix y = ref::gqa_prefill(src, x).template cast<double>();  // [tokens, hidden]
+    dmatrix y = ref::gqa_prefill(src, x).template cast<double>();   // [tokens, hidden]
     if (dst.bo.size() != 0) y.rowwise() -= dst.bo.transpose().template cast<double>();
     if (target_shift) y += (*target_shift)[wi].template cast<double>();
     dmatrix z(x.rows(), width);  // [tokens, n_heads * v_head_dim]

@@ -72,12 +72,18 @@ enum class rope_strategy { rorope, high, low, uniform, two_norm, attention };
 
 inline const char* to_string(rope_strategy s) {
   switch (s) {
-    case rope_strategy::rorope: return "rorope";
-    case rope_strategy::high: return "high";
-    case rope_strategy::low: return "low";
-    case rope_strategy::uniform: return "uniform";
-    case rope_strategy::two_norm: return "two_norm";
-    case rope_strategy::attention: return "attention";
+    case rope_strategy::rorope:
+      return "rorope";
+    case rope_strategy::high:
+      return "high";
+    case rope_strategy::low:
+      return "low";
+    case rope_strategy::uniform:
+      return "uniform";
+    case rope_strategy::two_norm:
+      return "two_norm";
+    case rope_strategy::attention:
+      return "attention";
   }
   return "?";
 }
@@ -94,10 +100,10 @@ struct rope_plan {
   int head_dim = 0;
   int rope_dim = 0;
   int freqfold = 1;
-  dmatrix basis;                  // [g*d, g*d] orthonormal: columns [0, d_R) = B_R, the rest = B_N
-  std::vector<double> inv_freq;   // [d_R/2] frequency of pair i (source inv_freq of freq_index[i])
-  std::vector<int> freq_index;    // [d_R/2] source frequency index of pair i
-  bool frequency_pure = true;     // every rope pair touches one source frequency (the rotation is exact)
+  dmatrix basis;                 // [g*d, g*d] orthonormal: columns [0, d_R) = B_R, the rest = B_N
+  std::vector<double> inv_freq;  // [d_R/2] frequency of pair i (source inv_freq of freq_index[i])
+  std::vector<int> freq_index;   // [d_R/2] source frequency index of pair i
+  bool frequency_pure = true;    // every rope pair touches one source frequency (the rotation is exact)
 
   int key_dim() const { return n_kv_heads * head_dim; }
   int nope_count() const { return key_dim() - rope_dim; }
@@ -161,8 +167,8 @@ std::vector<std::vector<double>> rope_cut_costs(const ref::gqa_layer<T>& src, co
       ref::matrix<T> ph(n_rows, n);
       ref::matrix<T> score(1, n);  // one scored query's row
       for (Eigen::Index r = 0; r < n_rows; ++r) {
-        score.row(0).noalias() = qr.row(rows[size_t(r)]).segment(Eigen::Index(h) * d, d) *
-                                 kr.middleCols(j * d, d).transpose();
+        score.row(0).noalias() =
+            qr.row(rows[size_t(r)]).segment(Eigen::Index(h) * d, d) * kr.middleCols(j * d, d).transpose();
         score *= static_cast<T>(src.attention.softmax_scale);
         ref::masked_softmax(score, src.attention, sink, long(rows[size_t(r)]));
         ph.row(r) = score.row(0);
@@ -274,14 +280,15 @@ rope_plan make_rope_plan(const ref::gqa_layer<T>& src, const layer_moments& stat
     fold = opt.freqfold > 0 ? opt.freqfold : detail::default_freqfold(d, opt.rope_dim);
     check(half % fold == 0, who, ": freqfold F = ", fold, " must divide head_dim/2 = ", half);
     const int blocks = half / fold;
-    check(pairs % blocks == 0, who, ": rope_dim/2 = ", pairs, " pairs cannot be spread evenly over head_dim/(2F) = ",
-          blocks, " frequency blocks (F = ", fold, "); use F with rope_dim*F divisible by head_dim");
+    check(pairs % blocks == 0, who, ": rope_dim/2 = ", pairs,
+          " pairs cannot be spread evenly over head_dim/(2F) = ", blocks, " frequency blocks (F = ", fold,
+          "); use F with rope_dim*F divisible by head_dim");
     const int k = pairs / blocks;
     check(k <= g * fold, who, ": ", k, " pairs per block exceed the block's g*F = ", g * fold, " directions");
     keep.assign(static_cast<std::size_t>(blocks), k);
   } else {
-    check(pairs <= half, who, ": selection strategies keep at most head_dim/2 = ", half, " frequencies, rope_dim/2 = ",
-          pairs);
+    check(pairs <= half, who, ": selection strategies keep at most head_dim/2 = ", half,
+          " frequencies, rope_dim/2 = ", pairs);
     std::vector<int> selected;
     if (opt.strategy == rope_strategy::high) {
       for (int f = 0; f < pairs; ++f) selected.push_back(f);
@@ -298,13 +305,15 @@ rope_plan make_rope_plan(const ref::gqa_layer<T>& src, const layer_moments& stat
           double q_rms = 0;
           for (int h = j * src.group_size(); h < (j + 1) * src.group_size(); ++h)
             q_rms += std::sqrt(std::max(0.0, q2[h * d + f] + q2[h * d + f + half]));
-          const double k_rms = std::sqrt(std::max(0.0, kk(j * d + f, j * d + f) + kk(j * d + f + half, j * d + f + half)));
+          const double k_rms =
+              std::sqrt(std::max(0.0, kk(j * d + f, j * d + f) + kk(j * d + f + half, j * d + f + half)));
           score[static_cast<std::size_t>(f)] += q_rms * k_rms;
         }
       std::vector<int> order(static_cast<std::size_t>(half));
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](int a, int b) { return score[static_cast<std::size_t>(a)] > score[static_cast<std::size_t>(b)]; });
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+        return score[static_cast<std::size_t>(a)] > score[static_cast<std::size_t>(b)];
+      });
       selected.assign(order.begin(), order.begin() + pairs);
       std::sort(selected.begin(), selected.end());
     }
@@ -343,7 +352,8 @@ rope_plan make_rope_plan(const ref::gqa_layer<T>& src, const layer_moments& stat
     const auto cost = detail::rope_cut_costs(src, block_vectors, *windows);
     std::vector<std::pair<double, int>> order;  // (cost, f * g + e)
     for (int f = 0; f < half; ++f)
-      for (int e = 0; e < g; ++e) order.emplace_back(cost[static_cast<std::size_t>(f)][static_cast<std::size_t>(e)], f * g + e);
+      for (int e = 0; e < g; ++e)
+        order.emplace_back(cost[static_cast<std::size_t>(f)][static_cast<std::size_t>(e)], f * g + e);
     std::stable_sort(order.begin(), order.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
     for (int i = 0; i < pairs; ++i) {
       const int f = order[static_cast<std::size_t>(i)].second / g, e = order[static_cast<std::size_t>(i)].second % g;

@@ -41,15 +41,24 @@ enum class stage { checkpoint, exact, rope_split, factorized, refit, refit_o, la
 
 inline const char* to_string(stage s) {
   switch (s) {
-    case stage::checkpoint: return "checkpoint";
-    case stage::exact: return "exact";
-    case stage::rope_split: return "rope_split";
-    case stage::factorized: return "factorized";
-    case stage::refit: return "refit";
-    case stage::refit_o: return "refit_o";
-    case stage::latent_norm: return "latent_norm";
-    case stage::distill: return "distill";
-    case stage::e2e: return "e2e";
+    case stage::checkpoint:
+      return "checkpoint";
+    case stage::exact:
+      return "exact";
+    case stage::rope_split:
+      return "rope_split";
+    case stage::factorized:
+      return "factorized";
+    case stage::refit:
+      return "refit";
+    case stage::refit_o:
+      return "refit_o";
+    case stage::latent_norm:
+      return "latent_norm";
+    case stage::distill:
+      return "distill";
+    case stage::e2e:
+      return "e2e";
   }
   return "?";
 }
@@ -133,8 +142,8 @@ namespace detail {
 
 // Runs the decoder over the windows with the observer, reporting tokens done.
 template <class T>
-void walk_windows(const model::decoder<T>& dec, const std::vector<std::vector<int>>& windows,
-                  model::observer<T>& obs, conversion_progress& progress, const char* label) {
+void walk_windows(const model::decoder<T>& dec, const std::vector<std::vector<int>>& windows, model::observer<T>& obs,
+                  conversion_progress& progress, const char* label) {
   progress.begin(label, double(windows.size() * windows.front().size()), "tok");
   double done = 0;
   for (const auto& w : windows) {
@@ -224,7 +233,7 @@ conversion_result<T> run_conversion_impl(const model::decoder<T>& source, const 
     pipeline_options first = o;
     first.on_layer = on_layer;
     if (distill_sequentially) first.distill.steps = 0;  // distilled below, in layer order
-    if (refit_sequentially) first.refit = false;         // refitted below, in layer order
+    if (refit_sequentially) first.refit = false;        // refitted below, in layer order
     progress.begin(distill && !distill_sequentially ? "converting + distilling" : "converting", n_todo, "layers");
     conv = convert_model(cfg, source.weights(), stats, first, held, plan.fit.empty() ? nullptr : &fit_inputs,
                          distill ? &distill_inputs : nullptr);
@@ -292,19 +301,21 @@ void print_report(std::FILE* out, const conversion_recipe& r, const model::model
                   const conversion_result<T>& res) {
   const model_conversion<T>& conv = res.conversion;
   if (r.distill_used()) {
-    std::fprintf(out, "distillation (%s, %d steps per layer, lr %g, %d windows per step): own held-out loss before -> "
-                 "after, best step\n", to_string(r.distill_mode), r.distill.steps, r.distill.learning_rate,
-                 r.distill.batch_windows);
+    std::fprintf(out,
+                 "distillation (%s, %d steps per layer, lr %g, %d windows per step): own held-out loss before -> "
+                 "after, best step\n",
+                 to_string(r.distill_mode), r.distill.steps, r.distill.learning_rate, r.distill.batch_windows);
     for (int l : res.layers) {
       const auto& d = conv.distill[static_cast<std::size_t>(l)];
       std::fprintf(out, "  layer %2d: %.4e -> %.4e (step %d)\n", l, d.heldout_before, d.heldout_after, d.best_step);
     }
   }
   if (r.e2e.steps > 0)
-    std::fprintf(out, "end-to-end distillation (%d steps, lr %g, %d windows of %d tokens per step): held-out KL to "
-                 "the source %.5f -> %.5f nats per token (step %d)\n", r.e2e.steps, r.e2e.learning_rate,
-                 r.e2e.batch_windows, res.e2e_window, res.e2e.heldout_before, res.e2e.heldout_after,
-                 res.e2e.best_step);
+    std::fprintf(out,
+                 "end-to-end distillation (%d steps, lr %g, %d windows of %d tokens per step): held-out KL to "
+                 "the source %.5f -> %.5f nats per token (step %d)\n",
+                 r.e2e.steps, r.e2e.learning_rate, r.e2e.batch_windows, res.e2e_window, res.e2e.heldout_before,
+                 res.e2e.heldout_after, res.e2e.best_step);
   if (!res.e2e_curve.empty()) {
     // At most about 20 points of the held-out curve, the last one always.
     const std::size_t every = (res.e2e_curve.size() + 19) / 20;
@@ -329,13 +340,16 @@ void print_report(std::FILE* out, const conversion_recipe& r, const model::model
     for (const auto& row : res.report.rows) std::fprintf(out, " %11.3e", row.per_layer[static_cast<std::size_t>(l)]);
     std::fprintf(out, "\n");
   }
-  std::fprintf(out, "KV cache per token (all %d layers, float32): before %ld bytes, after %ld bytes (%.1f %% of the "
-               "original, %.1f %% saved)\n", source.n_layers, before_elems * 4, after_elems * 4,
-               100.0 * after_elems / before_elems, 100.0 - 100.0 * after_elems / before_elems);
+  std::fprintf(out,
+               "KV cache per token (all %d layers, float32): before %ld bytes, after %ld bytes (%.1f %% of the "
+               "original, %.1f %% saved)\n",
+               source.n_layers, before_elems * 4, after_elems * 4, 100.0 * after_elems / before_elems,
+               100.0 - 100.0 * after_elems / before_elems);
   const long ctx = r.report_context;
   const double before_ctx = 4.0 * double(source.kv_elements_at_context(ctx)),
                after_ctx = 4.0 * double(conv.config.kv_elements_at_context(ctx));
-  std::fprintf(out, "KV cache of one %ld-token sequence (float32; sliding-window layers hold only their window): "
+  std::fprintf(out,
+               "KV cache of one %ld-token sequence (float32; sliding-window layers hold only their window): "
                "before %.2f MiB (%.0f bytes per token), after %.2f MiB (%.0f bytes per token), %.1f %% saved\n",
                ctx, before_ctx / 1048576.0, before_ctx / double(ctx), after_ctx / 1048576.0, after_ctx / double(ctx),
                100.0 - 100.0 * after_ctx / before_ctx);

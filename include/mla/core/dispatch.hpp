@@ -24,9 +24,7 @@ std::vector<runtime_shape> runtime_shapes_of(std::tuple<Shapes...>) {
 }  // namespace detail
 
 // Every supported shape as a runtime value, in list order.
-inline std::vector<runtime_shape> supported_runtime_shapes() {
-  return detail::runtime_shapes_of(supported_shapes{});
-}
+inline std::vector<runtime_shape> supported_runtime_shapes() { return detail::runtime_shapes_of(supported_shapes{}); }
 
 inline bool is_supported(runtime_shape rs) {
   for (const runtime_shape& s : supported_runtime_shapes())
@@ -47,8 +45,7 @@ std::string describe_shapes(std::tuple<Shapes...> list) {
   std::ostringstream os;
   for (std::size_t g = 0; g < groups.size(); ++g) {
     if (g) os << "; ";
-    os << "(head_dim=" << groups[g].first.first << ", rope_dim=" << groups[g].first.second
-       << ", latent_rank in {";
+    os << "(head_dim=" << groups[g].first.first << ", rope_dim=" << groups[g].first.second << ", latent_rank in {";
     for (std::size_t i = 0; i < groups[g].second.size(); ++i) os << (i ? ", " : "") << groups[g].second[i];
     os << "})";
   }
@@ -65,9 +62,7 @@ auto dispatch_shape(std::tuple<Shapes...> list, runtime_shape rs, F&& f) {
   using result = decltype(f(std::tuple_element_t<0, std::tuple<Shapes...>>{}));
   static_assert((std::is_same_v<result, decltype(f(Shapes{}))> && ...),
                 "mla::dispatch_shape: the callable must return the same type for every shape");
-  auto fail = [&] {
-    detail::throw_error("mla: unsupported MLA shape ", rs, "; supported: ", describe_shapes(list));
-  };
+  auto fail = [&] { detail::throw_error("mla: unsupported MLA shape ", rs, "; supported: ", describe_shapes(list)); };
   if constexpr (std::is_void_v<result>) {
     if (!((rs == Shapes::runtime() ? (f(Shapes{}), true) : false) || ...)) fail();
   } else {

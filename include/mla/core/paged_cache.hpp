@@ -1,4 +1,5 @@
-// mla paged KV-cache layout (shared by the CPU and CUDA kernels): which physical page holds each token of each sequence.
+// mla paged KV-cache layout (shared by the CPU and CUDA kernels): which physical page holds each token of each
+// sequence.
 //
 // Storage of a paged cache (one tensor per cached quantity):
 //   [num_pages, page_size, row_elems]      row_elems = elements cached per token

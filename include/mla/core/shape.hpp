@@ -52,8 +52,7 @@ struct runtime_shape {
   }
   friend constexpr bool operator!=(const runtime_shape& a, const runtime_shape& b) { return !(a == b); }
   friend std::ostream& operator<<(std::ostream& os, const runtime_shape& s) {
-    return os << "(head_dim=" << s.head_dim << ", rope_dim=" << s.rope_dim
-              << ", latent_rank=" << s.latent_rank << ")";
+    return os << "(head_dim=" << s.head_dim << ", rope_dim=" << s.rope_dim << ", latent_rank=" << s.latent_rank << ")";
   }
 };
 
@@ -62,18 +61,16 @@ struct mla_shape {
   static_assert(RopeDim > 0,
                 "mla::mla_shape: RopeDim must be > 0 (MLA needs a decoupled RoPE key; without one "
                 "position information is lost or RoPE must act on the latent, which blocks absorption)");
-  static_assert(RopeDim % 2 == 0,
-                "mla::mla_shape: RopeDim must be even (RoPE rotates channel pairs)");
+  static_assert(RopeDim % 2 == 0, "mla::mla_shape: RopeDim must be even (RoPE rotates channel pairs)");
   static_assert(HeadDim - RopeDim > 0,
                 "mla::mla_shape: the content part HeadDim - RopeDim must be non-empty (RopeDim < HeadDim); "
                 "a split with RopeDim == HeadDim leaves no channels for the latent keys");
-  static_assert(LatentRank > 0,
-                "mla::mla_shape: LatentRank must be > 0 (the latent cache needs at least one channel)");
+  static_assert(LatentRank > 0, "mla::mla_shape: LatentRank must be > 0 (the latent cache needs at least one channel)");
 
-  static constexpr int head_dim = HeadDim;         // query/key width per head
-  static constexpr int rope_dim = RopeDim;         // decoupled RoPE part (qk_rope_head_dim)
+  static constexpr int head_dim = HeadDim;            // query/key width per head
+  static constexpr int rope_dim = RopeDim;            // decoupled RoPE part (qk_rope_head_dim)
   static constexpr int nope_dim = HeadDim - RopeDim;  // content part (qk_nope_head_dim)
-  static constexpr int latent_rank = LatentRank;   // kv_lora_rank
+  static constexpr int latent_rank = LatentRank;      // kv_lora_rank
   // Width of an absorbed query/key row: the latent plus the shared RoPE key (576 for DeepSeek-V3).
   static constexpr int absorbed_dim = LatentRank + RopeDim;
   // Elements cached per token and layer: c [LatentRank] and k_pe [RopeDim].

@@ -28,21 +28,21 @@ auto rank_sweep(std::integer_sequence<int, Steps...>)
 // mla_shape<HeadDim, RopeDim, r> for every supported latent rank r.
 template <int HeadDim, int RopeDim>
 using latent_rank_sweep = decltype(rank_sweep<HeadDim, RopeDim>(
-    std::make_integer_sequence<int, (max_supported_latent_rank - min_supported_latent_rank) /
-                                            supported_latent_rank_step + 1>{}));
+    std::make_integer_sequence<
+        int, (max_supported_latent_rank - min_supported_latent_rank) / supported_latent_rank_step + 1>{}));
 
 template <class... Tuples>
 using tuple_cat_t = decltype(std::tuple_cat(std::declval<Tuples>()...));
 }  // namespace detail
 
 // Every supported shape, in dispatch order.
-using supported_shapes = detail::tuple_cat_t<
-    detail::latent_rank_sweep<64, 16>,   // MHA2MLA-style per-head split of a 64-dim head, RoPE 16
-    detail::latent_rank_sweep<64, 32>,   // per-head split, RoPE 32
-    detail::latent_rank_sweep<96, 32>,   // TransMLA-style: 64 content + a decoupled 32-dim RoPE key
-    detail::latent_rank_sweep<128, 64>,  // 64 content + a decoupled 64-dim RoPE key
-    std::tuple<mla_shape<192, 64, 512>>  // DeepSeek-V2/V3 (128 content + 64 RoPE, kv_lora_rank 512)
-    >;
+using supported_shapes =
+    detail::tuple_cat_t<detail::latent_rank_sweep<64, 16>,   // MHA2MLA-style per-head split of a 64-dim head, RoPE 16
+                        detail::latent_rank_sweep<64, 32>,   // per-head split, RoPE 32
+                        detail::latent_rank_sweep<96, 32>,   // TransMLA-style: 64 content + a decoupled 32-dim RoPE key
+                        detail::latent_rank_sweep<128, 64>,  // 64 content + a decoupled 64-dim RoPE key
+                        std::tuple<mla_shape<192, 64, 512>>  // DeepSeek-V2/V3 (128 content + 64 RoPE, kv_lora_rank 512)
+                        >;
 
 inline constexpr std::size_t supported_shape_count = std::tuple_size_v<supported_shapes>;
 

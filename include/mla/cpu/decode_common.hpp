@@ -148,8 +148,8 @@ inline int padded_heads(int nh) { return ceil_div(nh, head_lanes) * head_lanes; 
 // decode (groups of 3 and 8 heads) 3-11 % faster. A call per block of 4 or 8 tokens costs nothing next to
 // its kw iterations.
 template <int TB, int HV, int KW = 0>
-[[gnu::noinline]] inline void score_block(const float* qt, std::ptrdiff_t ldq, const float* const* rows,
-                                          int runtime_kw, float* s, std::ptrdiff_t lds) {
+[[gnu::noinline]] inline void score_block(const float* qt, std::ptrdiff_t ldq, const float* const* rows, int runtime_kw,
+                                          float* s, std::ptrdiff_t lds) {
   const int kw = width_or<KW>(runtime_kw);
   float acc[TB][HV][head_lanes] = {};
   const float* r[TB];
@@ -372,9 +372,8 @@ inline void attend_tile(const float* qt, int nh, const float* const* keys, int k
   const int hp = padded_heads(nh);
   tile_scores<KW>(qt, hp, keys, kw, s, pf);
   tile_softmax<VW>(s, hp, nh, n, m, d, o, ldo, vw, tmp);
-  for_head_blocks(nh, [&](int h0, auto hb) {
-    tile_pv<decltype(hb)::value, VW>(s + h0, hp, values, n, o + h0 * ldo, ldo, vw);
-  });
+  for_head_blocks(
+      nh, [&](int h0, auto hb) { tile_pv<decltype(hb)::value, VW>(s + h0, hp, values, n, o + h0 * ldo, ldo, vw); });
 }
 
 // Scratch floats attend_tile needs for nh heads (s and tmp).

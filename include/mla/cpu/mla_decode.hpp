@@ -33,12 +33,12 @@ namespace mla::cpu {
 // all arithmetic are float. The batch size is pages.num_seqs.
 template <class Elem>
 struct mla_decode_args {
-  const float* q_latent = nullptr;  // q̃ = W_UK^T q_nope per head, [batch, num_heads, latent_rank]
-  const float* q_pe = nullptr;      // RoPE'd query part, [batch, num_heads, rope_dim]
-  const Elem* cache = nullptr;      // [pages.num_pages, pages.page_size, latent_rank + rope_dim]: c then k_pe
-  const Elem* rope_cache = nullptr; // optional: k_pe apart, [num_pages, page_size, rope_dim]; then `cache`
-                                    // holds c alone, [num_pages, page_size, latent_rank] (FlashInfer's ckv/kpe)
-  page_table_view pages;            // page table and lengths (>= 1 each) of the batch
+  const float* q_latent = nullptr;   // q̃ = W_UK^T q_nope per head, [batch, num_heads, latent_rank]
+  const float* q_pe = nullptr;       // RoPE'd query part, [batch, num_heads, rope_dim]
+  const Elem* cache = nullptr;       // [pages.num_pages, pages.page_size, latent_rank + rope_dim]: c then k_pe
+  const Elem* rope_cache = nullptr;  // optional: k_pe apart, [num_pages, page_size, rope_dim]; then `cache`
+                                     // holds c alone, [num_pages, page_size, latent_rank] (FlashInfer's ckv/kpe)
+  page_table_view pages;             // page table and lengths (>= 1 each) of the batch
   int num_heads = 0;
   decode_options options;
   float* out = nullptr;  // [batch, num_heads, latent_rank]
@@ -65,7 +65,7 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
   constexpr int KW = Rank > 0 ? Rank + Rope : 0;  // key width, 0: runtime
   const int rank = width_or<Rank>(runtime_rank);
   const int rope = width_or<Rope>(runtime_rope);
-  const int width = rank + rope;  // key row: c [rank] then k_pe [rope]
+  const int width = rank + rope;               // key row: c [rank] then k_pe [rope]
   const bool split = a.rope_cache != nullptr;  // k_pe in its own tensor
   const int row_width = split ? rank : width;  // elements per token in `cache`
   constexpr const char* owner = "mla::cpu::mla_decode";

@@ -34,27 +34,27 @@ struct decode_kernel_params {
   const Elem* q_a = nullptr;  // [batch, heads, q_a_width]: first query channels (MLA q̃, GQA q)
   const Elem* q_b = nullptr;  // [batch, heads, key_width - q_a_width]: the rest (MLA q_pe), or null
   int q_a_width = 0;
-  const Elem* keys = nullptr;            // paged [num_pages, page_size, key_row_stride]
-  std::ptrdiff_t key_row_stride = 0;     // elements per token in the key storage
-  int key_width = 0;                     // key elements a head block reads per token
-  const Elem* values = nullptr;          // paged values, or null: values are the first value_width of a key row
+  const Elem* keys = nullptr;         // paged [num_pages, page_size, key_row_stride]
+  std::ptrdiff_t key_row_stride = 0;  // elements per token in the key storage
+  int key_width = 0;                  // key elements a head block reads per token
+  const Elem* values = nullptr;       // paged values, or null: values are the first value_width of a key row
   std::ptrdiff_t value_row_stride = 0;
   int value_width = 0;
-  mla::page_table_view pages;            // device pointers
-  int heads = 0;                         // query heads in all
-  int heads_per_group = 0;               // query heads sharing a row group
+  mla::page_table_view pages;  // device pointers
+  int heads = 0;               // query heads in all
+  int heads_per_group = 0;     // query heads sharing a row group
   int heads_per_block = 0;
   int blocks_per_group = 0;
-  int group_key_offset = 0;              // element offset of group g in a key row: g * group_key_offset
+  int group_key_offset = 0;  // element offset of group g in a key row: g * group_key_offset
   int group_value_offset = 0;
-  float scale_log2 = 0.0f;               // softmax_scale * log2(e)
+  float scale_log2 = 0.0f;  // softmax_scale * log2(e)
   int window = 0;
-  const float* sinks = nullptr;          // [heads] natural-log sink logits, or null
+  const float* sinks = nullptr;  // [heads] natural-log sink logits, or null
   int splits = 1;
-  float* out = nullptr;                  // [batch, heads, value_width]
-  float* lse = nullptr;                  // [batch, heads] or null
-  float* part_out = nullptr;             // [batch, splits, heads, value_width] when splits > 1
-  float* part_lse = nullptr;             // [batch, splits, heads]
+  float* out = nullptr;       // [batch, heads, value_width]
+  float* lse = nullptr;       // [batch, heads] or null
+  float* part_out = nullptr;  // [batch, splits, heads, value_width] when splits > 1
+  float* part_lse = nullptr;  // [batch, splits, heads]
 };
 
 struct max_op {
@@ -63,11 +63,11 @@ struct max_op {
 
 template <class Elem, int MT, int NP, bool SeparateValues, int TN>
 __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_kernel_params<Elem> p) {
-  constexpr int HB = 16 * MT;                 // head rows of the CTA (padded); TN keys per tile
-  constexpr int NB = TN / 16;                 // 16-token blocks of the score product
+  constexpr int HB = 16 * MT;                      // head rows of the CTA (padded); TN keys per tile
+  constexpr int NB = TN / 16;                      // 16-token blocks of the score product
   constexpr int KS = decode_score_slices(MT, TN);  // k-slices of the score product
-  constexpr int TPR = decode_threads / HB;    // softmax threads per head row
-  constexpr int TPT = TN / TPR;               // keys per softmax thread
+  constexpr int TPR = decode_threads / HB;         // softmax threads per head row
+  constexpr int TPT = TN / TPR;                    // keys per softmax thread
   constexpr int LDS = TN + 4, LDP = TN + decode_row_pad;
   static_assert(KS >= 1 && KS * NB * MT == decode_warps, "decode_kernel: warps must cover (token block, m-tile)");
   static_assert(TPT >= 1 && TPR * TPT == TN, "decode_kernel: softmax threads must tile the token tile");
@@ -83,11 +83,11 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Elem* const q_s = reinterpret_cast<Elem*>(smem_raw);  // [HB][ldk]
-  Elem* const k_s = q_s + HB * ldk;                      // [2][TN][ldk]
-  Elem* const v_s = k_s + 2 * TN * ldk;                  // [2][TN][ldv] (separate values only)
+  Elem* const k_s = q_s + HB * ldk;                     // [2][TN][ldk]
+  Elem* const v_s = k_s + 2 * TN * ldk;                 // [2][TN][ldv] (separate values only)
   float* const s_s = reinterpret_cast<float*>(SeparateValues ? v_s + 2 * TN * ldv : v_s);  // [KS * HB][LDS]
-  Elem* const p_s = reinterpret_cast<Elem*>(s_s + KS * HB * LDS);                        // [HB][LDP]
-  float* const m_s = reinterpret_cast<float*>(p_s + HB * LDP);                           // [HB] log2 domain
+  Elem* const p_s = reinterpret_cast<Elem*>(s_s + KS * HB * LDS);                          // [HB][LDP]
+  float* const m_s = reinterpret_cast<float*>(p_s + HB * LDP);                             // [HB] log2 domain
   float* const l_s = m_s + HB;
   float* const alpha_s = l_s + HB;
 
@@ -260,7 +260,8 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
           const int pair = warp + j * decode_warps;
           if (pair * 16 < V) {
             unsigned bv[4];
-            ldmatrix_x4_trans(bv, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldvt + pair * 16 + (lane >> 4) * 8);
+            ldmatrix_x4_trans(bv,
+                              vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldvt + pair * 16 + (lane >> 4) * 8);
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
               mma_16816<Elem>(acc[mt][j][0], a[mt], bv[0], bv[1]);
@@ -310,16 +311,16 @@ __global__ void __launch_bounds__(decode_threads) decode_kernel(const decode_ker
 // Merges the fp32 partials of every (sequence, head) row: grid = batch * heads, one row per CTA. (A template
 // over the float type only so that several translation units can include this header.)
 template <class Float>
-__global__ void __launch_bounds__(128) split_combine_kernel(const Float* part_out, const Float* part_lse, int splits,
-                                                            int heads, int width, const Float* sinks, Float* out,
-                                                            Float* lse) {
+__global__ void __launch_bounds__(128)
+    split_combine_kernel(const Float* part_out, const Float* part_lse, int splits, int heads, int width,
+                         const Float* sinks, Float* out, Float* lse) {
   __shared__ Float weights[decode_max_splits];
   __shared__ Float merged;
   const int row = blockIdx.x, b = row / heads, h = row % heads;
   const std::ptrdiff_t first = static_cast<std::ptrdiff_t>(b) * splits * heads + h;  // split 0 of the row
   if (threadIdx.x == 0)
-    merged = mla::softmax_merge_weights(part_lse + first, heads, splits, sinks != nullptr ? sinks[h] : -HUGE_VALF,
-                                        weights);
+    merged =
+        mla::softmax_merge_weights(part_lse + first, heads, splits, sinks != nullptr ? sinks[h] : -HUGE_VALF, weights);
   __syncthreads();
   for (int i = threadIdx.x; i < width; i += blockDim.x) {
     Float a = 0.0f;

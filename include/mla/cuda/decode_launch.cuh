@@ -67,7 +67,8 @@ status launch_decode(const decode_plan& plan, decode_kernel_params<Elem> kp, voi
   check(plan.workspace_bytes == 0 || (workspace != nullptr && aligned16(workspace)), owner,
         ": workspace must be a 16-byte aligned device buffer of workspace_size() bytes");
   void (*kernel)(decode_kernel_params<Elem>) = nullptr;
-  if (plan.tile_tokens == decode_tile_tokens) kernel = select_m_tiles<Elem, Separate, NP, decode_tile_tokens>(plan.m_tiles);
+  if (plan.tile_tokens == decode_tile_tokens)
+    kernel = select_m_tiles<Elem, Separate, NP, decode_tile_tokens>(plan.m_tiles);
   if constexpr (Separate)  // only the separate-value (GQA) rows use the wide tile
     if (plan.tile_tokens == decode_wide_tile_tokens)
       kernel = select_m_tiles<Elem, Separate, NP, decode_wide_tile_tokens>(plan.m_tiles);

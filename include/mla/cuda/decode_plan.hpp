@@ -4,8 +4,8 @@
 //
 // The kernel (decode_kernel.cuh) is "MQA over a token tile" on tensor cores: a CTA owns one sequence, one
 // KV split and one block of up to 64 query heads that share each cached row; it walks its token range in
-// tiles of 32 keys (64 for GQA's narrow rows: decode_plan::tile_tokens), computes scores S = Q K^T and the weighted sum O += P V with
-// mma.m16n8k16 (bf16/fp16 in, fp32 accumulate), and keeps O in registers:
+// tiles of 32 keys (64 for GQA's narrow rows: decode_plan::tile_tokens), computes scores S = Q K^T and the weighted sum
+// O += P V with mma.m16n8k16 (bf16/fp16 in, fp32 accumulate), and keeps O in registers:
 //   warps                 8 (256 threads)
 //   m-tiles (mt)          16 query heads each, 1, 2 or 4 per CTA
 //   value pairs per warp  16 output channels each; the value width is spread over the 8 warps, so a warp
@@ -23,14 +23,14 @@
 
 namespace mla::cuda {
 
-inline constexpr int decode_tile_tokens = 32;   // keys per tile for latent rows (two k16 steps of P V)
+inline constexpr int decode_tile_tokens = 32;       // keys per tile for latent rows (two k16 steps of P V)
 inline constexpr int decode_wide_tile_tokens = 64;  // keys per tile for narrow GQA rows (more bytes in flight)
-inline constexpr int decode_warps = 8;          // warps per CTA
+inline constexpr int decode_warps = 8;              // warps per CTA
 inline constexpr int decode_threads = 32 * decode_warps;
-inline constexpr int decode_max_splits = 64;    // KV splits per sequence (the combine keeps their weights)
-inline constexpr int decode_max_m_tiles = 4;    // 64 query heads per CTA
+inline constexpr int decode_max_splits = 64;         // KV splits per sequence (the combine keeps their weights)
+inline constexpr int decode_max_m_tiles = 4;         // 64 query heads per CTA
 inline constexpr int decode_max_accumulators = 128;  // fp32 output accumulators per thread
-inline constexpr int decode_row_pad = 8;        // elements added to every shared-memory row (ldmatrix banks)
+inline constexpr int decode_row_pad = 8;             // elements added to every shared-memory row (ldmatrix banks)
 
 // 16-channel value pairs a warp owns for a value width: ceil(value_width / 16 / 8), rounded up to one of
 // the instantiated counts {1, 2, 4, 6}. 0 when the width is not supported (> 768 or not a multiple of 16).
@@ -68,19 +68,19 @@ constexpr std::size_t decode_smem_bytes(int m_tiles, int key_width, int value_wi
   std::size_t bytes = (hb + 2 * tn) * ldk * elem_bytes;
   if (separate_values) bytes += 2 * tn * ldv * elem_bytes;
   bytes += decode_score_slices(m_tiles, tile_tokens) * hb * (tn + 4) * sizeof(float);  // score partials
-  bytes += hb * (tn + 8) * elem_bytes;       // probabilities
-  bytes += 3 * hb * sizeof(float);           // m, l, alpha
+  bytes += hb * (tn + 8) * elem_bytes;                                                 // probabilities
+  bytes += 3 * hb * sizeof(float);                                                     // m, l, alpha
   return bytes;
 }
 
 // Everything a launch needs, decided on the host.
 struct decode_plan {
-  int m_tiles = 0;          // 16-head m-tiles per CTA
+  int m_tiles = 0;                       // 16-head m-tiles per CTA
   int tile_tokens = decode_tile_tokens;  // keys per tile
-  int pairs_per_warp = 0;   // 16-channel value pairs per warp
-  int heads_per_block = 0;  // query heads a CTA owns (<= 16 * m_tiles)
-  int head_blocks = 0;      // CTAs per (sequence, split) along the heads
-  int num_splits = 0;       // KV splits per sequence
+  int pairs_per_warp = 0;                // 16-channel value pairs per warp
+  int heads_per_block = 0;               // query heads a CTA owns (<= 16 * m_tiles)
+  int head_blocks = 0;                   // CTAs per (sequence, split) along the heads
+  int num_splits = 0;                    // KV splits per sequence
   std::size_t smem_bytes = 0;
   std::size_t workspace_bytes = 0;  // fp32 partial outputs and lse when num_splits > 1
 };
@@ -94,12 +94,12 @@ struct decode_problem {
   int value_width = 0;      // elements of a value row: latent_rank (MLA) or head_dim (GQA)
   bool separate_values = false;
   int elem_bytes = 2;
-  int max_seq_len = 0;      // longest sequence of the batch
+  int max_seq_len = 0;  // longest sequence of the batch
   int sliding_window = 0;
-  int requested_splits = 0; // 0: automatic
+  int requested_splits = 0;              // 0: automatic
   int max_m_tiles = decode_max_m_tiles;  // cap on 16-head m-tiles per CTA (1, 2 or 4)
-  int sm_count = 132;       // multiprocessors of the device
-  std::size_t max_smem = 227 * 1024;  // opt-in shared memory per block of the device
+  int sm_count = 132;                    // multiprocessors of the device
+  std::size_t max_smem = 227 * 1024;     // opt-in shared memory per block of the device
 };
 
 // CTAs of `smem_bytes` that one multiprocessor holds at once: by shared memory (228 KiB per SM, 1 KiB
@@ -144,9 +144,8 @@ inline decode_plan make_decode_plan(const decode_problem& p, const char* owner) 
   check(p.groups > 0, owner, ": groups must be > 0, found ", p.groups);
   check(p.key_width > 0 && p.key_width % 16 == 0, owner, ": key row width ", p.key_width,
         " is not supported: it must be a positive multiple of 16");
-  check(p.value_width > 0 && p.value_width <= p.key_width + (p.separate_values ? 1 << 20 : 0), owner,
-        ": value width ", p.value_width, " must be positive and (for a latent cache) at most the key width ",
-        p.key_width);
+  check(p.value_width > 0 && p.value_width <= p.key_width + (p.separate_values ? 1 << 20 : 0), owner, ": value width ",
+        p.value_width, " must be positive and (for a latent cache) at most the key width ", p.key_width);
   check(decode_pairs_per_warp(p.value_width) > 0, owner, ": value width ", p.value_width,
         " is not supported: it must be a multiple of 16 and at most 768");
   check(p.elem_bytes == 2, owner, ": the CUDA kernels take 2-byte elements (bf16, fp16), found ", p.elem_bytes);

@@ -27,13 +27,13 @@ struct gqa_decode_args {
   int max_seq_len = 0;
   int num_heads = 0;
   int num_kv_heads = 0;
-  int head_dim = 0;               // 64 or 128 (multiples of 16 up to 768 run)
+  int head_dim = 0;  // 64 or 128 (multiples of 16 up to 768 run)
   float softmax_scale = 0.0f;
   int sliding_window = 0;
-  const float* sinks = nullptr;   // [num_heads] or null
+  const float* sinks = nullptr;  // [num_heads] or null
   int num_splits = 0;
-  float* out = nullptr;           // [batch, num_heads, head_dim]
-  float* lse = nullptr;           // [batch, num_heads] or null
+  float* out = nullptr;  // [batch, num_heads, head_dim]
+  float* lse = nullptr;  // [batch, num_heads] or null
 };
 
 template <class Elem>
@@ -113,7 +113,8 @@ struct gqa_decode_op {
     kp.out = a.out;
     kp.lse = a.lse;
     // head_dim <= 128 is at most 8 pairs of 16 channels: one per warp.
-    if (pl.pairs_per_warp != 1) throw mla::error(std::string(owner) + ": no kernel for head_dim " + std::to_string(a.head_dim));
+    if (pl.pairs_per_warp != 1)
+      throw mla::error(std::string(owner) + ": no kernel for head_dim " + std::to_string(a.head_dim));
     return detail::launch_decode<Elem, true, 1>(pl, kp, workspace, workspace_bytes, stream, owner);
   }
 };

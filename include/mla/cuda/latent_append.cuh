@@ -32,9 +32,9 @@ struct latent_append_args {
   float attention_factor = 1.0f;    // YaRN's factor on cos/sin (1 otherwise)
   rope_pairs pairs = rope_pairs::interleaved;
   int tokens = 0;
-  runtime_shape shape;              // one of mla::supported_shapes
-  Elem* cache = nullptr;            // [pages.num_pages, pages.page_size, latent_rank + rope_dim]
-  mla::page_table_view pages;       // device page table (seq_lens are not read)
+  runtime_shape shape;         // one of mla::supported_shapes
+  Elem* cache = nullptr;       // [pages.num_pages, pages.page_size, latent_rank + rope_dim]
+  mla::page_table_view pages;  // device page table (seq_lens are not read)
 };
 
 namespace detail {

@@ -33,14 +33,14 @@ struct mla_decode_args {
   mla::page_table_view pages;      // page table and lengths (>= 1 each) in device memory
   int max_seq_len = 0;             // the longest length in pages.seq_lens (host value; sets the split count)
   int num_heads = 0;
-  runtime_shape shape;             // (head_dim, rope_dim, latent_rank): one of mla::supported_shapes
-  float softmax_scale = 0.0f;      // multiplies q.k (not the sinks)
-  int sliding_window = 0;          // 0: full causal
-  const float* sinks = nullptr;    // [num_heads] natural-log sink logits, or null
-  int num_splits = 0;              // KV splits per sequence; 0: automatic
-  int heads_per_block = 0;         // query heads per CTA (16, 32 or 64); 0: automatic
-  float* out = nullptr;            // [batch, num_heads, latent_rank]
-  float* lse = nullptr;            // [batch, num_heads] (sinks included), or null
+  runtime_shape shape;           // (head_dim, rope_dim, latent_rank): one of mla::supported_shapes
+  float softmax_scale = 0.0f;    // multiplies q.k (not the sinks)
+  int sliding_window = 0;        // 0: full causal
+  const float* sinks = nullptr;  // [num_heads] natural-log sink logits, or null
+  int num_splits = 0;            // KV splits per sequence; 0: automatic
+  int heads_per_block = 0;       // query heads per CTA (16, 32 or 64); 0: automatic
+  float* out = nullptr;          // [batch, num_heads, latent_rank]
+  float* lse = nullptr;          // [batch, num_heads] (sinks included), or null
 };
 
 template <class Elem>
@@ -56,7 +56,8 @@ struct mla_decode_op {
     check(std::isfinite(a.softmax_scale) && a.softmax_scale > 0.0f, owner,
           ": softmax_scale must be finite and > 0, found ", a.softmax_scale);
     check(a.pages.page_size > 0, owner, ": pages.page_size must be > 0, found ", a.pages.page_size);
-    check(a.pages.num_seqs >= 0 && a.pages.pages_per_seq >= 0, owner, ": pages.num_seqs and pages.pages_per_seq must be >= 0");
+    check(a.pages.num_seqs >= 0 && a.pages.pages_per_seq >= 0, owner,
+          ": pages.num_seqs and pages.pages_per_seq must be >= 0");
     check(a.max_seq_len <= a.pages.pages_per_seq * a.pages.page_size, owner, ": max_seq_len ", a.max_seq_len,
           " exceeds pages.pages_per_seq * pages.page_size = ", a.pages.pages_per_seq * a.pages.page_size);
     const detail::device_limits dev = detail::current_device_limits();

@@ -15,9 +15,9 @@ namespace mla::cuda {
 enum class rope_pairs { half_split, interleaved };
 
 struct rope_args {
-  float* x = nullptr;              // [tokens, row_stride], rotated in place
-  const int* positions = nullptr;  // [tokens]
-  const float* inv_freq = nullptr; // [dim / 2]
+  float* x = nullptr;               // [tokens, row_stride], rotated in place
+  const int* positions = nullptr;   // [tokens]
+  const float* inv_freq = nullptr;  // [dim / 2]
   int tokens = 0;
   int row_stride = 0;   // elements between consecutive tokens
   int heads = 0;        // rotated slices per token
@@ -55,8 +55,8 @@ __global__ void rope_kernel(Args a) {
 // Throws mla::error for a configuration it cannot run; returns the launch status otherwise.
 inline status apply_rope(const rope_args& a, cudaStream_t stream = nullptr) {
   check(a.dim > 0 && a.dim % 2 == 0, "mla::cuda::apply_rope: dim must be positive and even, got ", a.dim);
-  check(a.tokens >= 0 && a.heads > 0, "mla::cuda::apply_rope: need tokens >= 0 and heads > 0, got ", a.tokens,
-        " and ", a.heads);
+  check(a.tokens >= 0 && a.heads > 0, "mla::cuda::apply_rope: need tokens >= 0 and heads > 0, got ", a.tokens, " and ",
+        a.heads);
   check(a.head_stride >= a.dim && a.row_stride >= (a.heads - 1) * a.head_stride + a.dim,
         "mla::cuda::apply_rope: strides too small for ", a.heads, " slices of ", a.dim);
   if (a.tokens == 0) return {};

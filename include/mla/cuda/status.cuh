@@ -21,8 +21,8 @@ struct status {
   explicit constexpr operator bool() const { return ok(); }
   std::string message() const {
     if (ok()) return "ok";
-    return std::string(cudaGetErrorName(code)) + " (" + cudaGetErrorString(code) + ") from `" + expression +
-           "` at " + file + ":" + std::to_string(line);
+    return std::string(cudaGetErrorName(code)) + " (" + cudaGetErrorString(code) + ") from `" + expression + "` at " +
+           file + ":" + std::to_string(line);
   }
   // Turns a failure into mla::error (for host glue that prefers exceptions).
   void throw_if_failed() const {
@@ -33,9 +33,9 @@ struct status {
 }  // namespace mla::cuda
 
 // Evaluates a cudaError_t expression; on failure returns an mla::cuda::status from the enclosing function.
-#define MLA_CUDA_CHECK(expr)                                                    \
-  do {                                                                          \
-    const cudaError_t mla_cuda_check_code_ = (expr);                            \
-    if (mla_cuda_check_code_ != cudaSuccess)                                    \
+#define MLA_CUDA_CHECK(expr)                                                       \
+  do {                                                                             \
+    const cudaError_t mla_cuda_check_code_ = (expr);                               \
+    if (mla_cuda_check_code_ != cudaSuccess)                                       \
       return ::mla::cuda::status{mla_cuda_check_code_, #expr, __FILE__, __LINE__}; \
   } while (0)

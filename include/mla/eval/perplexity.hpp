@@ -18,9 +18,9 @@
 namespace mla::eval {
 
 struct perplexity_options {
-  int context = 2048;        // window length in tokens
-  long max_tokens = 0;       // 0: all; otherwise use at most this many tokens of the stream
-  int logits_chunk = 256;    // rows of logits materialised at once ([chunk, vocab] floats)
+  int context = 2048;      // window length in tokens
+  long max_tokens = 0;     // 0: all; otherwise use at most this many tokens of the stream
+  int logits_chunk = 256;  // rows of logits materialised at once ([chunk, vocab] floats)
 };
 
 struct perplexity_progress {
@@ -34,7 +34,7 @@ struct perplexity_progress {
 struct perplexity_result {
   double perplexity = 0;
   double mean_nll = 0;
-  long tokens_scored = 0;   // predicted tokens (windows * (context - 1))
+  long tokens_scored = 0;     // predicted tokens (windows * (context - 1))
   long tokens_evaluated = 0;  // tokens fed to the model
   long windows = 0;
   double seconds = 0;

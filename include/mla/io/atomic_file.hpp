@@ -35,7 +35,7 @@ class atomic_file {
     if (fd_ < 0) {
       const int err = errno;
       mla::detail::throw_error("cannot create temporary file '", temp_path_, "' for '", path_,
-                          "': ", detail::errno_text(err));
+                               "': ", detail::errno_text(err));
     }
   }
 
@@ -74,7 +74,7 @@ class atomic_file {
         if (errno == EINTR) continue;
         const int err = errno;
         mla::detail::throw_error("cannot write to '", temp_path_, "' (after ", bytes_written_,
-                            " bytes): ", detail::errno_text(err));
+                                 " bytes): ", detail::errno_text(err));
       }
       p += n;
       size -= static_cast<std::size_t>(n);

@@ -58,21 +58,32 @@ namespace detail {
 struct dtype_info {
   dtype type;
   const char* name;
-  unsigned bits;     // size of one element in bits
-  bool is_float;     // convertible to float by to_float()
+  unsigned bits;  // size of one element in bits
+  bool is_float;  // convertible to float by to_float()
 };
 inline constexpr dtype_info dtype_table[dtype_count] = {
-    {dtype::BOOL, "BOOL", 8, false},          {dtype::F4, "F4", 4, false},
-    {dtype::F6_E2M3, "F6_E2M3", 6, false},    {dtype::F6_E3M2, "F6_E3M2", 6, false},
-    {dtype::U8, "U8", 8, false},              {dtype::I8, "I8", 8, false},
-    {dtype::F8_E5M2, "F8_E5M2", 8, true},     {dtype::F8_E4M3, "F8_E4M3", 8, true},
-    {dtype::F8_E8M0, "F8_E8M0", 8, true},     {dtype::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8, true},
-    {dtype::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8, true}, {dtype::I16, "I16", 16, false},
-    {dtype::U16, "U16", 16, false},           {dtype::F16, "F16", 16, true},
-    {dtype::BF16, "BF16", 16, true},          {dtype::I32, "I32", 32, false},
-    {dtype::U32, "U32", 32, false},           {dtype::F32, "F32", 32, true},
-    {dtype::C64, "C64", 64, false},           {dtype::F64, "F64", 64, true},
-    {dtype::I64, "I64", 64, false},           {dtype::U64, "U64", 64, false},
+    {dtype::BOOL, "BOOL", 8, false},
+    {dtype::F4, "F4", 4, false},
+    {dtype::F6_E2M3, "F6_E2M3", 6, false},
+    {dtype::F6_E3M2, "F6_E3M2", 6, false},
+    {dtype::U8, "U8", 8, false},
+    {dtype::I8, "I8", 8, false},
+    {dtype::F8_E5M2, "F8_E5M2", 8, true},
+    {dtype::F8_E4M3, "F8_E4M3", 8, true},
+    {dtype::F8_E8M0, "F8_E8M0", 8, true},
+    {dtype::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8, true},
+    {dtype::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8, true},
+    {dtype::I16, "I16", 16, false},
+    {dtype::U16, "U16", 16, false},
+    {dtype::F16, "F16", 16, true},
+    {dtype::BF16, "BF16", 16, true},
+    {dtype::I32, "I32", 32, false},
+    {dtype::U32, "U32", 32, false},
+    {dtype::F32, "F32", 32, true},
+    {dtype::C64, "C64", 64, false},
+    {dtype::F64, "F64", 64, true},
+    {dtype::I64, "I64", 64, false},
+    {dtype::U64, "U64", 64, false},
 };
 inline const dtype_info& info(dtype t) { return dtype_table[static_cast<std::size_t>(t)]; }
 }  // namespace detail
@@ -231,8 +242,8 @@ inline float e8m0_to_float(std::uint8_t v) {
 inline void to_float(dtype t, byte_span src, float* dst, std::size_t numel) {
   check(dtype_is_float(t), "to_float: dtype ", dtype_name(t), " is not a floating-point type");
   const std::size_t esize = dtype_size(t);
-  check(numel <= src.size / esize && numel * esize == src.size, "to_float: ", src.size,
-        " bytes do not hold ", numel, " elements of ", dtype_name(t));
+  check(numel <= src.size / esize && numel * esize == src.size, "to_float: ", src.size, " bytes do not hold ", numel,
+        " elements of ", dtype_name(t));
   const std::uint8_t* p = src.data;
   auto u16 = [&](std::size_t i) {
     std::uint16_t v;
@@ -279,8 +290,7 @@ inline void to_float(dtype t, byte_span src, float* dst, std::size_t numel) {
 inline std::vector<float> to_float(dtype t, byte_span src) {
   check(dtype_is_float(t), "to_float: dtype ", dtype_name(t), " is not a floating-point type");
   const std::size_t esize = dtype_size(t);
-  check(src.size % esize == 0, "to_float: ", src.size, " bytes are not a whole number of ",
-        dtype_name(t), " elements");
+  check(src.size % esize == 0, "to_float: ", src.size, " bytes are not a whole number of ", dtype_name(t), " elements");
   std::vector<float> out(src.size / esize);
   to_float(t, src, out.data(), out.size());
   return out;

@@ -38,13 +38,24 @@ inline constexpr std::size_t gguf_max_key_bytes = 65535;
 inline constexpr std::size_t gguf_max_tensor_name_bytes = 64;
 
 enum class gguf_type : std::uint32_t {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
 };
 
 inline const char* gguf_type_name(gguf_type t) {
-  static constexpr const char* names[] = {"UINT8", "INT8",  "UINT16", "INT16",  "UINT32", "INT32", "FLOAT32",
-                                          "BOOL",  "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64"};
+  static constexpr const char* names[] = {"UINT8", "INT8",   "UINT16", "INT16",  "UINT32", "INT32",  "FLOAT32",
+                                          "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64",  "FLOAT64"};
   const auto i = static_cast<std::uint32_t>(t);
   return i < 13 ? names[i] : "INVALID";
 }
@@ -53,33 +64,49 @@ namespace detail {
 // The C++ type that holds each GGUF scalar type.
 template <class T>
 constexpr gguf_type gguf_type_of() {
-  if constexpr (std::is_same_v<T, std::uint8_t>) return gguf_type::UINT8;
-  else if constexpr (std::is_same_v<T, std::int8_t>) return gguf_type::INT8;
-  else if constexpr (std::is_same_v<T, std::uint16_t>) return gguf_type::UINT16;
-  else if constexpr (std::is_same_v<T, std::int16_t>) return gguf_type::INT16;
-  else if constexpr (std::is_same_v<T, std::uint32_t>) return gguf_type::UINT32;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return gguf_type::INT32;
-  else if constexpr (std::is_same_v<T, float>) return gguf_type::FLOAT32;
-  else if constexpr (std::is_same_v<T, bool>) return gguf_type::BOOL;
-  else if constexpr (std::is_same_v<T, std::string>) return gguf_type::STRING;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return gguf_type::UINT64;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return gguf_type::INT64;
-  else if constexpr (std::is_same_v<T, double>) return gguf_type::FLOAT64;
-  else return gguf_type::ARRAY;
+  if constexpr (std::is_same_v<T, std::uint8_t>)
+    return gguf_type::UINT8;
+  else if constexpr (std::is_same_v<T, std::int8_t>)
+    return gguf_type::INT8;
+  else if constexpr (std::is_same_v<T, std::uint16_t>)
+    return gguf_type::UINT16;
+  else if constexpr (std::is_same_v<T, std::int16_t>)
+    return gguf_type::INT16;
+  else if constexpr (std::is_same_v<T, std::uint32_t>)
+    return gguf_type::UINT32;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return gguf_type::INT32;
+  else if constexpr (std::is_same_v<T, float>)
+    return gguf_type::FLOAT32;
+  else if constexpr (std::is_same_v<T, bool>)
+    return gguf_type::BOOL;
+  else if constexpr (std::is_same_v<T, std::string>)
+    return gguf_type::STRING;
+  else if constexpr (std::is_same_v<T, std::uint64_t>)
+    return gguf_type::UINT64;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return gguf_type::INT64;
+  else if constexpr (std::is_same_v<T, double>)
+    return gguf_type::FLOAT64;
+  else
+    return gguf_type::ARRAY;
 }
-template <class T> struct is_std_vector : std::false_type {};
-template <class T> struct is_std_vector<std::vector<T>> : std::true_type { using element = T; };
+template <class T>
+struct is_std_vector : std::false_type {};
+template <class T>
+struct is_std_vector<std::vector<T>> : std::true_type {
+  using element = T;
+};
 }  // namespace detail
 
 // One metadata value: a scalar, a string, or an array of one scalar/string type.
 class gguf_value {
  public:
-  using storage = std::variant<std::uint8_t, std::int8_t, std::uint16_t, std::int16_t, std::uint32_t,
-                               std::int32_t, float, bool, std::string, std::uint64_t, std::int64_t, double,
-                               std::vector<std::uint8_t>, std::vector<std::int8_t>, std::vector<std::uint16_t>,
-                               std::vector<std::int16_t>, std::vector<std::uint32_t>,
-                               std::vector<std::int32_t>, std::vector<float>, std::vector<bool>,
-                               std::vector<std::string>, std::vector<std::uint64_t>,
+  using storage = std::variant<std::uint8_t, std::int8_t, std::uint16_t, std::int16_t, std::uint32_t, std::int32_t,
+                               float, bool, std::string, std::uint64_t, std::int64_t, double, std::vector<std::uint8_t>,
+                               std::vector<std::int8_t>, std::vector<std::uint16_t>, std::vector<std::int16_t>,
+                               std::vector<std::uint32_t>, std::vector<std::int32_t>, std::vector<float>,
+                               std::vector<bool>, std::vector<std::string>, std::vector<std::uint64_t>,
                                std::vector<std::int64_t>, std::vector<double>>;
 
   gguf_value() = default;
@@ -103,8 +130,10 @@ class gguf_value {
   std::size_t array_size() const {
     return std::visit(
         [](const auto& x) -> std::size_t {
-          if constexpr (detail::is_std_vector<std::decay_t<decltype(x)>>::value) return x.size();
-          else return 0;
+          if constexpr (detail::is_std_vector<std::decay_t<decltype(x)>>::value)
+            return x.size();
+          else
+            return 0;
         },
         v_);
   }
@@ -187,14 +216,12 @@ class gguf_cursor {
 
   template <class... Parts>
   [[noreturn]] void fail(Parts&&... parts) const {
-    mla::detail::throw_error("gguf '", file_, "': ", item_.empty() ? "" : item_ + ": ",
-                        std::forward<Parts>(parts)...);
+    mla::detail::throw_error("gguf '", file_, "': ", item_.empty() ? "" : item_ + ": ", std::forward<Parts>(parts)...);
   }
 
   void need(std::uint64_t n, const char* what) const {
     if (n > remaining()) {
-      fail("truncated file: ", what, " needs ", n, " bytes at offset ", pos_, ", only ", remaining(),
-           " left");
+      fail("truncated file: ", what, " needs ", n, " bytes at offset ", pos_, ", only ", remaining(), " left");
     }
   }
 
@@ -210,8 +237,7 @@ class gguf_cursor {
   std::string read_string(const char* what) {
     const auto len = read<std::uint64_t>(what);
     if (len > remaining()) {
-      fail(what, " has length ", len, ", past the end of the file (", remaining(), " bytes left at offset ",
-           pos_, ")");
+      fail(what, " has length ", len, ", past the end of the file (", remaining(), " bytes left at offset ", pos_, ")");
     }
     std::string s(reinterpret_cast<const char*>(b_.data + pos_), static_cast<std::size_t>(len));
     pos_ += static_cast<std::size_t>(len);
@@ -254,12 +280,25 @@ class gguf_cursor {
 // Smallest encoding of one element of a (non-array) type, to bound counts before allocating.
 inline std::uint64_t gguf_min_size(gguf_type t) {
   switch (t) {
-    case gguf_type::UINT8: case gguf_type::INT8: case gguf_type::BOOL: return 1;
-    case gguf_type::UINT16: case gguf_type::INT16: return 2;
-    case gguf_type::UINT32: case gguf_type::INT32: case gguf_type::FLOAT32: return 4;
-    case gguf_type::UINT64: case gguf_type::INT64: case gguf_type::FLOAT64: return 8;
-    case gguf_type::STRING: return 8;
-    default: return 1;
+    case gguf_type::UINT8:
+    case gguf_type::INT8:
+    case gguf_type::BOOL:
+      return 1;
+    case gguf_type::UINT16:
+    case gguf_type::INT16:
+      return 2;
+    case gguf_type::UINT32:
+    case gguf_type::INT32:
+    case gguf_type::FLOAT32:
+      return 4;
+    case gguf_type::UINT64:
+    case gguf_type::INT64:
+    case gguf_type::FLOAT64:
+      return 8;
+    case gguf_type::STRING:
+      return 8;
+    default:
+      return 1;
   }
 }
 
@@ -324,10 +363,11 @@ class gguf_file {
     if (!v->as_integer(s, u, is_unsigned)) {
       fail("metadata key '", key, "' has type ", v->type_name(), ", expected an integer");
     }
-    const bool fits = is_unsigned ? u <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
-                                  : (s >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
-                                     (s < 0 || static_cast<std::uint64_t>(s) <=
-                                                   static_cast<std::uint64_t>(std::numeric_limits<T>::max())));
+    const bool fits =
+        is_unsigned
+            ? u <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+            : (s >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+               (s < 0 || static_cast<std::uint64_t>(s) <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())));
     if (!fits) {
       if (is_unsigned) fail("metadata key '", key, "' value ", u, " does not fit in the requested type");
       fail("metadata key '", key, "' value ", s, " does not fit in the requested type");
@@ -368,18 +408,30 @@ class gguf_file {
 
   gguf_value read_value(detail::gguf_cursor& c, std::uint32_t type_id) {
     switch (static_cast<gguf_type>(type_id)) {
-      case gguf_type::UINT8: return gguf_value(c.read<std::uint8_t>("UINT8 value"));
-      case gguf_type::INT8: return gguf_value(c.read<std::int8_t>("INT8 value"));
-      case gguf_type::UINT16: return gguf_value(c.read<std::uint16_t>("UINT16 value"));
-      case gguf_type::INT16: return gguf_value(c.read<std::int16_t>("INT16 value"));
-      case gguf_type::UINT32: return gguf_value(c.read<std::uint32_t>("UINT32 value"));
-      case gguf_type::INT32: return gguf_value(c.read<std::int32_t>("INT32 value"));
-      case gguf_type::FLOAT32: return gguf_value(c.read<float>("FLOAT32 value"));
-      case gguf_type::BOOL: return gguf_value(c.read_bool("BOOL value"));
-      case gguf_type::STRING: return gguf_value(c.read_string("STRING value"));
-      case gguf_type::UINT64: return gguf_value(c.read<std::uint64_t>("UINT64 value"));
-      case gguf_type::INT64: return gguf_value(c.read<std::int64_t>("INT64 value"));
-      case gguf_type::FLOAT64: return gguf_value(c.read<double>("FLOAT64 value"));
+      case gguf_type::UINT8:
+        return gguf_value(c.read<std::uint8_t>("UINT8 value"));
+      case gguf_type::INT8:
+        return gguf_value(c.read<std::int8_t>("INT8 value"));
+      case gguf_type::UINT16:
+        return gguf_value(c.read<std::uint16_t>("UINT16 value"));
+      case gguf_type::INT16:
+        return gguf_value(c.read<std::int16_t>("INT16 value"));
+      case gguf_type::UINT32:
+        return gguf_value(c.read<std::uint32_t>("UINT32 value"));
+      case gguf_type::INT32:
+        return gguf_value(c.read<std::int32_t>("INT32 value"));
+      case gguf_type::FLOAT32:
+        return gguf_value(c.read<float>("FLOAT32 value"));
+      case gguf_type::BOOL:
+        return gguf_value(c.read_bool("BOOL value"));
+      case gguf_type::STRING:
+        return gguf_value(c.read_string("STRING value"));
+      case gguf_type::UINT64:
+        return gguf_value(c.read<std::uint64_t>("UINT64 value"));
+      case gguf_type::INT64:
+        return gguf_value(c.read<std::int64_t>("INT64 value"));
+      case gguf_type::FLOAT64:
+        return gguf_value(c.read<double>("FLOAT64 value"));
       case gguf_type::ARRAY: {
         const auto elem = c.read<std::uint32_t>("array element type");
         const auto count = c.read<std::uint64_t>("array length");
@@ -387,25 +439,38 @@ class gguf_file {
         if (elem > 12) c.fail("array element type ", elem, " is not a GGUF value type (0..12)");
         const std::uint64_t min = detail::gguf_min_size(static_cast<gguf_type>(elem));
         if (count > c.remaining() / min) {
-          c.fail("array of ", count, " ", gguf_type_name(static_cast<gguf_type>(elem)), " needs at least ",
-                 min, " bytes each, only ", c.remaining(), " bytes left in the file");
+          c.fail("array of ", count, " ", gguf_type_name(static_cast<gguf_type>(elem)), " needs at least ", min,
+                 " bytes each, only ", c.remaining(), " bytes left in the file");
         }
         switch (static_cast<gguf_type>(elem)) {
-          case gguf_type::UINT8: return gguf_value(c.read_array<std::uint8_t>(count));
-          case gguf_type::INT8: return gguf_value(c.read_array<std::int8_t>(count));
-          case gguf_type::UINT16: return gguf_value(c.read_array<std::uint16_t>(count));
-          case gguf_type::INT16: return gguf_value(c.read_array<std::int16_t>(count));
-          case gguf_type::UINT32: return gguf_value(c.read_array<std::uint32_t>(count));
-          case gguf_type::INT32: return gguf_value(c.read_array<std::int32_t>(count));
-          case gguf_type::FLOAT32: return gguf_value(c.read_array<float>(count));
-          case gguf_type::BOOL: return gguf_value(c.read_array<bool>(count));
-          case gguf_type::STRING: return gguf_value(c.read_array<std::string>(count));
-          case gguf_type::UINT64: return gguf_value(c.read_array<std::uint64_t>(count));
-          case gguf_type::INT64: return gguf_value(c.read_array<std::int64_t>(count));
-          default: return gguf_value(c.read_array<double>(count));
+          case gguf_type::UINT8:
+            return gguf_value(c.read_array<std::uint8_t>(count));
+          case gguf_type::INT8:
+            return gguf_value(c.read_array<std::int8_t>(count));
+          case gguf_type::UINT16:
+            return gguf_value(c.read_array<std::uint16_t>(count));
+          case gguf_type::INT16:
+            return gguf_value(c.read_array<std::int16_t>(count));
+          case gguf_type::UINT32:
+            return gguf_value(c.read_array<std::uint32_t>(count));
+          case gguf_type::INT32:
+            return gguf_value(c.read_array<std::int32_t>(count));
+          case gguf_type::FLOAT32:
+            return gguf_value(c.read_array<float>(count));
+          case gguf_type::BOOL:
+            return gguf_value(c.read_array<bool>(count));
+          case gguf_type::STRING:
+            return gguf_value(c.read_array<std::string>(count));
+          case gguf_type::UINT64:
+            return gguf_value(c.read_array<std::uint64_t>(count));
+          case gguf_type::INT64:
+            return gguf_value(c.read_array<std::int64_t>(count));
+          default:
+            return gguf_value(c.read_array<double>(count));
         }
       }
-      default: c.fail("value type ", type_id, " is not a GGUF value type (0..12)");
+      default:
+        c.fail("value type ", type_id, " is not a GGUF value type (0..12)");
     }
   }
 
@@ -419,8 +484,9 @@ class gguf_file {
       std::string shown;
       for (char ch : m) {
         const auto u = static_cast<unsigned char>(ch);
-        shown += (u >= 0x20 && u < 0x7F) ? std::string(1, ch) : "\\x" + std::string(1, "0123456789abcdef"[u >> 4]) +
-                                                                    std::string(1, "0123456789abcdef"[u & 15]);
+        shown += (u >= 0x20 && u < 0x7F)
+                     ? std::string(1, ch)
+                     : "\\x" + std::string(1, "0123456789abcdef"[u >> 4]) + std::string(1, "0123456789abcdef"[u & 15]);
       }
       c.fail("bad magic '", shown, "', expected 'GGUF'");
     }
@@ -514,8 +580,7 @@ class gguf_file {
     for (auto& t : tensors_) {
       if (t.offset > data_size || t.nbytes > data_size - t.offset) {
         fail("tensor '", t.name, "': data [", t.offset, ", ", t.offset, " + ", t.nbytes,
-             ") extends past the end of the data section (", data_size, " bytes from file offset ", data_offset_,
-             ")");
+             ") extends past the end of the data section (", data_size, " bytes from file offset ", data_offset_, ")");
       }
       t.bytes = byte_span{file.data + data_offset_ + t.offset, static_cast<std::size_t>(t.nbytes)};
     }
@@ -531,8 +596,8 @@ class gguf_file {
       const auto* a = by_offset[i - 1];
       const auto* b = by_offset[i];
       if (b->offset < a->offset + a->nbytes) {
-        fail("tensor '", b->name, "' at data offset ", b->offset, " overlaps tensor '", a->name, "' [", a->offset,
-             ", ", a->offset + a->nbytes, ")");
+        fail("tensor '", b->name, "' at data offset ", b->offset, " overlaps tensor '", a->name, "' [", a->offset, ", ",
+             a->offset + a->nbytes, ")");
       }
     }
   }

@@ -33,8 +33,8 @@ inline std::size_t llama_permuted_row(std::size_t hf_row, std::size_t rows, std:
 
 namespace detail {
 // inverse == false: dst[perm(r)] = src[r] (HF -> GGUF); true: dst[r] = src[perm(r)] (GGUF -> HF).
-inline void llama_permute_impl(const void* src, void* dst, std::size_t rows, std::size_t row_bytes,
-                               std::size_t n_head, bool inverse) {
+inline void llama_permute_impl(const void* src, void* dst, std::size_t rows, std::size_t row_bytes, std::size_t n_head,
+                               bool inverse) {
   check(n_head > 0 && rows % n_head == 0 && (rows / n_head) % 2 == 0, "llama_permute: ", rows,
         " rows do not split into ", n_head, " heads of an even number of rows");
   check(src != dst || rows == 0 || row_bytes == 0, "llama_permute: source and destination must not be the same buffer");
@@ -68,22 +68,19 @@ inline void llama_unpermute_rows(const void* src, void* dst, std::size_t rows, s
 
 // Typed conveniences on a row-major [rows, cols] buffer (cols = 1 for a bias).
 template <class T>
-std::vector<T> llama_permute(const std::vector<T>& hf, std::size_t rows, std::size_t cols,
-                             std::size_t n_head) {
+std::vector<T> llama_permute(const std::vector<T>& hf, std::size_t rows, std::size_t cols, std::size_t n_head) {
   static_assert(std::is_trivially_copyable_v<T>, "llama_permute moves rows with memcpy");
-  check(hf.size() == rows * cols, "llama_permute: buffer has ", hf.size(), " elements, expected ",
-        rows, " x ", cols);
+  check(hf.size() == rows * cols, "llama_permute: buffer has ", hf.size(), " elements, expected ", rows, " x ", cols);
   std::vector<T> out(hf.size());
   llama_permute_rows(hf.data(), out.data(), rows, cols * sizeof(T), n_head);
   return out;
 }
 
 template <class T>
-std::vector<T> llama_unpermute(const std::vector<T>& gguf, std::size_t rows, std::size_t cols,
-                               std::size_t n_head) {
+std::vector<T> llama_unpermute(const std::vector<T>& gguf, std::size_t rows, std::size_t cols, std::size_t n_head) {
   static_assert(std::is_trivially_copyable_v<T>, "llama_unpermute moves rows with memcpy");
-  check(gguf.size() == rows * cols, "llama_unpermute: buffer has ", gguf.size(),
-        " elements, expected ", rows, " x ", cols);
+  check(gguf.size() == rows * cols, "llama_unpermute: buffer has ", gguf.size(), " elements, expected ", rows, " x ",
+        cols);
   std::vector<T> out(gguf.size());
   llama_unpermute_rows(gguf.data(), out.data(), rows, cols * sizeof(T), n_head);
   return out;

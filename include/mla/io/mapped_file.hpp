@@ -28,9 +28,7 @@ struct byte_span {
   bool empty() const noexcept { return size == 0; }
   std::uint8_t operator[](std::size_t i) const noexcept { return data[i]; }
   // Bytes [offset, offset + count); the caller has checked the range.
-  byte_span subspan(std::size_t offset, std::size_t count) const noexcept {
-    return byte_span{data + offset, count};
-  }
+  byte_span subspan(std::size_t offset, std::size_t count) const noexcept { return byte_span{data + offset, count}; }
 };
 
 namespace detail {
@@ -71,8 +69,7 @@ class mapped_file {
         const int err = errno;
         ::close(fd);
         size_ = 0;
-        mla::detail::throw_error("cannot mmap '", path_, "' (", st.st_size,
-                            " bytes): ", detail::errno_text(err));
+        mla::detail::throw_error("cannot mmap '", path_, "' (", st.st_size, " bytes): ", detail::errno_text(err));
       }
       data_ = static_cast<const std::uint8_t*>(p);
     }

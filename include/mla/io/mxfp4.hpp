@@ -40,13 +40,12 @@ inline void dequantize_mxfp4_block(const std::uint8_t* block, std::uint8_t scale
 
 // `scales.size` consecutive blocks (blocks.size == 16 * scales.size) -> out[0 .. 32 * scales.size).
 inline void dequantize_mxfp4_row(byte_span blocks, byte_span scales, float* out, std::size_t n_out) {
-  check(blocks.size / mxfp4_block_bytes == scales.size && blocks.size % mxfp4_block_bytes == 0,
-        "mxfp4: ", blocks.size, " block bytes do not match ", scales.size, " scales (16 bytes each)");
+  check(blocks.size / mxfp4_block_bytes == scales.size && blocks.size % mxfp4_block_bytes == 0, "mxfp4: ", blocks.size,
+        " block bytes do not match ", scales.size, " scales (16 bytes each)");
   check(n_out == scales.size * mxfp4_block_values, "mxfp4: ", scales.size, " blocks give ",
         scales.size * mxfp4_block_values, " values, output has room for ", n_out);
   for (std::size_t g = 0; g < scales.size; ++g) {
-    dequantize_mxfp4_block(blocks.data + g * mxfp4_block_bytes, scales.data[g],
-                           out + g * mxfp4_block_values);
+    dequantize_mxfp4_block(blocks.data + g * mxfp4_block_bytes, scales.data[g], out + g * mxfp4_block_values);
   }
 }
 
@@ -60,14 +59,13 @@ inline std::vector<std::int64_t> mxfp4_dequantized_shape(const std::vector<std::
     for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
     return r + "]";
   };
-  check(blocks_shape.size() >= 2 && blocks_shape.back() == 16, "mxfp4 '", name,
-        "': blocks shape ", show(blocks_shape), " is not [..., G, 16]");
-  check(scales_shape.size() + 1 == blocks_shape.size(), "mxfp4 '", name, "': scales shape ",
-        show(scales_shape), " should have rank ", blocks_shape.size() - 1, " to match blocks ",
-        show(blocks_shape));
+  check(blocks_shape.size() >= 2 && blocks_shape.back() == 16, "mxfp4 '", name, "': blocks shape ", show(blocks_shape),
+        " is not [..., G, 16]");
+  check(scales_shape.size() + 1 == blocks_shape.size(), "mxfp4 '", name, "': scales shape ", show(scales_shape),
+        " should have rank ", blocks_shape.size() - 1, " to match blocks ", show(blocks_shape));
   for (std::size_t i = 0; i < scales_shape.size(); ++i) {
-    check(scales_shape[i] == blocks_shape[i], "mxfp4 '", name, "': scales shape ",
-          show(scales_shape), " does not match blocks shape ", show(blocks_shape), " (expected ",
+    check(scales_shape[i] == blocks_shape[i], "mxfp4 '", name, "': scales shape ", show(scales_shape),
+          " does not match blocks shape ", show(blocks_shape), " (expected ",
           show(std::vector<std::int64_t>(blocks_shape.begin(), blocks_shape.end() - 1)), ")");
   }
   std::vector<std::int64_t> out(blocks_shape.begin(), blocks_shape.end() - 1);
@@ -83,14 +81,13 @@ inline std::vector<float> dequantize_mxfp4(const std::vector<std::int64_t>& bloc
   (void)mxfp4_dequantized_shape(blocks_shape, scales_shape, name);
   std::uint64_t n_blocks = 1;
   for (const std::int64_t d : scales_shape) {
-    check(d >= 0 && (d == 0 || n_blocks <= UINT64_MAX / static_cast<std::uint64_t>(d)), "mxfp4 '",
-          name, "': bad scales dimension ", d);
+    check(d >= 0 && (d == 0 || n_blocks <= UINT64_MAX / static_cast<std::uint64_t>(d)), "mxfp4 '", name,
+          "': bad scales dimension ", d);
     n_blocks *= static_cast<std::uint64_t>(d);
   }
-  check(scales.size == n_blocks, "mxfp4 '", name, "': scales hold ", scales.size, " bytes, shape needs ",
-        n_blocks);
-  check(blocks.size / mxfp4_block_bytes == n_blocks && blocks.size % mxfp4_block_bytes == 0, "mxfp4 '",
-        name, "': blocks hold ", blocks.size, " bytes, shape needs ", n_blocks * mxfp4_block_bytes);
+  check(scales.size == n_blocks, "mxfp4 '", name, "': scales hold ", scales.size, " bytes, shape needs ", n_blocks);
+  check(blocks.size / mxfp4_block_bytes == n_blocks && blocks.size % mxfp4_block_bytes == 0, "mxfp4 '", name,
+        "': blocks hold ", blocks.size, " bytes, shape needs ", n_blocks * mxfp4_block_bytes);
   std::vector<float> out(static_cast<std::size_t>(n_blocks) * mxfp4_block_values);
   dequantize_mxfp4_row(blocks, scales, out.data(), out.size());
   return out;

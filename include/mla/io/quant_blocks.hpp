@@ -36,11 +36,40 @@ namespace mla::io {
 // ggml_type ids as written in GGUF tensor infos. Ids 4, 5 (Q4_2, Q4_3), 31-33 and 36-38 (repacked
 // layouts) were removed from ggml and are rejected as unknown.
 enum class ggml_type : std::uint32_t {
-  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
-  IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22,
-  IQ4_XS = 23, I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
-  TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39, NVFP4 = 40, Q1_0 = 41,
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
+  IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
+  IQ4_XS = 23,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  IQ1_M = 29,
+  BF16 = 30,
+  TQ1_0 = 34,
+  TQ2_0 = 35,
+  MXFP4 = 39,
+  NVFP4 = 40,
+  Q1_0 = 41,
 };
 
 struct ggml_type_traits {
@@ -53,25 +82,41 @@ struct ggml_type_traits {
 
 namespace detail {
 inline constexpr ggml_type_traits ggml_type_table[] = {
-    {ggml_type::F32, "F32", 1, 4, true},          {ggml_type::F16, "F16", 1, 2, true},
-    {ggml_type::Q4_0, "Q4_0", 32, 18, true},      {ggml_type::Q4_1, "Q4_1", 32, 20, true},
-    {ggml_type::Q5_0, "Q5_0", 32, 22, true},      {ggml_type::Q5_1, "Q5_1", 32, 24, true},
+    {ggml_type::F32, "F32", 1, 4, true},
+    {ggml_type::F16, "F16", 1, 2, true},
+    {ggml_type::Q4_0, "Q4_0", 32, 18, true},
+    {ggml_type::Q4_1, "Q4_1", 32, 20, true},
+    {ggml_type::Q5_0, "Q5_0", 32, 22, true},
+    {ggml_type::Q5_1, "Q5_1", 32, 24, true},
     {ggml_type::Q8_0, "Q8_0", 32, 34, true},
     // ggml's block_q8_1 is 2 halves + 32 int8 = 36 bytes (older Python tables say 40: float d, s).
     {ggml_type::Q8_1, "Q8_1", 32, 36, true},
-    {ggml_type::Q2_K, "Q2_K", 256, 84, true},     {ggml_type::Q3_K, "Q3_K", 256, 110, true},
-    {ggml_type::Q4_K, "Q4_K", 256, 144, true},    {ggml_type::Q5_K, "Q5_K", 256, 176, true},
-    {ggml_type::Q6_K, "Q6_K", 256, 210, true},    {ggml_type::Q8_K, "Q8_K", 256, 292, true},
-    {ggml_type::IQ2_XXS, "IQ2_XXS", 256, 66, false}, {ggml_type::IQ2_XS, "IQ2_XS", 256, 74, false},
-    {ggml_type::IQ3_XXS, "IQ3_XXS", 256, 98, false}, {ggml_type::IQ1_S, "IQ1_S", 256, 50, false},
-    {ggml_type::IQ4_NL, "IQ4_NL", 32, 18, false},  {ggml_type::IQ3_S, "IQ3_S", 256, 110, false},
-    {ggml_type::IQ2_S, "IQ2_S", 256, 82, false},   {ggml_type::IQ4_XS, "IQ4_XS", 256, 136, false},
-    {ggml_type::I8, "I8", 1, 1, false},            {ggml_type::I16, "I16", 1, 2, false},
-    {ggml_type::I32, "I32", 1, 4, false},          {ggml_type::I64, "I64", 1, 8, false},
-    {ggml_type::F64, "F64", 1, 8, true},           {ggml_type::IQ1_M, "IQ1_M", 256, 56, false},
-    {ggml_type::BF16, "BF16", 1, 2, true},         {ggml_type::TQ1_0, "TQ1_0", 256, 54, false},
-    {ggml_type::TQ2_0, "TQ2_0", 256, 66, false},   {ggml_type::MXFP4, "MXFP4", 32, 17, true},
-    {ggml_type::NVFP4, "NVFP4", 64, 36, false},    {ggml_type::Q1_0, "Q1_0", 128, 18, false},
+    {ggml_type::Q2_K, "Q2_K", 256, 84, true},
+    {ggml_type::Q3_K, "Q3_K", 256, 110, true},
+    {ggml_type::Q4_K, "Q4_K", 256, 144, true},
+    {ggml_type::Q5_K, "Q5_K", 256, 176, true},
+    {ggml_type::Q6_K, "Q6_K", 256, 210, true},
+    {ggml_type::Q8_K, "Q8_K", 256, 292, true},
+    {ggml_type::IQ2_XXS, "IQ2_XXS", 256, 66, false},
+    {ggml_type::IQ2_XS, "IQ2_XS", 256, 74, false},
+    {ggml_type::IQ3_XXS, "IQ3_XXS", 256, 98, false},
+    {ggml_type::IQ1_S, "IQ1_S", 256, 50, false},
+    {ggml_type::IQ4_NL, "IQ4_NL", 32, 18, false},
+    {ggml_type::IQ3_S, "IQ3_S", 256, 110, false},
+    {ggml_type::IQ2_S, "IQ2_S", 256, 82, false},
+    {ggml_type::IQ4_XS, "IQ4_XS", 256, 136, false},
+    {ggml_type::I8, "I8", 1, 1, false},
+    {ggml_type::I16, "I16", 1, 2, false},
+    {ggml_type::I32, "I32", 1, 4, false},
+    {ggml_type::I64, "I64", 1, 8, false},
+    {ggml_type::F64, "F64", 1, 8, true},
+    {ggml_type::IQ1_M, "IQ1_M", 256, 56, false},
+    {ggml_type::BF16, "BF16", 1, 2, true},
+    {ggml_type::TQ1_0, "TQ1_0", 256, 54, false},
+    {ggml_type::TQ2_0, "TQ2_0", 256, 66, false},
+    {ggml_type::MXFP4, "MXFP4", 32, 17, true},
+    {ggml_type::NVFP4, "NVFP4", 64, 36, false},
+    {ggml_type::Q1_0, "Q1_0", 128, 18, false},
 };
 }  // namespace detail
 
@@ -342,13 +387,13 @@ inline void dequant_mxfp4_ggml(const std::uint8_t* b, float* y) {
 inline void dequantize_row(ggml_type t, byte_span src, float* dst, std::size_t n) {
   const ggml_type_traits* tr = find_ggml_type(static_cast<std::uint32_t>(t));
   check(tr != nullptr, "dequantize: unknown ggml type id ", static_cast<std::uint32_t>(t));
-  check(tr->dequantizable, "dequantize: ggml type ", tr->name, " is not supported (supported: F32, "
+  check(tr->dequantizable, "dequantize: ggml type ", tr->name,
+        " is not supported (supported: F32, "
         "F16, BF16, F64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, MXFP4)");
   std::uint64_t expected = 0;
-  check(ggml_nbytes(t, n, expected), "dequantize ", tr->name, ": ", n,
-        " elements are not a whole number of ", tr->block_size, "-element blocks");
-  check(src.size == expected, "dequantize ", tr->name, ": ", n, " elements need ", expected,
-        " bytes, got ", src.size);
+  check(ggml_nbytes(t, n, expected), "dequantize ", tr->name, ": ", n, " elements are not a whole number of ",
+        tr->block_size, "-element blocks");
+  check(src.size == expected, "dequantize ", tr->name, ": ", n, " elements need ", expected, " bytes, got ", src.size);
   const std::uint8_t* p = src.data;
   const std::size_t blocks = n / tr->block_size;
   const std::size_t bs = tr->block_size;
@@ -373,20 +418,47 @@ inline void dequantize_row(ggml_type t, byte_span src, float* dst, std::size_t n
     const std::uint8_t* b = p + i * ts;
     float* y = dst + i * bs;
     switch (t) {
-      case ggml_type::Q4_0: detail::dequant_q4_0(b, y); break;
-      case ggml_type::Q4_1: detail::dequant_q4_1(b, y); break;
-      case ggml_type::Q5_0: detail::dequant_q5(b, y, false); break;
-      case ggml_type::Q5_1: detail::dequant_q5(b, y, true); break;
-      case ggml_type::Q8_0: detail::dequant_q8(b, y, 2); break;
-      case ggml_type::Q8_1: detail::dequant_q8(b, y, 4); break;
-      case ggml_type::Q2_K: detail::dequant_q2_k(b, y); break;
-      case ggml_type::Q3_K: detail::dequant_q3_k(b, y); break;
-      case ggml_type::Q4_K: detail::dequant_q4_k(b, y); break;
-      case ggml_type::Q5_K: detail::dequant_q5_k(b, y); break;
-      case ggml_type::Q6_K: detail::dequant_q6_k(b, y); break;
-      case ggml_type::Q8_K: detail::dequant_q8_k(b, y); break;
-      case ggml_type::MXFP4: detail::dequant_mxfp4_ggml(b, y); break;
-      default: mla::detail::throw_error("dequantize: ggml type ", tr->name, " is not supported");
+      case ggml_type::Q4_0:
+        detail::dequant_q4_0(b, y);
+        break;
+      case ggml_type::Q4_1:
+        detail::dequant_q4_1(b, y);
+        break;
+      case ggml_type::Q5_0:
+        detail::dequant_q5(b, y, false);
+        break;
+      case ggml_type::Q5_1:
+        detail::dequant_q5(b, y, true);
+        break;
+      case ggml_type::Q8_0:
+        detail::dequant_q8(b, y, 2);
+        break;
+      case ggml_type::Q8_1:
+        detail::dequant_q8(b, y, 4);
+        break;
+      case ggml_type::Q2_K:
+        detail::dequant_q2_k(b, y);
+        break;
+      case ggml_type::Q3_K:
+        detail::dequant_q3_k(b, y);
+        break;
+      case ggml_type::Q4_K:
+        detail::dequant_q4_k(b, y);
+        break;
+      case ggml_type::Q5_K:
+        detail::dequant_q5_k(b, y);
+        break;
+      case ggml_type::Q6_K:
+        detail::dequant_q6_k(b, y);
+        break;
+      case ggml_type::Q8_K:
+        detail::dequant_q8_k(b, y);
+        break;
+      case ggml_type::MXFP4:
+        detail::dequant_mxfp4_ggml(b, y);
+        break;
+      default:
+        mla::detail::throw_error("dequantize: ggml type ", tr->name, " is not supported");
     }
   }
 }

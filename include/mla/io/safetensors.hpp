@@ -46,9 +46,9 @@ struct tensor_view {
   dtype type = dtype::U8;
   std::vector<std::int64_t> shape;  // row-major; empty for a scalar
   std::uint64_t numel = 1;
-  std::uint64_t data_begin = 0;     // offset in the data section
+  std::uint64_t data_begin = 0;  // offset in the data section
   byte_span bytes;
-  std::string file;                 // the file it came from (for messages)
+  std::string file;  // the file it came from (for messages)
 };
 
 inline std::string shape_string(const std::vector<std::int64_t>& shape) {
@@ -59,8 +59,8 @@ inline std::string shape_string(const std::vector<std::int64_t>& shape) {
 
 // Reads a float tensor (F32, F64, F16, BF16, F8_*) into floats.
 inline void to_float(const tensor_view& t, float* dst, std::size_t n) {
-  check(dtype_is_float(t.type), "safetensors '", t.file, "': tensor '", t.name, "' has dtype ",
-        dtype_name(t.type), ", not a floating-point dtype");
+  check(dtype_is_float(t.type), "safetensors '", t.file, "': tensor '", t.name, "' has dtype ", dtype_name(t.type),
+        ", not a floating-point dtype");
   check(n == t.numel, "safetensors '", t.file, "': tensor '", t.name, "' has ", t.numel,
         " elements, destination holds ", n);
   to_float(t.type, t.bytes, dst, n);
@@ -80,14 +80,15 @@ inline std::uint64_t load_u64_le(const std::uint8_t* p) {
 }
 
 // Parses JSON, rejecting duplicate keys (nlohmann keeps the last one silently) and deep nesting.
-inline nlohmann::json parse_json_strict(const char* begin, const char* end, const std::string& where,
-                                        int max_depth) {
+inline nlohmann::json parse_json_strict(const char* begin, const char* end, const std::string& where, int max_depth) {
   using json = nlohmann::json;
   std::vector<std::unordered_set<std::string>> keys;  // one set per open object
   auto cb = [&](int depth, json::parse_event_t ev, json& parsed) -> bool {
     if (depth > max_depth) mla::detail::throw_error(where, ": JSON nests deeper than ", max_depth, " levels");
     switch (ev) {
-      case json::parse_event_t::object_start: keys.emplace_back(); break;
+      case json::parse_event_t::object_start:
+        keys.emplace_back();
+        break;
       case json::parse_event_t::object_end:
         if (!keys.empty()) keys.pop_back();
         break;
@@ -98,7 +99,8 @@ inline nlohmann::json parse_json_strict(const char* begin, const char* end, cons
         }
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return true;
   };
@@ -206,20 +208,21 @@ class safetensors_file {
     by_offset.reserve(tensors_.size());
     for (const auto& t : tensors_) by_offset.push_back(&t);
     std::sort(by_offset.begin(), by_offset.end(), [](const tensor_view* a, const tensor_view* b) {
-      return a->data_begin != b->data_begin ? a->data_begin < b->data_begin
-                                            : a->bytes.size < b->bytes.size;
+      return a->data_begin != b->data_begin ? a->data_begin < b->data_begin : a->bytes.size < b->bytes.size;
     });
     std::uint64_t covered = 0;
     const tensor_view* prev = nullptr;
     for (const tensor_view* t : by_offset) {
       if (t->data_begin < covered) {
-        fail("tensor '", t->name, "' at data_offsets [", t->data_begin, ", ",
-             t->data_begin + t->bytes.size, "] overlaps tensor '", prev->name, "' at [",
-             prev->data_begin, ", ", prev->data_begin + prev->bytes.size, "]");
+        fail("tensor '", t->name, "' at data_offsets [", t->data_begin, ", ", t->data_begin + t->bytes.size,
+             "] overlaps tensor '", prev->name, "' at [", prev->data_begin, ", ", prev->data_begin + prev->bytes.size,
+             "]");
       }
       if (t->data_begin > covered) {
-        fail("bytes [", covered, ", ", t->data_begin, ") of the data section belong to no tensor "
-             "(a hole before tensor '", t->name, "')");
+        fail("bytes [", covered, ", ", t->data_begin,
+             ") of the data section belong to no tensor "
+             "(a hole before tensor '",
+             t->name, "')");
       }
       covered = t->data_begin + t->bytes.size;
       prev = t;
@@ -252,8 +255,10 @@ class safetensors_file {
         fail("tensor '", name, "': shape entry ", d.dump(), " is not a non-negative integer");
       }
       t.shape.push_back(static_cast<std::int64_t>(dim));
-      if (dim == 0) zero_dim = true;
-      else if (t.numel > std::numeric_limits<std::uint64_t>::max() / dim) overflow = true;
+      if (dim == 0)
+        zero_dim = true;
+      else if (t.numel > std::numeric_limits<std::uint64_t>::max() / dim)
+        overflow = true;
       t.numel *= dim;  // may wrap; only used when there is no overflow
     }
     // A zero dimension makes the tensor empty even when the other dimensions overflow.
@@ -281,8 +286,7 @@ class safetensors_file {
     }
     if (b > e) fail("tensor '", name, "': data_offsets [", b, ", ", e, "] have BEGIN > END");
     if (e > data_size) {
-      fail("tensor '", name, "': data_offsets [", b, ", ", e, "] extend past the data section (",
-           data_size, " bytes)");
+      fail("tensor '", name, "': data_offsets [", b, ", ", e, "] extend past the data section (", data_size, " bytes)");
     }
     if (e - b != nbytes) {
       fail("tensor '", name, "': data_offsets [", b, ", ", e, "] span ", e - b, " bytes, but dtype ",
@@ -315,8 +319,8 @@ class safetensors_checkpoint {
       const fs::path dir(path);
       if (fs::exists(dir / index_name, ec)) return open_index((dir / index_name).string());
       if (fs::exists(dir / single_name, ec)) return open((dir / single_name).string());
-      mla::detail::throw_error("safetensors checkpoint '", path, "': directory has neither ", index_name,
-                          " nor ", single_name);
+      mla::detail::throw_error("safetensors checkpoint '", path, "': directory has neither ", index_name, " nor ",
+                               single_name);
     }
     if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return open_index(path);
     safetensors_checkpoint c;
@@ -381,8 +385,7 @@ class safetensors_checkpoint {
         it = shard_of_file.emplace(f, c.files_.size() - 1).first;
       }
       const tensor_view* t = c.files_[it->second]->find(tensor);
-      check(t != nullptr, where, ": tensor '", tensor, "' is mapped to shard '", f,
-            "', which does not contain it");
+      check(t != nullptr, where, ": tensor '", tensor, "' is mapped to shard '", f, "', which does not contain it");
       c.index_.emplace(tensor, t);
     }
     return c;
@@ -512,11 +515,10 @@ class safetensors_writer {
   void push(entry e) {
     std::uint64_t numel = 1;
     for (const std::int64_t d : e.shape) {
-      check(d >= 0, "safetensors writer: tensor '", e.name, "' has a negative dimension in ",
-            shape_string(e.shape));
+      check(d >= 0, "safetensors writer: tensor '", e.name, "' has a negative dimension in ", shape_string(e.shape));
       const auto ud = static_cast<std::uint64_t>(d);
-      check(ud == 0 || numel <= std::numeric_limits<std::uint64_t>::max() / ud, "safetensors writer: tensor '",
-            e.name, "' shape ", shape_string(e.shape), " overflows");
+      check(ud == 0 || numel <= std::numeric_limits<std::uint64_t>::max() / ud, "safetensors writer: tensor '", e.name,
+            "' shape ", shape_string(e.shape), " overflows");
       numel *= ud;
     }
     std::uint64_t nbytes = 0;
@@ -538,21 +540,22 @@ class safetensors_writer {
     if (!metadata_.empty()) header["__metadata__"] = metadata_;
     std::uint64_t offset = 0;
     for (const entry* e : list) {
-      header[e->name] = {{"dtype", dtype_name(e->type)},
-                         {"shape", e->shape},
-                         {"data_offsets", {offset, offset + e->bytes.size}}};
+      header[e->name] = {
+          {"dtype", dtype_name(e->type)}, {"shape", e->shape}, {"data_offsets", {offset, offset + e->bytes.size}}};
       offset += e->bytes.size;
     }
     std::string text;
     try {
       text = header.dump();
     } catch (const nlohmann::json::exception& ex) {
-      mla::detail::throw_error("safetensors writer '", path, "': cannot encode the header (tensor names and "
-                          "metadata must be valid UTF-8): ", ex.what());
+      mla::detail::throw_error("safetensors writer '", path,
+                               "': cannot encode the header (tensor names and "
+                               "metadata must be valid UTF-8): ",
+                               ex.what());
     }
     text.append((8 - text.size() % 8) % 8, ' ');
-    check(text.size() <= safetensors_max_header_bytes, "safetensors writer '", path, "': header of ",
-          text.size(), " bytes exceeds the limit of ", safetensors_max_header_bytes);
+    check(text.size() <= safetensors_max_header_bytes, "safetensors writer '", path, "': header of ", text.size(),
+          " bytes exceeds the limit of ", safetensors_max_header_bytes);
     std::uint8_t len[8];
     const std::uint64_t n = text.size();
     std::memcpy(len, &n, 8);

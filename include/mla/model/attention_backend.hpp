@@ -143,16 +143,16 @@ bool runs_on_kernel(attention_backend backend, const ref::gqa_layer<T>&) {
 // Decode of one token x [hidden] at position cache.length() (as ref::mla_decode / ref::gqa_decode): appends it
 // to the cache and returns the layer's attention output [hidden], on `backend` where it can run.
 template <class T>
-ref::row_vector<T> mla_decode(attention_backend backend, const ref::mla_layer<T>& layer,
-                              const ref::row_vector<T>& x, ref::mla_cache<T>& cache, ref::mla_form form) {
+ref::row_vector<T> mla_decode(attention_backend backend, const ref::mla_layer<T>& layer, const ref::row_vector<T>& x,
+                              ref::mla_cache<T>& cache, ref::mla_form form) {
   if constexpr (std::is_same_v<T, float>)
     if (runs_on_kernel(backend, layer, form)) return detail::mla_decode_cpu(layer, x, cache);
   return ref::mla_decode(layer, x, cache, form);
 }
 
 template <class T>
-ref::row_vector<T> gqa_decode(attention_backend backend, const ref::gqa_layer<T>& layer,
-                              const ref::row_vector<T>& x, ref::gqa_cache<T>& cache) {
+ref::row_vector<T> gqa_decode(attention_backend backend, const ref::gqa_layer<T>& layer, const ref::row_vector<T>& x,
+                              ref::gqa_cache<T>& cache) {
   if constexpr (std::is_same_v<T, float>)
     if (runs_on_kernel(backend, layer)) return detail::gqa_decode_cpu(layer, x, cache);
   return ref::gqa_decode(layer, x, cache);

@@ -38,8 +38,8 @@ struct layer_weights {
 
 template <class T>
 struct model_weights {
-  ref::matrix<T> embed;     // [vocab, hidden]
-  ref::matrix<T> lm_head;   // [vocab, hidden]; empty when tied to embed
+  ref::matrix<T> embed;       // [vocab, hidden]
+  ref::matrix<T> lm_head;     // [vocab, hidden]; empty when tied to embed
   ref::vector<T> final_norm;  // [hidden]
   std::vector<layer_weights<T>> layers;
 };
@@ -85,11 +85,11 @@ struct non_deduced {
 // What one layer step keeps for a backward pass through it (convert/distill_model.hpp), for a window of n tokens.
 template <class T>
 struct layer_record {
-  ref::matrix<T> x;                     // [n, hidden] the layer's input
-  ref::matrix<T> xn;                    // [n, hidden] rms_norm(x): the attention input
-  ref::matrix<T> h;                     // [n, hidden] x + attention(xn)
-  ref::matrix<T> mn;                    // [n, hidden] rms_norm(h): the MLP input
-  ref::swiglu_intermediates<T> mlp;     // the SwiGLU pre-activations (left empty for MoE)
+  ref::matrix<T> x;                  // [n, hidden] the layer's input
+  ref::matrix<T> xn;                 // [n, hidden] rms_norm(x): the attention input
+  ref::matrix<T> h;                  // [n, hidden] x + attention(xn)
+  ref::matrix<T> mn;                 // [n, hidden] rms_norm(h): the MLP input
+  ref::swiglu_intermediates<T> mlp;  // the SwiGLU pre-activations (left empty for MoE)
 };
 
 // Embedding rows [tokens, hidden] of `tokens` (each checked against the vocabulary; `who` names the caller).
@@ -120,9 +120,9 @@ ref::matrix<T> prefill_attention(attention_kind kind, const layer_weights<T>& lw
 // forward). obs sees attention_input(l, xn, first_pos), attention_output(l, .), layer_output(l, x) as the
 // decoder's forward always showed them; record, when given, keeps the step's values for a backward pass.
 template <class T, class Attention>
-void layer_forward(const model_config& cfg, int l, const layer_weights<T>& lw, ref::matrix<T>& x,
-                   Attention&& attention, typename detail::non_deduced<observer<T>>::type* obs = nullptr,
-                   long first_pos = 0, typename detail::non_deduced<layer_record<T>>::type* record = nullptr) {
+void layer_forward(const model_config& cfg, int l, const layer_weights<T>& lw, ref::matrix<T>& x, Attention&& attention,
+                   typename detail::non_deduced<observer<T>>::type* obs = nullptr, long first_pos = 0,
+                   typename detail::non_deduced<layer_record<T>>::type* record = nullptr) {
   ref::matrix<T> xn = ref::rms_norm(x, lw.attn_norm, cfg.rms_eps);
   if (obs) obs->attention_input(l, xn, first_pos);
   const ref::matrix<T> a = attention(static_cast<const ref::matrix<T>&>(xn));
@@ -268,8 +268,8 @@ class decoder {
         check(lw.moe.hidden == config_.hidden && lw.moe.intermediate == config_.intermediate &&
                   lw.moe.n_experts == config_.n_experts && lw.moe.experts_per_token == config_.experts_per_token,
               o, ": layer ", l, " MoE is hidden ", lw.moe.hidden, ", intermediate ", lw.moe.intermediate, ", ",
-              lw.moe.n_experts, " experts top-", lw.moe.experts_per_token, "; the config says ", config_.hidden,
-              ", ", config_.intermediate, ", ", config_.n_experts, " top-", config_.experts_per_token);
+              lw.moe.n_experts, " experts top-", lw.moe.experts_per_token, "; the config says ", config_.hidden, ", ",
+              config_.intermediate, ", ", config_.n_experts, " top-", config_.experts_per_token);
       } else {
         lw.mlp.validate("mla::model::decoder: mlp");
       }

@@ -70,8 +70,10 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
   using dmat = ref::matrix<double>;
   const char* who = "mla::model::save_deepseek_v3";
   c.validate();
-  check(c.architecture == "llama" && c.mlp == mlp_kind::swiglu, who, ": only Llama-family (SwiGLU) models are exported");
-  check(c.rope.scaling == ref::rope_scaling::none, who, ": RoPE scaling is not exported (DeepSeek maps it to its YaRN)");
+  check(c.architecture == "llama" && c.mlp == mlp_kind::swiglu, who,
+        ": only Llama-family (SwiGLU) models are exported");
+  check(c.rope.scaling == ref::rope_scaling::none, who,
+        ": RoPE scaling is not exported (DeepSeek maps it to its YaRN)");
   int r_max = 0;
   const int dr = c.layers.at(0).rope_dim, d = c.head_dim, H = c.n_heads, hidden = c.hidden;
   for (int l = 0; l < c.n_layers; ++l) {
@@ -81,7 +83,8 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
     check(lc.attention == attention_kind::mla, lw, " is GQA; DeepSeek-V3 has MLA in every layer");
     check(lc.rope_dim == dr, lw, ": rope_dim ", lc.rope_dim, " differs from layer 0's ", dr);
     check(m.rope.inv_freq_override.empty(), lw, ": its RoPE key keeps non-standard frequencies (RoRoPE with a ",
-          "FreqFold that is not every c-th frequency, or the attention strategy), which DeepSeek's config cannot express");
+          "FreqFold that is not every c-th frequency, or the attention strategy), which DeepSeek's config cannot "
+          "express");
     check(m.bq.size() == 0 && m.b_dkv.size() == 0 && m.b_kr.size() == 0 && m.bo.size() == 0, lw,
           ": attention biases are not part of DeepSeek-V3");
     check(m.sinks.size() == 0 && m.attention.sliding_window == 0, lw, ": sinks / sliding windows are not exported");
@@ -120,11 +123,13 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
     q *= q_fix;
     dmat kv_a = dmat::Zero(r_max + dr, hidden);
     kv_a.topRows(r) = m.w_dkv.template cast<double>();
-    for (int j = 0; j < dr; ++j) kv_a.row(r_max + j) = m.w_kr.row(detail::neox_row_of_interleaved(j, dr)).template cast<double>();
+    for (int j = 0; j < dr; ++j)
+      kv_a.row(r_max + j) = m.w_kr.row(detail::neox_row_of_interleaved(j, dr)).template cast<double>();
     dmat kv_b = dmat::Zero(Eigen::Index(H) * (d + d), r_max);
     for (int h = 0; h < H; ++h) {
       kv_b.block(Eigen::Index(h) * 2 * d, 0, d, r) = m.w_uk.middleRows(Eigen::Index(h) * d, d).template cast<double>();
-      kv_b.block(Eigen::Index(h) * 2 * d + d, 0, d, r) = m.w_uv.middleRows(Eigen::Index(h) * d, d).template cast<double>();
+      kv_b.block(Eigen::Index(h) * 2 * d + d, 0, d, r) =
+          m.w_uv.middleRows(Eigen::Index(h) * d, d).template cast<double>();
     }
     const std::string a = p + "self_attn.";
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::q_proj, l), ref::matrix<float>(q.cast<float>()));
@@ -137,7 +142,8 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
     } else if (opt.latent_norm) {
       const double s = opt.latent_rms[static_cast<std::size_t>(l)];
       check(std::isfinite(s) && s > 0, who, ": layer ", l, " latent_rms must be finite and > 0, found ", s);
-      detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight", ref::vector<float>(ref::vector<float>::Constant(r_max, float(s))));
+      detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight",
+                         ref::vector<float>(ref::vector<float>::Constant(r_max, float(s))));
     }
     detail::add_tensor(st, opt.type, a + "kv_b_proj.weight", ref::matrix<float>(kv_b.cast<float>()));
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::o_proj, l), m.wo);
@@ -182,8 +188,8 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
   for (const auto& lw : w.layers) own_norm = own_norm || lw.mla.latent_norm.size() != 0;
   j["mla_export"] = {{"source", "mla-convert"},
                      {"latent_norm", !opt.latent_norm ? "absent: exact"
-                                     : own_norm       ? "the converted layers' own norm (trained through): exact for them"
-                                                      : "constant weight sqrt(E||c||^2/r): not exact"}};
+                                     : own_norm ? "the converted layers' own norm (trained through): exact for them"
+                                                : "constant weight sqrt(E||c||^2/r): not exact"}};
   detail::write_checkpoint_directory(dir, who, st, j, extra_files);
 }
 
@@ -244,7 +250,8 @@ inline decoder<float> load_deepseek_v3(const std::string& dir) {
     m.wq = q;
     for (int h = 0; h < H; ++h)
       for (int jj = 0; jj < dr; ++jj)
-        m.wq.row(Eigen::Index(h) * qk + dn + detail::neox_row_of_interleaved(jj, dr)) = q.row(Eigen::Index(h) * qk + dn + jj);
+        m.wq.row(Eigen::Index(h) * qk + dn + detail::neox_row_of_interleaved(jj, dr)) =
+            q.row(Eigen::Index(h) * qk + dn + jj);
     const ref::matrix<float> kv_a = st_matrix(ck, a + "kv_a_proj_with_mqa.weight", r + dr, c.hidden);
     m.w_dkv = kv_a.topRows(r);
     m.w_kr.resize(dr, c.hidden);

@@ -48,15 +48,14 @@ struct gpt_oss_shape {
 
   void validate() const {
     const char* o = "gpt_oss_shape";
-    check(n_layers > 0 && hidden > 0 && n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, o,
-          ": layers ", n_layers, ", hidden ", hidden, ", heads ", n_heads, "/", n_kv_heads, " are inconsistent");
+    check(n_layers > 0 && hidden > 0 && n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, o, ": layers ",
+          n_layers, ", hidden ", hidden, ", heads ", n_heads, "/", n_kv_heads, " are inconsistent");
     check(head_dim > 0 && head_dim % 2 == 0, o, ": head_dim must be positive and even, found ", head_dim);
     check(hidden % 32 == 0 && intermediate % 32 == 0 && intermediate > 0, o, ": hidden (", hidden,
           ") and intermediate (", intermediate, ") must be positive multiples of 32 (MXFP4 blocks)");
     check(n_experts > 0 && experts_per_token > 0 && experts_per_token <= n_experts, o, ": experts_per_token ",
           experts_per_token, " must be in [1, n_experts = ", n_experts, "]");
-    check(vocab_size > 0 && sliding_window >= 0, o, ": vocab_size ", vocab_size, ", sliding_window ",
-          sliding_window);
+    check(vocab_size > 0 && sliding_window >= 0, o, ": vocab_size ", vocab_size, ", sliding_window ", sliding_window);
   }
 };
 
@@ -192,9 +191,9 @@ inline nlohmann::ordered_json gpt_oss_config_json(const gpt_oss_shape& s) {
           {"output_router_logits", false},
           {"pad_token_id", pad},
           {"quantization_config",
-           {{"modules_to_not_convert", nlohmann::ordered_json::array({"model.layers.*.self_attn",
-                                                                      "model.layers.*.mlp.router",
-                                                                      "model.embed_tokens", "lm_head"})},
+           {{"modules_to_not_convert",
+             nlohmann::ordered_json::array(
+                 {"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"})},
             {"quant_method", "mxfp4"}}},
           {"rms_norm_eps", 1e-05},
           {"rope_scaling",
@@ -245,8 +244,7 @@ int write_gpt_oss_checkpoint(const std::string& dir, const gpt_oss_shape& s, std
     w.set_metadata("format", "pt");
     for (const std::size_t k : shards[i]) {
       const detail::tensor_spec& t = specs[k];
-      w.add(t.name, t.kind == detail::tensor_spec::normal ? io::dtype::BF16 : io::dtype::U8, t.shape,
-            t.generate(seed));
+      w.add(t.name, t.kind == detail::tensor_spec::normal ? io::dtype::BF16 : io::dtype::U8, t.shape, t.generate(seed));
       weight_map[t.name] = file;
     }
     w.write((fs::path(dir) / file).string());
@@ -258,7 +256,8 @@ int write_gpt_oss_checkpoint(const std::string& dir, const gpt_oss_shape& s, std
   // A vocabulary smaller than o200k's gets a synthetic o200k-form tokenizer.json (gpt_oss_tokenizer.hpp);
   // the full-size one has none, and load_model() falls back to the real o200k vocabulary when it is at hand.
   if (s.vocab_size >= 266 && s.vocab_size < 201088)
-    io::write_file_atomically((fs::path(dir) / "tokenizer.json").string(), synthetic_o200k_tokenizer_json(s.vocab_size));
+    io::write_file_atomically((fs::path(dir) / "tokenizer.json").string(),
+                              synthetic_o200k_tokenizer_json(s.vocab_size));
   return static_cast<int>(shards.size());
 }
 

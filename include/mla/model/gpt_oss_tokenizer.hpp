@@ -54,7 +54,7 @@ inline std::string o200k_vocabulary_path(const o200k_locations& where) {
 
 // The harmony special tokens that a synthetic vocabulary of `n` ids carries, top down from n - 1.
 inline std::vector<tok::special_token> synthetic_harmony_specials(int n) {
-  const char* texts[] = {"<|return|>", "<|endoftext|>", "<|start|>",       "<|end|>",  "<|message|>",
+  const char* texts[] = {"<|return|>",  "<|endoftext|>", "<|start|>",       "<|end|>",  "<|message|>",
                          "<|channel|>", "<|constrain|>", "<|startoftext|>", "<|call|>", "<|endofprompt|>"};
   std::vector<tok::special_token> s;
   for (int i = 0; i < 10; ++i) s.push_back({texts[i], n - 1 - i});

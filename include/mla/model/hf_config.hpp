@@ -173,8 +173,8 @@ inline model_config gpt_oss_from_hf(const json_fields& f) {
   c.attention_sinks = true;
   c.mlp = mlp_kind::moe;
   c.n_experts = f.positive("num_local_experts");
-  c.experts_per_token = f.has("num_experts_per_tok") ? f.positive("num_experts_per_tok")
-                                                     : f.positive("experts_per_token");
+  c.experts_per_token =
+      f.has("num_experts_per_tok") ? f.positive("num_experts_per_tok") : f.positive("experts_per_token");
   c.swiglu_limit = f.number_or("swiglu_limit", 7.0);
   c.swiglu_alpha = f.number_or("swiglu_alpha", 1.702);
   const int window = f.integer_or("sliding_window", 0);
@@ -194,8 +194,7 @@ inline model_config gpt_oss_from_hf(const json_fields& f) {
     }
   } else {
     // transformers' default: layer i slides when (i + 1) % 2 != 0, i.e. even indices.
-    for (int l = 0; l < c.n_layers; ++l)
-      c.layers[static_cast<std::size_t>(l)].sliding_window = l % 2 == 0 ? window : 0;
+    for (int l = 0; l < c.n_layers; ++l) c.layers[static_cast<std::size_t>(l)].sliding_window = l % 2 == 0 ? window : 0;
   }
   bool any_sliding = false;
   for (const auto& lc : c.layers) any_sliding |= lc.sliding_window > 0;

@@ -27,7 +27,7 @@ namespace mla::model {
 
 struct loaded_model {
   decoder<float> model;
-  tok::tokenizer tokenizer;    // empty (default-constructed) when has_tokenizer is false
+  tok::tokenizer tokenizer;   // empty (default-constructed) when has_tokenizer is false
   std::string chat_template;  // empty when the file has none
   std::string source;         // the path it came from
   bool has_tokenizer = true;
@@ -92,7 +92,8 @@ inline loaded_model load_model(const std::string& path, const std::string& o200k
         out.tokenizer_note = std::string("tokenizer.json is not valid: ") + e.what();
       }
     }
-    if (!fs::exists(tj) && out.model.config().architecture == "gpt_oss") detail::gpt_oss_o200k_fallback(out, o200k_vocab);
+    if (!fs::exists(tj) && out.model.config().architecture == "gpt_oss")
+      detail::gpt_oss_o200k_fallback(out, o200k_vocab);
     return out;
   }
   const io::gguf_file f = io::gguf_file::open(path);

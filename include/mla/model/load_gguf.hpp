@@ -71,13 +71,13 @@ inline model_config config_from_gguf(const io::gguf_file& f) {
   c.hidden = f.get_integer<int>(key("embedding_length"));
   c.intermediate = f.get_integer<int>(key("feed_forward_length"));
   c.n_heads = f.get_integer<int>(key("attention.head_count"));
-  c.n_kv_heads = f.contains(key("attention.head_count_kv")) ? f.get_integer<int>(key("attention.head_count_kv"))
-                                                            : c.n_heads;
+  c.n_kv_heads =
+      f.contains(key("attention.head_count_kv")) ? f.get_integer<int>(key("attention.head_count_kv")) : c.n_heads;
   c.context_length = f.get_integer<int>(key("context_length"));
   check(c.n_heads > 0 && c.hidden % c.n_heads == 0, f.path(), ": ", key("embedding_length"), " = ", c.hidden,
         " is not a multiple of ", key("attention.head_count"), " = ", c.n_heads);
-  c.head_dim = f.contains(key("attention.key_length")) ? f.get_integer<int>(key("attention.key_length"))
-                                                       : c.hidden / c.n_heads;
+  c.head_dim =
+      f.contains(key("attention.key_length")) ? f.get_integer<int>(key("attention.key_length")) : c.hidden / c.n_heads;
   c.rms_eps = f.get<float>(key("attention.layer_norm_rms_epsilon"));
   c.rope = ref::rope_config{};
   c.rope.dim = f.contains(key("rope.dimension_count")) ? f.get_integer<int>(key("rope.dimension_count")) : c.head_dim;

@@ -121,9 +121,9 @@ class mxfp4_experts final : public ref::expert_source<float> {
   // The six source tensors in Hugging Face order: gate_up_proj_blocks, gate_up_proj_scales, gate_up_proj_bias,
   // down_proj_blocks, down_proj_scales, down_proj_bias (dtype, shape and bytes as in the checkpoint).
   std::vector<raw_tensor> raw_tensors() const {
-    return {{"gate_up_proj_blocks", gate_up_.blocks}, {"gate_up_proj_scales", gate_up_.scales},
-            {"gate_up_proj_bias", gate_up_bias_view_},  {"down_proj_blocks", down_.blocks},
-            {"down_proj_scales", down_.scales},         {"down_proj_bias", down_bias_view_}};
+    return {{"gate_up_proj_blocks", gate_up_.blocks},  {"gate_up_proj_scales", gate_up_.scales},
+            {"gate_up_proj_bias", gate_up_bias_view_}, {"down_proj_blocks", down_.blocks},
+            {"down_proj_scales", down_.scales},        {"down_proj_bias", down_bias_view_}};
   }
 
   void load(int e, ref::moe_expert<float>& out) const override {
@@ -160,7 +160,8 @@ class mxfp4_experts final : public ref::expert_source<float> {
   static void dequantize(const packed& p, int e, ref::matrix<float>& out) {
     const std::size_t groups = static_cast<std::size_t>(p.cols / 32);
     for (long r = 0; r < p.rows; ++r) {
-      const std::size_t row = static_cast<std::size_t>(e) * static_cast<std::size_t>(p.rows) + static_cast<std::size_t>(r);
+      const std::size_t row =
+          static_cast<std::size_t>(e) * static_cast<std::size_t>(p.rows) + static_cast<std::size_t>(r);
       const io::byte_span blocks{p.blocks->bytes.data + row * groups * 16, groups * 16};
       const io::byte_span scales{p.scales->bytes.data + row * groups, groups};
       io::dequantize_mxfp4_row(blocks, scales, out.data() + r * p.cols, static_cast<std::size_t>(p.cols));

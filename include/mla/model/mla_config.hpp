@@ -81,8 +81,10 @@ inline nlohmann::ordered_json mla_fields_json(const model_config& c) {
       layers.push_back({{"attention", "gqa"}});
       continue;
     }
-    nlohmann::ordered_json e = {{"attention", "mla"},        {"kv_lora_rank", lc.latent_rank},
-                                {"qk_rope_head_dim", lc.rope_dim}, {"qk_nope_head_dim", c.head_dim},
+    nlohmann::ordered_json e = {{"attention", "mla"},
+                                {"kv_lora_rank", lc.latent_rank},
+                                {"qk_rope_head_dim", lc.rope_dim},
+                                {"qk_nope_head_dim", c.head_dim},
                                 {"v_head_dim", c.head_dim}};
     if (!lc.rope_inv_freq.empty()) e["rope_inv_freq"] = lc.rope_inv_freq;
     layers.push_back(std::move(e));

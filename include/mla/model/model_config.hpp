@@ -41,7 +41,7 @@ struct model_config {
   int n_heads = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
-  int intermediate = 0;  // SwiGLU width, or per expert for MoE
+  int intermediate = 0;    // SwiGLU width, or per expert for MoE
   int context_length = 0;  // the model's trained context (metadata); evaluation may use less
   double rms_eps = 1e-5;
   double softmax_scale = 0;  // 0: 1/sqrt(head_dim)
@@ -90,8 +90,8 @@ struct model_config {
           ") must be a positive multiple of n_kv_heads (", n_kv_heads, ")");
     check(head_dim > 0 && head_dim % 2 == 0, o, ": head_dim must be positive and even, found ", head_dim);
     check(intermediate > 0, o, ": intermediate must be > 0, found ", intermediate);
-    check(static_cast<int>(layers.size()) == n_layers, o, ": ", layers.size(), " layer entries, expected n_layers = ",
-          n_layers);
+    check(static_cast<int>(layers.size()) == n_layers, o, ": ", layers.size(),
+          " layer entries, expected n_layers = ", n_layers);
     check(rms_eps > 0, o, ": rms_eps must be > 0, found ", rms_eps);
     if (mlp == mlp_kind::moe) {
       check(n_experts > 0 && experts_per_token > 0 && experts_per_token <= n_experts, o,

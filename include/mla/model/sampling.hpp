@@ -13,9 +13,9 @@
 namespace mla::model {
 
 struct sampling_options {
-  double temperature = 0.0;  // 0: greedy (argmax)
-  int top_k = 0;             // 0: no top-k truncation
-  double top_p = 1.0;        // 1: no nucleus truncation
+  double temperature = 0.0;         // 0: greedy (argmax)
+  int top_k = 0;                    // 0: no top-k truncation
+  double top_p = 1.0;               // 1: no nucleus truncation
   double repetition_penalty = 1.0;  // > 1 lowers the logits of tokens already generated (CTRL-style)
 };
 
@@ -43,7 +43,8 @@ class sampler {
     std::vector<int> order(l.size());
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(), [&](int a, int b) { return l[a] > l[b]; });
-    std::size_t keep = o_.top_k > 0 ? std::min<std::size_t>(static_cast<std::size_t>(o_.top_k), order.size()) : order.size();
+    std::size_t keep =
+        o_.top_k > 0 ? std::min<std::size_t>(static_cast<std::size_t>(o_.top_k), order.size()) : order.size();
     std::vector<double> p(keep);
     double z = 0;
     for (std::size_t i = 0; i < keep; ++i) z += p[i] = std::exp((l[order[i]] - l[order[0]]) / o_.temperature);

@@ -118,19 +118,16 @@ inline nlohmann::ordered_json gpt_oss_model_config_json(const model_config& c,
                                                         const std::string& torch_dtype = "float32") {
   using json = nlohmann::ordered_json;
   const char* who = "mla::model::gpt_oss_model_config_json";
-  check(c.architecture == "gpt_oss" && c.mlp == mlp_kind::moe, who, ": architecture '", c.architecture,
-        "' with ", to_string(c.mlp), " is not gpt_oss with MoE");
+  check(c.architecture == "gpt_oss" && c.mlp == mlp_kind::moe, who, ": architecture '", c.architecture, "' with ",
+        to_string(c.mlp), " is not gpt_oss with MoE");
   check(c.attention_sinks, who, ": gpt_oss layers always have attention sinks (config.json cannot say otherwise)");
   check(c.rope.inv_freq_override.empty() && c.rope.layout == ref::rope_layout::neox && c.rope.dim == c.head_dim, who,
         ": the model's RoPE must be the standard NeoX ladder over head_dim");
   json rope_scaling = nullptr;
   if (c.rope.scaling == ref::rope_scaling::yarn) {
-    rope_scaling = {{"beta_fast", c.rope.beta_fast},
-                    {"beta_slow", c.rope.beta_slow},
-                    {"factor", c.rope.factor},
-                    {"original_max_position_embeddings", c.rope.original_max_position},
-                    {"rope_type", "yarn"},
-                    {"truncate", c.rope.truncate}};
+    rope_scaling = {{"beta_fast", c.rope.beta_fast}, {"beta_slow", c.rope.beta_slow},
+                    {"factor", c.rope.factor},       {"original_max_position_embeddings", c.rope.original_max_position},
+                    {"rope_type", "yarn"},           {"truncate", c.rope.truncate}};
     if (c.rope.attention_factor != 0) rope_scaling["attention_factor"] = c.rope.attention_factor;
   } else if (c.rope.scaling == ref::rope_scaling::llama3) {
     rope_scaling = llama3_rope_scaling_json(c.rope);
@@ -168,8 +165,8 @@ inline nlohmann::ordered_json gpt_oss_model_config_json(const model_config& c,
             {"attention_bias", c.attention_bias},
             {"tie_word_embeddings", c.tied_embeddings},
             {"quantization_config",
-             {{"modules_to_not_convert", json::array({"model.layers.*.self_attn", "model.layers.*.mlp.router",
-                                                      "model.embed_tokens", "lm_head"})},
+             {{"modules_to_not_convert",
+               json::array({"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"})},
               {"quant_method", "mxfp4"}}},
             {"torch_dtype", torch_dtype}};
   // Not a Hugging Face field; written only when it is not gpt-oss's 1.702 (hf_config.hpp reads it).
@@ -182,7 +179,8 @@ inline nlohmann::ordered_json gpt_oss_model_config_json(const model_config& c,
 }
 
 // config.json for either architecture.
-inline nlohmann::ordered_json checkpoint_config_json(const model_config& c, const std::string& torch_dtype = "float32") {
+inline nlohmann::ordered_json checkpoint_config_json(const model_config& c,
+                                                     const std::string& torch_dtype = "float32") {
   return c.architecture == "gpt_oss" ? gpt_oss_model_config_json(c, torch_dtype) : llama_config_json(c, torch_dtype);
 }
 
@@ -191,7 +189,8 @@ namespace detail {
 template <class T>
 void add_tensor(io::safetensors_writer& w, io::dtype type, const std::string& name, const ref::matrix<T>& m) {
   const ref::matrix<float> f = m.template cast<float>();  // row-major [out, in], as PyTorch
-  w.add_float(name, type, {std::int64_t(f.rows()), std::int64_t(f.cols())}, f.data(), static_cast<std::size_t>(f.size()));
+  w.add_float(name, type, {std::int64_t(f.rows()), std::int64_t(f.cols())}, f.data(),
+              static_cast<std::size_t>(f.size()));
 }
 template <class T>
 void add_tensor(io::safetensors_writer& w, io::dtype type, const std::string& name, const ref::vector<T>& v) {
@@ -226,7 +225,6 @@ void check_mla_layer_savable(const model_config& c, int l, const ref::mla_layer<
   check(m.attention.sliding_window == lc.sliding_window, who, ": sliding window differs from the config");
 }
 
-
 // The MXFP4 expert tensors of MoE layer l, borrowed from the checkpoint the experts were loaded from, under
 // layer l's Hugging Face names. The experts must be mxfp4_experts of the config's shape.
 template <class T>
@@ -251,7 +249,8 @@ void add_raw_experts(io::safetensors_writer& w, const model_config& c, int l, co
 // Writes a checkpoint directory atomically (io::atomic_directory: `<dir>.tmp.<pid>`, renamed at the end, removed
 // on failure): model.safetensors, config.json and the extra files (plain names other than those two).
 inline void write_checkpoint_directory(const std::string& dir, const std::string& who, const io::safetensors_writer& w,
-                                       const nlohmann::ordered_json& config, const std::vector<checkpoint_file>& extra) {
+                                       const nlohmann::ordered_json& config,
+                                       const std::vector<checkpoint_file>& extra) {
   io::atomic_directory out(dir, who);
   w.write(out.file("model.safetensors"));
   write_config_json(out, config);
@@ -286,7 +285,8 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
   model_config c = config;
   for (int l = 0; l < c.n_layers; ++l)
     if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::mla)
-      c.layers[static_cast<std::size_t>(l)].rope_inv_freq = weights.layers.at(static_cast<std::size_t>(l)).mla.rope.inv_freq_override;
+      c.layers[static_cast<std::size_t>(l)].rope_inv_freq =
+          weights.layers.at(static_cast<std::size_t>(l)).mla.rope.inv_freq_override;
   const decoder<T> check_weights(c, weights);  // validates shapes against the config
   for (int l = 0; l < c.n_layers; ++l)
     if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::mla)

@@ -19,23 +19,23 @@ enum class tensor_role {
   lm_head,     // [vocab, hidden]; absent when tied to embed
   final_norm,  // [hidden]
   // per layer
-  attn_norm,   // [hidden]
-  mlp_norm,    // [hidden]
-  q_proj,      // [n_heads * head_dim, hidden]
-  k_proj,      // [n_kv_heads * head_dim, hidden]
-  v_proj,      // [n_kv_heads * head_dim, hidden]
-  o_proj,      // [hidden, n_heads * head_dim]
-  q_bias,      // [n_heads * head_dim]
-  k_bias,      // [n_kv_heads * head_dim]
-  v_bias,      // [n_kv_heads * head_dim]
-  o_bias,      // [hidden]
-  sinks,       // [n_heads] (gpt-oss)
-  gate_proj,   // [intermediate, hidden] (SwiGLU MLP)
-  up_proj,     // [intermediate, hidden]
-  down_proj,   // [hidden, intermediate]
-  router,      // [n_experts, hidden] (gpt-oss MoE)
-  router_bias, // [n_experts]
-  experts,     // the prefix of the MoE experts' tensors (gpt-oss: "mlp.experts." + gate_up_proj_blocks, ...)
+  attn_norm,    // [hidden]
+  mlp_norm,     // [hidden]
+  q_proj,       // [n_heads * head_dim, hidden]
+  k_proj,       // [n_kv_heads * head_dim, hidden]
+  v_proj,       // [n_kv_heads * head_dim, hidden]
+  o_proj,       // [hidden, n_heads * head_dim]
+  q_bias,       // [n_heads * head_dim]
+  k_bias,       // [n_kv_heads * head_dim]
+  v_bias,       // [n_kv_heads * head_dim]
+  o_bias,       // [hidden]
+  sinks,        // [n_heads] (gpt-oss)
+  gate_proj,    // [intermediate, hidden] (SwiGLU MLP)
+  up_proj,      // [intermediate, hidden]
+  down_proj,    // [hidden, intermediate]
+  router,       // [n_experts, hidden] (gpt-oss MoE)
+  router_bias,  // [n_experts]
+  experts,      // the prefix of the MoE experts' tensors (gpt-oss: "mlp.experts." + gate_up_proj_blocks, ...)
 };
 
 struct tensor_name_entry {

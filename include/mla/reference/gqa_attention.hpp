@@ -239,8 +239,10 @@ void check_gqa_cache(const gqa_layer<T>& layer, const gqa_cache<T>& cache) {
         cache.v.rows());
   if (cache.window > 0) {
     check(layer.attention.sliding_window > 0 && cache.window >= layer.attention.sliding_window,
-          "mla::ref::gqa_cache: a ring cache of ", cache.window, " tokens needs a sliding-window layer with a window "
-          "of at most that, found sliding_window = ", layer.attention.sliding_window);
+          "mla::ref::gqa_cache: a ring cache of ", cache.window,
+          " tokens needs a sliding-window layer with a window "
+          "of at most that, found sliding_window = ",
+          layer.attention.sliding_window);
     check(cache.consumed >= 0 && cache.k.rows() == std::min(cache.consumed, cache.window),
           "mla::ref::gqa_cache: ring cache holds ", cache.k.rows(), " rows after ", cache.consumed,
           " tokens, expected min(tokens, window = ", cache.window, ")");

@@ -48,17 +48,17 @@ struct mla_layer {
   int rope_dim = 0;     // qk_rope_head_dim: decoupled RoPE channels per query head and of k_pe (0 with latent RoPE)
   int latent_rank = 0;  // kv_lora_rank
   int v_head_dim = 0;
-  matrix<T> wq;      // [n_heads*(nope_dim+rope_dim), hidden], per head nope first, then rope
-  vector<T> bq;      // [n_heads*(nope_dim+rope_dim)] or empty
-  matrix<T> w_dkv;   // [latent_rank, hidden] latent down-projection
-  vector<T> b_dkv;   // [latent_rank] or empty
-  matrix<T> w_kr;    // [rope_dim, hidden] shared RoPE key (no rows when rope_dim == 0)
-  vector<T> b_kr;    // [rope_dim] or empty
-  matrix<T> w_uk;    // [n_heads*nope_dim, latent_rank] key up-projection
-  matrix<T> w_uv;    // [n_heads*v_head_dim, latent_rank] value up-projection
-  matrix<T> wo;      // [hidden, n_heads*v_head_dim]
-  vector<T> bo;      // [hidden] or empty
-  vector<T> sinks;   // [n_heads] or empty
+  matrix<T> wq;     // [n_heads*(nope_dim+rope_dim), hidden], per head nope first, then rope
+  vector<T> bq;     // [n_heads*(nope_dim+rope_dim)] or empty
+  matrix<T> w_dkv;  // [latent_rank, hidden] latent down-projection
+  vector<T> b_dkv;  // [latent_rank] or empty
+  matrix<T> w_kr;   // [rope_dim, hidden] shared RoPE key (no rows when rope_dim == 0)
+  vector<T> b_kr;   // [rope_dim] or empty
+  matrix<T> w_uk;   // [n_heads*nope_dim, latent_rank] key up-projection
+  matrix<T> w_uv;   // [n_heads*v_head_dim, latent_rank] value up-projection
+  matrix<T> wo;     // [hidden, n_heads*v_head_dim]
+  vector<T> bo;     // [hidden] or empty
+  vector<T> sinks;  // [n_heads] or empty
   // DeepSeek's kv_a_layernorm: when non-empty, c = RMSNorm(x w_dkv^T + b_dkv) * latent_norm before caching
   // (the cache holds the normalised latent, so both forms stay equal). Empty: no latent norm.
   vector<T> latent_norm;  // [latent_rank] or empty
@@ -194,7 +194,7 @@ void mla_compress(const mla_layer<T>& layer, const mla::ref::rope<T>& rot, const
   const long first_pos = cache.length();
   matrix<T> c = linear(x, layer.w_dkv, layer.b_dkv);  // [n, latent_rank]
   if (layer.latent_norm.size() != 0) c = rms_norm(c, layer.latent_norm, layer.latent_norm_eps);
-  matrix<T> k_pe(x.rows(), layer.rope_dim);           // [n, rope_dim]
+  matrix<T> k_pe(x.rows(), layer.rope_dim);  // [n, rope_dim]
   if (layer.rope_dim > 0) k_pe = linear(x, layer.w_kr, layer.b_kr);
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     for (int off : layer.latent_rope_offsets) rot.apply(c.data() + t * c.cols() + off, first_pos + t);
@@ -327,9 +327,9 @@ mla_absorbed_query<T> mla_absorb_query(const mla_layer<T>& layer, const matrix<T
 template <class T>
 row_vector<T> mla_latent_output(const mla_layer<T>& layer, const matrix<T>& latent_out) {
   const int heads = layer.n_heads, dv = layer.v_head_dim;
-  check(latent_out.rows() == heads && latent_out.cols() == layer.latent_rank, "mla::ref::mla_latent_output: ",
-        "latent_out is [", latent_out.rows(), ", ", latent_out.cols(), "], expected [n_heads = ", heads,
-        ", latent_rank = ", layer.latent_rank, "]");
+  check(latent_out.rows() == heads && latent_out.cols() == layer.latent_rank,
+        "mla::ref::mla_latent_output: ", "latent_out is [", latent_out.rows(), ", ", latent_out.cols(),
+        "], expected [n_heads = ", heads, ", latent_rank = ", layer.latent_rank, "]");
   matrix<T> attn(1, Eigen::Index(heads) * dv);
   for (int h = 0; h < heads; ++h)
     attn.block(0, Eigen::Index(h) * dv, 1, dv).noalias() =

@@ -69,9 +69,8 @@ moe_route route_top_k(const Row& logits, int k) {
   check(k > 0 && k <= n, "mla::ref::route_top_k: k = ", k, " must be in [1, ", n, "]");
   std::vector<int> ids(static_cast<std::size_t>(n));
   std::iota(ids.begin(), ids.end(), 0);
-  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int a, int b) {
-    return logits(a) != logits(b) ? logits(a) > logits(b) : a < b;
-  });
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                    [&](int a, int b) { return logits(a) != logits(b) ? logits(a) > logits(b) : a < b; });
   moe_route r;
   r.experts.assign(ids.begin(), ids.begin() + k);
   const double m = static_cast<double>(logits(r.experts[0]));  // the largest: exp never overflows
@@ -101,12 +100,12 @@ struct moe_block {
   void validate(const char* owner = "mla::ref::moe_block") const {
     check(hidden > 0 && intermediate > 0, owner, ": hidden (", hidden, ") and intermediate (", intermediate,
           ") must be > 0");
-    check(n_experts > 0 && experts_per_token > 0 && experts_per_token <= n_experts, owner, ": experts_per_token = ",
-          experts_per_token, " must be in [1, n_experts = ", n_experts, "]");
+    check(n_experts > 0 && experts_per_token > 0 && experts_per_token <= n_experts, owner,
+          ": experts_per_token = ", experts_per_token, " must be in [1, n_experts = ", n_experts, "]");
     check(swiglu_limit >= 0 && swiglu_alpha > 0, owner, ": swiglu_limit must be >= 0 and swiglu_alpha > 0, found ",
           swiglu_limit, " and ", swiglu_alpha);
-    check(w_router.rows() == n_experts && w_router.cols() == hidden, owner, ": w_router has shape [",
-          w_router.rows(), ", ", w_router.cols(), "], expected [n_experts = ", n_experts, ", hidden = ", hidden, "]");
+    check(w_router.rows() == n_experts && w_router.cols() == hidden, owner, ": w_router has shape [", w_router.rows(),
+          ", ", w_router.cols(), "], expected [n_experts = ", n_experts, ", hidden = ", hidden, "]");
     check(b_router.size() == 0 || b_router.size() == n_experts, owner, ": b_router has ", b_router.size(),
           " entries, expected 0 or n_experts = ", n_experts);
     check(experts != nullptr, owner, ": no expert source");
@@ -117,9 +116,9 @@ struct moe_block {
   // Checks one loaded expert's shapes (sources are external, so every load is checked).
   void validate_expert(int e, const moe_expert<T>& x) const {
     const char* o = "mla::ref::moe_block";
-    check(x.w_gate_up.rows() == 2 * intermediate && x.w_gate_up.cols() == hidden, o, ": expert ", e,
-          " w_gate_up is [", x.w_gate_up.rows(), ", ", x.w_gate_up.cols(), "], expected [2 * intermediate = ",
-          2 * intermediate, ", hidden = ", hidden, "]");
+    check(x.w_gate_up.rows() == 2 * intermediate && x.w_gate_up.cols() == hidden, o, ": expert ", e, " w_gate_up is [",
+          x.w_gate_up.rows(), ", ", x.w_gate_up.cols(), "], expected [2 * intermediate = ", 2 * intermediate,
+          ", hidden = ", hidden, "]");
     check(x.w_down.rows() == hidden && x.w_down.cols() == intermediate, o, ": expert ", e, " w_down is [",
           x.w_down.rows(), ", ", x.w_down.cols(), "], expected [hidden = ", hidden, ", intermediate = ", intermediate,
           "]");

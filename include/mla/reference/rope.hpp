@@ -82,8 +82,7 @@ namespace detail {
 inline constexpr double pi = 3.14159265358979323846;
 
 inline void validate(const rope_config& c) {
-  check(c.dim > 0 && c.dim % 2 == 0, "mla::ref::rope: dim must be positive and even (RoPE rotates pairs), got ",
-        c.dim);
+  check(c.dim > 0 && c.dim % 2 == 0, "mla::ref::rope: dim must be positive and even (RoPE rotates pairs), got ", c.dim);
   check(c.theta > 1.0, "mla::ref::rope: theta must be > 1, got ", c.theta);
   if (c.scaling != rope_scaling::none) {
     check(c.factor >= 1.0, "mla::ref::rope: scaling factor must be >= 1, got ", c.factor);
@@ -100,12 +99,11 @@ inline void validate(const rope_config& c) {
   check(c.attention_factor >= 0.0, "mla::ref::rope: attention_factor must be >= 0 (0 = default), got ",
         c.attention_factor);
   if (!c.inv_freq_override.empty()) {
-    check(c.inv_freq_override.size() == static_cast<std::size_t>(c.dim / 2),
-          "mla::ref::rope: inv_freq_override has ", c.inv_freq_override.size(), " entries, expected dim/2 = ",
-          c.dim / 2);
+    check(c.inv_freq_override.size() == static_cast<std::size_t>(c.dim / 2), "mla::ref::rope: inv_freq_override has ",
+          c.inv_freq_override.size(), " entries, expected dim/2 = ", c.dim / 2);
     for (std::size_t i = 0; i < c.inv_freq_override.size(); ++i)
-      check(std::isfinite(c.inv_freq_override[i]) && c.inv_freq_override[i] > 0.0,
-            "mla::ref::rope: inv_freq_override[", i, "] must be finite and > 0, got ", c.inv_freq_override[i]);
+      check(std::isfinite(c.inv_freq_override[i]) && c.inv_freq_override[i] > 0.0, "mla::ref::rope: inv_freq_override[",
+            i, "] must be finite and > 0, got ", c.inv_freq_override[i]);
   }
 }
 
@@ -141,8 +139,8 @@ inline std::vector<double> inverse_frequencies(const rope_config& c) {
       if (wavelen > low_wavelen) {
         inv[i] /= c.factor;
       } else if (wavelen >= high_wavelen) {
-        const double smooth = (c.original_max_position / wavelen - c.low_freq_factor) /
-                              (c.high_freq_factor - c.low_freq_factor);
+        const double smooth =
+            (c.original_max_position / wavelen - c.low_freq_factor) / (c.high_freq_factor - c.low_freq_factor);
         inv[i] = (1.0 - smooth) * inv[i] / c.factor + smooth * inv[i];
       }
     }

@@ -62,20 +62,16 @@ class bpe_model {
   // `tokens[id]` is the byte-level text of token `id` (empty strings are allowed and never match).
   // Throws mla::error for duplicate token texts, merges naming unknown tokens, merges whose result
   // is not a token, and duplicate merges.
-  bpe_model(std::vector<std::string> tokens, const std::vector<merge_pair>& merges,
-            bpe_options options = {})
+  bpe_model(std::vector<std::string> tokens, const std::vector<merge_pair>& merges, bpe_options options = {})
       : tokens_(std::move(tokens)), options_(options), cache_(std::make_unique<word_cache>()) {
     check(tokens_.size() < static_cast<std::size_t>(INT32_MAX), "bpe: vocabulary too large");
-    check(!options_.unk_id || (*options_.unk_id >= 0 &&
-                               static_cast<std::size_t>(*options_.unk_id) < tokens_.size()),
-          "bpe: unknown-token id ", options_.unk_id.value_or(-1), " is outside the vocabulary of ",
-          tokens_.size());
+    check(!options_.unk_id || (*options_.unk_id >= 0 && static_cast<std::size_t>(*options_.unk_id) < tokens_.size()),
+          "bpe: unknown-token id ", options_.unk_id.value_or(-1), " is outside the vocabulary of ", tokens_.size());
     ids_.reserve(tokens_.size());
     for (std::size_t id = 0; id < tokens_.size(); ++id) {
       if (tokens_[id].empty()) continue;
       const auto [it, inserted] = ids_.emplace(tokens_[id], static_cast<std::int32_t>(id));
-      check(inserted, "bpe: token text '", tokens_[id], "' appears twice (ids ", it->second,
-            " and ", id, ")");
+      check(inserted, "bpe: token text '", tokens_[id], "' appears twice (ids ", it->second, " and ", id, ")");
     }
     for (unsigned b = 0; b < 256; ++b) {
       std::string symbol;
@@ -89,16 +85,13 @@ class bpe_model {
       const auto l = ids_.find(left);
       const auto r = ids_.find(right);
       const auto m = ids_.find(left + right);
-      check(l != ids_.end(), "bpe: merge #", rank, " '", left, " ", right, "': '", left,
+      check(l != ids_.end(), "bpe: merge #", rank, " '", left, " ", right, "': '", left, "' is not in the vocabulary");
+      check(r != ids_.end(), "bpe: merge #", rank, " '", left, " ", right, "': '", right, "' is not in the vocabulary");
+      check(m != ids_.end(), "bpe: merge #", rank, " '", left, " ", right, "': the result '", left, right,
             "' is not in the vocabulary");
-      check(r != ids_.end(), "bpe: merge #", rank, " '", left, " ", right, "': '", right,
-            "' is not in the vocabulary");
-      check(m != ids_.end(), "bpe: merge #", rank, " '", left, " ", right, "': the result '",
-            left, right, "' is not in the vocabulary");
-      const auto [it, inserted] = merges_.emplace(
-          pair_key(l->second, r->second), merge_value{static_cast<std::uint32_t>(rank), m->second});
-      check(inserted, "bpe: merge #", rank, " '", left, " ", right, "' repeats merge #",
-            it->second.rank);
+      const auto [it, inserted] =
+          merges_.emplace(pair_key(l->second, r->second), merge_value{static_cast<std::uint32_t>(rank), m->second});
+      check(inserted, "bpe: merge #", rank, " '", left, " ", right, "' repeats merge #", it->second.rank);
     }
     // Decoded bytes of every token. A text that is not byte-level (a special token with a character
     // outside the byte map) decodes to its own UTF-8, like the Hugging Face ByteLevel decoder.
@@ -159,8 +152,7 @@ class bpe_model {
       out.push_back(byte_id(static_cast<unsigned char>(word[0])));
       return;
     }
-    const bool cacheable = cache_ && options_.cache_capacity > 0 &&
-                           word.size() <= options_.max_cached_word_bytes;
+    const bool cacheable = cache_ && options_.cache_capacity > 0 && word.size() <= options_.max_cached_word_bytes;
     if (cacheable) {
       std::lock_guard<std::mutex> lock(cache_->mutex);
       const auto it = cache_->words.find(std::string(word));
@@ -204,8 +196,7 @@ class bpe_model {
   };
 
   static std::uint64_t pair_key(std::int32_t left, std::int32_t right) noexcept {
-    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(left)) << 32) |
-           static_cast<std::uint32_t>(right);
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(left)) << 32) | static_cast<std::uint32_t>(right);
   }
 
   void check_id(std::int32_t id) const {
@@ -242,12 +233,9 @@ class bpe_model {
       std::uint32_t rank;
       std::int32_t pos;  // the left symbol
       std::int32_t result;
-      bool operator>(const candidate& o) const noexcept {
-        return rank != o.rank ? rank > o.rank : pos > o.pos;
-      }
+      bool operator>(const candidate& o) const noexcept { return rank != o.rank ? rank > o.rank : pos > o.pos; }
     };
-    check(word.size() < static_cast<std::size_t>(INT32_MAX), "bpe: word of ", word.size(),
-          " bytes is too long");
+    check(word.size() < static_cast<std::size_t>(INT32_MAX), "bpe: word of ", word.size(), " bytes is too long");
     const auto n = static_cast<std::int32_t>(word.size());
     std::vector<symbol> symbols(word.size());
     for (std::int32_t i = 0; i < n; ++i) {

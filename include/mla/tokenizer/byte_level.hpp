@@ -54,9 +54,7 @@ inline constexpr byte_level_tables byte_level = make_byte_level_tables();
 }  // namespace detail
 
 // The code point that stands for byte `b`.
-inline constexpr char32_t byte_to_char(std::uint8_t b) noexcept {
-  return detail::byte_level.byte_to_char[b];
-}
+inline constexpr char32_t byte_to_char(std::uint8_t b) noexcept { return detail::byte_level.byte_to_char[b]; }
 
 // The byte that code point `c` stands for, or -1 when `c` is not in the map's image.
 inline constexpr int char_to_byte(char32_t c) noexcept {
@@ -103,8 +101,7 @@ inline std::string from_byte_level(std::string_view text) {
   while (i < text.size()) {
     const utf8_char c = decode_utf8(text, i);
     const int b = char_to_byte(c.cp);
-    check(b >= 0, "byte-level text: ", code_point_name(c.cp), " at byte offset ", i,
-          " is not in the GPT-2 byte map");
+    check(b >= 0, "byte-level text: ", code_point_name(c.cp), " at byte offset ", i, " is not in the GPT-2 byte map");
     out += static_cast<char>(b);
     i += c.length;
   }

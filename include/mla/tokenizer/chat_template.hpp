@@ -47,11 +47,9 @@ inline void append_chatml_message(std::string& out, std::string_view role, std::
   out += "<|im_end|>\n";
 }
 
-inline std::string render_chatml(const std::vector<chat_message>& messages,
-                                 const chatml_options& options = {}) {
+inline std::string render_chatml(const std::vector<chat_message>& messages, const chatml_options& options = {}) {
   std::string out;
-  if (!messages.empty() && messages.front().role != "system" &&
-      !options.default_system_prompt.empty()) {
+  if (!messages.empty() && messages.front().role != "system" && !options.default_system_prompt.empty()) {
     append_chatml_message(out, "system", options.default_system_prompt);
   }
   for (const chat_message& m : messages) append_chatml_message(out, m.role, m.content);

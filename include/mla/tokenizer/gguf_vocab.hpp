@@ -36,8 +36,7 @@ inline std::optional<std::int32_t> gguf_token_id(const io::gguf_file& f, std::st
 inline vocabulary vocabulary_from_gguf(const io::gguf_file& f) {
   const std::string where = "gguf '" + f.path() + "': ";
   const auto& model = f.get<std::string>("tokenizer.ggml.model");
-  check(model == "gpt2", where, "tokenizer.ggml.model is '", model,
-        "'; only 'gpt2' (byte-level BPE) is supported");
+  check(model == "gpt2", where, "tokenizer.ggml.model is '", model, "'; only 'gpt2' (byte-level BPE) is supported");
   vocabulary v;
   const std::string pre = f.get_or<std::string>("tokenizer.ggml.pre", "");
   if (pre == "smollm" || pre == "starcoder") {
@@ -45,8 +44,7 @@ inline vocabulary vocabulary_from_gguf(const io::gguf_file& f) {
   } else if (pre == "gpt-2") {
     v.pre_tokenizer.individual_digits = false;
   } else {
-    mla::detail::throw_error(where, "tokenizer.ggml.pre is '", pre,
-                        "'; supported: smollm, starcoder, gpt-2");
+    mla::detail::throw_error(where, "tokenizer.ggml.pre is '", pre, "'; supported: smollm, starcoder, gpt-2");
   }
   check(!f.get_or<bool>("tokenizer.ggml.add_space_prefix", false), where,
         "tokenizer.ggml.add_space_prefix = true is not supported");
@@ -54,8 +52,8 @@ inline vocabulary vocabulary_from_gguf(const io::gguf_file& f) {
   v.tokens = f.get<std::vector<std::string>>("tokenizer.ggml.tokens");
   if (f.contains("tokenizer.ggml.token_type")) {
     v.token_types = f.get<std::vector<std::int32_t>>("tokenizer.ggml.token_type");
-    check(v.token_types.size() == v.tokens.size(), where, "tokenizer.ggml.token_type has ",
-          v.token_types.size(), " entries for ", v.tokens.size(), " tokens");
+    check(v.token_types.size() == v.tokens.size(), where, "tokenizer.ggml.token_type has ", v.token_types.size(),
+          " entries for ", v.tokens.size(), " tokens");
   }
   const auto& merges = f.get<std::vector<std::string>>("tokenizer.ggml.merges");
   v.merges.reserve(merges.size());
@@ -85,9 +83,7 @@ inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
   }
 }
 
-inline tokenizer tokenizer_from_gguf(const std::string& path) {
-  return tokenizer_from_gguf(io::gguf_file::open(path));
-}
+inline tokenizer tokenizer_from_gguf(const std::string& path) { return tokenizer_from_gguf(io::gguf_file::open(path)); }
 
 // tokenizer.chat_template, if the file has one.
 inline std::optional<std::string> chat_template_from_gguf(const io::gguf_file& f) {

@@ -31,8 +31,10 @@ namespace mla::tok {
 
 // tiktoken's o200k_base pat_str (what o200k.hpp implements), as it appears in gpt-oss's tokenizer.json.
 inline constexpr std::string_view o200k_pattern =
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
-    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|"
+    "'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'"
+    "ll|'d)?"
     "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 namespace detail {
@@ -73,25 +75,30 @@ inline tiktoken_bpe o200k_from_hf_json(const nlohmann::json& root, std::string_v
   const json& bl = list[1];
   if (!bl.is_object() || bl.value("type", "") != "ByteLevel" || bl.value("add_prefix_space", false) ||
       bl.value("use_regex", true))
-    fail("pre_tokenizer.pretokenizers[1]", "expected ByteLevel(add_prefix_space false, use_regex false), found " + bl.dump());
-  if (const auto d = root.find("decoder"); d != root.end() && !d->is_null() && (!d->is_object() || d->value("type", "") != "ByteLevel"))
+    fail("pre_tokenizer.pretokenizers[1]",
+         "expected ByteLevel(add_prefix_space false, use_regex false), found " + bl.dump());
+  if (const auto d = root.find("decoder");
+      d != root.end() && !d->is_null() && (!d->is_object() || d->value("type", "") != "ByteLevel"))
     fail("decoder", "expected ByteLevel, found " + d->dump());
 
   const auto m = root.find("model");
   if (m == root.end() || !m->is_object()) fail("model", "expected an object");
   if (m->value("type", "BPE") != "BPE") fail("model.type", "expected BPE, found " + (*m)["type"].dump());
   for (const char* key : {"dropout", "continuing_subword_prefix", "end_of_word_suffix", "unk_token"})
-    if (const auto v = m->find(key); v != m->end() && !v->is_null() && !(v->is_string() && v->get<std::string>().empty()))
+    if (const auto v = m->find(key);
+        v != m->end() && !v->is_null() && !(v->is_string() && v->get<std::string>().empty()))
       fail(std::string("model.") + key, "not supported, found " + v->dump());
   if (const auto v = m->find("byte_fallback"); v != m->end() && v->is_boolean() && v->get<bool>())
     fail("model.byte_fallback", "true is not supported");
   const auto vocab = m->find("vocab");
-  if (vocab == m->end() || !vocab->is_object() || vocab->empty()) fail("model.vocab", "expected a non-empty object of text: id");
+  if (vocab == m->end() || !vocab->is_object() || vocab->empty())
+    fail("model.vocab", "expected a non-empty object of text: id");
 
   std::vector<std::string> tokens;
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
     const std::string field = "model.vocab['" + it.key() + "']";
-    if (!it.value().is_number_integer() || it.value().get<std::int64_t>() < 0 || it.value().get<std::int64_t>() >= (1 << 24))
+    if (!it.value().is_number_integer() || it.value().get<std::int64_t>() < 0 ||
+        it.value().get<std::int64_t>() >= (1 << 24))
       fail(field, "expected a token id in [0, 2^24), found " + it.value().dump());
     const auto id = static_cast<std::size_t>(it.value().get<std::int64_t>());
     std::string bytes;
@@ -125,9 +132,11 @@ inline tiktoken_bpe o200k_from_hf_json(const nlohmann::json& root, std::string_v
       std::string ab, bb;
       if (!try_append_from_byte_level(ab, a) || !try_append_from_byte_level(bb, b)) fail(field, "not byte-level text");
       const auto ra = rank.find(ab), rb = rank.find(bb), rc = rank.find(ab + bb);
-      if (ra == rank.end() || rb == rank.end() || rc == rank.end() || rc->second <= ra->second || rc->second <= rb->second)
-        fail(field, "'" + a + "' + '" + b + "' is not a merge of two tokens into a token of a larger id "
-                    "(the ids are not tiktoken ranks)");
+      if (ra == rank.end() || rb == rank.end() || rc == rank.end() || rc->second <= ra->second ||
+          rc->second <= rb->second)
+        fail(field, "'" + a + "' + '" + b +
+                        "' is not a merge of two tokens into a token of a larger id "
+                        "(the ids are not tiktoken ranks)");
     }
   }
   std::vector<special_token> specials;
@@ -174,8 +183,13 @@ inline std::string o200k_hf_json(const std::vector<std::string>& tokens,
   std::map<std::int32_t, std::string> by_id;
   for (const special_token& s : specials) by_id.emplace(s.id, s.text);
   for (const auto& [id, text] : by_id)
-    added.push_back({{"id", id}, {"content", text}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
-                     {"normalized", false}, {"special", true}});
+    added.push_back({{"id", id},
+                     {"content", text},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
   const ojson root = {
       {"version", "1.0"},
       {"truncation", nullptr},
@@ -185,14 +199,25 @@ inline std::string o200k_hf_json(const std::vector<std::string>& tokens,
       {"pre_tokenizer",
        {{"type", "Sequence"},
         {"pretokenizers",
-         ojson::array({{{"type", "Split"}, {"pattern", {{"Regex", std::string(o200k_pattern)}}}, {"behavior", "Isolated"}, {"invert", false}},
-                       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}})}}},
+         ojson::array(
+             {{{"type", "Split"},
+               {"pattern", {{"Regex", std::string(o200k_pattern)}}},
+               {"behavior", "Isolated"},
+               {"invert", false}},
+              {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}})}}},
       {"post_processor", nullptr},
       {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
       {"model",
-       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", true},
-        {"vocab", vocab}, {"merges", m}}}};
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", true},
+        {"vocab", vocab},
+        {"merges", m}}}};
   return root.dump(1) + "\n";
 }
 

@@ -131,8 +131,7 @@ void pre_tokenize(std::string_view text, const pre_tokenizer_options& options, O
   if (stretch < text.size()) detail::gpt2_split(text, stretch, text.size(), on_piece);
 }
 
-inline std::vector<std::string_view> pre_tokenize(std::string_view text,
-                                                  const pre_tokenizer_options& options = {}) {
+inline std::vector<std::string_view> pre_tokenize(std::string_view text, const pre_tokenizer_options& options = {}) {
   std::vector<std::string_view> pieces;
   pre_tokenize(text, options, [&](std::string_view piece) { pieces.push_back(piece); });
   return pieces;

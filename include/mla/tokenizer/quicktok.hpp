@@ -68,8 +68,8 @@ class quicktok_cursor {
  private:
   template <class... Context>
   void need(std::size_t n, const char* what, const Context&... context) const {
-    check(n <= data_.size() - pos_, source_, ": truncated: expected ", what, context..., " (", n,
-          " bytes) at offset ", pos_, ", but only ", data_.size() - pos_, " bytes are left of ", data_.size());
+    check(n <= data_.size() - pos_, source_, ": truncated: expected ", what, context..., " (", n, " bytes) at offset ",
+          pos_, ", but only ", data_.size() - pos_, " bytes are left of ", data_.size());
   }
   std::string_view data_;
   std::string_view source_;
@@ -132,8 +132,8 @@ inline std::vector<std::string> read_quicktok_vocab(std::string_view data, std::
     seen[rank] = true;
     tokens[rank] = std::string(bytes);
   }
-  check(c.left() == 0, source, ": ", c.left(), " trailing bytes after the ", n, " token records (offset ",
-        c.offset(), "); expected the end of the file");
+  check(c.left() == 0, source, ": ", c.left(), " trailing bytes after the ", n, " token records (offset ", c.offset(),
+        "); expected the end of the file");
   return tokens;  // n records, n distinct ranks below n: every rank 0..n-1 is present
 }
 
@@ -161,8 +161,8 @@ inline std::vector<special_token> read_quicktok_specials(std::string_view data,
           "' appears twice");
     out.push_back({std::string(text), static_cast<std::int32_t>(id)});
   }
-  check(c.left() == 0, source, ": ", c.left(), " trailing bytes after the ", n, " special records (offset ",
-        c.offset(), "); expected the end of the file");
+  check(c.left() == 0, source, ": ", c.left(), " trailing bytes after the ", n, " special records (offset ", c.offset(),
+        "); expected the end of the file");
   return out;
 }
 

@@ -60,8 +60,8 @@ inline bool base64_decode(std::string_view in, std::string& out) {
         if (v[k] < 0) return false;
       }
     }
-    const std::uint32_t w = (std::uint32_t(v[0]) << 18) | (std::uint32_t(v[1]) << 12) | (std::uint32_t(v[2]) << 6) |
-                            std::uint32_t(v[3]);
+    const std::uint32_t w =
+        (std::uint32_t(v[0]) << 18) | (std::uint32_t(v[1]) << 12) | (std::uint32_t(v[2]) << 6) | std::uint32_t(v[3]);
     out.push_back(static_cast<char>(w >> 16));
     if (pad < 2) out.push_back(static_cast<char>((w >> 8) & 0xFF));
     if (pad < 1) out.push_back(static_cast<char>(w & 0xFF));
@@ -80,14 +80,22 @@ struct special_token {
 // <|endofprompt|> 200018, the harmony tokens 199998..200012, and <|reserved_N|> for every other id up
 // to 201087. Id 200018 has two texts (<|endofprompt|> and <|reserved_200018|>), as in tiktoken.
 inline std::vector<special_token> o200k_harmony_special_tokens() {
-  std::vector<special_token> s = {{"<|startoftext|>", 199998}, {"<|endoftext|>", 199999},
-                                  {"<|reserved_200000|>", 200000}, {"<|reserved_200001|>", 200001},
-                                  {"<|return|>", 200002}, {"<|constrain|>", 200003},
-                                  {"<|reserved_200004|>", 200004}, {"<|channel|>", 200005},
-                                  {"<|start|>", 200006}, {"<|end|>", 200007},
-                                  {"<|message|>", 200008}, {"<|reserved_200009|>", 200009},
-                                  {"<|reserved_200010|>", 200010}, {"<|reserved_200011|>", 200011},
-                                  {"<|call|>", 200012}, {"<|endofprompt|>", 200018}};
+  std::vector<special_token> s = {{"<|startoftext|>", 199998},
+                                  {"<|endoftext|>", 199999},
+                                  {"<|reserved_200000|>", 200000},
+                                  {"<|reserved_200001|>", 200001},
+                                  {"<|return|>", 200002},
+                                  {"<|constrain|>", 200003},
+                                  {"<|reserved_200004|>", 200004},
+                                  {"<|channel|>", 200005},
+                                  {"<|start|>", 200006},
+                                  {"<|end|>", 200007},
+                                  {"<|message|>", 200008},
+                                  {"<|reserved_200009|>", 200009},
+                                  {"<|reserved_200010|>", 200010},
+                                  {"<|reserved_200011|>", 200011},
+                                  {"<|call|>", 200012},
+                                  {"<|endofprompt|>", 200018}};
   for (std::int32_t i = 200013; i < 201088; ++i) s.push_back({"<|reserved_" + std::to_string(i) + "|>", i});
   return s;
 }
@@ -143,10 +151,10 @@ class tiktoken_bpe {
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (line.empty()) continue;
       const std::size_t space = line.find(' ');
-      check(space != std::string_view::npos && space > 0 && line.find(' ', space + 1) == std::string_view::npos,
-            source, ": line ", line_no, ": expected 'base64 rank'");
-      check(detail::base64_decode(line.substr(0, space), bytes) && !bytes.empty(), source, ": line ", line_no,
-            ": '", line.substr(0, space), "' is not base64 of a non-empty token");
+      check(space != std::string_view::npos && space > 0 && line.find(' ', space + 1) == std::string_view::npos, source,
+            ": line ", line_no, ": expected 'base64 rank'");
+      check(detail::base64_decode(line.substr(0, space), bytes) && !bytes.empty(), source, ": line ", line_no, ": '",
+            line.substr(0, space), "' is not base64 of a non-empty token");
       const std::string_view rank_text = line.substr(space + 1);
       std::uint64_t rank = 0;
       check(!rank_text.empty() && rank_text.size() <= 9 &&
@@ -242,10 +250,11 @@ class tiktoken_bpe {
   }
   // True for the id of a special token (an id with no ordinary token's bytes that a special names).
   bool is_special(std::int32_t id) const {
-    return id >= 0 && (static_cast<std::size_t>(id) >= tokens_.size() || tokens_[static_cast<std::size_t>(id)].empty()) &&
+    return id >= 0 &&
+           (static_cast<std::size_t>(id) >= tokens_.size() || tokens_[static_cast<std::size_t>(id)].empty()) &&
            special_text_.count(id) != 0;
   }
-  const std::vector<std::string>& tokens() const noexcept { return tokens_; }     // bytes by rank
+  const std::vector<std::string>& tokens() const noexcept { return tokens_; }        // bytes by rank
   const std::vector<special_token>& specials() const noexcept { return specials_; }  // longest text first
 
   // BPE of one pre-tokenized piece (no special tokens), appended to `out`.
@@ -266,7 +275,9 @@ class tiktoken_bpe {
     for (std::size_t i = 0; i + 1 < piece.size(); ++i) parts.emplace_back(i, rank_of(i, i + 2));
     parts.emplace_back(piece.size() - 1, none);
     parts.emplace_back(piece.size(), none);
-    auto pair_rank = [&](std::size_t i) { return i + 3 < parts.size() ? rank_of(parts[i].first, parts[i + 3].first) : none; };
+    auto pair_rank = [&](std::size_t i) {
+      return i + 3 < parts.size() ? rank_of(parts[i].first, parts[i + 3].first) : none;
+    };
     for (;;) {
       std::int32_t best = none;
       std::size_t at = 0;
@@ -289,9 +300,9 @@ class tiktoken_bpe {
     o200k_pre_tokenize(text, [&](std::string_view piece) { encode_piece(piece, out); });
   }
 
-  std::vector<std::string> tokens_;                     // bytes by rank
+  std::vector<std::string> tokens_;                      // bytes by rank
   std::unordered_map<std::string, std::int32_t> ranks_;  // bytes -> rank
-  std::vector<special_token> specials_;                 // longest text first
+  std::vector<special_token> specials_;                  // longest text first
   std::unordered_map<std::int32_t, std::string> special_text_;
   std::vector<std::size_t> by_first_byte_[256];
   std::size_t n_vocab_ = 0;

@@ -107,8 +107,8 @@ class tokenizer {
         pad_id_(v.pad_id) {
     const std::size_t n = v.tokens.size();
     check(n > 0, "tokenizer: empty vocabulary");
-    check(v.token_types.empty() || v.token_types.size() == n, "tokenizer: ",
-          v.token_types.size(), " token types for ", n, " tokens");
+    check(v.token_types.empty() || v.token_types.size() == n, "tokenizer: ", v.token_types.size(), " token types for ",
+          n, " tokens");
     types_.assign(n, token_type::normal);
     for (std::size_t id = 0; id < v.token_types.size(); ++id) {
       const std::int32_t t = v.token_types[id];
@@ -116,8 +116,8 @@ class tokenizer {
       types_[id] = static_cast<token_type>(t);
     }
     const auto check_special = [&](const std::optional<std::int32_t>& id, const char* what) {
-      check(!id || (*id >= 0 && static_cast<std::size_t>(*id) < n), "tokenizer: ", what, " id ",
-            id.value_or(-1), " is outside the vocabulary of ", n);
+      check(!id || (*id >= 0 && static_cast<std::size_t>(*id) < n), "tokenizer: ", what, " id ", id.value_or(-1),
+            " is outside the vocabulary of ", n);
     };
     check_special(bos_id_, "BOS");
     check_special(eos_id_, "EOS");
@@ -130,17 +130,16 @@ class tokenizer {
       specials_.push_back({v.tokens[id], static_cast<std::int32_t>(id), false, false});
     }
     for (const added_token_strip& s : v.strip) {
-      const auto it = std::find_if(specials_.begin(), specials_.end(),
-                                   [&](const special& sp) { return sp.id == s.id; });
+      const auto it =
+          std::find_if(specials_.begin(), specials_.end(), [&](const special& sp) { return sp.id == s.id; });
       check(it != specials_.end(), "tokenizer: strip options for token ", s.id,
             ", which is not a control or user-defined token");
       it->lstrip = s.lstrip;
       it->rstrip = s.rstrip;
     }
     // Longest first, so the first hit at a position is the leftmost-longest match.
-    std::stable_sort(specials_.begin(), specials_.end(), [](const special& a, const special& b) {
-      return a.text.size() > b.text.size();
-    });
+    std::stable_sort(specials_.begin(), specials_.end(),
+                     [](const special& a, const special& b) { return a.text.size() > b.text.size(); });
     for (std::size_t i = 0; i < specials_.size(); ++i) {
       by_first_byte_[static_cast<unsigned char>(specials_[i].text[0])].push_back(i);
     }
@@ -177,8 +176,7 @@ class tokenizer {
   }
 
   // Appends the ids of `text`.
-  void encode(std::string_view text, std::vector<std::int32_t>& out,
-              const encode_options& options = {}) const {
+  void encode(std::string_view text, std::vector<std::int32_t>& out, const encode_options& options = {}) const {
     validate_utf8(text, "tokenizer: input text");
     if (options.add_bos.value_or(add_bos_)) {
       check(bos_id_.has_value(), "tokenizer: BOS requested but the vocabulary has no BOS token");
@@ -205,8 +203,7 @@ class tokenizer {
     return out;
   }
 
-  void decode(const std::vector<std::int32_t>& ids, std::string& out,
-              const decode_options& options = {}) const {
+  void decode(const std::vector<std::int32_t>& ids, std::string& out, const decode_options& options = {}) const {
     for (const std::int32_t id : ids) {
       const token_type t = type(id);
       if (options.skip_special && t == token_type::control) continue;
@@ -360,8 +357,7 @@ struct json_reader {
     return value.get<std::string>();
   }
   std::int32_t id(const json& value, const std::string& field) const {
-    if (!value.is_number_integer() || value.get<std::int64_t>() < 0 ||
-        value.get<std::int64_t>() >= INT32_MAX) {
+    if (!value.is_number_integer() || value.get<std::int64_t>() < 0 || value.get<std::int64_t>() >= INT32_MAX) {
       fail(field, "expected a non-negative integer token id, found " + value.dump());
     }
     return static_cast<std::int32_t>(value.get<std::int64_t>());
@@ -389,8 +385,9 @@ inline pre_tokenizer_options read_pre_tokenizer(const json_reader& r, const json
     return options;
   }
   if (type != "Sequence") {
-    r.fail("pre_tokenizer.type", "'" + type + "' is not supported (ByteLevel, or Sequence of "
-                                 "Digits(individual_digits) and ByteLevel)");
+    r.fail("pre_tokenizer.type", "'" + type +
+                                     "' is not supported (ByteLevel, or Sequence of "
+                                     "Digits(individual_digits) and ByteLevel)");
   }
   const json& list = r.member(*pt, "pre_tokenizer", "pretokenizers");
   if (!list.is_array() || list.size() != 2) {
@@ -400,8 +397,7 @@ inline pre_tokenizer_options read_pre_tokenizer(const json_reader& r, const json
   const json& byte_level = list[1];
   if (!digits.is_object() || digits.value("type", "") != "Digits" ||
       !r.boolean(digits, "pre_tokenizer.pretokenizers[0]", "individual_digits", false)) {
-    r.fail("pre_tokenizer.pretokenizers[0]",
-           "expected Digits with individual_digits true, found " + digits.dump());
+    r.fail("pre_tokenizer.pretokenizers[0]", "expected Digits with individual_digits true, found " + digits.dump());
   }
   if (!byte_level.is_object() || byte_level.value("type", "") != "ByteLevel") {
     r.fail("pre_tokenizer.pretokenizers[1]", "expected ByteLevel, found " + byte_level.dump());
@@ -485,11 +481,9 @@ inline tokenizer tokenizer::from_hf_json(std::string_view json_text, std::string
       }
       const auto [slot, inserted] = by_id.emplace(id, content);
       if (!inserted && slot->second != content) {
-        r.fail(field, "id " + std::to_string(id) + " is '" + slot->second + "' in model.vocab, not '" +
-                          content + "'");
+        r.fail(field, "id " + std::to_string(id) + " is '" + slot->second + "' in model.vocab, not '" + content + "'");
       }
-      added_types[id] = r.boolean(t, field, "special", false) ? token_type::control
-                                                               : token_type::user_defined;
+      added_types[id] = r.boolean(t, field, "special", false) ? token_type::control : token_type::user_defined;
       const bool lstrip = r.boolean(t, field, "lstrip", false);
       const bool rstrip = r.boolean(t, field, "rstrip", false);
       if (lstrip || rstrip) v.strip.push_back({id, lstrip, rstrip});
@@ -500,16 +494,15 @@ inline tokenizer tokenizer::from_hf_json(std::string_view json_text, std::string
   if (by_id.size() != n) {
     std::int32_t hole = 0;
     while (by_id.count(hole) != 0) ++hole;
-    r.fail("model.vocab", "ids are not contiguous: no token has id " + std::to_string(hole) +
-                              " (largest id " + std::to_string(n - 1) + ")");
+    r.fail("model.vocab", "ids are not contiguous: no token has id " + std::to_string(hole) + " (largest id " +
+                              std::to_string(n - 1) + ")");
   }
   v.tokens.reserve(n);
   v.token_types.reserve(n);
   for (auto& [id, text] : by_id) {
     v.tokens.push_back(std::move(text));
     const auto t = added_types.find(id);
-    v.token_types.push_back(static_cast<std::int32_t>(t == added_types.end() ? token_type::normal
-                                                                             : t->second));
+    v.token_types.push_back(static_cast<std::int32_t>(t == added_types.end() ? token_type::normal : t->second));
   }
 
   const json& merges = r.member(model, "model", "merges");

@@ -57,11 +57,11 @@ inline std::string tokenizer_json(const vocabulary& v) {
   for (const merge_pair& m : v.merges) merges.push_back(json::array({m.first, m.second}));
   const json byte_level = {
       {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
-  const json pre = v.pre_tokenizer.individual_digits
-                       ? json{{"type", "Sequence"},
-                              {"pretokenizers",
-                               json::array({json{{"type", "Digits"}, {"individual_digits", true}}, byte_level})}}
-                       : byte_level;
+  const json pre =
+      v.pre_tokenizer.individual_digits
+          ? json{{"type", "Sequence"},
+                 {"pretokenizers", json::array({json{{"type", "Digits"}, {"individual_digits", true}}, byte_level})}}
+          : byte_level;
   json model = {{"type", "BPE"},
                 {"dropout", nullptr},
                 {"unk_token", nullptr},
@@ -77,8 +77,8 @@ inline std::string tokenizer_json(const vocabulary& v) {
   }
   model["vocab"] = std::move(vocab);
   model["merges"] = std::move(merges);
-  const json root = {{"version", "1.0"},     {"truncation", nullptr},  {"padding", nullptr},
-                     {"added_tokens", added}, {"normalizer", nullptr},  {"pre_tokenizer", pre},
+  const json root = {{"version", "1.0"},          {"truncation", nullptr}, {"padding", nullptr},
+                     {"added_tokens", added},     {"normalizer", nullptr}, {"pre_tokenizer", pre},
                      {"post_processor", nullptr}, {"decoder", byte_level}, {"model", std::move(model)}};
   try {
     return root.dump(1, ' ', false, json::error_handler_t::strict) + "\n";

@@ -15,8 +15,13 @@ class progress_bar {
  public:
   // `unit` names what is counted ("tok"); `total` is the count at completion.
   progress_bar(std::string label, double total, std::string unit, double min_interval_seconds = 0.2)
-      : label_(std::move(label)), unit_(std::move(unit)), total_(total), tty_(isatty(fileno(stderr)) != 0),
-        min_interval_(tty_ ? min_interval_seconds : 10.0), start_(clock::now()), last_(start_) {}
+      : label_(std::move(label)),
+        unit_(std::move(unit)),
+        total_(total),
+        tty_(isatty(fileno(stderr)) != 0),
+        min_interval_(tty_ ? min_interval_seconds : 10.0),
+        start_(clock::now()),
+        last_(start_) {}
 
   // Sets the absolute count done; draws when enough time has passed or the bar is complete.
   void update(double done) {
@@ -46,7 +51,9 @@ class progress_bar {
 
  private:
   using clock = std::chrono::steady_clock;
-  static double seconds(clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+  static double seconds(clock::time_point a, clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  }
   static std::string clock_text(double s) {
     const long t = static_cast<long>(s + 0.5);
     char buf[32];

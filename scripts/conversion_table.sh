@@ -19,7 +19,7 @@ bin=$1 model=$2 calib=$3 text=$4 out=$5 jobs=${6:-$(nproc)} max_tokens=${7:-1638
 for f in "$bin/mla-convert" "$bin/mla-eval" "$model" "$calib" "$text"; do
   [ -e "$f" ] || { echo "conversion_table: $f does not exist" >&2; exit 2; }
 done
-mkdir -p "$out"
+mkdir -p "$out" ${MLA_TABLE_SCRATCH:+"$MLA_TABLE_SCRATCH"}  # mla-convert refuses an --out whose parent is missing
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 
 # name | mla-convert arguments. Budgets are the fraction of the original cache kept (reductions 50, 62.5, 75,

@@ -7,6 +7,8 @@
 #include <boost/test/unit_test.hpp>
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <utility>
@@ -14,6 +16,7 @@
 
 #include "convert_test_support.hpp"
 #include "expect_error.hpp"
+#include "files.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/distill_model.hpp"
 #include "mla/convert/latent_norm.hpp"
@@ -311,6 +314,31 @@ BOOST_AUTO_TEST_CASE(refusals) {
   mla::test::expect_error([&] { mla::convert::run_conversion(dec, std::vector<int>(100, 1), r); },
                           {"--calib: '' has 100 tokens, fewer than --calib-tokens + --heldout-tokens = 128"});
   mla::test::expect_error([] { mla::convert::stage_from_string("refit_x"); }, {"unknown stage report row 'refit_x'"});
+}
+
+// save_conversion writes the export first; when the checkpoint then cannot be written (its parent is a regular
+// file), the export goes too and nothing is left beside it. The same conversion saved to a good path gives both.
+BOOST_AUTO_TEST_CASE(a_failed_checkpoint_write_removes_the_export) {
+  std::mt19937_64 gen(mla::test::test_seed());
+  const source_model src(gen);
+  const mla::model::decoder<float> dec(src.cfg, src.w);
+  const mla::test::temp_dir d("mla-save-conversion");
+  conversion_recipe r = small_recipe();
+  r.e2e.steps = 0;
+  r.export_kind = "deepseek_v3";
+  r.export_dir = d.file("export");
+  std::ofstream(d.file("a_file")) << "x";
+  r.out_dir = d.file("a_file") + "/conv";
+  const auto res = mla::convert::run_conversion(dec, src.tokens, r);
+  BOOST_CHECK_THROW(mla::convert::save_conversion(r, res, {}), std::exception);
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(d.path())) left.push_back(e.path().filename().string());
+  BOOST_TEST(left == std::vector<std::string>{"a_file"}, boost::test_tools::per_element());
+
+  r.out_dir = d.file("conv");
+  mla::convert::save_conversion(r, res, {});
+  BOOST_TEST(std::filesystem::exists(d.file("conv") + "/model.safetensors"));
+  BOOST_TEST(std::filesystem::exists(d.file("export") + "/model.safetensors"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -40,33 +40,24 @@ struct bar_progress : mla::convert::conversion_progress {
 
 int main(int argc, char** argv) {
   using namespace mla::convert;
-  using moment = factor_options::moment_kind;
   CLI::App app{"Convert a GQA model (GGUF file or checkpoint directory) to MLA"};
   conversion_recipe r;
   r.calib_path = default_calibration_text(mla_examples::environment("MLA_DATA_DIR"));
   std::string distill_mode = "teacher", refit_mode = "teacher";
   app.add_option("--model", r.model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--method", r.layer.factor.method, "joint K/V factorisation")
-      ->transform(choices(std::map<std::string, factor_method>{{"weight_svd", factor_method::weight_svd},
-                                                               {"activation_pca", factor_method::activation_pca},
-                                                               {"care", factor_method::care},
-                                                               {"attention_aware", factor_method::attention_aware}}));
+      ->transform(choices(factor_method_names()));
   app.add_option("--rope", r.layer.rope.strategy,
                  "how the shared RoPE key is cut (TransMLA rorope; MHA2MLA selections; attention: RoRoPE directions "
                  "placed by the output change their cut causes, best with d_R = head_dim and a large latent, "
                  "calibrated on windows as long as the evaluation context)")
-      ->transform(choices(std::map<std::string, rope_strategy>{{"rorope", rope_strategy::rorope},
-                                                               {"high", rope_strategy::high},
-                                                               {"low", rope_strategy::low},
-                                                               {"uniform", rope_strategy::uniform},
-                                                               {"two_norm", rope_strategy::two_norm},
-                                                               {"attention", rope_strategy::attention}}));
+      ->transform(choices(rope_strategy_names()));
   app.add_option("--rope-dim", r.layer.rope.rope_dim, "decoupled RoPE width d_R (even)");
   app.add_option("--key-weight", r.layer.factor.key_weight, "attention_aware: weight of the score (key) term");
   app.add_option("--moment", r.layer.factor.moment,
                  "input moment of the factorisation: tokens, or attention (the second moment of the source "
                  "attention's averages of the inputs, what a value error actually reaches the output through)")
-      ->transform(choices(std::map<std::string, moment>{{"tokens", moment::tokens}, {"attention", moment::attention}}));
+      ->transform(choices(moment_names()));
   app.add_flag("--centre", r.layer.factor.centre,
                "factor the centred activations: the key mean (invisible to softmax) is dropped and the value mean "
                "folds exactly into o_proj's bias (layers without sinks; not exportable to DeepSeek-V3); with --moment "
@@ -77,10 +68,7 @@ int main(int argc, char** argv) {
                  "(float32 elements, summed over converted layers) when > 1");
   app.add_option("--rank", r.layer.rank, "latent rank in every layer (when no --kv-budget; 0: full rank)");
   app.add_option("--allocation", r.allocation, "rank allocation under --kv-budget")
-      ->transform(
-          choices(std::map<std::string, rank_allocation>{{"uniform", rank_allocation::uniform},
-                                                         {"spectrum_greedy", rank_allocation::spectrum_greedy},
-                                                         {"objective_greedy", rank_allocation::objective_greedy}}));
+      ->transform(choices(allocation_names()));
   app.add_flag("--any-rank", r.any_rank, "allow ranks outside mla::supported_shapes (multiples of 32)");
   app.add_option("--layers", r.layers,
                  "layers to convert (default: every full-attention layer; sliding-window layers stay GQA)");

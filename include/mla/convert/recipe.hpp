@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,27 @@ inline std::string default_calibration_text(const std::string& data_dir) {
 enum class stage_mode { teacher, sequential };
 
 inline const char* to_string(stage_mode m) { return m == stage_mode::teacher ? "teacher" : "sequential"; }
+
+// The names the tools accept for each choice of the recipe (a wrong name is an error listing these).
+inline std::map<std::string, factor_method> factor_method_names() {
+  return {{"weight_svd", factor_method::weight_svd},
+          {"activation_pca", factor_method::activation_pca},
+          {"care", factor_method::care},
+          {"attention_aware", factor_method::attention_aware}};
+}
+inline std::map<std::string, rope_strategy> rope_strategy_names() {
+  return {{"rorope", rope_strategy::rorope},     {"high", rope_strategy::high},
+          {"low", rope_strategy::low},           {"uniform", rope_strategy::uniform},
+          {"two_norm", rope_strategy::two_norm}, {"attention", rope_strategy::attention}};
+}
+inline std::map<std::string, factor_options::moment_kind> moment_names() {
+  return {{"tokens", factor_options::moment_kind::tokens}, {"attention", factor_options::moment_kind::attention}};
+}
+inline std::map<std::string, rank_allocation> allocation_names() {
+  return {{"uniform", rank_allocation::uniform},
+          {"spectrum_greedy", rank_allocation::spectrum_greedy},
+          {"objective_greedy", rank_allocation::objective_greedy}};
+}
 
 struct conversion_recipe {
   std::string model_path;  // --model (named in messages; the caller loads it)

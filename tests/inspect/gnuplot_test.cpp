@@ -75,8 +75,8 @@ BOOST_AUTO_TEST_CASE(write_heatmap_writes_the_matrix_and_the_script) {
     BOOST_TEST(!(data >> extra));
     const std::string gp = slurp(script);
     BOOST_TEST(gp.find("set title 'a ''quoted'' title'.\"\\n\".'second line'") != std::string::npos);
-    BOOST_TEST(gp.find("set output 'hm.png.tmp'") != std::string::npos);
-    BOOST_TEST(gp.find("set output 'hm.svg.tmp'") != std::string::npos);
+    BOOST_TEST(gp.find("set output 'hm.png'.suffix") != std::string::npos);
+    BOOST_TEST(gp.find("set output 'hm.svg'.suffix") != std::string::npos);
     BOOST_TEST(gp.find("set yrange [-0.5:" + std::to_string(hm.values.rows()) + "-0.5]") != std::string::npos);
   }
 }
@@ -93,9 +93,12 @@ BOOST_AUTO_TEST_CASE(run_gnuplot_renames_on_success_and_cleans_up_on_failure) {
       [](const mla::error& e) { return std::string(e.what()).find("exit status 3") != std::string::npos; });
   BOOST_TEST(!std::filesystem::exists(t.file("hm.png.tmp")));
   BOOST_TEST(!std::filesystem::exists(t.file("hm.png")));
-  // Writes every "<name>.tmp" output its script names, in the directory it runs in.
-  write_script(t.file("fake"),
-               "for f in $(grep -o \"'[^']*\\.tmp'\" \"$1\" | tr -d \"'\"); do echo drawn > \"$f\"; done\n");
+  // Writes every output its script names ("set output 'X'.suffix") as X.tmp when called with -e "suffix = '.tmp'"
+  // (as run_gnuplot calls it), in the directory it runs in.
+  write_script(
+      t.file("fake"),
+      "[ \"$1\" = -e ] && [ \"$2\" = \"suffix = '.tmp'\" ] || exit 9\n"
+      "for f in $(sed -n \"s/^set output '\\(.*\\)'.suffix$/\\1/p\" \"$3\"); do echo drawn > \"$f.tmp\"; done\n");
   mla::inspect::run_gnuplot(t.file("fake"), script, outputs);
   BOOST_TEST(slurp(t.file("hm.png")) == "drawn\n");
   BOOST_TEST(slurp(t.file("hm.svg")) == "drawn\n");

@@ -4,8 +4,9 @@
 //   gnuplot_missing_message()     what to say when it is missing (how to install it)
 //   heatmap{...}; write_heatmap(dir, hm) -> script   writes <dir>/<name>.dat (the matrix, rows = y) and
 //                                 <dir>/<name>.gp, which draws <name>.png (pngcairo) and <name>.svg
-//   run_gnuplot(gnuplot, script, outputs)   runs the script in its directory; the script writes each output as
-//                                 <output>.tmp, renamed over <output> once gnuplot succeeded (removed otherwise)
+//   run_gnuplot(gnuplot, script, outputs)   runs the script in its directory with suffix = '.tmp', so that it
+//                                 writes each output as <output>.tmp, renamed over <output> once gnuplot succeeded
+//                                 (removed otherwise); `gnuplot <name>.gp` by hand writes the pictures directly
 // The .dat and .gp files stay beside the pictures, so that a picture can be redrawn or restyled by hand.
 #pragma once
 
@@ -97,6 +98,7 @@ inline std::string write_heatmap(const std::string& dir, const heatmap& hm) {
   };
   std::string gp;
   gp += "# drawn by mla-inspect (mla::inspect::write_heatmap); redraw with: gnuplot " + hm.name + ".gp\n";
+  gp += "if (!exists('suffix')) suffix = ''  # run_gnuplot sets '.tmp' and renames the outputs afterwards\n";
   gp += "set title " + detail::gp_quote(hm.title);
   if (!hm.subtitle.empty()) gp += ".\"\\n\"." + detail::gp_quote(hm.subtitle);
   gp += " noenhanced\n";
@@ -110,10 +112,10 @@ inline std::string write_heatmap(const std::string& dir, const heatmap& hm) {
   gp += "set palette defined (0 '#440154', 0.25 '#3b528b', 0.5 '#21918c', 0.75 '#5ec962', 1 '#fde725')\n";
   gp += "set tics font ',11'\nset key off\n";
   gp += "set terminal pngcairo size 1000,720 font 'DejaVu Sans,13' noenhanced\n";
-  gp += "set output " + detail::gp_quote(hm.name + ".png.tmp") + "\n";
+  gp += "set output " + detail::gp_quote(hm.name + ".png") + ".suffix\n";
   gp += "plot " + detail::gp_quote(hm.name + ".dat") + " matrix with image\n";
   gp += "set terminal svg size 1000,720 font 'DejaVu Sans,13' noenhanced background '#ffffff'\n";
-  gp += "set output " + detail::gp_quote(hm.name + ".svg.tmp") + "\n";
+  gp += "set output " + detail::gp_quote(hm.name + ".svg") + ".suffix\n";
   gp += "replot\nunset output\n";
   util::write_file("--plot", stem + ".gp", gp);
   return stem + ".gp";
@@ -135,7 +137,7 @@ inline void run_gnuplot(const std::string& gnuplot, const std::string& script,
   check(pid >= 0, "mla::inspect::run_gnuplot: cannot start ", gnuplot);
   if (pid == 0) {
     if (::chdir(dir.c_str()) != 0) ::_exit(127);
-    ::execl(gnuplot.c_str(), gnuplot.c_str(), file.c_str(), static_cast<char*>(nullptr));
+    ::execl(gnuplot.c_str(), gnuplot.c_str(), "-e", "suffix = '.tmp'", file.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   int status = 0;

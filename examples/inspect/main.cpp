@@ -1,0 +1,130 @@
+// mla-inspect: what a model's attention holds and does, on the original and a converted model side by side
+// (logic in include/mla/inspect/):
+//   kv        KV-cache bytes per token per layer and in total at --ctx contexts, measured on the decoder's caches
+//   geometry  per layer and head over a text: q/k norms, per-RoPE-frequency energy of q and k, logit range,
+//             attention entropy relative to uniform (the effective softmax temperature); --plot DIR draws heatmaps
+//
+//   mla-inspect kv --model SmolLM2-135M-Instruct.Q4_1.gguf --compare converted/ --ctx 4096,32768
+//   mla-inspect geometry --model SmolLM2-135M-Instruct.Q4_1.gguf --text valid.txt --max-tokens 256 --plot pics
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mla/inspect/geometry.hpp>
+#include <mla/inspect/geometry_plot.hpp>
+#include <mla/inspect/gnuplot.hpp>
+#include <mla/inspect/kv.hpp>
+#include <mla/model/load.hpp>
+#include <mla/util/output_path.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../common/environment.hpp"
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  mla::check(static_cast<bool>(in), "--text: cannot open '", path, "'");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// "csv" or "json" from --out's extension.
+std::string out_format(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  mla::check(ext == ".csv" || ext == ".json", "--out: '", path, "' must end in .csv or .json, found '", ext, "'");
+  return ext.substr(1);
+}
+
+mla::model::loaded_model load(const std::string& path) {
+  std::fprintf(stderr, "loading %s\n", path.c_str());
+  return mla::model::load_model(path, mla_examples::o200k_vocabulary_from_environment());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"What a model's attention holds and does: KV-cache sizes (kv) and query/key geometry (geometry)"};
+  app.require_subcommand(1);
+  std::string model_path, compare_path, out_path;
+  auto common = [&](CLI::App* sub) {
+    sub->add_option("--model", model_path, "GGUF file or checkpoint directory")->required();
+    sub->add_option("--compare", compare_path, "a second model (e.g. the converted checkpoint), reported beside it");
+    sub->add_option("--out", out_path, "also write the report to this file: .csv or .json (atomically)");
+  };
+  CLI::App* kv = app.add_subcommand("kv", "KV-cache bytes per token per layer and in total at --ctx contexts");
+  common(kv);
+  std::vector<long> contexts{4096, 32768};
+  kv->add_option("--ctx", contexts, "contexts in tokens, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1L, 1L << 40));
+  CLI::App* geo = app.add_subcommand("geometry",
+                                     "per layer and head: q/k norms, RoPE-frequency energy, logit range, "
+                                     "attention entropy (one window from the start of --text)");
+  common(geo);
+  std::string text_path, plot_dir;
+  long max_tokens = 256;
+  geo->add_option("--text", text_path, "UTF-8 text file; its first --max-tokens tokens are one window")->required();
+  geo->add_option("--max-tokens", max_tokens, "window length in tokens")->check(CLI::Range(2L, 1L << 20));
+  geo->add_option("--plot", plot_dir, "draw layer x head heatmaps (PNG and SVG, with gnuplot) into this directory");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    // Outputs that cannot be written fail before any model is loaded.
+    const std::string format = out_path.empty() ? "" : out_format(out_path);
+    if (!out_path.empty()) mla::util::check_can_create("--out", out_path);
+    std::string gnuplot;
+    if (!plot_dir.empty()) {
+      mla::util::check_can_create("--plot", plot_dir);
+      gnuplot = mla::inspect::find_gnuplot(mla_examples::environment("PATH"));
+    }
+    std::vector<std::string> paths{model_path};
+    if (!compare_path.empty()) paths.push_back(compare_path);
+
+    std::string text;
+    if (kv->parsed()) {
+      std::vector<mla::inspect::kv_report> reports;
+      for (const auto& p : paths) reports.push_back(mla::inspect::kv_usage(load(p).model, contexts, p));
+      std::fputs(mla::inspect::kv_table(reports).c_str(), stdout);
+      if (format == "csv") text = mla::inspect::kv_csv(reports);
+      if (format == "json") text = mla::inspect::kv_json(reports).dump(2) + "\n";
+    } else {
+      const std::string corpus = read_file(text_path);
+      std::vector<mla::inspect::geometry_report> reports;
+      for (const auto& p : paths) {
+        const mla::model::loaded_model m = load(p);
+        mla::check(m.has_tokenizer, p, " has no usable tokenizer: ", m.tokenizer_note);
+        const auto ids32 = m.tokenizer.encode(corpus);
+        mla::check(ids32.size() >= 2, "--text: '", text_path, "' has ", ids32.size(), " tokens, at least 2 needed");
+        const std::vector<int> ids(ids32.begin(), ids32.begin() + std::min<long>(max_tokens, long(ids32.size())));
+        reports.push_back(mla::inspect::geometry(m.model, ids, p));
+        std::fputs(mla::inspect::geometry_table(reports.back()).c_str(), stdout);
+      }
+      if (format == "csv") text = mla::inspect::geometry_csv(reports);
+      if (format == "json") text = mla::inspect::geometry_json(reports).dump(2) + "\n";
+      if (!plot_dir.empty()) {
+        if (gnuplot.empty()) {
+          std::fprintf(stderr, "mla-inspect: %s\n", mla::inspect::gnuplot_missing_message().c_str());
+        } else {
+          std::filesystem::create_directories(plot_dir);
+          for (std::size_t i = 0; i < reports.size(); ++i)
+            for (const auto& f : mla::inspect::plot_geometry(gnuplot, plot_dir, reports[i],
+                                                             reports.size() > 1 ? (i ? "compare_" : "model_") : ""))
+              std::printf("wrote %s\n", f.c_str());
+        }
+      }
+    }
+    if (!out_path.empty()) {
+      mla::util::write_file("--out", out_path, text);
+      std::printf("wrote %s\n", out_path.c_str());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mla-inspect: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,43 @@
+# mla-inspect (issue 30) on the real model, included from tests/examples/CMakeLists.txt (which defines
+# mla_cli_test, ${calib}, ${conv}, ${blocked} and the fixture mla_cli_converted, the 50 % conversion).
+set(inspect_dir "${CMAKE_CURRENT_BINARY_DIR}/inspect")
+file(MAKE_DIRECTORY "${inspect_dir}")
+add_test(NAME examples_build_inspect
+         COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target mla-inspect --config $<CONFIG>)
+set_tests_properties(examples_build_inspect PROPERTIES FIXTURES_SETUP mla_inspect_built RESOURCE_LOCK mla_build_tree
+                                                       LABELS examples)
+set(inspect "$<TARGET_FILE:mla-inspect>")
+
+# SmolLM2 caches 3 KV heads x 64 x (K, V) floats = 1536 bytes per token in each of its 30 layers: 46080 bytes per
+# token, 180 MiB at 4096 tokens. The 50 % conversion keeps 768 per layer (23040 in all), half at every context.
+mla_cli_test(cli_inspect_kv FIXTURES_REQUIRED mla_inspect_built ARGS
+  "-DCMD=${inspect}|kv|--model|@MODEL@|--ctx|4096,32768|--out|${inspect_dir}/kv.csv"
+  "-DCLEAN=${inspect_dir}/kv.csv" -DEXPECT=ok
+  "-DMATCH=   29 +1536 gqa.  all +46080.*  4096 +180.00 \\(1.000\\). +32768 +1440.00 \\(1.000\\)"
+  "-DEXIST=${inspect_dir}/kv.csv")
+mla_cli_test(cli_inspect_kv_compare FIXTURES_REQUIRED "mla_inspect_built;mla_cli_converted" ARGS
+  "-DCMD=${inspect}|kv|--model|@MODEL@|--compare|${conv}|--ctx|4096|--out|${inspect_dir}/kv.json"
+  "-DCLEAN=${inspect_dir}/kv.json" -DEXPECT=ok
+  "-DMATCH=   29 +1536 gqa +768 mla.  all +46080 +23040.*  4096 +180.00 \\(1.000\\) +90.00 \\(0.500\\)"
+  "-DEXIST=${inspect_dir}/kv.json")
+# geometry on the original and the converted model: a row per layer and head of each (30 x 9), a CSV, and the
+# heatmaps when gnuplot is installed (otherwise the message that says how to get it).
+set(geometry "${inspect}|geometry|--model|@MODEL@|--compare|${conv}|--text|${calib}|--max-tokens|64")
+set(drawn "(wrote [^ ]*compare_entropy_ratio.svg|gnuplot was not found)")
+mla_cli_test(cli_inspect_geometry FIXTURES_REQUIRED "mla_inspect_built;mla_cli_converted" ARGS
+  "-DCMD=${geometry}|--out|${inspect_dir}/geometry.csv|--plot|${inspect_dir}/plots"
+  "-DCLEAN=${inspect_dir}/geometry.csv|${inspect_dir}/plots" -DEXPECT=ok
+  "-DMATCH=: 64 tokens.layer head attn.*   29    8  gqa .*: 64 tokens.*   29    8  mla .*${drawn}"
+  "-DEXIST=${inspect_dir}/geometry.csv")
+# Failures before any model is loaded: the output starts with the error, nothing is written.
+mla_cli_test(cli_inspect_out_extension FIXTURES_REQUIRED mla_inspect_built ARGS
+  "-DCMD=${inspect}|kv|--model|@MODEL@|--out|${inspect_dir}/kv.txt" -DEXPECT=fail
+  "-DMATCH=^mla-inspect: error: --out: '[^']*kv.txt' must end in .csv or .json, found '.txt'"
+  "-DABSENT=${inspect_dir}/kv.txt")
+mla_cli_test(cli_inspect_out_under_a_file FIXTURES_REQUIRED mla_inspect_built ARGS
+  "-DCMD=${inspect}|geometry|--model|@MODEL@|--text|${calib}|--out|${blocked}/g.csv" -DEXPECT=fail
+  "-DMATCH=^mla-inspect: error: --out: cannot create '${blocked}/g.csv': '[^']*' is not a directory"
+  "-DABSENT=${blocked}/g.csv")
+mla_cli_test(cli_inspect_missing_text FIXTURES_REQUIRED mla_inspect_built ARGS
+  "-DCMD=${inspect}|geometry|--model|@MODEL@|--text|${inspect_dir}/no_such.txt" -DEXPECT=fail
+  "-DMATCH=mla-inspect: error: --text: cannot open '[^']*no_such.txt'")

@@ -11,6 +11,7 @@ mla_debian_packages=(
   libcli11-dev           # examples: command-line parsing
   nlohmann-json3-dev     # config.json / safetensors headers
   libicu-dev             # tests: the Unicode class tables checked against ICU, code point by code point
+  gnuplot-nox            # mla-inspect --plot and docs/plots: PNG and SVG pictures (optional at run time)
 )
 
 mla_install_deps() {

@@ -69,7 +69,10 @@ int main(int argc, char** argv) {
   std::string text_path, plot_dir;
   long max_tokens = 256;
   geo->add_option("--text", text_path, "UTF-8 text file; its first --max-tokens tokens are one window")->required();
-  geo->add_option("--max-tokens", max_tokens, "window length in tokens")->check(CLI::Range(2L, 1L << 20));
+  geo->add_option("--max-tokens", max_tokens,
+                  "window length in tokens (at most 8192: each head's attention is formed whole, [tokens, tokens] in "
+                  "float64)")
+      ->check(CLI::Range(2L, 8192L));
   geo->add_option("--plot", plot_dir, "draw layer x head heatmaps (PNG and SVG, with gnuplot) into this directory");
   CLI11_PARSE(app, argc, argv);
 

@@ -1,5 +1,5 @@
-// mla::io ggml types: the type table (block size, bytes per block) and dequantisation of ggml blocks
-// into float, as stored in GGUF files.
+// mla::io ggml types: the type table (block size, bytes per block), dequantisation of ggml blocks into float, as
+// stored in GGUF files, and the Q8_0 quantiser the GGUF writer uses (quantize_q8_0).
 //
 // Layouts (all little-endian; "half" is IEEE binary16; ggml-org/ggml src/ggml-common.h and
 // src/ggml-quants.c, formats.md §3.3). Blocks run along ne[0], the fastest axis.
@@ -20,6 +20,8 @@
 // same order as ggml's reference dequantisers, so results match them bit for bit.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -459,6 +461,28 @@ inline void dequantize_row(ggml_type t, byte_span src, float* dst, std::size_t n
         break;
       default:
         mla::detail::throw_error("dequantize: ggml type ", tr->name, " is not supported");
+    }
+  }
+}
+
+// Quantises `n` floats (a multiple of 32) into Q8_0 blocks at dst (n / 32 * 34 bytes), by ggml's reference rule:
+// per block d = amax / 127 (amax = max |x|), q[j] = round-half-away(x[j] / d) (0 when amax is 0); the block stores
+// d as half. Dequantised, an element is off by at most d/2 plus 127 |d - half(d)| (the rounding of d itself).
+inline void quantize_q8_0(const float* x, std::uint8_t* dst, std::size_t n) {
+  check(n % 32 == 0, "quantize Q8_0: ", n, " elements are not a whole number of 32-element blocks");
+  for (std::size_t b = 0; b < n / 32; ++b) {
+    const float* v = x + b * 32;
+    std::uint8_t* out = dst + b * 34;
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+    check(std::isfinite(amax), "quantize Q8_0: block ", b, " holds a non-finite value");
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const std::uint16_t h = float_to_f16(d);
+    std::memcpy(out, &h, 2);
+    for (int j = 0; j < 32; ++j) {
+      const long q = std::lround(v[j] * id);
+      out[2 + j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(std::max(-127L, std::min(127L, q))));
     }
   }
 }

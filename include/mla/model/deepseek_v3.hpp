@@ -63,40 +63,112 @@ struct deepseek_export_options {
   io::dtype type = io::dtype::F32;
 };
 
-// Writes the DeepSeek-V3 layout of a fully converted Llama-family model into `dir` (atomic, like save_checkpoint).
+namespace detail {
+
+// The attention tensors of one exported layer, in DeepSeek's layout (PyTorch [out, in]); the DeepSeek-V3 and the
+// GGUF deepseek2 exports write these same numbers (deepseek2_gguf.hpp splits kv_b per head).
+struct deepseek_layer_tensors {
+  ref::matrix<float> q;          // [H*(d+d_R), hidden]: content rows, then interleaved RoPE rows; times q_fix
+  ref::matrix<float> kv_a;       // [r_max + d_R, hidden]: latent rows (zero padded), then the interleaved k_pe rows
+  ref::vector<float> kv_norm;    // [r_max] kv_a_layernorm weight; empty when opt.latent_norm is false
+  ref::matrix<float> kv_b;       // [H*2d, r_max]: per head d key rows, then d value rows (zero padded columns)
+  bool own_norm = false;         // kv_norm is the layer's own latent norm (else the constant sqrt(E||c||^2/r_max))
+};
+
+// Checks that every layer can be exported (throws naming the layer and what is wrong); returns r_max, the
+// largest latent rank, to which every layer is padded.
 template <class T>
-void save_deepseek_v3(const std::string& dir, const model_config& c, const model_weights<T>& w,
-                      const deepseek_export_options& opt, const std::vector<checkpoint_file>& extra_files = {}) {
-  using dmat = ref::matrix<double>;
-  const char* who = "mla::model::save_deepseek_v3";
+int check_deepseek_export(const model_config& c, const model_weights<T>& w, const deepseek_export_options& opt,
+                          const char* who, const char* format = "DeepSeek-V3") {
   c.validate();
   check(c.architecture == "llama" && c.mlp == mlp_kind::swiglu, who,
         ": only Llama-family (SwiGLU) models are exported");
   check(c.rope.scaling == ref::rope_scaling::none, who,
         ": RoPE scaling is not exported (DeepSeek maps it to its YaRN)");
   int r_max = 0;
-  const int dr = c.layers.at(0).rope_dim, d = c.head_dim, H = c.n_heads, hidden = c.hidden;
+  const int dr = c.layers.at(0).rope_dim, d = c.head_dim;
   for (int l = 0; l < c.n_layers; ++l) {
     const layer_config& lc = c.layers[static_cast<std::size_t>(l)];
     const ref::mla_layer<T>& m = w.layers[static_cast<std::size_t>(l)].mla;
     const std::string lw = std::string(who) + ": layer " + std::to_string(l);
-    check(lc.attention == attention_kind::mla, lw, " is GQA; DeepSeek-V3 has MLA in every layer");
+    check(lc.attention == attention_kind::mla, lw, " is GQA; ", format, " has MLA in every layer");
     check(lc.rope_dim == dr, lw, ": rope_dim ", lc.rope_dim, " differs from layer 0's ", dr);
     check(m.rope.inv_freq_override.empty(), lw, ": its RoPE key keeps non-standard frequencies (RoRoPE with a ",
-          "FreqFold that is not every c-th frequency, or the attention strategy), which DeepSeek's config cannot "
-          "express");
+          "FreqFold that is not every c-th frequency, or the attention strategy), which ", format,
+          " cannot express");
     check(m.bq.size() == 0 && m.b_dkv.size() == 0 && m.b_kr.size() == 0 && m.bo.size() == 0, lw,
-          ": attention biases are not part of DeepSeek-V3");
+          ": attention biases are not part of ", format);
     check(m.sinks.size() == 0 && m.attention.sliding_window == 0, lw, ": sinks / sliding windows are not exported");
     check(m.nope_dim == d && m.v_head_dim == d && !m.uses_latent_rope(), lw, ": unexpected layer shape");
     check(!opt.latent_norm || m.latent_norm.size() != 0 || static_cast<int>(opt.latent_rms.size()) == c.n_layers, lw,
           ": needs a latent_rms entry for every layer (its own norm is absent); latent_rms has ", opt.latent_rms.size(),
           " entries, expected n_layers = ", c.n_layers);
-    check(m.latent_norm.size() == 0 || (opt.latent_norm && m.latent_norm_eps == deepseek_latent_norm_eps), lw,
-          ": it carries a latent norm (eps ", m.latent_norm_eps, "), which an export without kv_a_layernorm would ",
-          "drop; export with the norm (eps ", deepseek_latent_norm_eps, ")");
     r_max = std::max(r_max, m.latent_rank);
   }
+  return r_max;
+}
+
+// Layer l's tensors (check_deepseek_export first). RoPE rows interleaved, q scaled by s_src * sqrt(d + d_R),
+// ranks padded to r_max (the header comment).
+template <class T>
+deepseek_layer_tensors deepseek_layer(const model_config& c, const model_weights<T>& w, int l, int r_max,
+                                      const deepseek_export_options& opt, const char* who) {
+  using dmat = ref::matrix<double>;
+  const int dr = c.layers.at(0).rope_dim, d = c.head_dim, H = c.n_heads, hidden = c.hidden;
+  const double q_fix = c.effective_softmax_scale() * std::sqrt(double(d + dr));  // s_src / s_deepseek
+  const ref::mla_layer<T>& m = w.layers[static_cast<std::size_t>(l)].mla;
+  const int r = m.latent_rank;
+  deepseek_layer_tensors out;
+  const int qk = d + dr;
+  dmat q(Eigen::Index(H) * qk, hidden);
+  for (int h = 0; h < H; ++h) {
+    const Eigen::Index base = Eigen::Index(h) * qk;
+    q.middleRows(base, d) = m.wq.middleRows(base, d).template cast<double>();
+    for (int j = 0; j < dr; ++j)
+      q.row(base + d + j) = m.wq.row(base + d + detail::neox_row_of_interleaved(j, dr)).template cast<double>();
+  }
+  q *= q_fix;
+  out.q = q.cast<float>();
+  dmat kv_a = dmat::Zero(r_max + dr, hidden);
+  kv_a.topRows(r) = m.w_dkv.template cast<double>();
+  for (int j = 0; j < dr; ++j)
+    kv_a.row(r_max + j) = m.w_kr.row(detail::neox_row_of_interleaved(j, dr)).template cast<double>();
+  out.kv_a = kv_a.cast<float>();
+  dmat kv_b = dmat::Zero(Eigen::Index(H) * (d + d), r_max);
+  for (int h = 0; h < H; ++h) {
+    kv_b.block(Eigen::Index(h) * 2 * d, 0, d, r) = m.w_uk.middleRows(Eigen::Index(h) * d, d).template cast<double>();
+    kv_b.block(Eigen::Index(h) * 2 * d + d, 0, d, r) = m.w_uv.middleRows(Eigen::Index(h) * d, d).template cast<double>();
+  }
+  out.kv_b = kv_b.cast<float>();
+  if (opt.latent_norm && m.latent_norm.size() != 0) {
+    // Own weight; the zero-padded channels make the RMS over r_max smaller by sqrt(r / r_max).
+    out.kv_norm = ref::vector<float>::Zero(r_max);
+    out.kv_norm.head(r) =
+        (m.latent_norm.template cast<double>() * std::sqrt(double(r) / double(r_max))).template cast<float>();
+    out.own_norm = true;
+  } else if (opt.latent_norm) {
+    const double s = opt.latent_rms[static_cast<std::size_t>(l)];
+    check(std::isfinite(s) && s > 0, who, ": layer ", l, " latent_rms must be finite and > 0, found ", s);
+    out.kv_norm = ref::vector<float>::Constant(r_max, float(s));
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// Writes the DeepSeek-V3 layout of a fully converted Llama-family model into `dir` (atomic, like save_checkpoint).
+template <class T>
+void save_deepseek_v3(const std::string& dir, const model_config& c, const model_weights<T>& w,
+                      const deepseek_export_options& opt, const std::vector<checkpoint_file>& extra_files = {}) {
+  const char* who = "mla::model::save_deepseek_v3";
+  const int r_max = detail::check_deepseek_export(c, w, opt, who);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const ref::mla_layer<T>& m = w.layers[static_cast<std::size_t>(l)].mla;
+    check(m.latent_norm.size() == 0 || (opt.latent_norm && m.latent_norm_eps == deepseek_latent_norm_eps), who,
+          ": layer ", l, ": it carries a latent norm (eps ", m.latent_norm_eps, "), which an export without ",
+          "kv_a_layernorm would drop; export with the norm (eps ", deepseek_latent_norm_eps, ")");
+  }
+  const int dr = c.layers.at(0).rope_dim, d = c.head_dim, H = c.n_heads, hidden = c.hidden;
   io::check_new_output_path(dir, who);
 
   io::safetensors_writer st;
@@ -104,49 +176,18 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
   detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::embed), w.embed);
   detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::lm_head), c.tied_embeddings ? w.embed : w.lm_head);
   detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::final_norm), w.final_norm);
-  const double q_fix = c.effective_softmax_scale() * std::sqrt(double(d + dr));  // s_src / s_deepseek
   for (int l = 0; l < c.n_layers; ++l) {
     const auto& lw = w.layers[static_cast<std::size_t>(l)];
-    const ref::mla_layer<T>& m = lw.mla;
-    const int r = m.latent_rank;
     const std::string p = "model.layers." + std::to_string(l) + ".";
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::attn_norm, l), lw.attn_norm);
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::mlp_norm, l), lw.mlp_norm);
-    const int qk = d + dr;
-    dmat q(Eigen::Index(H) * qk, hidden);
-    for (int h = 0; h < H; ++h) {
-      const Eigen::Index base = Eigen::Index(h) * qk;
-      q.middleRows(base, d) = m.wq.middleRows(base, d).template cast<double>();
-      for (int j = 0; j < dr; ++j)
-        q.row(base + d + j) = m.wq.row(base + d + detail::neox_row_of_interleaved(j, dr)).template cast<double>();
-    }
-    q *= q_fix;
-    dmat kv_a = dmat::Zero(r_max + dr, hidden);
-    kv_a.topRows(r) = m.w_dkv.template cast<double>();
-    for (int j = 0; j < dr; ++j)
-      kv_a.row(r_max + j) = m.w_kr.row(detail::neox_row_of_interleaved(j, dr)).template cast<double>();
-    dmat kv_b = dmat::Zero(Eigen::Index(H) * (d + d), r_max);
-    for (int h = 0; h < H; ++h) {
-      kv_b.block(Eigen::Index(h) * 2 * d, 0, d, r) = m.w_uk.middleRows(Eigen::Index(h) * d, d).template cast<double>();
-      kv_b.block(Eigen::Index(h) * 2 * d + d, 0, d, r) =
-          m.w_uv.middleRows(Eigen::Index(h) * d, d).template cast<double>();
-    }
+    const detail::deepseek_layer_tensors t = detail::deepseek_layer(c, w, l, r_max, opt, who);
     const std::string a = p + "self_attn.";
-    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::q_proj, l), ref::matrix<float>(q.cast<float>()));
-    detail::add_tensor(st, opt.type, a + "kv_a_proj_with_mqa.weight", ref::matrix<float>(kv_a.cast<float>()));
-    if (opt.latent_norm && m.latent_norm.size() != 0) {
-      // Own weight; the zero-padded channels make the RMS over r_max smaller by sqrt(r / r_max).
-      ref::vector<float> g = ref::vector<float>::Zero(r_max);
-      g.head(r) = (m.latent_norm.template cast<double>() * std::sqrt(double(r) / double(r_max))).template cast<float>();
-      detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight", g);
-    } else if (opt.latent_norm) {
-      const double s = opt.latent_rms[static_cast<std::size_t>(l)];
-      check(std::isfinite(s) && s > 0, who, ": layer ", l, " latent_rms must be finite and > 0, found ", s);
-      detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight",
-                         ref::vector<float>(ref::vector<float>::Constant(r_max, float(s))));
-    }
-    detail::add_tensor(st, opt.type, a + "kv_b_proj.weight", ref::matrix<float>(kv_b.cast<float>()));
-    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::o_proj, l), m.wo);
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::q_proj, l), t.q);
+    detail::add_tensor(st, opt.type, a + "kv_a_proj_with_mqa.weight", t.kv_a);
+    if (t.kv_norm.size() != 0) detail::add_tensor(st, opt.type, a + "kv_a_layernorm.weight", t.kv_norm);
+    detail::add_tensor(st, opt.type, a + "kv_b_proj.weight", t.kv_b);
+    detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::o_proj, l), lw.mla.wo);
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::gate_proj, l), lw.mlp.w_gate);
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::up_proj, l), lw.mlp.w_up);
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::down_proj, l), lw.mlp.w_down);

@@ -1,4 +1,5 @@
-// Opening a model and its tokenizer from what users have: a GGUF file (Llama family), or a Hugging Face
+// Opening a model and its tokenizer from what users have: a GGUF file (Llama family, or the project's deepseek2
+// export: deepseek2_gguf.hpp), or a Hugging Face
 // checkpoint directory (config.json + safetensors; gpt_oss or llama) with its tokenizer.json when it
 // has a supported one (byte-level BPE, or gpt-oss's o200k form). A gpt-oss directory without tokenizer.json
 // gets the real o200k tokenizer when the caller gives the o200k vocabulary (o200k_vocabulary_path() in
@@ -15,6 +16,7 @@
 #include "mla/core/error.hpp"
 #include "mla/io/gguf.hpp"
 #include "mla/model/decoder.hpp"
+#include "mla/model/deepseek2_gguf.hpp"
 #include "mla/model/deepseek_v3.hpp"
 #include "mla/model/gpt_oss_tokenizer.hpp"
 #include "mla/model/load_gguf.hpp"
@@ -97,8 +99,10 @@ inline loaded_model load_model(const std::string& path, const std::string& o200k
     return out;
   }
   const io::gguf_file f = io::gguf_file::open(path);
-  model_config c = config_from_gguf(f);
-  decoder<float> m(c, weights_from_gguf(f, c));
+  decoder<float> m = f.get_or<std::string>("general.architecture", "") == "deepseek2" ? deepseek2_from_gguf(f) : [&] {
+    const model_config c = config_from_gguf(f);
+    return decoder<float>(c, weights_from_gguf(f, c));
+  }();
   tok::tokenizer t = tok::tokenizer_from_gguf(f);
   return {std::move(m), std::move(t), tok::chat_template_from_gguf(f).value_or(""), path, true, ""};
 }

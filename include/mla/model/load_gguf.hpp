@@ -63,7 +63,8 @@ inline void unpermute_rows(ref::vector<float>& v, int n_head) {
 inline model_config config_from_gguf(const io::gguf_file& f) {
   const std::string arch = f.get<std::string>("general.architecture");
   check(arch == "llama", f.path(), ": general.architecture is '", arch,
-        "'; this loader reads 'llama' (Llama-family, e.g. SmolLM2)");
+        "'; this loader reads 'llama' (Llama-family, e.g. SmolLM2); mla::model::load_model also reads 'deepseek2' ",
+        "(the project's export, deepseek2_gguf.hpp)");
   auto key = [&](const char* s) { return detail::gguf_key(arch, s); };
   model_config c;
   c.architecture = arch;

@@ -132,9 +132,14 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--out", r.out_dir, "output checkpoint directory (must not exist)")->required();
   app.add_option("--dtype", r.dtype, "weights in the checkpoint")->check(CLI::IsMember({"f32", "bf16"}));
-  app.add_option("--export", r.export_kind, "also export the DeepSeek-V3 layout (every layer converted, no biases)")
-      ->check(CLI::IsMember({"deepseek_v3"}));
-  app.add_option("--export-out", r.export_dir, "directory of the export (default: <out>-deepseek_v3)");
+  app.add_option("--export", r.export_kind,
+                 "also export (every layer converted, no biases): deepseek_v3 (Hugging Face DeepseekV3ForCausalLM "
+                 "directory) or gguf (llama.cpp's deepseek2 file, tokenizer from the GGUF --model)")
+      ->check(CLI::IsMember({"deepseek_v3", "gguf"}));
+  app.add_option("--export-out", r.export_dir,
+                 "path of the export (default: <out>-deepseek_v3, or <out>-deepseek2.gguf for --export gguf)");
+  app.add_option("--export-type", r.export_type, "tensor type of --export gguf (norms stay f32)")
+      ->check(CLI::IsMember({"f32", "f16", "q8_0"}));
   app.add_flag("--no-latent-norm", r.no_latent_norm,
                "export without kv_a_layernorm (exact, but stock DeepSeek code expects the norm)");
   app.add_flag("--latent-norm", r.latent_norm,
@@ -187,7 +192,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);  // the summary table ahead of the "writing" lines when both streams go to one file
     save_conversion(r, res, mla::model::checkpoint_tokenizer_files(r.model_path), progress);
     std::printf("wrote %s\n", r.out_dir.c_str());
-    if (r.exports())
+    if (r.exports() && r.export_kind_used() == "gguf")
+      std::printf("wrote %s (GGUF deepseek2 for llama.cpp, %s; the latent norm line above says if it is exact)\n",
+                  r.export_path().c_str(), r.export_type.c_str());
+    else if (r.exports())
       std::printf("wrote %s (DeepSeek-V3 layout, %s)\n", r.export_path().c_str(),
                   r.no_latent_norm ? "no kv_a_layernorm: exact, needs an engine that skips the latent norm"
                   : r.latent_norm  ? "kv_a_layernorm from the converted layers (--latent-norm): exact"

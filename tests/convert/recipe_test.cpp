@@ -140,6 +140,37 @@ BOOST_AUTO_TEST_CASE(implied_settings) {
   BOOST_TEST(r.export_path() == "conv-deepseek_v3");
   r.export_dir = "elsewhere";
   BOOST_TEST(r.export_path() == "elsewhere");
+  r.export_dir.clear();
+  r.export_kind = "gguf";
+  BOOST_TEST(r.export_path() == "conv-deepseek2.gguf");
+}
+
+// What an export needs of --model is read from its metadata before it is loaded: a GGUF file for --export gguf,
+// and no gpt-oss model or attention biases for either export.
+BOOST_AUTO_TEST_CASE(export_source_rules) {
+  using R = conversion_recipe;
+  const mla::test::temp_dir tmp("mla-recipe-test");
+  auto write_config = [&](const std::string& name, const std::string& json) {
+    std::filesystem::create_directory(tmp.file(name));
+    std::ofstream(tmp.file(name + "/config.json")) << json;
+    return tmp.file(name);
+  };
+  const std::string llama = write_config("llama", R"({"model_type": "llama"})");
+  const std::string oss = write_config("oss", R"({"model_type": "gpt_oss"})");
+  const std::string biased = write_config("biased", R"({"model_type": "llama", "attention_bias": true})");
+  refused([&](R& r) { r.model_path = llama, r.export_kind = "gguf"; },
+          {"--export gguf", "GGUF --model", "'" + llama + "' is a checkpoint directory", "--export deepseek_v3"});
+  refused([&](R& r) { r.model_path = oss, r.export_kind = "deepseek_v3"; },
+          {"--export deepseek_v3", "'" + oss + "' is a gpt-oss model", "sinks", "Llama-family"});
+  refused([&](R& r) { r.model_path = biased, r.export_kind = "deepseek_v3"; },
+          {"--export deepseek_v3", "attention biases"});
+  R ok = good();
+  ok.model_path = llama;
+  ok.export_kind = "deepseek_v3";
+  BOOST_CHECK_NO_THROW(ok.validate_export_source());
+  auto biased_cfg = config(2);
+  biased_cfg.attention_bias = true;
+  refused_for(biased_cfg, [](R& r) { r.export_kind = "gguf"; }, {"--export gguf", "attention biases"});
 }
 
 // Each rule that needs no model, each refusal naming the flag.
@@ -172,7 +203,13 @@ BOOST_AUTO_TEST_CASE(model_independent_rules) {
   refused([](R& r) { r.distill.learning_rate = 0; }, {"--distill-lr"});
   refused([](R& r) { r.e2e.batch_windows = 0; }, {"--e2e-batch"});
   refused([](R& r) { r.dtype = "f16"; }, {"--dtype", "f16"});
-  refused([](R& r) { r.export_kind = "gguf"; }, {"--export", "gguf"});
+  refused([](R& r) { r.export_kind = "onnx"; }, {"--export must be deepseek_v3", "or gguf", "onnx"});
+  refused([](R& r) { r.export_kind = "gguf", r.no_latent_norm = true; }, {"--export gguf", "--no-latent-norm"});
+  refused([](R& r) { r.export_kind = "gguf", r.export_type = "q4_k"; }, {"--export-type", "f32, f16 or q8_0"});
+  refused([](R& r) { r.export_kind = "deepseek_v3", r.export_type = "f16"; }, {"--export-type f16", "--export gguf"});
+  refused([](R& r) { r.export_kind = "gguf", r.layer.factor.centre = true; }, {"--export gguf cannot carry --centre"});
+  refused([](R& r) { r.export_kind = "gguf", r.layer.rope.strategy = mla::convert::rope_strategy::attention; },
+          {"--export gguf", "--rope attention", "--rope rorope"});
   refused([](R& r) { r.latent_norm = r.no_latent_norm = true; }, {"--latent-norm", "--no-latent-norm"});
   // --from: the conversion stages' settings are the checkpoint's already (good() has --rope-dim 8 and --any-rank:
   // reset them).

@@ -5,7 +5,8 @@
 //   validate()                 before anything is loaded: option ranges, combinations, output paths
 //   validate(source[, start])  once the source model's config (and a --from checkpoint's) is known, before any
 //                              calibration: the layers, the KV budget, what end-to-end distillation and the
-//                              DeepSeek-V3 export need of the model
+//                              exports need of the model (validate_export_source reads --model's metadata
+//                              before: architecture, biases, GGUF for --export gguf)
 // run.hpp runs a validated recipe.
 //
 // calibration_plan, from a calibration token stream ([tokens]; every window starts at position 0):
@@ -23,10 +24,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "mla/convert/convert_layer.hpp"
 #include "mla/convert/calibration.hpp"
@@ -37,6 +41,7 @@
 #include "mla/convert/rope_strategy.hpp"
 #include "mla/core/dispatch.hpp"
 #include "mla/core/error.hpp"
+#include "mla/io/gguf.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/util/output_path.hpp"
 
@@ -123,8 +128,9 @@ struct conversion_recipe {
 
   std::string out_dir;          // --out (must not exist)
   std::string dtype = "f32";    // --dtype: f32 or bf16
-  std::string export_kind;      // --export: "" or deepseek_v3
-  std::string export_dir;       // --export-out (default: <out>-deepseek_v3)
+  std::string export_kind;      // --export: "", deepseek_v3 or gguf (llama.cpp's deepseek2)
+  std::string export_dir;       // --export-out (default: <out>-deepseek_v3, <out>-deepseek2.gguf)
+  std::string export_type = "f32";  // --export-type: f32, f16 or q8_0 (the GGUF export's tensors)
   bool no_latent_norm = false;  // --no-latent-norm
   long report_context = 8192;   // --report-context
 
@@ -138,8 +144,11 @@ struct conversion_recipe {
   bool refit_used() const { return refit || refit_o_proj_used() || refit_mode_used() == stage_mode::sequential; }
   bool distill_used() const { return distill.steps > 0; }
   bool exports() const { return !export_kind.empty() || !export_dir.empty(); }
+  // The export written: --export, or deepseek_v3 when only --export-out is given.
+  std::string export_kind_used() const { return export_kind.empty() ? "deepseek_v3" : export_kind; }
   std::string export_path() const {
-    return !export_dir.empty() || export_kind.empty() ? export_dir : out_dir + "-deepseek_v3";
+    if (!export_dir.empty() || export_kind.empty()) return export_dir;
+    return out_dir + (export_kind == "gguf" ? "-deepseek2.gguf" : "-deepseek_v3");
   }
   // The attention RoPE strategy and the attention moment read calibration inputs.
   bool rope_needs_inputs() const {
@@ -152,7 +161,36 @@ struct conversion_recipe {
   // Everything that needs no model: option ranges, combinations, the output paths.
   void validate() const {
     validate_options();
+    validate_export_source();
     validate_outputs();
+  }
+
+  // What an export needs of --model, read from its metadata only (before the model is loaded): a Llama-family
+  // model without attention biases, and for --export gguf a GGUF file (its tokenizer is copied).
+  void validate_export_source() const {
+    namespace fs = std::filesystem;
+    if (!exports() || model_path.empty() || !fs::exists(model_path)) return;  // a missing model: the load says so
+    const std::string kind = "--export " + export_kind_used();
+    std::string arch;
+    bool biases = false;
+    if (fs::is_directory(model_path)) {
+      check(export_kind_used() != "gguf", kind, " copies the tokenizer from a GGUF --model; '", model_path,
+            "' is a checkpoint directory: convert the .gguf file, or use --export deepseek_v3");
+      std::ifstream in(fs::path(model_path) / "config.json", std::ios::binary);
+      const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.contains("model_type") && j["model_type"].is_string()) arch = j["model_type"];
+      biases = j.is_object() && j.contains("attention_bias") && j["attention_bias"].is_boolean() &&
+               j["attention_bias"].get<bool>();
+    } else {
+      const io::gguf_file f = io::gguf_file::open(model_path);
+      arch = f.get_or<std::string>("general.architecture", "");
+      biases = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+    }
+    check(arch != "gpt_oss" && arch != "gpt-oss", kind, ": '", model_path, "' is a gpt-oss model, whose attention ",
+          "sinks, sliding windows and MoE MLPs neither DeepSeek-V3 nor llama.cpp's deepseek2 can express; exports ",
+          "take a Llama-family (SwiGLU, no biases) model with every layer converted; convert without --export");
+    check(!biases, kind, ": '", model_path, "' has attention biases, which neither DeepSeek-V3 nor llama.cpp's ",
+          "deepseek2 has; exports take a Llama-family model without biases; convert without --export");
   }
 
   void validate_options() const {
@@ -199,15 +237,23 @@ struct conversion_recipe {
     check(e2e_window >= 0 && e2e_window <= (1 << 16), "--e2e-window must be in [0, 65536], found ", e2e_window);
     check(report_context > 0, "--report-context must be > 0, found ", report_context);
     check(dtype == "f32" || dtype == "bf16", "--dtype must be f32 or bf16, found '", dtype, "'");
-    check(export_kind.empty() || export_kind == "deepseek_v3", "--export must be deepseek_v3, found '", export_kind,
-          "'");
+    check(export_kind.empty() || export_kind == "deepseek_v3" || export_kind == "gguf",
+          "--export must be deepseek_v3 (Hugging Face DeepseekV3ForCausalLM) or gguf (llama.cpp's deepseek2), found '",
+          export_kind, "'");
+    check(export_type == "f32" || export_type == "f16" || export_type == "q8_0",
+          "--export-type must be f32, f16 or q8_0, found '", export_type, "'");
+    check(export_type == "f32" || export_kind == "gguf", "--export-type ", export_type,
+          " applies to --export gguf (the DeepSeek-V3 export follows --dtype)");
+    check(export_kind != "gguf" || !no_latent_norm,
+          "--export gguf cannot drop the latent norm: llama.cpp's deepseek2 always applies attn_kv_a_norm; ",
+          "drop --no-latent-norm (or use --export deepseek_v3)");
     check(!(latent_norm && no_latent_norm), "--latent-norm and --no-latent-norm exclude each other");
-    check(!exports() || layer.rope.strategy != rope_strategy::attention,
-          "--export deepseek_v3 needs the standard RoPE frequency ladder, which --rope attention does not keep ",
+    check(!exports() || layer.rope.strategy != rope_strategy::attention, "--export ", export_kind_used(),
+          " needs the standard RoPE frequency ladder, which --rope attention does not keep ",
           "(its pairs sit on the frequencies that need them); use --rope rorope or an MHA2MLA selection");
-    check(!exports() || !layer.factor.centre,
-          "--export deepseek_v3 cannot carry --centre: the folded value mean is an o_proj bias, which DeepSeek-V3 ",
-          "engines do not load; convert without --centre for an export");
+    check(!exports() || !layer.factor.centre, "--export ", export_kind_used(),
+          " cannot carry --centre: the folded value mean is an o_proj bias, which DeepSeek-V3 engines (llama.cpp's ",
+          "deepseek2 included) do not load; convert without --centre for an export");
     check(layer.factor.moment != factor_options::moment_kind::attention ||
               layer.factor.method != factor_method::weight_svd,
           "--moment attention does not apply to --method weight_svd, which factors the weights alone (M = I); ",
@@ -294,8 +340,11 @@ struct conversion_recipe {
           "--e2e-steps: the end-to-end distillation needs every layer converted (here ", todo.size(), " of ",
           source.n_layers, ") and SwiGLU MLPs (the MoE backward is not written)");
     check(!exports() || (all && source.architecture == "llama" && source.mlp == model::mlp_kind::swiglu),
-          "--export deepseek_v3 needs a Llama-family (SwiGLU) model with every layer converted (here ", todo.size(),
+          "--export ", export_kind_used(), " needs a Llama-family (SwiGLU) model with every layer converted (here ",
+          todo.size(),
           " of ", source.n_layers, " layers of a ", source.architecture, " model)");
+    check(!exports() || !source.attention_bias, "--export ", export_kind_used(), ": '", model_path,
+          "' has attention biases, which the export cannot carry; convert without --export");
     const long budget = kv_budget_elements(source, todo);
     check(kv_budget <= 0 || budget >= long(todo.size()) * (layer.rope.rope_dim + 32), "--kv-budget ", kv_budget,
           " gives ", budget, " elements per token for ", todo.size(),

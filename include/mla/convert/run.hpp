@@ -29,6 +29,7 @@
 #include "mla/convert/resume.hpp"
 #include "mla/core/error.hpp"
 #include "mla/model/decoder.hpp"
+#include "mla/model/deepseek2_gguf.hpp"
 #include "mla/model/deepseek_v3.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/model/save_checkpoint.hpp"
@@ -355,9 +356,10 @@ void print_report(std::FILE* out, const conversion_recipe& r, const model::model
                100.0 - 100.0 * after_ctx / before_ctx);
 }
 
-// Writes the recipe's outputs: the DeepSeek-V3 export first when it asks one (recipe.export_path(), the latent
-// norm's constant weight from res.latent_rms unless --no-latent-norm), then the checkpoint (recipe.out_dir, in
-// recipe.dtype). A checkpoint that cannot be written takes the export with it (no partial output). `files`: the
+// Writes the recipe's outputs: the export first when it asks one (recipe.export_path(): a DeepSeek-V3 directory,
+// or with --export gguf llama.cpp's deepseek2 file in --export-type with --model's tokenizer keys, its notes
+// through progress.info; the latent norm's constant weight from res.latent_rms unless --no-latent-norm), then the
+// checkpoint (recipe.out_dir, in recipe.dtype). A checkpoint that cannot be written takes the export with it (no partial output). `files`: the
 // tokenizer files both carry (model::checkpoint_tokenizer_files).
 template <class T>
 void save_conversion(const conversion_recipe& r, const conversion_result<T>& res,
@@ -365,7 +367,19 @@ void save_conversion(const conversion_recipe& r, const conversion_result<T>& res
                      conversion_progress& progress = silent_progress()) {
   const io::dtype type = r.dtype == "bf16" ? io::dtype::BF16 : io::dtype::F32;
   const std::string export_dir = r.export_path();
-  if (r.exports()) {
+  if (r.exports() && r.export_kind_used() == "gguf") {
+    model::deepseek2_gguf_options go;
+    go.latent_rms = res.latent_rms;
+    go.type = r.export_type == "q8_0" ? io::ggml_type::Q8_0
+              : r.export_type == "f16" ? io::ggml_type::F16
+                                       : io::ggml_type::F32;
+    go.name = std::filesystem::path(r.model_path).stem().string() + " (MLA, mla-convert)";
+    go.tokenizer = model::tokenizer_metadata(io::gguf_file::open(r.model_path));
+    progress.info("writing " + export_dir);
+    for (const std::string& note : model::save_deepseek2_gguf(export_dir, res.conversion.config,
+                                                              res.conversion.weights, go))
+      progress.info(note);
+  } else if (r.exports()) {
     model::deepseek_export_options eo;
     eo.latent_norm = !r.no_latent_norm;
     eo.type = type;

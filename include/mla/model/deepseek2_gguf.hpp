@@ -177,7 +177,10 @@ std::vector<std::string> save_deepseek2_gguf(const std::string& path, const mode
   n << "latent norm: llama.cpp applies attn_kv_a_norm with the model's eps " << e_model << "; the latent rows of "
     << "attn_kv_a_mqa are scaled by " << s_min << (s_max > s_min * (1 + 1e-12) ? " to " + std::to_string(s_max) : "")
     << " so that the norm is the intended one (" << own << " of " << c.n_layers
-    << " layers carry their own norm: exact; the others the constant weight, as the DeepSeek-V3 export)";
+    << " layers carry their own norm: exact"
+    << (own < c.n_layers ? "; the others the constant weight sqrt(E||c||^2/r), as the DeepSeek-V3 export: not exact"
+                         : "")
+    << ")";
   notes.push_back(n.str());
   if (!fallback.empty()) {
     std::string names;

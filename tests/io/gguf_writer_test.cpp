@@ -184,8 +184,11 @@ BOOST_AUTO_TEST_CASE(bad_requests_name_what_is_wrong) {
   mla::test::expect_error([&] { w.add_tensor("k", {8}, ggml_type::Q4_K, x.data()); }, {"'k'", "Q4_K", "F32, F16"});
   mla::test::expect_error([&] { w.add_tensor(std::string(64, 'n'), {8}, ggml_type::F32, x.data()); },
                           {"tensor name", "63 bytes"});
-  mla::test::expect_error([&] { w.add_tensor("five", {1, 1, 1, 1, 8}, ggml_type::F32, x.data()); },
-                          {"'five'", "5 dims"});
+  mla::test::expect_error(
+      [&] {
+        w.add_tensor("five", {1, 1, 1, 1, 8}, ggml_type::F32, x.data());
+      },
+      {"'five'", "5 dims"});
   w.add_tensor("t", {8}, ggml_type::F32, x.data());
   mla::test::expect_error([&] { w.add_tensor("t", {8}, ggml_type::F32, x.data()); }, {"duplicate", "'t'"});
   w.set("general.alignment", std::uint32_t{48});

@@ -128,15 +128,24 @@ BOOST_AUTO_TEST_CASE(f32_export_has_llama_cpp_keys_and_gives_the_models_logits) 
     // What llama.cpp's deepseek2 loader reads (src/models/deepseek2.cpp, src/llama-model.cpp), for this model.
     BOOST_TEST(f.get<std::string>("general.architecture") == "deepseek2");
     BOOST_TEST(f.get<std::string>("general.name") == "tiny");
-    const std::pair<const char*, std::uint32_t> u32_keys[] = {
-        {"block_count", 2},          {"context_length", 512},           {"embedding_length", hidden},
-        {"feed_forward_length", 128}, {"vocab_size", vocab},             {"attention.head_count", heads},
-        {"attention.head_count_kv", 1}, {"attention.key_length", 12 + dr}, {"attention.value_length", 12},
-        {"attention.key_length_mla", d + dr}, {"attention.value_length_mla", d}, {"attention.q_lora_rank", 0},
-        {"attention.kv_lora_rank", 12}, {"leading_dense_block_count", 2}, {"expert_feed_forward_length", 128},
-        {"expert_shared_count", 0},   {"rope.dimension_count", dr}};
-    for (const auto& [k, v] : u32_keys)
-      BOOST_TEST(f.get<std::uint32_t>(std::string("deepseek2.") + k) == v, k);
+    const std::pair<const char*, std::uint32_t> u32_keys[] = {{"block_count", 2},
+                                                              {"context_length", 512},
+                                                              {"embedding_length", hidden},
+                                                              {"feed_forward_length", 128},
+                                                              {"vocab_size", vocab},
+                                                              {"attention.head_count", heads},
+                                                              {"attention.head_count_kv", 1},
+                                                              {"attention.key_length", 12 + dr},
+                                                              {"attention.value_length", 12},
+                                                              {"attention.key_length_mla", d + dr},
+                                                              {"attention.value_length_mla", d},
+                                                              {"attention.q_lora_rank", 0},
+                                                              {"attention.kv_lora_rank", 12},
+                                                              {"leading_dense_block_count", 2},
+                                                              {"expert_feed_forward_length", 128},
+                                                              {"expert_shared_count", 0},
+                                                              {"rope.dimension_count", dr}};
+    for (const auto& [k, v] : u32_keys) BOOST_TEST(f.get<std::uint32_t>(std::string("deepseek2.") + k) == v, k);
     BOOST_TEST(f.get<float>("deepseek2.attention.layer_norm_rms_epsilon") == 1e-5f);
     BOOST_TEST(f.get<float>("deepseek2.rope.freq_base") == 10000.0f);
     BOOST_TEST(f.get<std::vector<std::string>>("tokenizer.ggml.tokens").size() == std::size_t(vocab));

@@ -359,8 +359,8 @@ void print_report(std::FILE* out, const conversion_recipe& r, const model::model
 // Writes the recipe's outputs: the export first when it asks one (recipe.export_path(): a DeepSeek-V3 directory,
 // or with --export gguf llama.cpp's deepseek2 file in --export-type with --model's tokenizer keys, its notes
 // through progress.info; the latent norm's constant weight from res.latent_rms unless --no-latent-norm), then the
-// checkpoint (recipe.out_dir, in recipe.dtype). A checkpoint that cannot be written takes the export with it (no partial output). `files`: the
-// tokenizer files both carry (model::checkpoint_tokenizer_files).
+// checkpoint (recipe.out_dir, in recipe.dtype). A checkpoint that cannot be written takes the export with it (no
+// partial output). `files`: the tokenizer files both carry (model::checkpoint_tokenizer_files).
 template <class T>
 void save_conversion(const conversion_recipe& r, const conversion_result<T>& res,
                      const std::vector<model::checkpoint_file>& files,

@@ -76,8 +76,8 @@ inline const char* ggml_file_type_name(io::ggml_type t) {
 // Writes `path` (one GGUF file, atomically; it must not exist). Returns notes for the user: the latent norm's eps
 // handling and the tensors kept at a higher precision than asked.
 template <class T>
-std::vector<std::string> save_deepseek2_gguf(const std::string& path, const model_config& c,
-                                             const model_weights<T>& w, const deepseek2_gguf_options& opt) {
+std::vector<std::string> save_deepseek2_gguf(const std::string& path, const model_config& c, const model_weights<T>& w,
+                                             const deepseek2_gguf_options& opt) {
   const char* who = "mla::model::save_deepseek2_gguf";
   check(opt.type == io::ggml_type::F32 || opt.type == io::ggml_type::F16 || opt.type == io::ggml_type::Q8_0, who,
         ": tensor type ", io::ggml_type_name(opt.type), " is not written (f32, f16 or q8_0)");
@@ -176,16 +176,14 @@ std::vector<std::string> save_deepseek2_gguf(const std::string& path, const mode
   std::ostringstream n;
   n << "latent norm: llama.cpp applies attn_kv_a_norm with the model's eps " << e_model << "; the latent rows of "
     << "attn_kv_a_mqa are scaled by " << s_min << (s_max > s_min * (1 + 1e-12) ? " to " + std::to_string(s_max) : "")
-    << " so that the norm is the intended one (" << own << " of " << c.n_layers
-    << " layers carry their own norm: exact"
+    << " so that the norm is the intended one (" << own << " of " << c.n_layers << " layers carry their own norm: exact"
     << (own < c.n_layers ? "; the others the constant weight sqrt(E||c||^2/r), as the DeepSeek-V3 export: not exact"
                          : "")
     << ")";
   notes.push_back(n.str());
   if (!fallback.empty()) {
     std::string names;
-    for (std::size_t i = 0; i < fallback.size(); ++i)
-      names += (i ? ", " : "") + fallback[i];
+    for (std::size_t i = 0; i < fallback.size(); ++i) names += (i ? ", " : "") + fallback[i];
     if (fallback.size() > 4) names = fallback[0] + ", ... (" + std::to_string(fallback.size()) + " tensors)";
     notes.push_back(std::string("written F16 instead of Q8_0 (rows not a multiple of 32): ") + names);
   }
@@ -219,8 +217,9 @@ inline decoder<float> deepseek2_from_gguf(const io::gguf_file& f) {
         " must be >= block_count (MoE layers are not read)");
   check(integer("attention.head_count_kv") == 1 && integer("attention.key_length") == r + dr &&
             integer("attention.value_length") == r,
-        f.path(), ": the MLA cache needs head_count_kv = 1, key_length = kv_lora_rank + rope.dimension_count = ",
-        r + dr, " and value_length = kv_lora_rank = ", r);
+        f.path(),
+        ": the MLA cache needs head_count_kv = 1, key_length = kv_lora_rank + rope.dimension_count = ", r + dr,
+        " and value_length = kv_lora_rank = ", r);
   check(dn > 0 && dv == dn && dr % 2 == 0, f.path(), ": key_length_mla (", dk, ") - rope.dimension_count (", dr,
         ") must equal value_length_mla (", dv, ") and the RoPE width be even");
   const std::string scaling = f.get_or<std::string>(key("rope.scaling.type"), "none");
@@ -247,9 +246,9 @@ inline decoder<float> deepseek2_from_gguf(const io::gguf_file& f) {
   // A 3-D tensor [ne2][ne1][ne0] as floats, its shape checked.
   auto tensor3 = [&](const std::string& name, long ne0, long ne1, long ne2) {
     const io::gguf_tensor_info& t = f.tensor(name);
-    check(t.n_dims == 3 && long(t.ne[0]) == ne0 && long(t.ne[1]) == ne1 && long(t.ne[2]) == ne2, f.path(),
-          ": tensor '", name, "' has ne = [", t.ne[0], ", ", t.ne[1], ", ", t.ne[2], "] (", t.n_dims,
-          " dims), expected [", ne0, ", ", ne1, ", ", ne2, "]");
+    check(t.n_dims == 3 && long(t.ne[0]) == ne0 && long(t.ne[1]) == ne1 && long(t.ne[2]) == ne2, f.path(), ": tensor '",
+          name, "' has ne = [", t.ne[0], ", ", t.ne[1], ", ", t.ne[2], "] (", t.n_dims, " dims), expected [", ne0, ", ",
+          ne1, ", ", ne2, "]");
     return f.dequantize(t);
   };
   model_weights<float> w;
@@ -268,7 +267,8 @@ inline decoder<float> deepseek2_from_gguf(const io::gguf_file& f) {
     m.wq = q;
     for (int h = 0; h < H; ++h)
       for (int j = 0; j < dr; ++j)
-        m.wq.row(Eigen::Index(h) * qk + dn + detail::neox_row_of_interleaved(j, dr)) = q.row(Eigen::Index(h) * qk + dn + j);
+        m.wq.row(Eigen::Index(h) * qk + dn + detail::neox_row_of_interleaved(j, dr)) =
+            q.row(Eigen::Index(h) * qk + dn + j);
     const ref::matrix<float> kv_a = gguf_matrix(f, p + "attn_kv_a_mqa.weight", r + dr, c.hidden);
     m.w_dkv = kv_a.topRows(r);
     m.w_kr.resize(dr, c.hidden);

@@ -137,7 +137,8 @@ deepseek_layer_tensors deepseek_layer(const model_config& c, const model_weights
   dmat kv_b = dmat::Zero(Eigen::Index(H) * (d + d), r_max);
   for (int h = 0; h < H; ++h) {
     kv_b.block(Eigen::Index(h) * 2 * d, 0, d, r) = m.w_uk.middleRows(Eigen::Index(h) * d, d).template cast<double>();
-    kv_b.block(Eigen::Index(h) * 2 * d + d, 0, d, r) = m.w_uv.middleRows(Eigen::Index(h) * d, d).template cast<double>();
+    kv_b.block(Eigen::Index(h) * 2 * d + d, 0, d, r) =
+        m.w_uv.middleRows(Eigen::Index(h) * d, d).template cast<double>();
   }
   out.kv_b = kv_b.cast<float>();
   if (opt.latent_norm && m.latent_norm.size() != 0) {

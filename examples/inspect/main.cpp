@@ -3,18 +3,26 @@
 //   kv        KV-cache bytes per token per layer and in total at --ctx contexts, measured on the decoder's caches
 //   geometry  per layer and head over a text: q/k norms, per-RoPE-frequency energy of q and k, logit range,
 //             attention entropy relative to uniform (the effective softmax temperature); --plot DIR draws heatmaps
+//   compare   teacher (--model) vs student (--compare) over a text: per-token KL and top-1 agreement, per-layer
+//             attention-output error on the teacher's inputs, the worst tokens with their context
+//   sinks     per layer and head: attention mass on the learned sink and on the first token, heads above
+//             --threshold flagged, and the change with --compare
 //
 //   mla-inspect kv --model SmolLM2-135M-Instruct.Q4_1.gguf --compare converted/ --ctx 4096,32768
 //   mla-inspect geometry --model SmolLM2-135M-Instruct.Q4_1.gguf --text valid.txt --max-tokens 256 --plot pics
+//   mla-inspect compare --model SmolLM2-135M-Instruct.Q4_1.gguf --compare converted/ --text valid.txt
+//   mla-inspect sinks --model SmolLM2-135M-Instruct.Q4_1.gguf --compare converted/ --text valid.txt
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mla/inspect/compare.hpp>
 #include <mla/inspect/geometry.hpp>
 #include <mla/inspect/geometry_plot.hpp>
 #include <mla/inspect/gnuplot.hpp>
 #include <mla/inspect/kv.hpp>
+#include <mla/inspect/sinks.hpp>
 #include <mla/model/load.hpp>
 #include <mla/util/output_path.hpp>
 #include <sstream>
@@ -45,10 +53,21 @@ mla::model::loaded_model load(const std::string& path) {
   return mla::model::load_model(path, mla_examples::o200k_vocabulary_from_environment());
 }
 
+// The first max_tokens tokens of the corpus in m's tokenizer.
+std::vector<int> window_of(const mla::model::loaded_model& m, const std::string& path, const std::string& corpus,
+                           const std::string& text_path, long max_tokens) {
+  mla::check(m.has_tokenizer, path, " has no usable tokenizer: ", m.tokenizer_note);
+  const auto ids32 = m.tokenizer.encode(corpus);
+  mla::check(ids32.size() >= 2, "--text: '", text_path, "' has ", ids32.size(), " tokens, at least 2 needed");
+  return std::vector<int>(ids32.begin(), ids32.begin() + std::min<long>(max_tokens, long(ids32.size())));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"What a model's attention holds and does: KV-cache sizes (kv) and query/key geometry (geometry)"};
+  CLI::App app{
+      "What a model's attention holds and does: KV-cache sizes (kv), query/key geometry (geometry), "
+      "teacher vs student (compare), attention sinks (sinks)"};
   app.require_subcommand(1);
   std::string model_path, compare_path, out_path;
   auto common = [&](CLI::App* sub) {
@@ -74,6 +93,29 @@ int main(int argc, char** argv) {
                   "float64)")
       ->check(CLI::Range(2L, 8192L));
   geo->add_option("--plot", plot_dir, "draw layer x head heatmaps (PNG and SVG, with gnuplot) into this directory");
+  // compare and sinks read one window from the start of --text, like geometry.
+  auto text_window = [&](CLI::App* sub) {
+    sub->add_option("--text", text_path, "UTF-8 text file; its first --max-tokens tokens are one window")->required();
+    sub->add_option("--max-tokens", max_tokens, "window length in tokens (at most 8192)")->check(CLI::Range(2L, 8192L));
+  };
+  CLI::App* cmp = app.add_subcommand("compare",
+                                     "teacher (--model) vs student (--compare): per-token KL, top-1 agreement, "
+                                     "per-layer attention error on the teacher's inputs, worst tokens");
+  common(cmp);
+  cmp->get_option("--compare")->required();
+  text_window(cmp);
+  int worst = 5, context = 8;
+  cmp->add_option("--worst", worst, "how many of the tokens with the largest KL to list")->check(CLI::Range(0, 1000));
+  cmp->add_option("--context", context, "tokens of context shown with each (the token itself included)")
+      ->check(CLI::Range(1, 1000));
+  CLI::App* snk = app.add_subcommand("sinks",
+                                     "per layer and head: attention mass on the learned sink and on the first "
+                                     "token, heads above --threshold flagged");
+  common(snk);
+  text_window(snk);
+  double threshold = 0.5;
+  snk->add_option("--threshold", threshold, "flag heads whose sink or first-token mass exceeds this")
+      ->check(CLI::Range(0.0, 1.0));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -95,15 +137,36 @@ int main(int argc, char** argv) {
       std::fputs(mla::inspect::kv_table(reports).c_str(), stdout);
       if (format == "csv") text = mla::inspect::kv_csv(reports);
       if (format == "json") text = mla::inspect::kv_json(reports).dump(2) + "\n";
+    } else if (cmp->parsed()) {
+      const std::string corpus = read_file(text_path);
+      const mla::model::loaded_model teacher = load(model_path), student = load(compare_path);
+      const std::vector<int> ids = window_of(teacher, model_path, corpus, text_path, max_tokens);
+      mla::inspect::compare_options opt;
+      opt.worst = worst, opt.context = context;
+      opt.decode = [&](const std::vector<int>& t) {
+        return teacher.tokenizer.decode(std::vector<std::int32_t>(t.begin(), t.end()));
+      };
+      const mla::inspect::compare_report r =
+          mla::inspect::compare(teacher.model, student.model, ids, opt, model_path, compare_path);
+      std::fputs(mla::inspect::compare_table(r).c_str(), stdout);
+      if (format == "csv") text = mla::inspect::compare_csv(r, ids);
+      if (format == "json") text = mla::inspect::compare_json(r).dump(2) + "\n";
+    } else if (snk->parsed()) {
+      const std::string corpus = read_file(text_path);
+      std::vector<mla::inspect::sinks_report> reports;
+      for (const auto& p : paths) {
+        const mla::model::loaded_model m = load(p);
+        reports.push_back(mla::inspect::sinks(m.model, window_of(m, p, corpus, text_path, max_tokens), p));
+      }
+      std::fputs(mla::inspect::sinks_table(reports, threshold).c_str(), stdout);
+      if (format == "csv") text = mla::inspect::sinks_csv(reports, threshold);
+      if (format == "json") text = mla::inspect::sinks_json(reports, threshold).dump(2) + "\n";
     } else {
       const std::string corpus = read_file(text_path);
       std::vector<mla::inspect::geometry_report> reports;
       for (const auto& p : paths) {
         const mla::model::loaded_model m = load(p);
-        mla::check(m.has_tokenizer, p, " has no usable tokenizer: ", m.tokenizer_note);
-        const auto ids32 = m.tokenizer.encode(corpus);
-        mla::check(ids32.size() >= 2, "--text: '", text_path, "' has ", ids32.size(), " tokens, at least 2 needed");
-        const std::vector<int> ids(ids32.begin(), ids32.begin() + std::min<long>(max_tokens, long(ids32.size())));
+        const std::vector<int> ids = window_of(m, p, corpus, text_path, max_tokens);
         reports.push_back(mla::inspect::geometry(m.model, ids, p));
         std::fputs(mla::inspect::geometry_table(reports.back()).c_str(), stdout);
       }

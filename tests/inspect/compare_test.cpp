@@ -34,7 +34,8 @@ struct teacher_student {
     o.layer.factor.method = mla::convert::factor_method::weight_svd;
     o.layer.rank = mla::test::pick(gen, 4, 12);
     o.require_supported_shape = false;
-    conv = mla::convert::convert_model(cfg, w, mla::convert::calibrate(dec, mla::test::random_windows(gen, cfg.vocab_size, 4, 24)), o);
+    conv = mla::convert::convert_model(
+        cfg, w, mla::convert::calibrate(dec, mla::test::random_windows(gen, cfg.vocab_size, 4, 24)), o);
   }
 };
 

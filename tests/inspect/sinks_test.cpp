@@ -71,8 +71,8 @@ BOOST_AUTO_TEST_CASE(every_head_against_the_reference_probabilities) {
       const auto& lw = im.w.layers[l];
       const matrix<double> x = rec.xn[l].cast<double>();
       const bool gqa = l < 2;
-      const std::vector<matrix<double>> p = gqa ? mla::ref::attention_probabilities(to64(lw.gqa), x)
-                                                : mla::ref::attention_probabilities(to64(lw.mla), x);
+      const std::vector<matrix<double>> p =
+          gqa ? mla::ref::attention_probabilities(to64(lw.gqa), x) : mla::ref::attention_probabilities(to64(lw.mla), x);
       const bool has_sinks = gqa ? lw.gqa.sinks.size() != 0 : lw.mla.sinks.size() != 0;
       BOOST_TEST(r.layers[l].has_sinks == has_sinks);
       BOOST_TEST_REQUIRE(r.layers[l].heads.size() == p.size());

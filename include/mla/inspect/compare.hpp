@@ -48,8 +48,8 @@ struct compare_report {
   double kl_mean = 0, kl_p50 = 0, kl_p90 = 0, kl_max = 0;
   double top1_agreement = 0;
   std::vector<model::attention_kind> teacher_attention, student_attention;  // [n_layers]
-  std::vector<double> layer_error;                                         // [n_layers]
-  std::vector<worst_token> worst;                                          // largest KL first
+  std::vector<double> layer_error;                                          // [n_layers]
+  std::vector<worst_token> worst;                                           // largest KL first
 };
 
 struct compare_options {
@@ -82,8 +82,8 @@ class layer_error_observer : public model::observer<T> {
     const auto li = std::size_t(l);
     ref::gqa_cache<T> gc;
     ref::mla_cache<T> mc;
-    student_out_ = model::prefill_attention(s_.config().layers[li].attention, s_.weights().layers[li], xn, gc, mc,
-                                            s_.mla_form());
+    student_out_ =
+        model::prefill_attention(s_.config().layers[li].attention, s_.weights().layers[li], xn, gc, mc, s_.mla_form());
   }
   void attention_output(int l, const ref::matrix<T>& out) override {
     const auto li = std::size_t(l);
@@ -112,8 +112,8 @@ compare_report compare(const model::decoder<T>& teacher, const model::decoder<T>
   const char* who = "mla::inspect::compare";
   check(!tokens.empty(), who, ": needs at least 1 token");
   const model::model_config &tc = teacher.config(), &sc = student.config();
-  check(tc.vocab_size == sc.vocab_size, who, ": the teacher's vocabulary has ", tc.vocab_size, " tokens, the student's ",
-        sc.vocab_size);
+  check(tc.vocab_size == sc.vocab_size, who, ": the teacher's vocabulary has ", tc.vocab_size,
+        " tokens, the student's ", sc.vocab_size);
   check(tc.n_layers == sc.n_layers, who, ": the teacher has ", tc.n_layers, " layers, the student ", sc.n_layers);
   check(tc.hidden == sc.hidden, who, ": the teacher's hidden size is ", tc.hidden, ", the student's ", sc.hidden);
   check(opt.worst >= 0 && opt.context >= 1, who, ": worst must be >= 0 and context >= 1, found ", opt.worst, " and ",
@@ -122,7 +122,7 @@ compare_report compare(const model::decoder<T>& teacher, const model::decoder<T>
   detail::layer_error_observer<T> obs(student);
   model::session<T> ts = teacher.new_session(/*trim_windows=*/false);  // full caches, like the student's layers
   const ref::matrix<T> zt = teacher.forward(ts, tokens, &obs);         // [n, vocab]
-  const ref::matrix<T> zs = student.forward(tokens);        // [n, vocab]
+  const ref::matrix<T> zs = student.forward(tokens);                   // [n, vocab]
   compare_report r;
   r.teacher = teacher_label, r.student = student_label;
   r.tokens = long(tokens.size());
@@ -227,8 +227,9 @@ inline std::string compare_table(const compare_report& r) {
 // CSV in long form: one row per position (row "token": its token, KL, both top-1s), one per layer (row "layer":
 // both attention kinds and the error), one per worst position (row "worst": its next token, KL, both top-1s).
 inline std::string compare_csv(const compare_report& r, const std::vector<int>& tokens) {
-  std::string out = "teacher,student,row,index,token,kl,teacher_top1,student_top1,teacher_attention,"
-                    "student_attention,attention_error\n";
+  std::string out =
+      "teacher,student,row,index,token,kl,teacher_top1,student_top1,teacher_attention,"
+      "student_attention,attention_error\n";
   const std::string models = csv_quote(r.teacher) + "," + csv_quote(r.student) + ",";
   char num[256];
   for (std::size_t t = 0; t < r.kl.size(); ++t) {

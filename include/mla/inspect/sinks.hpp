@@ -107,8 +107,8 @@ layer_sinks mla_sinks(int l, const ref::mla_layer<T>& a, const ref::matrix<T>& x
     dmat k_h(n, qk);  // [n, qk] the per-head key of the naive form: [W_uk^h c(s), k_pe(s)]
     k_h << c * a.w_uk.middleRows(Eigen::Index(h) * nope, nope).template cast<double>().transpose(), k_pe;
     const double sink = ls.has_sinks ? double(a.sinks[h]) : 0.0;
-    ls.heads.push_back(head_masses(q.middleCols(Eigen::Index(h) * qk, qk), k_h, a.attention,
-                                   ls.has_sinks ? &sink : nullptr));
+    ls.heads.push_back(
+        head_masses(q.middleCols(Eigen::Index(h) * qk, qk), k_h, a.attention, ls.has_sinks ? &sink : nullptr));
   }
   return ls;
 }
@@ -174,12 +174,13 @@ inline std::string sinks_table(const std::vector<sinks_report>& reports, double 
                   reports[i].tokens);
     out += line;
   }
-  std::snprintf(line, sizeof line, "mass on the learned sink and on the first token, mean over queries 1..n-1; * above %g\n",
-                threshold);
+  std::snprintf(line, sizeof line,
+                "mass on the learned sink and on the first token, mean over queries 1..n-1; * above %g\n", threshold);
   out += line;
   out += "layer head";
-  for (std::size_t i = 0; i < reports.size(); ++i) out += "  attn     sink    first  ";
-  if (reports.size() == 2) out += "  d(sink) d(first)";
+  for (std::size_t i = 0; i < reports.size(); ++i)
+    out += i + 1 < reports.size() ? "  attn     sink    first  " : "  attn     sink    first";
+  if (reports.size() == 2) out += "    d(sink) d(first)";
   out += "\n";
   if (reports.empty()) return out;
   std::size_t flagged_heads[2] = {0, 0};
@@ -201,6 +202,7 @@ inline std::string sinks_table(const std::vector<sinks_report>& reports, double 
         std::snprintf(line, sizeof line, "  %+8.4f %+8.4f", b.sink_mass - a.sink_mass, b.first_mass - a.first_mass);
         out += line;
       }
+      while (out.back() == ' ') out.pop_back();
       out += "\n";
     }
   for (std::size_t i = 0; i < std::min<std::size_t>(2, reports.size()); ++i) {
@@ -232,8 +234,7 @@ inline nlohmann::json sinks_json(const std::vector<sinks_report>& reports, doubl
     for (const auto& ls : r.layers) {
       nlohmann::json heads = nlohmann::json::array();
       for (const auto& m : ls.heads)
-        heads.push_back(
-            {{"sink_mass", m.sink_mass}, {"first_mass", m.first_mass}, {"flagged", flagged(m, threshold)}});
+        heads.push_back({{"sink_mass", m.sink_mass}, {"first_mass", m.first_mass}, {"flagged", flagged(m, threshold)}});
       layers.push_back({{"layer", ls.layer},
                         {"attention", model::to_string(ls.attention)},
                         {"has_sinks", ls.has_sinks},

@@ -29,6 +29,30 @@ mla_cli_test(cli_inspect_geometry FIXTURES_REQUIRED "mla_inspect_built;mla_cli_c
   "-DCLEAN=${inspect_dir}/geometry.csv|${inspect_dir}/plots" -DEXPECT=ok
   "-DMATCH=: 64 tokens.layer head attn.*   29    8  gqa .*: 64 tokens.*   29    8  mla .*${drawn}"
   "-DEXIST=${inspect_dir}/geometry.csv")
+# sinks: SmolLM2 has no learned sinks (the sink column is 0 everywhere); its late layers park most of the mass on
+# the first token, so heads are flagged at 0.5. With the conversion beside it: a second column pair and the change.
+set(sinks "${inspect}|sinks|--model|@MODEL@|--text|${calib}|--max-tokens|64")
+mla_cli_test(cli_inspect_sinks FIXTURES_REQUIRED mla_inspect_built ARGS
+  "-DCMD=${sinks}|--out|${inspect_dir}/sinks.csv" "-DCLEAN=${inspect_dir}/sinks.csv" -DEXPECT=ok
+  "-DMATCH=layer head  attn     sink    first.*   29    8   gqa   0.0000 +0\\.[0-9]+.*: [1-9][0-9]* heads flagged"
+  "-DEXIST=${inspect_dir}/sinks.csv")
+mla_cli_test(cli_inspect_sinks_compare FIXTURES_REQUIRED "mla_inspect_built;mla_cli_converted" ARGS
+  "-DCMD=${sinks}|--compare|${conv}|--threshold|0.3|--out|${inspect_dir}/sinks.json"
+  "-DCLEAN=${inspect_dir}/sinks.json" -DEXPECT=ok
+  "-DMATCH=\\* above 0.3.*d\\(sink\\) d\\(first\\).*   29    8   gqa   0.0000 +0\\.[0-9]+ . +mla   0.0000 +\
+0\\.[0-9]+ . +[-+]0\\.0000 +[-+]0\\.[0-9]+"
+  "-DEXIST=${inspect_dir}/sinks.json")
+# compare: the original against its 50 % conversion, every layer converted (gqa -> mla), the worst tokens listed.
+mla_cli_test(cli_inspect_compare FIXTURES_REQUIRED "mla_inspect_built;mla_cli_converted" ARGS
+  "-DCMD=${inspect}|compare|--model|@MODEL@|--compare|${conv}|--text|${calib}|--max-tokens|64|--worst|3\
+|--out|${inspect_dir}/compare.csv"
+  "-DCLEAN=${inspect_dir}/compare.csv" -DEXPECT=ok
+  "-DMATCH=64 tokens.KL\\(teacher \\|\\| student\\) per token: mean [0-9.]+ +p50 [0-9.]+ +p90 [0-9.]+ +\
+max [0-9.]+.top-1 agreement [01]\\.[0-9]+.*   29     gqa     mla  0\\.[0-9]+.worst tokens: position +KL +next \\| \
+teacher top-1 \\| student top-1 \\| context. +[0-9]+ +[0-9.]+  "
+  "-DEXIST=${inspect_dir}/compare.csv")
+mla_cli_test(cli_inspect_compare_needs_a_student FIXTURES_REQUIRED mla_inspect_built ARGS
+  "-DCMD=${inspect}|compare|--model|@MODEL@|--text|${calib}" -DEXPECT=fail "-DMATCH=--compare is required")
 # Failures before any model is loaded: the output starts with the error, nothing is written.
 mla_cli_test(cli_inspect_out_extension FIXTURES_REQUIRED mla_inspect_built ARGS
   "-DCMD=${inspect}|kv|--model|@MODEL@|--out|${inspect_dir}/kv.txt" -DEXPECT=fail

@@ -3,7 +3,7 @@
 set(inspect_dir "${CMAKE_CURRENT_BINARY_DIR}/inspect")
 file(MAKE_DIRECTORY "${inspect_dir}")
 add_test(NAME examples_build_inspect
-         COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target mla-inspect --config $<CONFIG>)
+         COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target mla-inspect mla-make-gpt-oss --config $<CONFIG>)
 set_tests_properties(examples_build_inspect PROPERTIES FIXTURES_SETUP mla_inspect_built RESOURCE_LOCK mla_build_tree
                                                        LABELS examples)
 set(inspect "$<TARGET_FILE:mla-inspect>")
@@ -53,6 +53,26 @@ teacher top-1 \\| student top-1 \\| context. +[0-9]+ +[0-9.]+  "
   "-DEXIST=${inspect_dir}/compare.csv")
 mla_cli_test(cli_inspect_compare_needs_a_student FIXTURES_REQUIRED mla_inspect_built ARGS
   "-DCMD=${inspect}|compare|--model|@MODEL@|--text|${calib}" -DEXPECT=fail "-DMATCH=--compare is required")
+# Real sinks: a generated tiny gpt-oss checkpoint (layers 0, 2 sliding-window, 1, 3 full attention; learned sink
+# logits) and its conversion at half the cache (the full-attention layers become MLA, keeping their sinks). The
+# sink column is non-zero on both, in the GQA and the MLA layers; compare shows layer 0 unchanged (error 0).
+set(gpt_oss "${inspect_dir}/gpt_oss")
+mla_cli_test(cli_inspect_gpt_oss_make FIXTURES_SETUP mla_inspect_gpt_oss FIXTURES_REQUIRED mla_inspect_built ARGS
+  "-DCMD=$<TARGET_FILE:mla-make-gpt-oss>|--out|${gpt_oss}|--preset|tiny|--seed|7" "-DCLEAN=${gpt_oss}" -DEXPECT=ok
+  "-DMATCH=gpt-oss tiny" "-DEXIST=${gpt_oss}/config.json")
+mla_cli_test(cli_inspect_gpt_oss_convert FIXTURES_SETUP mla_inspect_gpt_oss_converted
+  FIXTURES_REQUIRED mla_inspect_gpt_oss ARGS
+  "-DCMD=$<TARGET_FILE:mla-convert>|--model|${gpt_oss}|--calib|${calib}|--window|64|${small}|--kv-budget|0.5\
+|--out|${gpt_oss}_conv"
+  "-DCLEAN=${gpt_oss}_conv" -DEXPECT=ok "-DMATCH=wrote ${gpt_oss}_conv")
+mla_cli_test(cli_inspect_sinks_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
+  "-DCMD=${inspect}|sinks|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64"
+  -DEXPECT=ok
+  "-DMATCH=    0    0   gqa   0\\.0*[1-9][0-9]* +0\\.[0-9]+ . +gqa   0\\.0*[1-9][0-9]* .*\
+    1    0   gqa   0\\.0*[1-9][0-9]* +0\\.[0-9]+ . +mla   0\\.0*[1-9][0-9]* ")
+mla_cli_test(cli_inspect_compare_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
+  "-DCMD=${inspect}|compare|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64"
+  -DEXPECT=ok "-DMATCH=    0     gqa     gqa  0\\.000000.    1     gqa     mla  0\\.[0-9]+")
 # Failures before any model is loaded: the output starts with the error, nothing is written.
 mla_cli_test(cli_inspect_out_extension FIXTURES_REQUIRED mla_inspect_built ARGS
   "-DCMD=${inspect}|kv|--model|@MODEL@|--out|${inspect_dir}/kv.txt" -DEXPECT=fail

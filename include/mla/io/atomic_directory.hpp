@@ -5,7 +5,8 @@
 // without commit() (an exception, an early return) the temporary directory and everything in it are removed:
 // nothing partial is ever left under `<path>`. An existing `<path>` is refused (nothing is overwritten), and so
 // is an existing temporary directory (a crashed earlier run with the same pid). The single-file twin is
-// atomic_file.hpp; the files inside are written with it (file()).
+// atomic_file.hpp; the files inside are written with it (file()). While it exists the temporary directory is
+// registered with util::cleanup_registration, so a tool's SIGINT/SIGTERM handler removes it too.
 #pragma once
 
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "mla/core/error.hpp"
 #include "mla/io/atomic_file.hpp"
 #include "mla/io/mapped_file.hpp"
+#include "mla/util/signal_cleanup.hpp"
 
 namespace mla::io {
 
@@ -43,6 +45,7 @@ class atomic_directory {
     check(!fs::exists(temp_path_), who_, ": temporary directory '", temp_path_.string(),
           "' already exists (a crashed earlier run?)");
     fs::create_directory(temp_path_);
+    cleanup_ = util::cleanup_registration(temp_path_.string(), util::cleanup_kind::directory);
   }
 
   atomic_directory(const atomic_directory&) = delete;
@@ -71,6 +74,7 @@ class atomic_directory {
       mla::detail::throw_error(who_, ": cannot rename '", temp_path_.string(), "' to '", path_.string(), "': ", msg);
     }
     committed_ = true;
+    cleanup_.release();
   }
 
   // Removes the temporary directory and its contents now (the destructor does the same).
@@ -79,6 +83,7 @@ class atomic_directory {
     committed_ = true;
     std::error_code ec;
     std::filesystem::remove_all(temp_path_, ec);
+    cleanup_.release();
   }
 
   const std::filesystem::path& path() const noexcept { return path_; }
@@ -89,6 +94,7 @@ class atomic_directory {
   std::filesystem::path path_;
   std::filesystem::path temp_path_;
   bool committed_ = false;
+  util::cleanup_registration cleanup_;  // the temporary directory, for a signal handler
 };
 
 }  // namespace mla::io

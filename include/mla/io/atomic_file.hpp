@@ -3,7 +3,8 @@
 // Bytes go to `<path>.tmp.<pid>` in the same directory (so the rename stays on one file system);
 // commit() fsyncs the data, renames it over `<path>` and fsyncs the directory. If the object is
 // destroyed without commit() (an exception, an early return) the temporary file is removed and the
-// target is untouched: nothing partial is ever left under `<path>`.
+// target is untouched: nothing partial is ever left under `<path>`. While it exists the temporary is
+// registered with util::cleanup_registration, so a tool's SIGINT/SIGTERM handler removes it too.
 #pragma once
 
 #include <cerrno>
@@ -18,6 +19,7 @@
 
 #include "mla/core/error.hpp"
 #include "mla/io/mapped_file.hpp"
+#include "mla/util/signal_cleanup.hpp"
 
 namespace mla::io {
 
@@ -37,6 +39,7 @@ class atomic_file {
       mla::detail::throw_error("cannot create temporary file '", temp_path_, "' for '", path_,
                                "': ", detail::errno_text(err));
     }
+    cleanup_ = util::cleanup_registration(temp_path_, util::cleanup_kind::file);
   }
 
   atomic_file(const atomic_file&) = delete;
@@ -47,7 +50,8 @@ class atomic_file {
         temp_path_(std::move(other.temp_path_)),
         fd_(std::exchange(other.fd_, -1)),
         bytes_written_(std::exchange(other.bytes_written_, 0)),
-        committed_(std::exchange(other.committed_, true)) {}
+        committed_(std::exchange(other.committed_, true)),
+        cleanup_(std::move(other.cleanup_)) {}
 
   atomic_file& operator=(atomic_file&& other) noexcept {
     if (this != &other) {
@@ -57,6 +61,7 @@ class atomic_file {
       fd_ = std::exchange(other.fd_, -1);
       bytes_written_ = std::exchange(other.bytes_written_, 0);
       committed_ = std::exchange(other.committed_, true);
+      cleanup_ = std::move(other.cleanup_);
     }
     return *this;
   }
@@ -94,6 +99,7 @@ class atomic_file {
       fail("cannot rename '", temp_path_, "' to '", path_, "'");
     }
     committed_ = true;
+    cleanup_.release();
     sync_directory();
   }
 
@@ -105,6 +111,7 @@ class atomic_file {
     }
     if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
     committed_ = true;
+    cleanup_.release();
   }
 
   const std::string& path() const noexcept { return path_; }
@@ -137,6 +144,7 @@ class atomic_file {
   int fd_ = -1;
   std::uint64_t bytes_written_ = 0;
   bool committed_ = false;
+  util::cleanup_registration cleanup_;  // the temporary, for a signal handler
 };
 
 // Writes `bytes` to `path` atomically.

@@ -24,6 +24,7 @@
 #include "mla/tokenizer/gguf_vocab.hpp"
 #include "mla/tokenizer/quicktok.hpp"
 #include "mla/tokenizer/tokenizer.hpp"
+#include "mla/util/file_kind.hpp"
 
 namespace mla::model {
 
@@ -98,6 +99,7 @@ inline loaded_model load_model(const std::string& path, const std::string& o200k
       detail::gpt_oss_o200k_fallback(out, o200k_vocab);
     return out;
   }
+  util::check_gguf_file("mla: model path", path);  // by content: a safetensors file gets its own message
   const io::gguf_file f = io::gguf_file::open(path);
   decoder<float> m = f.get_or<std::string>("general.architecture", "") == "deepseek2" ? deepseek2_from_gguf(f) : [&] {
     const model_config c = config_from_gguf(f);

@@ -52,6 +52,7 @@ conversion_recipe good() {
   r.heldout_tokens = 32;
   r.layer.rope.rope_dim = 8;
   r.any_rank = true;
+  r.full_rank = true;
   r.out_dir = "mla-recipe-test-out";
   return r;
 }
@@ -115,7 +116,11 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_tools) {
   BOOST_TEST(r.dtype == "f32");
   BOOST_TEST(!r.refit_used());
   BOOST_TEST(!r.exports());
-  BOOST_CHECK_NO_THROW(r.validate_options());  // (an --out is the tool's to give)
+  // A conversion needs a budget (or a rank, or --full-rank): the defaults alone are refused.
+  expect_error([&] { r.validate_options(); }, {"--kv-budget: none given", "--full-rank"});
+  conversion_recipe budget = r;
+  budget.kv_budget = 0.5;
+  BOOST_CHECK_NO_THROW(budget.validate_options());  // (an --out is the tool's to give)
   BOOST_CHECK_NO_THROW(good().validate(config(2)));
 }
 
@@ -194,6 +199,16 @@ BOOST_AUTO_TEST_CASE(model_independent_rules) {
       },
       {"--moment attention", "--method weight_svd"});
   refused([](R& r) { r.kv_budget = -0.5; }, {"--kv-budget must be > 0", "-0.5"});
+  // A conversion that saves nothing: no budget and no rank, unless --full-rank asks for it.
+  refused([](R& r) { r.full_rank = false; }, {"--kv-budget: none given (or 0)", "--rank", "--full-rank"});
+  for (const double budget : {0.5, 400.0}) {
+    conversion_recipe r = good();
+    r.full_rank = false, r.kv_budget = budget;
+    BOOST_CHECK_NO_THROW(r.validate());
+  }
+  conversion_recipe ranked = good();
+  ranked.full_rank = false, ranked.layer.rank = 32;
+  BOOST_CHECK_NO_THROW(ranked.validate());
   refused([](R& r) { r.calib_tokens = 15; }, {"--calib-tokens 15 is less than one window of 16 tokens"});
   refused([](R& r) { r.window = 4; }, {"--window"});
   refused([](R& r) { r.layer.rope.rope_dim = 7; }, {"--rope-dim", "even"});

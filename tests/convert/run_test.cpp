@@ -53,6 +53,7 @@ conversion_recipe small_recipe() {
   r.heldout_tokens = 32;
   r.layer.rope.rope_dim = 8;
   r.any_rank = true;
+  r.full_rank = true;  // (no budget: every rank kept)
   r.e2e.steps = 2;
   r.e2e.validate_every = 1;
   return r;
@@ -196,7 +197,7 @@ BOOST_AUTO_TEST_CASE(teacher_forced_run_is_the_stages_by_hand) {
     BOOST_TEST(got.report.at(stage::factorized)[1] > got.report.at(stage::exact)[1]);  // lossy: rows differ
     BOOST_TEST(got.heldout_tokens == 32);
     BOOST_TEST(got.layers == (std::vector<int>{0, 1}), boost::test_tools::per_element());
-    BOOST_TEST(progress.stages == (std::vector<std::string>{"calibration", "held-out", "fit inputs",
+    BOOST_TEST(progress.stages == (std::vector<std::string>{"calibration", "held-out", "fit inputs", "placing RoPE",
                                                             "converting + distilling", "distilling end to end"}),
                boost::test_tools::per_element());
     BOOST_TEST(progress.last == progress.totals, boost::test_tools::per_element());
@@ -252,7 +253,8 @@ BOOST_AUTO_TEST_CASE(sequential_run_is_the_stages_by_hand) {
     BOOST_TEST(got.report.has(stage::refit_o));
     BOOST_TEST(!got.report.has(stage::latent_norm));
     BOOST_TEST(progress.stages == (std::vector<std::string>{
-                                      "calibration", "held-out", "fit inputs", "distillation inputs", "converting",
+                                      "calibration", "held-out", "fit inputs", "distillation inputs", "placing RoPE",
+                                      "converting",
                                       "refitting (sequential)", "distilling (sequential)", "distilling end to end"}),
                boost::test_tools::per_element());
     BOOST_TEST(progress.last == progress.totals, boost::test_tools::per_element());

@@ -46,6 +46,9 @@ struct pipeline_options {
   distill_options distill;   // distill.steps > 0: the distill stage runs (needs calibration inputs)
   bool latent_norm = false;  // add DeepSeek's latent RMSNorm to every converted layer (before distill)
   std::function<void(int done, int total)> on_layer;  // called after each converted layer (progress)
+  // Finer progress: `phase` ("placing RoPE", then "converting"), `done` layers of that phase (fractional within
+  // a layer: after each of its expensive steps) out of `total`.
+  std::function<void(const char* phase, double done, int total)> on_step;
 };
 
 // Per-layer errors of one stage (NaN-free; layers left GQA report 0).
@@ -101,7 +104,13 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   const int d = config.head_dim, dr = opt.layer.rope.rope_dim;
   const int full = full_latent_rank(config.n_kv_heads, d, dr);
 
+  const int n_todo = static_cast<int>(todo.size());
+  auto step = [&](const char* phase, double done) {
+    if (opt.on_step) opt.on_step(phase, done, n_todo);
+  };
+
   // Plans and problems first (the allocation needs their spectra).
+  step("placing RoPE", 0);
   std::vector<rope_plan> plans(todo.size());
   std::vector<factor_problem> problems(todo.size());
   std::vector<layer_rank_info> info(todo.size());
@@ -109,6 +118,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     const auto l = static_cast<std::size_t>(todo[i]);
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
     plans[i] = make_rope_plan(src, stats.layers[l], opt.layer.rope, refit_inputs ? &(*refit_inputs)[l] : nullptr);
+    step("placing RoPE", double(i) + 0.5);
     dmatrix am;
     if (attention_moment) am = attention_averaged_moment(src, (*refit_inputs)[l]);
     problems[i] =
@@ -125,6 +135,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     }
     const double ms = stats.layers[l].residual_mean_square();
     info[i].weight = ms > 0 ? 1.0 / ms : 1.0;
+    step("placing RoPE", double(i + 1));
   }
 
   std::vector<int> ranks(todo.size(), opt.layer.rank > 0 ? opt.layer.rank : full);
@@ -160,7 +171,13 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     if (distill) out.report.push_back({"distill", std::vector<double>(static_cast<std::size_t>(n_layers), 0.0)});
   }
   if (distill) out.distill.resize(static_cast<std::size_t>(n_layers));
+  // The steps of a layer, for the progress within it: factorisation, refit, latent norm, distillation.
+  const double layer_steps = 1.0 + (opt.refit ? 1 : 0) + (opt.latent_norm ? 1 : 0) + (distill ? 1 : 0);
+  double steps_done = 0;
+  step("converting", 0);
   for (std::size_t i = 0; i < todo.size(); ++i) {
+    steps_done = 0;
+    auto layer_step = [&] { step("converting", double(i) + ++steps_done / layer_steps); };
     const auto l = static_cast<std::size_t>(todo[i]);
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
     const factorization factors = solve_factor_problem(problems[i], ranks[i]);
@@ -173,6 +190,7 @@ model_conversion<T> convert_model(const model::model_config& config, const model
           attention_output_error(src, assemble_mla_layer(src, plans[i], solve_factor_problem(problems[i], full)), xs);
       out.report[2].per_layer[l] = attention_output_error(src, layer, xs);
     }
+    layer_step();
     if (opt.refit) {
       layer = refit_value_projection(src, layer, (*refit_inputs)[l], opt.refit_opt, factors.value_offset);
       if (heldout) out.report[3].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
@@ -180,14 +198,17 @@ model_conversion<T> convert_model(const model::model_config& config, const model
         layer = refit_output_projection(src, layer, (*refit_inputs)[l], opt.refit_opt);
         if (heldout) out.report[4].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
       }
+      layer_step();
     }
     if (opt.latent_norm) {
       add_latent_norm(layer, stats.layers[l].augmented_second_moment());
       if (heldout) out.report[norm_row].per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
+      layer_step();
     }
     if (distill) {
       layer = distill_layer(src, layer, (*distill_inputs)[l], opt.distill, &out.distill[l]);
       if (heldout) out.report.back().per_layer[l] = attention_output_error(src, layer, (*heldout)[l]);
+      layer_step();
     }
     out.weights.layers[l].mla = std::move(layer);
     out.weights.layers[l].gqa = ref::gqa_layer<T>{};

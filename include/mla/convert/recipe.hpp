@@ -95,6 +95,8 @@ struct conversion_recipe {
   }();
   double kv_budget = 0;  // --kv-budget: a fraction of the converted layers' cache in (0, 1], or bytes per token
                          // (float32) when > 1; 0: layer.rank in every layer
+  bool full_rank = false;  // --full-rank: no budget and no rank asked on purpose (a conversion that saves nothing
+                           // is refused unless this says so)
   rank_allocation allocation = rank_allocation::uniform;  // --allocation
   bool any_rank = false;                                  // --any-rank: ranks outside mla::supported_shapes
   std::vector<int> layers;                                // --layers; empty: every full-attention layer
@@ -132,6 +134,7 @@ struct conversion_recipe {
   std::string export_dir;       // --export-out (default: <out>-deepseek_v3, <out>-deepseek2.gguf)
   std::string export_type = "f32";  // --export-type: f32, f16 or q8_0 (the GGUF export's tensors)
   bool no_latent_norm = false;  // --no-latent-norm
+  bool force = false;           // --force: remove what an interrupted run left beside the outputs (<out>.tmp.<pid>)
   long report_context = 8192;   // --report-context
 
   // What the settings imply: --refit-drift implies --refit-mode sequential and --refit-o-proj, and either of those
@@ -163,6 +166,7 @@ struct conversion_recipe {
     validate_options();
     validate_export_source();
     validate_outputs();
+    validate_no_stale_outputs();
   }
 
   // What an export needs of --model, read from its metadata only (before the model is loaded): a Llama-family
@@ -200,6 +204,11 @@ struct conversion_recipe {
           " tokens");
     check(heldout_tokens >= 0, "--heldout-tokens must be >= 0, found ", heldout_tokens);
     check(kv_budget >= 0, "--kv-budget must be > 0 (a fraction in (0, 1] or bytes per token), found ", kv_budget);
+    // No budget and no rank keeps every rank: a lossy conversion (the RoPE split) that shrinks the cache by nothing.
+    check(resumes() || kv_budget > 0 || layer.rank > 0 || full_rank,
+          "--kv-budget: none given (or 0), so every converted layer would keep its full rank and the KV cache would "
+          "not shrink; give --kv-budget (a fraction of the cache in (0, 1], e.g. 0.5, or bytes per token) or --rank "
+          "N, or ask for a full-rank conversion explicitly with --full-rank");
     check(layer.rank >= 0, "--rank must be >= 0, found ", layer.rank);
     check(layer.rope.rope_dim > 0 && layer.rope.rope_dim % 2 == 0, "--rope-dim must be positive and even, found ",
           layer.rope.rope_dim);
@@ -298,6 +307,21 @@ struct conversion_recipe {
       check(!fs::exists(export_path()), "--export-out: '", export_path(), "' already exists (nothing is overwritten)");
       util::check_can_create(export_dir.empty() ? "--out (its export beside it)" : "--export-out", export_path());
     }
+  }
+
+  // What an interrupted or killed run left beside an output (`<out>.tmp.<pid>`) is named, unless --force asks to
+  // remove it (remove_stale_outputs(), before the work).
+  void validate_no_stale_outputs() const {
+    if (force) return;
+    util::check_no_stale_temporary("--out", out_dir);
+    if (exports()) util::check_no_stale_temporary("--export-out", export_path());
+  }
+  // --force: removes those leftovers (not a running process's); returns their paths.
+  std::vector<std::string> remove_stale_outputs() const {
+    std::vector<std::string> removed = util::remove_stale_temporaries("--out", out_dir);
+    if (exports())
+      for (std::string& p : util::remove_stale_temporaries("--export-out", export_path())) removed.push_back(p);
+    return removed;
   }
 
   // The layers the conversion turns into MLA ([converted layers], ascending as given): --layers, or with --from

@@ -232,10 +232,20 @@ conversion_result<T> run_conversion_impl(const model::decoder<T>& source, const 
     progress.info(line);
     auto on_layer = [&](int done, int) { progress.update(done); };
     pipeline_options first = o;
-    first.on_layer = on_layer;
     if (distill_sequentially) first.distill.steps = 0;  // distilled below, in layer order
     if (refit_sequentially) first.refit = false;        // refitted below, in layer order
-    progress.begin(distill && !distill_sequentially ? "converting + distilling" : "converting", n_todo, "layers");
+    // A bar per phase of convert_model (the RoPE placement of every layer, then the factorisations and what
+    // follows them), moved within a layer after each of its expensive steps.
+    std::string phase;
+    first.on_step = [&](const char* name, double done, int total) {
+      if (phase != name) {
+        if (!phase.empty()) progress.end();
+        phase = name;
+        const bool distills_here = distill && !distill_sequentially && phase == "converting";
+        progress.begin(distills_here ? "converting + distilling" : phase, total, "layers");
+      }
+      progress.update(done);
+    };
     conv = convert_model(cfg, source.weights(), stats, first, held, plan.fit.empty() ? nullptr : &fit_inputs,
                          distill ? &distill_inputs : nullptr);
     progress.end();

@@ -77,3 +77,13 @@ printf '%-34s %24s %12s\n' "converted to MLA ($budget of the KV)" "$(kv "$after"
 echo
 echo "== mla-shapes: MLA shapes that halve SmolLM2's KV cache (3 KV heads x 64) =="
 "$bin/shapes/mla-shapes" --kv-heads 3 --head-dim 64 --reduction 0.5
+echo
+echo "== slower, better recipes =="
+cat <<'TXT'
+This run is the training-free recipe (minutes). Healing the conversion by training takes longer:
+  MLA_QUICKSTART_DISTILL=200 ./scripts/quickstart.sh
+      layer-wise distillation, 200 Adam steps per layer (about 36 minutes on one core, bench/RESULTS.md)
+  README.md, "Usage": layer-wise then end-to-end distillation (+12.9 % perplexity on WikiText-2 test: an hour
+      and a half on two cores), and resuming it with --from for more end-to-end steps
+Every tool lists its options, defaults and allowed values with --help.
+TXT

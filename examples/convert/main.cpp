@@ -15,17 +15,19 @@
 #include <mla/convert/recipe.hpp>
 #include <mla/convert/run.hpp>
 #include <mla/model/load.hpp>
+#include <mla/util/signal_cleanup.hpp>
 #include <mla/util/progress_bar.hpp>
 #include <string>
 #include <vector>
+#include "../common/cli.hpp"
 #include "../common/environment.hpp"
 
 namespace {
-// A name -> enum option; a wrong name is an error listing the valid ones.
-template <class E>
-CLI::CheckedTransformer choices(const std::map<std::string, E>& m) {
-  return CLI::CheckedTransformer(m, CLI::ignore_case);
-}
+using mla_examples::integer;
+using mla_examples::name_of;
+using mla_examples::names;
+using mla_examples::number;
+using mla_examples::one_of;
 
 // The conversion's progress on stderr: a bar per stage, the lines as they come.
 struct bar_progress : mla::convert::conversion_progress {
@@ -41,34 +43,49 @@ struct bar_progress : mla::convert::conversion_progress {
 int main(int argc, char** argv) {
   using namespace mla::convert;
   CLI::App app{"Convert a GQA model (GGUF file or checkpoint directory) to MLA"};
+  mla_examples::start(app, "mla-convert");
   conversion_recipe r;
   r.calib_path = default_calibration_text(mla_examples::environment("MLA_DATA_DIR"));
   std::string distill_mode = "teacher", refit_mode = "teacher";
   app.add_option("--model", r.model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--method", r.layer.factor.method, "joint K/V factorisation")
-      ->transform(choices(factor_method_names()));
+      ->transform(names(factor_method_names()))
+      ->default_str(to_string(r.layer.factor.method));
   app.add_option("--rope", r.layer.rope.strategy,
                  "how the shared RoPE key is cut (TransMLA rorope; MHA2MLA selections; attention: RoRoPE directions "
                  "placed by the output change their cut causes, best with d_R = head_dim and a large latent, "
                  "calibrated on windows as long as the evaluation context)")
-      ->transform(choices(rope_strategy_names()));
-  app.add_option("--rope-dim", r.layer.rope.rope_dim, "decoupled RoPE width d_R (even)");
-  app.add_option("--key-weight", r.layer.factor.key_weight, "attention_aware: weight of the score (key) term");
+      ->transform(names(rope_strategy_names()))
+      ->default_str(to_string(r.layer.rope.strategy));
+  app.add_option("--rope-dim", r.layer.rope.rope_dim, "decoupled RoPE width d_R (even)")->check(integer());
+  app.add_option("--key-weight", r.layer.factor.key_weight, "attention_aware: weight of the score (key) term")
+      ->check(number());
   app.add_option("--moment", r.layer.factor.moment,
                  "input moment of the factorisation: tokens, or attention (the second moment of the source "
                  "attention's averages of the inputs, what a value error actually reaches the output through)")
-      ->transform(choices(moment_names()));
+      ->transform(names(moment_names()))
+      ->default_str(name_of(moment_names(), r.layer.factor.moment));
   app.add_flag("--centre", r.layer.factor.centre,
                "factor the centred activations: the key mean (invisible to softmax) is dropped and the value mean "
                "folds exactly into o_proj's bias (layers without sinks; not exportable to DeepSeek-V3); with --moment "
                "attention the mean is that of the attention averages");
-  app.add_option("--freqfold", r.layer.rope.freqfold, "RoRoPE FreqFold F (0: smallest valid)");
-  app.add_option("--kv-budget", r.kv_budget,
-                 "KV cache budget of the converted layers: a fraction of the original in (0, 1], or bytes per token "
-                 "(float32 elements, summed over converted layers) when > 1");
-  app.add_option("--rank", r.layer.rank, "latent rank in every layer (when no --kv-budget; 0: full rank)");
+  app.add_option("--freqfold", r.layer.rope.freqfold, "RoRoPE FreqFold F (0: smallest valid)")->check(integer(0));
+  CLI::Option* budget =
+      app.add_option("--kv-budget", r.kv_budget,
+                     "KV cache budget of the converted layers: a fraction of the original in (0, 1], or bytes per "
+                     "token (float32 elements, summed over converted layers) when > 1; required unless --rank or "
+                     "--full-rank is given")
+          ->check(number());
+  CLI::Option* rank =
+      app.add_option("--rank", r.layer.rank, "latent rank in every layer, instead of --kv-budget")->check(integer(0));
+  CLI::Option* full_rank = app.add_flag("--full-rank", r.full_rank,
+                                        "convert at full rank on purpose (no --kv-budget, no --rank): the RoPE split "
+                                        "alone, which does not shrink the cache")
+                               ->excludes(budget)
+                               ->excludes(rank);
   app.add_option("--allocation", r.allocation, "rank allocation under --kv-budget")
-      ->transform(choices(allocation_names()));
+      ->transform(names(allocation_names()))
+      ->default_str(to_string(r.allocation));
   app.add_flag("--any-rank", r.any_rank, "allow ranks outside mla::supported_shapes (multiples of 32)");
   app.add_option("--layers", r.layers,
                  "layers to convert (default: every full-attention layer; sliding-window layers stay GQA)");
@@ -76,70 +93,71 @@ int main(int argc, char** argv) {
                "with no --layers: convert the sliding-window layers too (gpt-oss: their cache is only the window)");
   app.add_option("--calib", r.calib_path, "calibration text: plain text, or .jsonl with a \"text\" field")
       ->check(CLI::ExistingFile);
-  app.add_option("--calib-tokens", r.calib_tokens, "calibration tokens")->check(CLI::PositiveNumber);
+  app.add_option("--calib-tokens", r.calib_tokens, "calibration tokens")->check(integer(1));
   app.add_option("--heldout-tokens", r.heldout_tokens, "held-out tokens for the stage report (0: no report)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--window", r.window, "calibration window length in tokens")->check(CLI::Range(8, 1 << 16));
+      ->check(integer(0));
+  app.add_option("--window,--ctx", r.window, "calibration window length in tokens (--ctx: the same, mla-eval's name)")
+      ->check(integer(8, 1 << 16));
   app.add_flag("--refit", r.refit, "closed-form ridge refit of the value up-projection");
   app.add_option("--refit-mode", refit_mode,
                  "teacher: each layer refitted on the source model's inputs; sequential: in layer order, the converted "
                  "layer on the converted model's own inputs, towards the source outputs (implies --refit)")
-      ->check(CLI::IsMember({"teacher", "sequential"}));
-  app.add_option("--refit-tokens", r.refit_tokens, "calibration tokens the refit uses")->check(CLI::PositiveNumber);
+      ->check(one_of({"teacher", "sequential"}));
+  app.add_option("--refit-tokens", r.refit_tokens, "calibration tokens the refit uses")->check(integer(1));
   app.add_flag("--refit-o-proj", r.refit_opt.output_projection,
                "after the w_uv refit, also refit o_proj across heads in closed form (implies --refit)");
   app.add_option("--refit-drift", r.refit_opt.drift_weight,
                  "sequential refit: the o_proj target also gets this weight times the residual-stream drift before "
                  "the layer, so the layer cancels what the earlier ones left (implies --refit-mode sequential "
                  "--refit-o-proj; 0: off)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(number(0, 1));
   app.add_option("--distill-steps", r.distill.steps,
                  "layer-wise distillation through the softmax: Adam steps per layer (0: off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer(0));
   app.add_option("--distill-tokens", r.distill_tokens, "calibration tokens the distillation uses (a fifth held out)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer(1));
   app.add_option("--distill-lr", r.distill.learning_rate, "distillation step, relative to each tensor's RMS")
-      ->check(CLI::PositiveNumber);
+      ->check(number(0, HUGE_VAL, true));
   app.add_option("--distill-mode", distill_mode,
                  "teacher: each layer on the source model's inputs; sequential: in layer order on the converted "
                  "model's own inputs, towards the source outputs")
-      ->check(CLI::IsMember({"teacher", "sequential"}));
+      ->check(one_of({"teacher", "sequential"}));
   app.add_option("--distill-window", r.distill_window,
                  "window length of the distillation in tokens (0: --window); shorter windows train faster")
-      ->check(CLI::Range(0, 1 << 16));
+      ->check(integer(0, 1 << 16));
   app.add_option("--distill-batch", r.distill.batch_windows, "calibration windows per distillation step")
-      ->check(CLI::PositiveNumber);
+      ->check(integer(1));
   app.add_option("--e2e-steps", r.e2e.steps,
                  "end-to-end distillation after every other stage: Adam steps on the KL between the source model's "
                  "next-token distributions and the converted model's, training every converted attention layer at "
                  "once (0: off; needs every layer converted and a SwiGLU model)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer(0));
   app.add_option("--e2e-lr", r.e2e.learning_rate, "end-to-end step, relative to each tensor's RMS")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--e2e-batch", r.e2e.batch_windows, "token windows per end-to-end step")->check(CLI::PositiveNumber);
+      ->check(number(0, HUGE_VAL, true));
+  app.add_option("--e2e-batch", r.e2e.batch_windows, "token windows per end-to-end step")->check(integer(1));
   app.add_option("--e2e-tokens", r.e2e_tokens,
                  "calibration tokens the end-to-end distillation uses, from the start of the calibration stretch "
                  "(a fifth held out)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer(1));
   double e2e_cache_gib = double(r.e2e.teacher_cache_bytes) / double(1 << 30);
   app.add_option("--e2e-cache-gib", e2e_cache_gib,
                  "memory (GiB) for the source model's next-token distributions on the end-to-end training windows "
                  "(vocab x 4 bytes per token): computed once when they fit, else again at every step")
-      ->check(CLI::Range(0.0, 1024.0));
+      ->check(number(0, 1024));
   app.add_option("--e2e-window", r.e2e_window, "window length of the end-to-end distillation in tokens (0: --window)")
-      ->check(CLI::Range(0, 1 << 16));
+      ->check(integer(0, 1 << 16));
   app.add_option("--report-context", r.report_context, "context length of the KV-cache summary line")
-      ->check(CLI::PositiveNumber);
+      ->check(integer(1));
   app.add_option("--out", r.out_dir, "output checkpoint directory (must not exist)")->required();
-  app.add_option("--dtype", r.dtype, "weights in the checkpoint")->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--dtype", r.dtype, "weights in the checkpoint")->check(one_of({"f32", "bf16"}));
   app.add_option("--export", r.export_kind,
                  "also export (every layer converted, no biases): deepseek_v3 (Hugging Face DeepseekV3ForCausalLM "
                  "directory) or gguf (llama.cpp's deepseek2 file, tokenizer from the GGUF --model)")
-      ->check(CLI::IsMember({"deepseek_v3", "gguf"}));
+      ->check(one_of({"deepseek_v3", "gguf"}));
   app.add_option("--export-out", r.export_dir,
                  "path of the export (default: <out>-deepseek_v3, or <out>-deepseek2.gguf for --export gguf)");
   app.add_option("--export-type", r.export_type, "tensor type of --export gguf (norms stay f32)")
-      ->check(CLI::IsMember({"f32", "f16", "q8_0"}));
+      ->check(one_of({"f32", "f16", "q8_0"}));
   app.add_flag("--no-latent-norm", r.no_latent_norm,
                "export without kv_a_layernorm (exact, but stock DeepSeek code expects the norm)");
   app.add_flag("--latent-norm", r.latent_norm,
@@ -147,6 +165,8 @@ int main(int argc, char** argv) {
                "tokens) before the distillation, which then trains through it; the DeepSeek-V3 export is then exact "
                "for what was converted")
       ->excludes("--no-latent-norm");
+  app.add_flag("--force", r.force,
+               "remove what an interrupted or killed run left beside --out (<out>.tmp.<pid>) before starting");
   CLI::Option* from =
       app.add_option("--from", r.from_dir,
                      "resume: start from a checkpoint that mla-convert wrote for this --model (e.g. after layer-wise "
@@ -161,13 +181,18 @@ int main(int argc, char** argv) {
         "--refit-tokens", "--refit-o-proj", "--refit-drift",     "--distill-steps", "--distill-tokens",
         "--distill-lr",   "--distill-mode", "--distill-window",  "--distill-batch", "--latent-norm"})
     from->excludes(name);
-  CLI11_PARSE(app, argc, argv);
+  from->excludes(full_rank);
+  MLA_CLI_PARSE(app, argc, argv);
+  const mla::util::run_summary summary("mla-convert");  // the last line: wall time, peak memory
   r.e2e.teacher_cache_bytes = static_cast<std::size_t>(e2e_cache_gib * double(1 << 30));
   if (app.count("--refit-mode") > 0)
     r.refit_mode = refit_mode == "sequential" ? stage_mode::sequential : stage_mode::teacher;
   r.distill_mode = distill_mode == "sequential" ? stage_mode::sequential : stage_mode::teacher;
   try {
     r.validate();
+    if (r.force)
+      for (const std::string& p : r.remove_stale_outputs())
+        std::fprintf(stderr, "mla-convert: removed '%s' (--force)\n", p.c_str());
     mla::check(!r.calib_path.empty(), "--calib: no calibration text given and the default ",
                "../shared/data/wikitext-2-valid-tokenized.txt (or $MLA_DATA_DIR) is absent");
     std::fprintf(stderr, "loading %s\n", r.model_path.c_str());
@@ -200,9 +225,10 @@ int main(int argc, char** argv) {
                   r.no_latent_norm ? "no kv_a_layernorm: exact, needs an engine that skips the latent norm"
                   : r.latent_norm  ? "kv_a_layernorm from the converted layers (--latent-norm): exact"
                                    : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
+    mla::util::check_stdout();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-convert: error: %s\n", e.what());
-    return 1;
+    return mla::util::exit_failure;
   }
-  return 0;
+  return mla::util::exit_ok;
 }

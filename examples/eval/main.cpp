@@ -10,10 +10,12 @@
 #include <mla/model/load.hpp>
 #include <mla/util/output_path.hpp>
 #include <mla/util/progress_bar.hpp>
+#include <mla/util/model_summary.hpp>
 #include <mla/util/resources.hpp>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "../common/cli.hpp"
 #include "../common/environment.hpp"
 
 namespace {
@@ -28,22 +30,25 @@ std::string read_file(const std::string& path) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Perplexity of a model on a text (non-overlapping windows, tail dropped, exp(mean NLL))"};
+  mla_examples::start(app, "mla-eval");
   std::string model_path, text_path, json_path;
   mla::eval::perplexity_options opt;
   app.add_option("--model", model_path, "GGUF file or checkpoint directory")->required();
   app.add_option("--text", text_path, "UTF-8 text file, tokenized once as a whole")->required();
-  app.add_option("--ctx", opt.context, "window length in tokens")->check(CLI::Range(2, 1 << 20));
+  app.add_option("--ctx,--window", opt.context, "window length in tokens (--window: the same, mla-convert's name)")
+      ->check(mla_examples::integer(2, 1 << 20));
   app.add_option("--max-tokens", opt.max_tokens, "score at most this many tokens of the text (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(mla_examples::integer(0));
   app.add_option("--json", json_path, "also write the report as JSON to this file");
   std::string mla_form = "absorbed";
   app.add_option("--mla-form", mla_form,
                  "how MLA layers attend: absorbed (queries moved into the latent space) or naive (per-head keys "
                  "and values rebuilt from the cached latent; same logits, fewer FLOPs in long prefills)")
-      ->check(CLI::IsMember({"absorbed", "naive"}));
+      ->check(mla_examples::one_of({"absorbed", "naive"}));
   bool log_windows = false;
   app.add_flag("--log-windows", log_windows, "print the running perplexity after every window (stderr)");
-  CLI11_PARSE(app, argc, argv);
+  MLA_CLI_PARSE(app, argc, argv);
+  const mla::util::run_summary summary("mla-eval");  // the last line: wall time, peak memory
 
   try {
     // A --json that cannot be written fails before the evaluation, not after it.
@@ -70,8 +75,8 @@ int main(int argc, char** argv) {
 
     const double kv_per_token_layer = double(r.kv_bytes_per_window) / opt.context / c.n_layers;
     const double tps = r.tokens_evaluated / r.seconds;
-    std::printf("model            %s (%s, %d layers, %d heads / %d KV heads x %d)\n", model_path.c_str(),
-                c.architecture.c_str(), c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim);
+    std::printf("model            %s (%s, %d layers)\n", model_path.c_str(), c.architecture.c_str(), c.n_layers);
+    std::printf("attention        %s\n", mla::util::attention_summary(c).c_str());
     std::printf("text             %s (%zu tokens)\n", text_path.c_str(), ids.size());
     std::printf("context          %d tokens, %ld windows\n", opt.context, r.windows);
     std::printf("perplexity       %.4f\n", r.perplexity);
@@ -98,9 +103,10 @@ int main(int argc, char** argv) {
                        {"mla_form", mla_form}};
       mla::util::write_file("--json", json_path, j.dump(2) + "\n");
     }
+    mla::util::check_stdout();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-eval: error: %s\n", e.what());
-    return 1;
+    return mla::util::exit_failure;
   }
-  return 0;
+  return mla::util::exit_ok;
 }

@@ -14,10 +14,12 @@
 #include <mla/model/sampling.hpp>
 #include <mla/tokenizer/chat_template.hpp>
 
+#include "../common/cli.hpp"
 #include "../common/environment.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Generate text with a model (chat template applied unless --raw)"};
+  mla_examples::start(app, "mla-generate");
   std::string model_path, prompt, system;
   int max_new = 128;
   bool raw = false;
@@ -27,18 +29,20 @@ int main(int argc, char** argv) {
   app.add_option("--prompt", prompt, "user message (or raw text with --raw)")->required();
   app.add_option("--system", system, "system prompt (default: the model's own)");
   app.add_flag("--raw", raw, "feed the prompt as is, without the chat template");
-  app.add_option("--max-new-tokens", max_new, "tokens to generate at most")->check(CLI::PositiveNumber);
-  app.add_option("--temperature", so.temperature, "0: greedy")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", so.top_k, "0: off")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", so.top_p, "1: off")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--repetition-penalty", so.repetition_penalty, "1: off")->check(CLI::Range(1.0, 10.0));
+  app.add_option("--max-new-tokens,--max-tokens", max_new, "tokens to generate at most (--max-tokens: the same)")
+      ->check(mla_examples::integer(1));
+  app.add_option("--temperature", so.temperature, "0: greedy")->check(mla_examples::number(0));
+  app.add_option("--top-k", so.top_k, "0: off")->check(mla_examples::integer(0));
+  app.add_option("--top-p", so.top_p, "1: off")->check(mla_examples::number(0, 1));
+  app.add_option("--repetition-penalty", so.repetition_penalty, "1: off")->check(mla_examples::number(1, 10));
   app.add_option("--seed", seed, "sampling seed");
   std::string backend;
   app.add_option("--attention-backend", backend,
                  "decode attention of every layer on the Eigen reference or the CPU kernels (default: MLA layers on "
                  "the CPU kernel, GQA layers on the reference)")
-      ->check(CLI::IsMember({"reference", "cpu"}));
-  CLI11_PARSE(app, argc, argv);
+      ->check(mla_examples::one_of({"reference", "cpu"}));
+  MLA_CLI_PARSE(app, argc, argv);
+  const mla::util::run_summary summary("mla-generate");  // the last line: wall time, peak memory
 
   try {
     mla::model::loaded_model m = mla::model::load_model(model_path, mla_examples::o200k_vocabulary_from_environment());
@@ -87,9 +91,10 @@ int main(int argc, char** argv) {
     const double decode = std::chrono::duration<double>(t2 - t1).count();
     std::fprintf(stderr, "\n[prompt %zu tokens in %.2f s (%.1f tok/s); generated %zu tokens in %.2f s (%.1f tok/s)]\n",
                  ids.size(), prefill, ids.size() / prefill, out.size(), decode, out.size() / decode);
+    mla::util::check_stdout();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-generate: error: %s\n", e.what());
-    return 1;
+    return mla::util::exit_failure;
   }
-  return 0;
+  return mla::util::exit_ok;
 }

@@ -7,21 +7,26 @@
 #include <cstdio>
 #include <mla/model/gpt_oss_checkpoint.hpp>
 
+#include "../common/cli.hpp"
+
 int main(int argc, char** argv) {
   CLI::App app{"Write a synthetic gpt-oss checkpoint (safetensors + config.json)"};
+  mla_examples::start(app, "mla-make-gpt-oss");
   std::string out, preset = "tiny";
   std::uint64_t seed = 0;
   double max_shard_mb = 0;
   int layers = 0, vocab = 0, window = -1;
   app.add_option("--out", out, "output directory (created)")->required();
-  app.add_option("--preset", preset, "tiny | 20b")->check(CLI::IsMember({"tiny", "20b"}));
+  app.add_option("--preset", preset, "model shape")->check(mla_examples::one_of({"tiny", "20b"}));
   app.add_option("--seed", seed, "weight seed (same seed, same bytes)");
-  app.add_option("--layers", layers, "override the number of layers")->check(CLI::PositiveNumber);
-  app.add_option("--vocab", vocab, "override the vocabulary size")->check(CLI::PositiveNumber);
-  app.add_option("--sliding-window", window, "override the sliding window")->check(CLI::NonNegativeNumber);
-  app.add_option("--max-shard-mb", max_shard_mb, "shard size limit in MiB (default: 1 for tiny, 5000 for 20b)")
-      ->check(CLI::PositiveNumber);
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--layers", layers, "override the number of layers (0: the preset's)")->check(mla_examples::integer(0));
+  app.add_option("--vocab", vocab, "override the vocabulary size (0: the preset's)")->check(mla_examples::integer(0));
+  app.add_option("--sliding-window", window, "override the sliding window (-1: the preset's)")
+      ->check(mla_examples::integer(-1));
+  app.add_option("--max-shard-mb", max_shard_mb, "shard size limit in MiB (0: 1 for tiny, 5000 for 20b)")
+      ->check(mla_examples::number(0));
+  MLA_CLI_PARSE(app, argc, argv);
+  const mla::util::run_summary summary("mla-make-gpt-oss");  // the last line: wall time, peak memory
 
   try {
     mla::model::gpt_oss_shape s =
@@ -36,9 +41,9 @@ int main(int argc, char** argv) {
     std::printf("%s: gpt-oss %s (%d layers, hidden %d, %d experts top-%d, vocab %d), seed %llu, %d shards\n",
                 out.c_str(), preset.c_str(), s.n_layers, s.hidden, s.n_experts, s.experts_per_token, s.vocab_size,
                 static_cast<unsigned long long>(seed), n);
-    return 0;
+    return mla::util::exit_ok;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mla-make-gpt-oss: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "mla-make-gpt-oss: error: %s\n", e.what());
+    return mla::util::exit_failure;
   }
 }

@@ -1,6 +1,6 @@
 # Runs one example program and checks what a user would see: the exit status, a message, and which paths exist
 # afterwards (a failed run must leave no output, not even a temporary, behind).
-#   cmake -DCMD="prog|arg|..." -DEXPECT=ok|fail [-DMATCH=regex] [-DEXIST="p|..."] [-DABSENT="p|..."]
+#   cmake -DCMD="prog|arg|..." -DEXPECT=ok|fail|<status> [-DMATCH=regex] [-DEXIST="p|..."] [-DABSENT="p|..."]
 #         [-DSAME="a=b|..."] [-DUNCHANGED="p|..."] [-DCLEAN="p|..."] -P expect_cli.cmake
 # "@MODEL@" in CMD stands for $MLA_SMOLLM2_GGUF; without it the test prints "mla-cli-test: SKIP" (CTest skips it).
 # PERPLEXITY_BELOW=n: the "perplexity <x>" line of mla-eval must hold a finite number in [1, n) ("nan" and "inf"
@@ -47,6 +47,8 @@ if(EXPECT STREQUAL "ok" AND NOT rc EQUAL 0)
   string(APPEND failures "expected exit status 0, got '${rc}'\n")
 elseif(EXPECT STREQUAL "fail" AND (rc EQUAL 0 OR NOT rc MATCHES "^[0-9]+$"))
   string(APPEND failures "expected a non-zero exit status (an error, not a crash), got '${rc}'\n")
+elseif(EXPECT MATCHES "^[0-9]+$" AND NOT rc STREQUAL EXPECT)
+  string(APPEND failures "expected exit status ${EXPECT}, got '${rc}'\n")
 endif()
 if(DEFINED MATCH AND NOT all MATCHES "${MATCH}")
   string(APPEND failures "the output does not match '${MATCH}'\n")

@@ -96,8 +96,8 @@ inline CLI::Validator number(double lo = -HUGE_VAL, double hi = HUGE_VAL, bool a
   };
   std::string range;
   if (lo != -HUGE_VAL) range = (above ? "> " : ">= ") + text(lo);
-  if (hi != HUGE_VAL) range = lo != -HUGE_VAL ? (above ? "in (" : "in [") + text(lo) + ", " + text(hi) + "]"
-                                              : "<= " + text(hi);
+  if (hi != HUGE_VAL)
+    range = lo != -HUGE_VAL ? (above ? "in (" : "in [") + text(lo) + ", " + text(hi) + "]" : "<= " + text(hi);
   return CLI::Validator(
       [lo, hi, above, range](std::string& input) -> std::string {
         double v = 0;
@@ -111,11 +111,11 @@ inline CLI::Validator number(double lo = -HUGE_VAL, double hi = HUGE_VAL, bool a
 }  // namespace mla_examples
 
 // CLI11_PARSE with the project's exit statuses (mla/util/tool_run.hpp): --help 0, any usage error 2.
-#define MLA_CLI_PARSE(app, argc, argv)                                            \
-  do {                                                                            \
-    try {                                                                         \
-      (app).parse((argc), (argv));                                                \
-    } catch (const CLI::ParseError& e_) {                                         \
-      return (app).exit(e_) == 0 ? mla::util::exit_ok : mla::util::exit_usage;    \
-    }                                                                             \
+#define MLA_CLI_PARSE(app, argc, argv)                                         \
+  do {                                                                         \
+    try {                                                                      \
+      (app).parse((argc), (argv));                                             \
+    } catch (const CLI::ParseError& e_) {                                      \
+      return (app).exit(e_) == 0 ? mla::util::exit_ok : mla::util::exit_usage; \
+    }                                                                          \
   } while (0)

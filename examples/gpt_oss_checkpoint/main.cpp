@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "output directory (created)")->required();
   app.add_option("--preset", preset, "model shape")->check(mla_examples::one_of({"tiny", "20b"}));
   app.add_option("--seed", seed, "weight seed (same seed, same bytes)");
-  app.add_option("--layers", layers, "override the number of layers (0: the preset's)")->check(mla_examples::integer(0));
+  app.add_option("--layers", layers, "override the number of layers (0: the preset's)")
+      ->check(mla_examples::integer(0));
   app.add_option("--vocab", vocab, "override the vocabulary size (0: the preset's)")->check(mla_examples::integer(0));
   app.add_option("--sliding-window", window, "override the sliding window (-1: the preset's)")
       ->check(mla_examples::integer(-1));

@@ -252,11 +252,11 @@ BOOST_AUTO_TEST_CASE(sequential_run_is_the_stages_by_hand) {
     BOOST_TEST(got.latent_rms.empty());
     BOOST_TEST(got.report.has(stage::refit_o));
     BOOST_TEST(!got.report.has(stage::latent_norm));
-    BOOST_TEST(progress.stages == (std::vector<std::string>{
-                                      "calibration", "held-out", "fit inputs", "distillation inputs", "placing RoPE",
-                                      "converting",
-                                      "refitting (sequential)", "distilling (sequential)", "distilling end to end"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(
+        progress.stages == (std::vector<std::string>{"calibration", "held-out", "fit inputs", "distillation inputs",
+                                                     "placing RoPE", "converting", "refitting (sequential)",
+                                                     "distilling (sequential)", "distilling end to end"}),
+        boost::test_tools::per_element());
     BOOST_TEST(progress.last == progress.totals, boost::test_tools::per_element());
     BOOST_TEST(progress.notes == (std::vector<std::string>{"--e2e-tokens 200 is more than the 96 calibration tokens "
                                                            "(--calib-tokens); the end-to-end distillation uses 96"}),

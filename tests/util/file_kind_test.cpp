@@ -15,9 +15,7 @@ BOOST_AUTO_TEST_SUITE(file_kind)
 
 namespace {
 
-void write(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+void write(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
 // A minimal safetensors file: u64 header length (little-endian), the JSON header, no tensors.
 std::string safetensors_bytes() {
@@ -50,8 +48,7 @@ BOOST_AUTO_TEST_CASE(kinds_from_content) {
   BOOST_CHECK_NO_THROW(mla::util::check_gguf_file("--model", tmp.file("model.safetensors")));
   mla::test::expect_error([&] { mla::util::check_gguf_file("--model", tmp.file("model.gguf")); },
                           {"--model: '" + tmp.file("model.gguf") + "' is a safetensors file", "pass the directory"});
-  mla::test::expect_error([&] { mla::util::check_gguf_file("--model", tmp.file("config.gguf")); },
-                          {"is a JSON file"});
+  mla::test::expect_error([&] { mla::util::check_gguf_file("--model", tmp.file("config.gguf")); }, {"is a JSON file"});
   mla::test::expect_error([&] { mla::util::check_gguf_file("--model", tmp.file("text.gguf")); },
                           {"is neither GGUF nor safetensors nor JSON"});
 }

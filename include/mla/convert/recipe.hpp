@@ -93,8 +93,8 @@ struct conversion_recipe {
     c.rope.rope_dim = 32;
     return c;
   }();
-  double kv_budget = 0;  // --kv-budget: a fraction of the converted layers' cache in (0, 1], or bytes per token
-                         // (float32) when > 1; 0: layer.rank in every layer
+  double kv_budget = 0;    // --kv-budget: a fraction of the converted layers' cache in (0, 1], or bytes per token
+                           // (float32) when > 1; 0: layer.rank in every layer
   bool full_rank = false;  // --full-rank: no budget and no rank asked on purpose (a conversion that saves nothing
                            // is refused unless this says so)
   rank_allocation allocation = rank_allocation::uniform;  // --allocation

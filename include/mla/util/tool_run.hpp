@@ -35,7 +35,8 @@ inline void check_stdout() {
   errno = 0;
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
     const int err = errno;
-    mla::detail::throw_error("cannot write to standard output", err != 0 ? ": " : "", err != 0 ? std::strerror(err) : "");
+    mla::detail::throw_error("cannot write to standard output", err != 0 ? ": " : "",
+                             err != 0 ? std::strerror(err) : "");
   }
 }
 
@@ -53,9 +54,7 @@ class run_summary {
     std::fprintf(stderr, "%s: wall time %ld:%02ld:%04.1f, peak memory %.1f MiB (resident)\n", tool_.c_str(),
                  whole / 3600, (whole / 60) % 60, s - double(whole - whole % 60), double(peak_rss_bytes()) / 1048576.0);
   }
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
 
  private:
   std::string tool_;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <mla/util/free_cores.hpp>
 #include <mla/util/signal_cleanup.hpp>
 #include <mla/util/tool_run.hpp>
 

@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
     from->excludes(name);
   from->excludes(full_rank);
   MLA_CLI_PARSE(app, argc, argv);
-  const mla::util::run_summary summary("mla-convert");  // the last line: wall time, peak memory
+  const mla::util::run_summary summary("mla-convert", mla::util::threads_for_free_cores());  // last line
   r.e2e.teacher_cache_bytes = static_cast<std::size_t>(e2e_cache_gib * double(1 << 30));
   if (app.count("--refit-mode") > 0)
     r.refit_mode = refit_mode == "sequential" ? stage_mode::sequential : stage_mode::teacher;

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   bool log_windows = false;
   app.add_flag("--log-windows", log_windows, "print the running perplexity after every window (stderr)");
   MLA_CLI_PARSE(app, argc, argv);
-  const mla::util::run_summary summary("mla-eval");  // the last line: wall time, peak memory
+  const mla::util::run_summary summary("mla-eval", mla::util::threads_for_free_cores());  // last line
 
   try {
     // A --json that cannot be written fails before the evaluation, not after it.

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
                  "the CPU kernel, GQA layers on the reference)")
       ->check(mla_examples::one_of({"reference", "cpu"}));
   MLA_CLI_PARSE(app, argc, argv);
-  const mla::util::run_summary summary("mla-generate");  // the last line: wall time, peak memory
+  const mla::util::run_summary summary("mla-generate", mla::util::threads_for_free_cores());  // last line
 
   try {
     mla::model::loaded_model m = mla::model::load_model(model_path, mla_examples::o200k_vocabulary_from_environment());

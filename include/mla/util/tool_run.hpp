@@ -40,24 +40,29 @@ inline void check_stdout() {
   }
 }
 
-// Prints "<tool>: wall time H:MM:SS.s, peak memory X MiB (resident)" on stderr when destroyed: construct it
-// after the command line is parsed, so that every run that did work ends with it, errors included.
+// Prints "<tool>: wall time H:MM:SS.s, peak memory X MiB (resident), N threads" on stderr when destroyed:
+// construct it after the command line is parsed, so that every run that did work ends with it, errors included.
+// `threads`: the OpenMP threads the tool ran with (free_cores.hpp), 0 to leave them out.
 class run_summary {
  public:
-  explicit run_summary(std::string tool) : tool_(std::move(tool)), start_(std::chrono::steady_clock::now()) {}
+  explicit run_summary(std::string tool, int threads = 0)
+      : tool_(std::move(tool)), threads_(threads), start_(std::chrono::steady_clock::now()) {}
   run_summary(const run_summary&) = delete;
   run_summary& operator=(const run_summary&) = delete;
   ~run_summary() {
     const double s = seconds();
     const long whole = static_cast<long>(s);
     std::fflush(stdout);
-    std::fprintf(stderr, "%s: wall time %ld:%02ld:%04.1f, peak memory %.1f MiB (resident)\n", tool_.c_str(),
-                 whole / 3600, (whole / 60) % 60, s - double(whole - whole % 60), double(peak_rss_bytes()) / 1048576.0);
+    std::fprintf(stderr, "%s: wall time %ld:%02ld:%04.1f, peak memory %.1f MiB (resident)", tool_.c_str(), whole / 3600,
+                 (whole / 60) % 60, s - double(whole - whole % 60), double(peak_rss_bytes()) / 1048576.0);
+    if (threads_ > 0) std::fprintf(stderr, ", %d thread%s", threads_, threads_ == 1 ? "" : "s");
+    std::fprintf(stderr, "\n");
   }
   double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
 
  private:
   std::string tool_;
+  int threads_ = 0;
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
           ->check(number());
   CLI::Option* rank =
       app.add_option("--rank", r.layer.rank, "latent rank in every layer, instead of --kv-budget")->check(integer(0));
-  CLI::Option* full_rank = app.add_flag("--full-rank", r.full_rank,
+  app.add_flag("--full-rank", r.full_rank,
                                         "convert at full rank on purpose (no --kv-budget, no --rank): the RoPE split "
                                         "alone, which does not shrink the cache")
                                ->excludes(budget)
@@ -173,15 +173,7 @@ int main(int argc, char** argv) {
                      "distillation) "
                      "instead of converting again; the end-to-end stage (--e2e-steps) continues from it")
           ->check(CLI::ExistingDirectory);
-  // What --from skips: the options of the conversion stages it replaces.
-  for (const char* name :
-       {"--method",       "--rope",         "--rope-dim",        "--key-weight",    "--moment",
-        "--centre",       "--freqfold",     "--kv-budget",       "--rank",          "--allocation",
-        "--any-rank",     "--layers",       "--include-sliding", "--refit",         "--refit-mode",
-        "--refit-tokens", "--refit-o-proj", "--refit-drift",     "--distill-steps", "--distill-tokens",
-        "--distill-lr",   "--distill-mode", "--distill-window",  "--distill-batch", "--latent-norm"})
-    from->excludes(name);
-  from->excludes(full_rank);
+  for (const std::string& name : conversion_recipe::options_replaced_by_from()) from->excludes(name);
   MLA_CLI_PARSE(app, argc, argv);
   const mla::util::run_summary summary("mla-convert", mla::util::threads_for_free_cores());  // last line
   r.e2e.teacher_cache_bytes = static_cast<std::size_t>(e2e_cache_gib * double(1 << 30));
@@ -217,14 +209,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);  // the summary table ahead of the "writing" lines when both streams go to one file
     save_conversion(r, res, mla::model::checkpoint_tokenizer_files(r.model_path), progress);
     std::printf("wrote %s\n", r.out_dir.c_str());
-    if (r.exports() && r.export_kind_used() == "gguf")
-      std::printf("wrote %s (GGUF deepseek2 for llama.cpp, %s; the latent norm line above says if it is exact)\n",
-                  r.export_path().c_str(), r.export_type.c_str());
-    else if (r.exports())
-      std::printf("wrote %s (DeepSeek-V3 layout, %s)\n", r.export_path().c_str(),
-                  r.no_latent_norm ? "no kv_a_layernorm: exact, needs an engine that skips the latent norm"
-                  : r.latent_norm  ? "kv_a_layernorm from the converted layers (--latent-norm): exact"
-                                   : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
+    if (r.exports()) std::printf("wrote %s (%s)\n", r.export_path().c_str(), r.export_description().c_str());
     mla::util::check_stdout();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-convert: error: %s\n", e.what());

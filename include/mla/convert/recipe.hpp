@@ -148,6 +148,24 @@ struct conversion_recipe {
   bool distill_used() const { return distill.steps > 0; }
   bool exports() const { return !export_kind.empty() || !export_dir.empty(); }
   // The export written: --export, or deepseek_v3 when only --export-out is given.
+  // The flags of the conversion stages that --from replaces (mla-convert refuses them beside it).
+  static std::vector<std::string> options_replaced_by_from() {
+    return {"--method",        "--rope",         "--rope-dim",     "--key-weight",    "--moment",
+            "--centre",        "--freqfold",     "--kv-budget",    "--rank",          "--full-rank",
+            "--allocation",    "--any-rank",     "--layers",       "--include-sliding", "--refit",
+            "--refit-mode",    "--refit-tokens", "--refit-o-proj", "--refit-drift",   "--distill-steps",
+            "--distill-tokens", "--distill-lr",  "--distill-mode", "--distill-window", "--distill-batch",
+            "--latent-norm"};
+  }
+  // What the export written by save_conversion is, and whether it is exact: the line after its path.
+  std::string export_description() const {
+    if (export_kind_used() == "gguf")
+      return "GGUF deepseek2 for llama.cpp, " + export_type + "; the latent norm line above says if it is exact";
+    return std::string("DeepSeek-V3 layout, ") +
+           (no_latent_norm ? "no kv_a_layernorm: exact, needs an engine that skips the latent norm"
+            : latent_norm  ? "kv_a_layernorm from the converted layers (--latent-norm): exact"
+                           : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
+  }
   std::string export_kind_used() const { return export_kind.empty() ? "deepseek_v3" : export_kind; }
   std::string export_path() const {
     if (!export_dir.empty() || export_kind.empty()) return export_dir;

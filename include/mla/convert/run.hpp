@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -33,6 +34,7 @@
 #include "mla/model/deepseek_v3.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/model/save_checkpoint.hpp"
+#include "mla/util/progress_bar.hpp"
 
 namespace mla::convert {
 
@@ -117,6 +119,24 @@ inline conversion_progress& silent_progress() {
   static conversion_progress p;
   return p;
 }
+
+// A tool's progress on stderr: a util::progress_bar per stage, info lines as they come, notes as
+// "<tool>: note: <line>".
+class stderr_progress : public conversion_progress {
+ public:
+  explicit stderr_progress(std::string tool) : tool_(std::move(tool)) {}
+  void begin(const std::string& stage, double total, const std::string& unit) override {
+    bar_.emplace(stage, total, unit);
+  }
+  void update(double done) override { bar_->update(done); }
+  void end() override { bar_->finish(), bar_.reset(); }
+  void info(const std::string& line) override { std::fprintf(stderr, "%s\n", line.c_str()); }
+  void note(const std::string& line) override { std::fprintf(stderr, "%s: note: %s\n", tool_.c_str(), line.c_str()); }
+
+ private:
+  std::string tool_;
+  std::optional<util::progress_bar> bar_;
+};
 
 // A converted checkpoint to resume from (--from): its config and weights.
 template <class T>

@@ -263,16 +263,8 @@ inline decoder<float> deepseek2_from_gguf(const io::gguf_file& f) {
     lw.mlp_norm = gguf_vector(f, p + "ffn_norm.weight", c.hidden);
     ref::mla_layer<float>& m = lw.mla;
     m.hidden = c.hidden, m.n_heads = H, m.nope_dim = dn, m.rope_dim = dr, m.latent_rank = r, m.v_head_dim = dv;
-    const ref::matrix<float> q = gguf_matrix(f, p + "attn_q.weight", long(H) * qk, c.hidden);
-    m.wq = q;
-    for (int h = 0; h < H; ++h)
-      for (int j = 0; j < dr; ++j)
-        m.wq.row(Eigen::Index(h) * qk + dn + detail::neox_row_of_interleaved(j, dr)) =
-            q.row(Eigen::Index(h) * qk + dn + j);
-    const ref::matrix<float> kv_a = gguf_matrix(f, p + "attn_kv_a_mqa.weight", r + dr, c.hidden);
-    m.w_dkv = kv_a.topRows(r);
-    m.w_kr.resize(dr, c.hidden);
-    for (int j = 0; j < dr; ++j) m.w_kr.row(detail::neox_row_of_interleaved(j, dr)) = kv_a.row(r + j);
+    detail::set_deepseek_q_kv_a(m, gguf_matrix(f, p + "attn_q.weight", long(H) * qk, c.hidden),
+                                gguf_matrix(f, p + "attn_kv_a_mqa.weight", r + dr, c.hidden));
     m.latent_norm = gguf_vector(f, p + "attn_kv_a_norm.weight", r);
     m.latent_norm_eps = c.rms_eps;
     const std::vector<float> kb = tensor3(p + "attn_k_b.weight", dn, r, H);

@@ -155,6 +155,19 @@ deepseek_layer_tensors deepseek_layer(const model_config& c, const model_weights
   return out;
 }
 
+// The loaders' inverse of deepseek_layer's q and kv_a (without q_fix): m's shape fields set, q [H*(d_n+d_R), hidden]
+// and kv_a [r+d_R, hidden] with interleaved RoPE rows -> wq, w_dkv, w_kr with the project's NeoX half-split rows.
+inline void set_deepseek_q_kv_a(ref::mla_layer<float>& m, const ref::matrix<float>& q, const ref::matrix<float>& kv_a) {
+  const int H = m.n_heads, dn = m.nope_dim, dr = m.rope_dim, r = m.latent_rank, qk = dn + dr;
+  m.wq = q;
+  for (int h = 0; h < H; ++h)
+    for (int j = 0; j < dr; ++j)
+      m.wq.row(Eigen::Index(h) * qk + dn + neox_row_of_interleaved(j, dr)) = q.row(Eigen::Index(h) * qk + dn + j);
+  m.w_dkv = kv_a.topRows(r);
+  m.w_kr.resize(dr, m.hidden);
+  for (int j = 0; j < dr; ++j) m.w_kr.row(neox_row_of_interleaved(j, dr)) = kv_a.row(r + j);
+}
+
 }  // namespace detail
 
 // Writes the DeepSeek-V3 layout of a fully converted Llama-family model into `dir` (atomic, like save_checkpoint).
@@ -288,16 +301,8 @@ inline decoder<float> load_deepseek_v3(const std::string& dir) {
     lw.mlp_norm = st_vector(ck, hf_tensor_name(tensor_role::mlp_norm, l), c.hidden);
     ref::mla_layer<float>& m = lw.mla;
     m.hidden = c.hidden, m.n_heads = H, m.nope_dim = dn, m.rope_dim = dr, m.latent_rank = r, m.v_head_dim = dv;
-    const ref::matrix<float> q = st_matrix(ck, hf_tensor_name(tensor_role::q_proj, l), long(H) * qk, c.hidden);
-    m.wq = q;
-    for (int h = 0; h < H; ++h)
-      for (int jj = 0; jj < dr; ++jj)
-        m.wq.row(Eigen::Index(h) * qk + dn + detail::neox_row_of_interleaved(jj, dr)) =
-            q.row(Eigen::Index(h) * qk + dn + jj);
-    const ref::matrix<float> kv_a = st_matrix(ck, a + "kv_a_proj_with_mqa.weight", r + dr, c.hidden);
-    m.w_dkv = kv_a.topRows(r);
-    m.w_kr.resize(dr, c.hidden);
-    for (int jj = 0; jj < dr; ++jj) m.w_kr.row(detail::neox_row_of_interleaved(jj, dr)) = kv_a.row(r + jj);
+    detail::set_deepseek_q_kv_a(m, st_matrix(ck, hf_tensor_name(tensor_role::q_proj, l), long(H) * qk, c.hidden),
+                                st_matrix(ck, a + "kv_a_proj_with_mqa.weight", r + dr, c.hidden));
     if (ck.contains(a + "kv_a_layernorm.weight")) {
       m.latent_norm = st_vector(ck, a + "kv_a_layernorm.weight", r);
       m.latent_norm_eps = deepseek_latent_norm_eps;

@@ -9,7 +9,6 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,7 @@
 
 #include "deepseek2_tiny.hpp"
 #include "files.hpp"
+#include "golden.hpp"
 #include "json_file.hpp"
 #include "mla/model/load.hpp"
 
@@ -24,15 +24,6 @@ namespace deepseek2_golden {
 using mla::ref::matrix;
 
 constexpr double tolerance = 1e-4;  // relative error per position, float32 on both sides
-
-// 64-bit FNV-1a, as tools/deepseek2_golden.py computes it.
-inline std::string fnv1a64_hex(const std::string& bytes) {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001B3ull;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
 
 struct golden_model {
   nlohmann::json g = mla::test::read_json(MLA_DEEPSEEK2_GOLDEN);  // tools/deepseek2_golden.py
@@ -42,15 +33,7 @@ struct golden_model {
   mla::model::loaded_model lm = mla::model::load_model(path);
   std::vector<int> tokens = g["tokens"].get<std::vector<int>>();
   std::vector<int> top1 = g["top1"].get<std::vector<int>>();
-  matrix<float> want = logits();
-
-  matrix<float> logits() const {
-    const auto& rows = g["logits"];
-    matrix<float> m(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(rows[0].size()));
-    for (Eigen::Index r = 0; r < m.rows(); ++r)
-      for (Eigen::Index k = 0; k < m.cols(); ++k) m(r, k) = rows[std::size_t(r)][std::size_t(k)].get<float>();
-    return m;
-  }
+  matrix<float> want = mla::test::json_matrix(g["logits"]);
 };
 
 const golden_model& fixture() {
@@ -58,28 +41,9 @@ const golden_model& fixture() {
   return m;
 }
 
-template <class Row>
-int argmax(const Row& r) {
-  Eigen::Index i = 0;
-  r.maxCoeff(&i);
-  return static_cast<int>(i);
-}
-
 // Per-position relative error <= tolerance and identical top-1.
 void compare(const std::string& what, const matrix<float>& got, const golden_model& m) {
-  BOOST_TEST_REQUIRE(got.rows() == m.want.rows());
-  BOOST_TEST_REQUIRE(got.cols() == m.want.cols());
-  double worst = 0;
-  for (Eigen::Index p = 0; p < got.rows(); ++p) {
-    const double err = mla::ref::relative_error(got.row(p), m.want.row(p));
-    worst = std::max(worst, err);
-    BOOST_TEST_CONTEXT(what << " position " << p) {
-      BOOST_TEST(err <= tolerance);
-      BOOST_TEST(argmax(got.row(p)) == m.top1[std::size_t(p)]);
-      BOOST_TEST(argmax(m.want.row(p)) == m.top1[std::size_t(p)]);  // the file is self-consistent
-    }
-  }
-  BOOST_TEST_MESSAGE(what << ": worst relative error vs llama.cpp " << worst << " over " << got.rows() << " positions");
+  mla::test::compare_logits(what, got, m.want, m.top1, tolerance, "llama.cpp");
 }
 
 // Token by token from an empty cache, and a prefill of half then decode.
@@ -105,7 +69,7 @@ using namespace deepseek2_golden;
 
 BOOST_AUTO_TEST_CASE(regenerated_gguf_is_the_one_llama_cpp_read) {
   const golden_model& m = fixture();
-  BOOST_TEST(fnv1a64_hex(mla::test::read_file(m.path)) == m.g["gguf_fnv1a64"].get<std::string>());
+  BOOST_TEST(mla::test::file_fnv1a64(m.path) == m.g["gguf_fnv1a64"].get<std::string>());
   const auto& c = m.lm.model.config();
   BOOST_TEST(c.n_layers == 2);
   BOOST_TEST(c.layers[0].latent_rank == 24);  // layer 1's 16 padded

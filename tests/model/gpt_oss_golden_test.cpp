@@ -9,7 +9,6 @@
 // factor 32 with truncate = false; 8 experts top-4) is 2.4 MB, so it is regenerated, not committed.
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -19,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "golden.hpp"
 #include "json_file.hpp"
 #include "mla/model/gpt_oss_checkpoint.hpp"
 #include "mla/model/load.hpp"
@@ -28,27 +28,6 @@ namespace fs = std::filesystem;
 using mla::ref::matrix;
 
 constexpr double golden_tolerance = 1e-4;  // relative error per position, float32
-
-// 64-bit FNV-1a, as tools/gpt_oss_golden.py computes it.
-struct fnv1a64 {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  void add(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
-  }
-  std::string hex() const {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
-  }
-};
-
-std::string file_hash(const fs::path& p) {
-  const std::string bytes = mla::test::read_file(p);
-  fnv1a64 f;
-  f.add(bytes.data(), bytes.size());
-  return f.hex();
-}
 
 // The golden checkpoint, regenerated once for the whole suite.
 struct golden_model {
@@ -71,39 +50,12 @@ const golden_model& fixture() {
   return m;
 }
 
-matrix<float> golden_logits(const nlohmann::json& c) {
-  const auto& rows = c["logits"];
-  matrix<float> m(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(rows[0].size()));
-  for (Eigen::Index r = 0; r < m.rows(); ++r)
-    for (Eigen::Index k = 0; k < m.cols(); ++k) m(r, k) = rows[std::size_t(r)][std::size_t(k)].get<float>();
-  return m;
-}
-
-template <class Row>
-int argmax(const Row& r) {
-  Eigen::Index i = 0;
-  r.maxCoeff(&i);
-  return static_cast<int>(i);
-}
+matrix<float> golden_logits(const nlohmann::json& c) { return mla::test::json_matrix(c["logits"]); }
 
 // Per-position relative error <= golden_tolerance and identical top-1; returns the worst error.
 double compare(const std::string& what, const matrix<float>& got, const matrix<float>& want,
                const std::vector<int>& top1) {
-  BOOST_TEST_REQUIRE(got.rows() == want.rows());
-  BOOST_TEST_REQUIRE(got.cols() == want.cols());
-  double worst = 0;
-  for (Eigen::Index p = 0; p < got.rows(); ++p) {
-    const double err = mla::ref::relative_error(got.row(p), want.row(p));
-    worst = std::max(worst, err);
-    BOOST_TEST_CONTEXT(what << " position " << p) {
-      BOOST_TEST(err <= golden_tolerance);
-      BOOST_TEST(argmax(got.row(p)) == top1[std::size_t(p)]);
-      BOOST_TEST(argmax(want.row(p)) == top1[std::size_t(p)]);  // the file is self-consistent
-    }
-  }
-  BOOST_TEST_MESSAGE(what << ": worst relative error vs transformers " << worst << " over " << got.rows()
-                          << " positions");
-  return worst;
+  return mla::test::compare_logits(what, got, want, top1, golden_tolerance, "transformers");
 }
 
 }  // namespace
@@ -119,7 +71,7 @@ BOOST_AUTO_TEST_CASE(regenerated_checkpoint_is_the_one_transformers_read) {
     if (name == "tokenizer.json") continue;  // written since the golden run; transformers read ids, not text
     BOOST_TEST_CONTEXT(name) {
       BOOST_TEST_REQUIRE(hashes.contains(name));
-      BOOST_TEST(file_hash(f.path()) == hashes[name].get<std::string>());
+      BOOST_TEST(mla::test::file_fnv1a64(f.path()) == hashes[name].get<std::string>());
     }
     ++files;
   }
@@ -141,7 +93,7 @@ BOOST_AUTO_TEST_CASE(mxfp4_dequantisation_equals_transformers_bit_for_bit) {
   BOOST_TEST_REQUIRE(want.size() == layers.size());
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const auto& moe = layers[l].moe;
-    fnv1a64 gate_up, down;
+    mla::test::fnv1a64 gate_up, down;
     for (int e = 0; e < moe.n_experts; ++e) {
       mla::ref::moe_expert<float> ex;
       moe.experts->load(e, ex);

@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);  // the summary table ahead of the "writing" lines when both streams go to one file
     save_conversion(r, res, mla::model::checkpoint_tokenizer_files(r.model_path), progress);
     std::printf("wrote %s\n", r.out_dir.c_str());
-    if (r.exports()) std::printf("wrote %s (%s)\n", r.export_path().c_str(), r.export_description().c_str());
+    if (r.exports())
+      std::printf("wrote %s (%s)\n", r.export_path().c_str(), r.export_description(own_latent_norms(res)).c_str());
     mla::util::check_stdout();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-convert: error: %s\n", e.what());

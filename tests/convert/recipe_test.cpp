@@ -150,6 +150,21 @@ BOOST_AUTO_TEST_CASE(implied_settings) {
   BOOST_TEST(r.export_path() == "conv-deepseek2.gguf");
 }
 
+// The DeepSeek-V3 export is exact when the exported layers carry their own latent norms, whether --latent-norm
+// added them in this run or the --from checkpoint had them (its flags are not this run's).
+BOOST_AUTO_TEST_CASE(export_description_follows_the_exported_layers) {
+  conversion_recipe r = good();
+  r.export_kind = "deepseek_v3";
+  const auto says = [](const std::string& d, const std::string& part) { return d.find(part) != std::string::npos; };
+  BOOST_TEST(says(r.export_description(true), ": exact"));
+  BOOST_TEST(!says(r.export_description(true), "NOT exact"));
+  BOOST_TEST(says(r.export_description(false), "NOT exact"));
+  r.latent_norm = true;  // the flag alone does not make layers without norms exact
+  BOOST_TEST(says(r.export_description(false), "NOT exact"));
+  r.latent_norm = false, r.no_latent_norm = true;
+  BOOST_TEST(says(r.export_description(false), "no kv_a_layernorm: exact"));
+}
+
 // What an export needs of --model is read from its metadata before it is loaded: a GGUF file for --export gguf,
 // and no gpt-oss model or attention biases for either export.
 BOOST_AUTO_TEST_CASE(export_source_rules) {

@@ -158,13 +158,15 @@ struct conversion_recipe {
             "--latent-norm"};
   }
   // What the export written by save_conversion is, and whether it is exact: the line after its path.
-  std::string export_description() const {
+  // `own_latent_norms`: every layer of the exported model carries its own latent norm (--latent-norm, or a --from
+  // checkpoint that was converted with it), which the export writes as kv_a_layernorm: then it is exact.
+  std::string export_description(bool own_latent_norms) const {
     if (export_kind_used() == "gguf")
       return "GGUF deepseek2 for llama.cpp, " + export_type + "; the latent norm line above says if it is exact";
     return std::string("DeepSeek-V3 layout, ") +
-           (no_latent_norm ? "no kv_a_layernorm: exact, needs an engine that skips the latent norm"
-            : latent_norm  ? "kv_a_layernorm from the converted layers (--latent-norm): exact"
-                           : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
+           (no_latent_norm     ? "no kv_a_layernorm: exact, needs an engine that skips the latent norm"
+            : own_latent_norms ? "kv_a_layernorm from the converted layers' own latent norms: exact"
+                               : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
   }
   std::string export_kind_used() const { return export_kind.empty() ? "deepseek_v3" : export_kind; }
   std::string export_path() const {

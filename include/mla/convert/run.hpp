@@ -159,6 +159,14 @@ struct conversion_result {
   std::vector<double> latent_rms;
 };
 
+// Whether every layer of the converted model carries its own latent norm (what recipe.export_description asks).
+template <class T>
+bool own_latent_norms(const conversion_result<T>& res) {
+  const auto& layers = res.conversion.weights.layers;
+  return !layers.empty() &&
+         std::all_of(layers.begin(), layers.end(), [](const auto& lw) { return lw.mla.latent_norm.size() != 0; });
+}
+
 namespace detail {
 
 // Runs the decoder over the windows with the observer, reporting tokens done.

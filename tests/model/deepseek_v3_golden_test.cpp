@@ -10,7 +10,6 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 
 #include "deepseek_v3_tiny.hpp"
 #include "files.hpp"
+#include "golden.hpp"
 #include "json_file.hpp"
 #include "mla/model/load.hpp"
 
@@ -26,15 +26,6 @@ namespace deepseek_v3_golden {
 using mla::ref::matrix;
 
 constexpr double tolerance = 1e-4;  // relative error per position, float32 on both sides
-
-// 64-bit FNV-1a, as tools/transformers_deepseek_v3_golden.py computes it.
-inline std::string fnv1a64_hex(const std::string& bytes) {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001B3ull;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
 
 struct golden_model {
   nlohmann::json g = mla::test::read_json(MLA_DEEPSEEK_V3_GOLDEN);  // tools/transformers_deepseek_v3_golden.py
@@ -44,15 +35,8 @@ struct golden_model {
   mla::model::loaded_model lm = mla::model::load_model(path);
   std::vector<int> tokens = g["tokens"].get<std::vector<int>>();
   std::vector<int> top1 = g["top1"].get<std::vector<int>>();
-  matrix<float> want = logits();
+  matrix<float> want = mla::test::json_matrix(g["logits"]);
 
-  matrix<float> logits() const {
-    const auto& rows = g["logits"];
-    matrix<float> m(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(rows[0].size()));
-    for (Eigen::Index r = 0; r < m.rows(); ++r)
-      for (Eigen::Index k = 0; k < m.cols(); ++k) m(r, k) = rows[std::size_t(r)][std::size_t(k)].get<float>();
-    return m;
-  }
   // The read-back model's config and weights, for the variants below.
   mla::model::decoder<float> variant(const std::function<void(mla::model::model_config&,
                                                               mla::model::model_weights<float>&)>& change) const {
@@ -68,29 +52,9 @@ const golden_model& fixture() {
   return m;
 }
 
-template <class Row>
-int argmax(const Row& r) {
-  Eigen::Index i = 0;
-  r.maxCoeff(&i);
-  return static_cast<int>(i);
-}
-
 // Per-position relative error <= tolerance and identical top-1.
 void compare(const std::string& what, const matrix<float>& got, const golden_model& m) {
-  BOOST_TEST_REQUIRE(got.rows() == m.want.rows());
-  BOOST_TEST_REQUIRE(got.cols() == m.want.cols());
-  double worst = 0;
-  for (Eigen::Index p = 0; p < got.rows(); ++p) {
-    const double err = mla::ref::relative_error(got.row(p), m.want.row(p));
-    worst = std::max(worst, err);
-    BOOST_TEST_CONTEXT(what << " position " << p) {
-      BOOST_TEST(err <= tolerance);
-      BOOST_TEST(argmax(got.row(p)) == m.top1[std::size_t(p)]);
-      BOOST_TEST(argmax(m.want.row(p)) == m.top1[std::size_t(p)]);  // the file is self-consistent
-    }
-  }
-  BOOST_TEST_MESSAGE(what << ": worst relative error vs transformers " << worst << " over " << got.rows()
-                          << " positions");
+  mla::test::compare_logits(what, got, m.want, m.top1, tolerance, "transformers");
 }
 
 // Token by token from an empty cache, and a prefill of half then decode.
@@ -117,7 +81,7 @@ using namespace deepseek_v3_golden;
 BOOST_AUTO_TEST_CASE(regenerated_export_is_the_one_transformers_read) {
   const golden_model& m = fixture();
   for (const auto& [name, digest] : m.g["files_fnv1a64"].items())
-    BOOST_TEST(fnv1a64_hex(mla::test::read_file(m.dir.file("deepseek-v3-tiny/" + name))) == digest.get<std::string>(),
+    BOOST_TEST(mla::test::file_fnv1a64(m.dir.file("deepseek-v3-tiny/" + name)) == digest.get<std::string>(),
                name);
   const auto& c = m.lm.model.config();
   BOOST_TEST(c.n_layers == 2);

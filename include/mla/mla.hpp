@@ -34,6 +34,7 @@
 #include "mla/cuda/decode_plan.hpp"
 #include "mla/eval/perplexity.hpp"
 #include "mla/inspect/compare.hpp"
+#include "mla/inspect/conversion_report.hpp"
 #include "mla/inspect/csv.hpp"
 #include "mla/inspect/geometry.hpp"
 #include "mla/inspect/geometry_plot.hpp"

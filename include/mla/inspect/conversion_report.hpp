@@ -41,9 +41,9 @@ inline constexpr long report_kv_bytes_per_element = 4;
 // The report's numbers (see the header comment). Doubles keep every bit (nlohmann/json writes the shortest
 // representation that reads back the same); a non-finite value becomes null.
 template <class T>
-nlohmann::json conversion_report_json(const convert::conversion_recipe& r, const model::model_config& source,
+nlohmann::ordered_json conversion_report_json(const convert::conversion_recipe& r, const model::model_config& source,
                                       const convert::conversion_result<T>& res) {
-  using nlohmann::json;
+  using json = nlohmann::ordered_json;
   const model::model_config& conv = res.conversion.config;
   check(conv.n_layers == source.n_layers, "mla::inspect::conversion_report_json: the conversion has ", conv.n_layers,
         " layers, the source ", source.n_layers);
@@ -174,7 +174,7 @@ inline std::string html_escape(const std::string& s) {
 }
 
 // A report number as the page shows it: "%.3e" for errors and losses, "%.5f" for KL, integers as they are.
-inline std::string report_number(const nlohmann::json& v, const char* format = "%.3e") {
+inline std::string report_number(const nlohmann::ordered_json& v, const char* format = "%.3e") {
   if (v.is_null()) return "n/a";
   if (v.is_number_integer() || v.is_number_unsigned()) return std::to_string(v.get<long long>());
   if (v.is_number()) {
@@ -230,7 +230,7 @@ struct report_picture {
 };
 
 // The pictures of a report (its JSON), in the page's order; a picture with nothing to draw is left out.
-inline std::vector<report_picture> report_pictures(const nlohmann::json& j) {
+inline std::vector<report_picture> report_pictures(const nlohmann::ordered_json& j) {
   std::vector<report_picture> out;
   const std::string tokens = std::to_string(j.at("heldout_tokens").get<long>()) + " held-out tokens";
   const auto& layers = j.at("layers");
@@ -258,10 +258,13 @@ inline std::vector<report_picture> report_pictures(const nlohmann::json& j) {
         }
         p.data += "\n";
       }
+      // A marker per stage: a stage that changed nothing (e2e that kept step 0) hides the line under it.
+      const int point_types[6] = {7, 5, 9, 11, 13, 3};
       std::string plot = "plot ";
       for (std::size_t i = 0; i < drawn.size(); ++i)
         plot += std::string(i ? ", " : "") + "'stage_error.dat' using 1:" + std::to_string(i + 2) +
-                " with linespoints pt 7 ps 0.6 lw 1.5 title " + gp_quote(stages[drawn[i]].at("stage").get<std::string>());
+                " with linespoints pt " + std::to_string(point_types[i % 6]) + " ps 0.8 lw 1.5 title " +
+                gp_quote(stages[drawn[i]].at("stage").get<std::string>());
       p.script = report_script_head(p.name, "Stage report: relative error of attention outputs", "layer",
                                     "relative error (log)") +
                  "set logscale y\nset format y '%.0e'\nset xrange [-0.5:" +
@@ -302,14 +305,20 @@ inline std::vector<report_picture> report_pictures(const nlohmann::json& j) {
         "'' using 1:3 with linespoints pt 7 ps 0.6 lw 1.5 title 'after'";
     p.script = report_script_head(p.name, "Layer-wise distillation: held-out relative squared error", "layer",
                                   "held-out loss (log)") +
-               "set logscale y\nset format y '%.0e'\nset offsets 0.5, 0.5, 0, 0\n" + report_script_tail(p.name, plot);
+               "set logscale y\nset format y '%.0e'\nset autoscale xfix\nset offsets 0.5, 0.5, 0, 0\n" + report_script_tail(p.name, plot);
     out.push_back(std::move(p));
   }
   if (j.contains("e2e") && !j.at("e2e").at("curve").empty()) {
-    report_picture p{"e2e_kl", "End-to-end distillation: held-out KL to the source model (nats per token) by step",
+    report_picture p{"e2e_kl", "End-to-end distillation: held-out KL to the source model (nats per token) by step, step 0 before the first",
                      "", ""};
-    p.data = "# step heldout_kl\n";
-    for (const auto& pt : j.at("e2e").at("curve")) {
+    p.data = "# step heldout_kl (step 0: before the first step)\n";
+    const auto& e2e = j.at("e2e");
+    if (e2e.at("curve").at(0).at(0).get<int>() > 0 && e2e.at("heldout_kl_before").is_number()) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "0 %.9g\n", e2e.at("heldout_kl_before").get<double>());
+      p.data += buf;
+    }
+    for (const auto& pt : e2e.at("curve")) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%d %.9g\n", pt.at(0).get<int>(), pt.at(1).get<double>());
       p.data += buf;
@@ -317,7 +326,7 @@ inline std::vector<report_picture> report_pictures(const nlohmann::json& j) {
     const std::string plot = "plot 'e2e_kl.dat' using 1:2 with linespoints pt 7 ps 0.6 lw 1.5 title 'held-out KL'";
     p.script = report_script_head(p.name, "End-to-end distillation: held-out KL to the source", "step",
                                   "KL (nats per token)") +
-               "set offsets 0.5, 0.5, 0, 0\n" + report_script_tail(p.name, plot);
+               "set autoscale xfix\nset offsets 0.5, 0.5, graph 0.05, graph 0.05\n" + report_script_tail(p.name, plot);
     out.push_back(std::move(p));
   }
   return out;
@@ -325,10 +334,10 @@ inline std::vector<report_picture> report_pictures(const nlohmann::json& j) {
 
 }  // namespace detail
 
-// The page: the settings, the KV-cache summary, the per-layer table (kind, rank, d_R, KV bytes, one column per
-// stage; each stage cell has id "err-<stage>-<layer>"), the distillation's and the end-to-end stage's numbers, and
-// the pictures named in j["pictures"], or how to get them when `gnuplot_found` is false.
-inline std::string conversion_report_html(const nlohmann::json& j, bool gnuplot_found) {
+// The page: the KV-cache summary, the pictures (or how to get them when `gnuplot_found` is false), the per-layer
+// table (kind, rank, d_R, KV bytes, one column per stage; each stage cell has id "err-<stage>-<layer>"), the
+// distillation's and the end-to-end stage's numbers, and the settings.
+inline std::string conversion_report_html(const nlohmann::ordered_json& j, bool gnuplot_found) {
   using detail::html_escape;
   using detail::report_number;
   std::string h;
@@ -367,16 +376,6 @@ inline std::string conversion_report_html(const nlohmann::json& j, bool gnuplot_
          report_number(e.at("heldout_kl_after"), "%.5f") + " nats per token (best step " +
          report_number(e.at("best_step")) + ", windows of " + report_number(e.at("window")) + " tokens).</p>\n";
   }
-
-  h += "<h2>Settings</h2>\n<table>\n";
-  for (auto it = s.begin(); it != s.end(); ++it)
-    h += "<tr><td class=\"k\">" + html_escape(it.key()) + "</td><td class=\"k\">" +
-         html_escape(report_number(it.value(), "%g")) + "</td></tr>\n";
-  const auto& m = j.at("model");
-  h += "<tr><td class=\"k\">source model</td><td class=\"k\">" + html_escape(m.at("architecture").get<std::string>()) +
-       ", " + report_number(m.at("n_layers")) + " layers, " + report_number(m.at("n_heads")) + " heads / " +
-       report_number(m.at("n_kv_heads")) + " KV heads x " + report_number(m.at("head_dim")) + ", hidden " +
-       report_number(m.at("hidden")) + "</td></tr>\n</table>\n";
 
   h += "<h2>Pictures</h2>\n";
   if (!gnuplot_found)
@@ -435,6 +434,16 @@ inline std::string conversion_report_html(const nlohmann::json& j, bool gnuplot_
     }
     h += "</table>\n";
   }
+  h += "<h2>Settings</h2>\n<table>\n";
+  for (auto it = s.begin(); it != s.end(); ++it)
+    h += "<tr><td class=\"k\">" + html_escape(it.key()) + "</td><td class=\"k\">" +
+         html_escape(report_number(it.value(), "%g")) + "</td></tr>\n";
+  const auto& m = j.at("model");
+  h += "<tr><td class=\"k\">source model</td><td class=\"k\">" + html_escape(m.at("architecture").get<std::string>()) +
+       ", " + report_number(m.at("n_layers")) + " layers, " + report_number(m.at("n_heads")) + " heads / " +
+       report_number(m.at("n_kv_heads")) + " KV heads x " + report_number(m.at("head_dim")) + ", hidden " +
+       report_number(m.at("hidden")) + "</td></tr>\n</table>\n";
+
   h += "<p style=\"color:#777;font-size:11px;margin-top:28px\">Written by mla-convert --report; the same numbers "
        "are in <a href=\"report.json\">report.json</a>.</p>\n</body>\n</html>\n";
   return h;
@@ -464,7 +473,7 @@ conversion_report_files write_conversion_report(const std::string& dir, const co
   namespace fs = std::filesystem;
   io::atomic_directory out(dir, "--report");
   progress.info("writing " + dir);
-  nlohmann::json j = conversion_report_json(r, source, res);
+  nlohmann::ordered_json j = conversion_report_json(r, source, res);
   conversion_report_files written;
   written.files = {"report.json", "index.html"};
   if (!gnuplot.empty()) {

@@ -13,6 +13,7 @@
 #include <mla/convert/calibration_text.hpp>
 #include <mla/convert/recipe.hpp>
 #include <mla/convert/run.hpp>
+#include <mla/inspect/conversion_report.hpp>
 #include <mla/model/load.hpp>
 #include <mla/util/signal_cleanup.hpp>
 #include <string>
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   mla_examples::finish_recipe_flags(app, r, flags);
   try {
     r.validate();
+    if (!flags.report_dir.empty()) mla::inspect::check_report_path(flags.report_dir);
     if (r.force)
       for (const std::string& p : r.remove_stale_outputs())
         std::fprintf(stderr, "mla-convert: removed '%s' (--force)\n", p.c_str());
@@ -63,6 +65,11 @@ int main(int argc, char** argv) {
     std::printf("wrote %s\n", r.out_dir.c_str());
     if (r.exports())
       std::printf("wrote %s (%s)\n", r.export_path().c_str(), r.export_description(own_latent_norms(res)).c_str());
+    if (!flags.report_dir.empty()) {
+      const std::string gnuplot = mla::inspect::find_gnuplot(mla_examples::environment("PATH"));
+      mla::inspect::write_conversion_report(flags.report_dir, r, cfg, res, gnuplot, progress);
+      std::printf("wrote %s/index.html\n", flags.report_dir.c_str());
+    }
     mla::util::check_stdout();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla-convert: error: %s\n", e.what());

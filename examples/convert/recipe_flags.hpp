@@ -20,6 +20,7 @@ namespace mla_examples {
 struct recipe_flag_state {
   std::string refit_mode = "teacher", distill_mode = "teacher";  // --refit-mode, --distill-mode
   double e2e_cache_gib = 0;                                      // --e2e-cache-gib
+  std::string report_dir;                                        // --report (inspect/conversion_report.hpp)
 };
 
 // Every conversion flag, bound to `r` (whose values are the defaults --help shows) and `s`.
@@ -151,6 +152,9 @@ inline void add_recipe_flags(CLI::App& app, mla::convert::conversion_recipe& r, 
                      "instead of converting again; the end-to-end stage (--e2e-steps) continues from it")
           ->check(CLI::ExistingDirectory);
   for (const std::string& name : mla::convert::conversion_recipe::options_replaced_by_from()) from->excludes(name);
+  app.add_option("--report", s.report_dir,
+                 "also write the conversion's report into this new directory: index.html, report.json and pictures "
+                 "(PNG, SVG; drawn when gnuplot is installed)");
 }
 
 // After parsing: the mode names and the cache size into `r` (an unset --refit-mode stays unset: recipe.hpp's

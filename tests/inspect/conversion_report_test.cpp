@@ -160,8 +160,8 @@ BOOST_AUTO_TEST_CASE(json_and_page_hold_the_results_numbers) {
     BOOST_TEST(j["kv_cache"]["bytes_per_token_original"].get<long>() == before);
     BOOST_TEST(j["kv_cache"]["bytes_per_token_converted"].get<long>() == after);
     BOOST_TEST(after < before);  // the budget shrank the cache
-    BOOST_TEST(html.find("original <b>" + std::to_string(before) + "</b> bytes, converted <b>" +
-                         std::to_string(after) + "</b> bytes") != std::string::npos);
+    BOOST_TEST(html.find("original <b>" + std::to_string(before) + "</b> bytes, converted <b>" + std::to_string(after) +
+                         "</b> bytes") != std::string::npos);
     // The layer-wise distillation's losses and the end-to-end stage's KL and curve.
     BOOST_TEST_REQUIRE(j.at("distill").size() == 2u);
     for (std::size_t l = 0; l < 2; ++l) {

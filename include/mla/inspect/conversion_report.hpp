@@ -42,7 +42,7 @@ inline constexpr long report_kv_bytes_per_element = 4;
 // representation that reads back the same); a non-finite value becomes null.
 template <class T>
 nlohmann::ordered_json conversion_report_json(const convert::conversion_recipe& r, const model::model_config& source,
-                                      const convert::conversion_result<T>& res) {
+                                              const convert::conversion_result<T>& res) {
   using json = nlohmann::ordered_json;
   const model::model_config& conv = res.conversion.config;
   check(conv.n_layers == source.n_layers, "mla::inspect::conversion_report_json: the conversion has ", conv.n_layers,
@@ -91,9 +91,8 @@ nlohmann::ordered_json conversion_report_json(const convert::conversion_recipe& 
 
   json j;
   j["settings"] = s;
-  j["model"] = {{"architecture", source.architecture}, {"n_layers", source.n_layers},
-                {"n_heads", source.n_heads},           {"n_kv_heads", source.n_kv_heads},
-                {"head_dim", source.head_dim},         {"hidden", source.hidden}};
+  j["model"] = {{"architecture", source.architecture}, {"n_layers", source.n_layers}, {"n_heads", source.n_heads},
+                {"n_kv_heads", source.n_kv_heads},     {"head_dim", source.head_dim}, {"hidden", source.hidden}};
   j["heldout_tokens"] = res.heldout_tokens;
   j["converted_layers"] = res.layers;
   json layers = json::array();
@@ -199,8 +198,8 @@ inline std::string gp_log_value(double v) {
 inline std::string report_script_head(const std::string& name, const std::string& title, const std::string& xlabel,
                                       const std::string& ylabel) {
   std::string gp;
-  gp += "# drawn by mla-convert --report (mla::inspect::write_conversion_report); redraw with: gnuplot " + name +
-        ".gp\n";
+  gp +=
+      "# drawn by mla-convert --report (mla::inspect::write_conversion_report); redraw with: gnuplot " + name + ".gp\n";
   gp += "if (!exists('suffix')) suffix = ''  # run_gnuplot sets '.tmp' and renames the outputs afterwards\n";
   gp += "set title " + gp_quote(title) + " noenhanced\n";
   gp += "set xlabel " + gp_quote(xlabel) + " noenhanced\n";
@@ -245,8 +244,10 @@ inline std::vector<report_picture> report_pictures(const nlohmann::ordered_json&
           break;
         }
     if (!drawn.empty()) {
-      report_picture p{"stage_error", "Relative error of attention outputs per layer after each stage (" + tokens +
-                                          ", teacher-forced; log scale)", "", ""};
+      report_picture p{
+          "stage_error",
+          "Relative error of attention outputs per layer after each stage (" + tokens + ", teacher-forced; log scale)",
+          "", ""};
       p.data = "# layer";
       for (std::size_t s : drawn) p.data += " " + stages[s].at("stage").get<std::string>();
       p.data += "\n";
@@ -267,8 +268,8 @@ inline std::vector<report_picture> report_pictures(const nlohmann::ordered_json&
                 gp_quote(stages[drawn[i]].at("stage").get<std::string>());
       p.script = report_script_head(p.name, "Stage report: relative error of attention outputs", "layer",
                                     "relative error (log)") +
-                 "set logscale y\nset format y '%.0e'\nset xrange [-0.5:" +
-                 std::to_string(n) + "-0.5]\n" + report_script_tail(p.name, plot);
+                 "set logscale y\nset format y '%.0e'\nset xrange [-0.5:" + std::to_string(n) + "-0.5]\n" +
+                 report_script_tail(p.name, plot);
       out.push_back(std::move(p));
     }
   }
@@ -283,8 +284,8 @@ inline std::vector<report_picture> report_pictures(const nlohmann::ordered_json&
                              " == 0 ? stringcolumn(1) : '') title 'original' lc rgb '#9e9e9e', "
                              "'' using 3 title 'converted' lc rgb '#1f77b4'";
     const auto& kv = j.at("kv_cache");
-    const double share = 100.0 * kv.at("bytes_per_token_converted").get<double>() /
-                         kv.at("bytes_per_token_original").get<double>();
+    const double share =
+        100.0 * kv.at("bytes_per_token_converted").get<double>() / kv.at("bytes_per_token_original").get<double>();
     char title[160];
     std::snprintf(title, sizeof title, "KV cache per token and layer: converted %.1f %% of the original", share);
     p.script = report_script_head(p.name, title, "layer", "bytes per token (float32)") +
@@ -305,12 +306,15 @@ inline std::vector<report_picture> report_pictures(const nlohmann::ordered_json&
         "'' using 1:3 with linespoints pt 7 ps 0.6 lw 1.5 title 'after'";
     p.script = report_script_head(p.name, "Layer-wise distillation: held-out relative squared error", "layer",
                                   "held-out loss (log)") +
-               "set logscale y\nset format y '%.0e'\nset autoscale xfix\nset offsets 0.5, 0.5, 0, 0\n" + report_script_tail(p.name, plot);
+               "set logscale y\nset format y '%.0e'\nset autoscale xfix\nset offsets 0.5, 0.5, 0, 0\n" +
+               report_script_tail(p.name, plot);
     out.push_back(std::move(p));
   }
   if (j.contains("e2e") && !j.at("e2e").at("curve").empty()) {
-    report_picture p{"e2e_kl", "End-to-end distillation: held-out KL to the source model (nats per token) by step, step 0 before the first",
-                     "", ""};
+    report_picture p{
+        "e2e_kl",
+        "End-to-end distillation: held-out KL to the source model (nats per token) by step, step 0 before the first",
+        "", ""};
     p.data = "# step heldout_kl (step 0: before the first step)\n";
     const auto& e2e = j.at("e2e");
     if (e2e.at("curve").at(0).at(0).get<int>() > 0 && e2e.at("heldout_kl_before").is_number()) {
@@ -386,8 +390,8 @@ inline std::string conversion_report_html(const nlohmann::ordered_json& j, bool 
     const auto pics = detail::report_pictures(j);
     for (const auto& p : pics)
       h += "<figure><img src=\"" + p.name + ".png\" alt=\"" + html_escape(p.caption) + "\"><figcaption>" +
-           html_escape(p.caption) + " (<a href=\"" + p.name + ".svg\">SVG</a>, data <a href=\"" + p.name +
-           ".dat\">" + p.name + ".dat</a>)</figcaption></figure>\n";
+           html_escape(p.caption) + " (<a href=\"" + p.name + ".svg\">SVG</a>, data <a href=\"" + p.name + ".dat\">" +
+           p.name + ".dat</a>)</figcaption></figure>\n";
   }
 
   const auto& stages = j.at("stages");
@@ -404,8 +408,7 @@ inline std::string conversion_report_html(const nlohmann::ordered_json& j, bool 
     const std::string kind = ly.at("attention").get<std::string>();
     h += "<tr class=\"" + kind + "\"><td>" + std::to_string(l) + "</td><td>" + kind + "</td><td>" +
          report_number(ly.at("latent_rank")) + "</td><td>" + report_number(ly.at("rope_dim")) + "</td><td>" +
-         report_number(ly.at("kv_bytes_original")) + "</td><td>" + report_number(ly.at("kv_bytes_converted")) +
-         "</td>";
+         report_number(ly.at("kv_bytes_original")) + "</td><td>" + report_number(ly.at("kv_bytes_converted")) + "</td>";
     for (const auto& st : stages)
       h += "<td id=\"err-" + st.at("stage").get<std::string>() + "-" + std::to_string(l) + "\">" +
            report_number(st.at("per_layer").at(l)) + "</td>";

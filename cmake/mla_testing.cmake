@@ -4,15 +4,18 @@ find_package(Boost 1.71 REQUIRED COMPONENTS unit_test_framework)
 
 # Unity builds of the unit-test executables. The test files of an area instantiate the same heavy Eigen and
 # library templates (decoder, conversion pipeline), so compiled one by one, and twice in CI (release and
-# ASan+UBSan), most of the build was the same instantiations again. In batches of MLA_TEST_UNITY_BATCH_SIZE
-# files, one translation unit per batch, they are instantiated once per batch. Measured (GCC 12, CPU seconds of
-# the conversion tests' compile, file by file -> batches of 4): release 3.2 GB peak per translation unit; ASan
-# 1241 s -> 485 s with the same 6.0 GB peak, which one file (gpt_oss_convert_test.cpp) already needs alone.
+# ASan+UBSan), most of the build was the same instantiations again: every translation unit of the conversion
+# tests emits the whole conversion (nm: 8-15 MB of text each under ASan, the same functions in every one).
+# Each executable is compiled as MLA_TEST_UNITY_BATCHES translation units (its files split evenly), two by
+# default, so that two cores still share an executable. Measured (GCC 12, CPU seconds of the conversion tests'
+# compile; bench/RESULTS.md, "Test-suite duration"): file by file -> batches of 4 files, ASan 1241 s -> 485 s.
+# As the conversion grew, its 17 files in batches of 4 took 1208 s under ASan; the first 9 as one unit take
+# 440 s (6.9 GB peak) where their batches took about 560 s.
 # Test files must be unity-safe: no two files of one executable may define the same name at namespace
 # scope, anonymous namespaces included (shared helpers live in tests/support/ or the area's *_test_support.hpp).
 # -DMLA_TEST_UNITY_BUILD=OFF compiles file by file, e.g. to check that each file includes what it uses.
-option(MLA_TEST_UNITY_BUILD "Compile each unit-test executable in batches of MLA_TEST_UNITY_BATCH_SIZE files" ON)
-set(MLA_TEST_UNITY_BATCH_SIZE 4 CACHE STRING "Test source files per unity translation unit")
+option(MLA_TEST_UNITY_BUILD "Compile each unit-test executable as MLA_TEST_UNITY_BATCHES translation units" ON)
+set(MLA_TEST_UNITY_BATCHES 2 CACHE STRING "Unity translation units per unit-test executable")
 
 # mla_add_test_executable(<name> SOURCES <files...> [LIBRARIES <targets...>] [LABELS <labels...>]
 #                         [RESOURCE_CASES <boost-test-paths...>] [SLOW_CASES <boost-test-paths...>])
@@ -29,8 +32,13 @@ function(mla_add_test_executable name)
   cmake_parse_arguments(arg "" "" "SOURCES;LIBRARIES;LABELS;RESOURCE_CASES;SLOW_CASES" ${ARGN})
   add_executable(${name} ${arg_SOURCES})
   if(MLA_TEST_UNITY_BUILD AND NOT arg_SOURCES MATCHES "\\.cu(;|$)")
+    list(LENGTH arg_SOURCES n_sources)  # main_test.cpp is its own unit (below)
+    math(EXPR batch_size "(${n_sources} - 1 + ${MLA_TEST_UNITY_BATCHES} - 1) / ${MLA_TEST_UNITY_BATCHES}")
+    if(batch_size LESS 1)
+      set(batch_size 1)
+    endif()
     set_target_properties(${name} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE BATCH
-                                             UNITY_BUILD_BATCH_SIZE ${MLA_TEST_UNITY_BATCH_SIZE})
+                                             UNITY_BUILD_BATCH_SIZE ${batch_size})
     foreach(src IN LISTS arg_SOURCES)
       get_filename_component(src_name "${src}" NAME)
       if(src_name STREQUAL "main_test.cpp")
@@ -39,6 +47,12 @@ function(mla_add_test_executable name)
     endforeach()
   endif()
   target_link_libraries(${name} PRIVATE ${arg_LIBRARIES} Boost::unit_test_framework mla_warnings)
+  # Release unit tests at -O2 (after CMake's -O3, so it wins): GCC's -O3-only passes cost a fifth of a test
+  # file's compile (latent_norm_test: 26.4 -> 21.4 CPU s) and the suite runs in seconds either way. The tools
+  # and benches stay at -O3, and the command-line tests run the tools.
+  if(NOT arg_SOURCES MATCHES "\\.cu(;|$)")
+    target_compile_options(${name} PRIVATE $<$<CONFIG:Release>:-O2>)
+  endif()
   target_compile_definitions(${name} PRIVATE BOOST_TEST_DYN_LINK)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   set(excluded "")

@@ -14,9 +14,14 @@ mla_debian_packages=(
   gnuplot-nox            # mla-inspect --plot and docs/plots: PNG and SVG pictures (optional at run time)
 )
 
-mla_install_deps() {
+# Installed by test.sh only (mla_install_deps "${mla_test_packages[@]}"): what tests need beyond the build.
+mla_test_packages=(
+  chromium               # tests: mla-convert --report's index.html rendered headless (a screenshot)
+)
+
+mla_install_deps() {  # [more packages...]
   local missing=()
-  for p in "${mla_debian_packages[@]}"; do
+  for p in "${mla_debian_packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if ((${#missing[@]})); then

@@ -53,6 +53,8 @@ struct observer {
   virtual void attention_input(int /*layer*/, const ref::matrix<T>& /*x*/, long /*first_pos*/) {}
   // out: attention output after o_proj [tokens, hidden].
   virtual void attention_output(int /*layer*/, const ref::matrix<T>& /*out*/) {}
+  // x: normalised MLP input [tokens, hidden] (the MoE router's input, for routing diagnostics).
+  virtual void mlp_input(int /*layer*/, const ref::matrix<T>& /*x*/) {}
   // h: residual stream after the layer [tokens, hidden].
   virtual void layer_output(int /*layer*/, const ref::matrix<T>& /*h*/) {}
 };
@@ -117,8 +119,8 @@ ref::matrix<T> prefill_attention(attention_kind kind, const layer_weights<T>& lw
 // One decoder layer l on the residual stream x [n, hidden], in place:
 //   xn = rms_norm(x);  x += attention(xn);  x += mlp(rms_norm(x))
 // attention(xn) -> [n, hidden] is the caller's (prefill through a session's cache, a decode backend, a taped
-// forward). obs sees attention_input(l, xn, first_pos), attention_output(l, .), layer_output(l, x) as the
-// decoder's forward always showed them; record, when given, keeps the step's values for a backward pass.
+// forward). obs sees attention_input(l, xn, first_pos), attention_output(l, .), mlp_input(l, mn), layer_output(l, x)
+// as the decoder's forward always showed them; record, when given, keeps the step's values for a backward pass.
 template <class T, class Attention>
 void layer_forward(const model_config& cfg, int l, const layer_weights<T>& lw, ref::matrix<T>& x, Attention&& attention,
                    typename detail::non_deduced<observer<T>>::type* obs = nullptr, long first_pos = 0,
@@ -131,6 +133,7 @@ void layer_forward(const model_config& cfg, int l, const layer_weights<T>& lw, r
   x += a;
   ref::matrix<T> mn = ref::rms_norm(x, lw.mlp_norm, cfg.rms_eps);
   if (record) record->h = x;
+  if (obs) obs->mlp_input(l, mn);
   if (cfg.mlp == mlp_kind::moe)
     x += lw.moe.forward(mn);
   else

@@ -40,6 +40,8 @@
 #include "mla/inspect/geometry_plot.hpp"
 #include "mla/inspect/gnuplot.hpp"
 #include "mla/inspect/kv.hpp"
+#include "mla/inspect/routing.hpp"
+#include "mla/inspect/routing_plot.hpp"
 #include "mla/inspect/sinks.hpp"
 #include "mla/io/atomic_directory.hpp"
 #include "mla/io/atomic_file.hpp"

@@ -2,7 +2,8 @@
 // by gnuplot (inspect/gnuplot.hpp) into a directory:
 //   <prefix>expert_load   one panel per MoE layer; a bar per expert: its share of the layer's routed slots,
 //                         load[e] / (k n) (the shares of a layer sum to 1), a second report's bars beside the
-//                         first's, and a dashed line at the even share 1 / n_experts
+//                         first's, and a dashed line at the even share 1 / n_experts; the subtitle names the
+//                         models with their colours (no key inside the panels, where it would cover bars)
 // As .png and .svg, with the .dat (one block per layer: expert, share of each report) and the .gp that drew it.
 #pragma once
 
@@ -81,9 +82,12 @@ inline std::string write_expert_load(const std::string& dir, const std::vector<r
   util::write_file("--plot", stem + ".dat", data);
 
   const long cols = std::min(layers, 4L), rows = (layers + cols - 1) / cols;
-  const long xstep = experts <= 16 ? 1 : experts <= 32 ? 2 : experts <= 80 ? 5 : 10;
+  long xstep = 1;  // at most 8 labels under a panel (a few hundred pixels wide)
+  for (const long s : {2L, 4L, 5L, 8L, 10L, 16L, 20L, 32L, 50L, 64L, 100L})
+    if (experts > 8 * xstep) xstep = s;
   std::string of = detail::expert_load_label(reports[0].model);
-  if (reports.size() == 2) of += " (left bars) and " + detail::expert_load_label(reports[1].model) + " (right bars)";
+  if (reports.size() == 2)  // the subtitle is the key: a key inside a panel would cover its bars
+    of += " (blue, left bars) and " + detail::expert_load_label(reports[1].model) + " (green, right bars)";
   of += ", " + std::to_string(reports[0].tokens.size()) + " tokens, top-" + std::to_string(reports[0].top_k) + " of " +
         std::to_string(experts) + " experts";
   std::string body;  // the multiplot, drawn once per terminal
@@ -96,7 +100,6 @@ inline std::string write_expert_load(const std::string& dir, const std::vector<r
   for (long l = 0; l < layers; ++l) {
     body += "set title " + detail::gp_quote("layer " + std::to_string(reports[0].layers[std::size_t(l)].layer)) +
             " noenhanced\n";
-    body += l == 0 ? "set key top right font ',10' noenhanced\n" : "unset key\n";
     body += "plot ";
     for (std::size_t i = 0; i < reports.size(); ++i) {
       std::snprintf(num, sizeof num, "($1%+.2f):%zu:(%.2f)", reports.size() == 2 ? (i ? 0.2 : -0.2) : 0.0, i + 2, bar);
@@ -112,9 +115,8 @@ inline std::string write_expert_load(const std::string& dir, const std::vector<r
   std::string gp;
   gp += "# drawn by mla-inspect (mla::inspect::write_expert_load); redraw with: gnuplot " + name + ".gp\n";
   gp += "if (!exists('suffix')) suffix = ''  # run_gnuplot sets '.tmp' and renames the outputs afterwards\n";
-  gp += "set style fill solid 0.85 noborder\n";
-  const double headroom = reports.size() == 2 ? 1.45 : 1.3;  // room for the key above the tallest bar
-  std::snprintf(range, sizeof range, "set xrange [-0.6:%ld.4]\nset yrange [0:%.4g]\n", experts - 1, top * headroom);
+  gp += "set style fill solid 0.85 noborder\nunset key\n";
+  std::snprintf(range, sizeof range, "set xrange [-0.6:%ld.4]\nset yrange [0:%.4g]\n", experts - 1, top * 1.15);
   gp += range;
   gp += "set xtics 0," + std::to_string(xstep) + " out nomirror font ',10'\nset ytics out nomirror font ',10'\n";
   gp += "set grid ytics lc rgb '#dddddd'\nset xlabel 'expert' noenhanced\nset ylabel 'share' noenhanced\n";

@@ -7,11 +7,15 @@
 //             attention-output error on the teacher's inputs, the worst tokens with their context
 //   sinks     per layer and head: attention mass on the learned sink and on the first token, heads above
 //             --threshold flagged, and the change with --compare
+//   routing   per MoE layer (gpt-oss): expert-load histogram, load CV, router entropy, never-chosen experts, top-k
+//             margin, and with --compare how often the converted model picks another expert set; --plot DIR draws
+//             the expert-load bars
 //
 //   mla-inspect kv --model SmolLM2-135M-Instruct.Q4_1.gguf --compare converted/ --ctx 4096,32768
 //   mla-inspect geometry --model SmolLM2-135M-Instruct.Q4_1.gguf --text valid.txt --max-tokens 256 --plot pics
 //   mla-inspect compare --model SmolLM2-135M-Instruct.Q4_1.gguf --compare converted/ --text valid.txt
 //   mla-inspect sinks --model SmolLM2-135M-Instruct.Q4_1.gguf --compare converted/ --text valid.txt
+//   mla-inspect routing --model gpt-oss-20b/ --compare converted/ --text valid.txt --plot pics
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +26,8 @@
 #include <mla/inspect/geometry_plot.hpp>
 #include <mla/inspect/gnuplot.hpp>
 #include <mla/inspect/kv.hpp>
+#include <mla/inspect/routing.hpp>
+#include <mla/inspect/routing_plot.hpp>
 #include <mla/inspect/sinks.hpp>
 #include <mla/model/load.hpp>
 #include <mla/util/output_path.hpp>
@@ -67,7 +73,7 @@ std::vector<int> window_of(const mla::model::loaded_model& m, const std::string&
 int main(int argc, char** argv) {
   CLI::App app{
       "What a model's attention holds and does: KV-cache sizes (kv), query/key geometry (geometry), "
-      "teacher vs student (compare), attention sinks (sinks)"};
+      "teacher vs student (compare), attention sinks (sinks), MoE routing (routing)"};
   app.require_subcommand(1);
   std::string model_path, compare_path, out_path;
   auto common = [&](CLI::App* sub) {
@@ -116,6 +122,12 @@ int main(int argc, char** argv) {
   double threshold = 0.5;
   snk->add_option("--threshold", threshold, "flag heads whose sink or first-token mass exceeds this")
       ->check(CLI::Range(0.0, 1.0));
+  CLI::App* rt = app.add_subcommand("routing",
+                                    "per MoE layer: expert load, load CV, router entropy, never-chosen experts, "
+                                    "top-k margin; with --compare, the tokens routed to other experts");
+  common(rt);
+  text_window(rt);
+  rt->add_option("--plot", plot_dir, "draw the expert-load bars (PNG and SVG, with gnuplot) into this directory");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -129,6 +141,16 @@ int main(int argc, char** argv) {
     }
     std::vector<std::string> paths{model_path};
     if (!compare_path.empty()) paths.push_back(compare_path);
+    // Draws the pictures draw() returns into --plot, or says how to get gnuplot.
+    auto plot = [&](auto&& draw) {
+      if (plot_dir.empty()) return;
+      if (gnuplot.empty()) {
+        std::fprintf(stderr, "mla-inspect: %s\n", mla::inspect::gnuplot_missing_message().c_str());
+        return;
+      }
+      std::filesystem::create_directories(plot_dir);
+      for (const auto& f : draw()) std::printf("wrote %s\n", f.c_str());
+    };
 
     std::string text;
     if (kv->parsed()) {
@@ -161,6 +183,20 @@ int main(int argc, char** argv) {
       std::fputs(mla::inspect::sinks_table(reports, threshold).c_str(), stdout);
       if (format == "csv") text = mla::inspect::sinks_csv(reports, threshold);
       if (format == "json") text = mla::inspect::sinks_json(reports, threshold).dump(2) + "\n";
+    } else if (rt->parsed()) {
+      // Both models run on the original's tokens, so that their routes line up token by token.
+      const std::string corpus = read_file(text_path);
+      std::vector<mla::inspect::routing_report> reports;
+      std::vector<int> ids;
+      for (const auto& p : paths) {
+        const mla::model::loaded_model m = load(p);
+        if (ids.empty()) ids = window_of(m, p, corpus, text_path, max_tokens);
+        reports.push_back(mla::inspect::routing(m.model, ids, p));
+      }
+      std::fputs(mla::inspect::routing_table(reports).c_str(), stdout);
+      if (format == "csv") text = mla::inspect::routing_csv(reports);
+      if (format == "json") text = mla::inspect::routing_json(reports).dump(2) + "\n";
+      plot([&] { return mla::inspect::plot_routing(gnuplot, plot_dir, reports); });
     } else {
       const std::string corpus = read_file(text_path);
       std::vector<mla::inspect::geometry_report> reports;
@@ -172,17 +208,14 @@ int main(int argc, char** argv) {
       }
       if (format == "csv") text = mla::inspect::geometry_csv(reports);
       if (format == "json") text = mla::inspect::geometry_json(reports).dump(2) + "\n";
-      if (!plot_dir.empty()) {
-        if (gnuplot.empty()) {
-          std::fprintf(stderr, "mla-inspect: %s\n", mla::inspect::gnuplot_missing_message().c_str());
-        } else {
-          std::filesystem::create_directories(plot_dir);
-          for (std::size_t i = 0; i < reports.size(); ++i)
-            for (const auto& f : mla::inspect::plot_geometry(gnuplot, plot_dir, reports[i],
-                                                             reports.size() > 1 ? (i ? "compare_" : "model_") : ""))
-              std::printf("wrote %s\n", f.c_str());
-        }
-      }
+      plot([&] {
+        std::vector<std::string> files;
+        for (std::size_t i = 0; i < reports.size(); ++i)
+          for (const auto& f : mla::inspect::plot_geometry(gnuplot, plot_dir, reports[i],
+                                                           reports.size() > 1 ? (i ? "compare_" : "model_") : ""))
+            files.push_back(f);
+        return files;
+      });
     }
     if (!out_path.empty()) {
       mla::util::write_file("--out", out_path, text);

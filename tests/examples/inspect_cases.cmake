@@ -73,6 +73,29 @@ mla_cli_test(cli_inspect_sinks_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_
 mla_cli_test(cli_inspect_compare_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
   "-DCMD=${inspect}|compare|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64"
   -DEXPECT=ok "-DMATCH=    0     gqa     gqa  0\\.000000.    1     gqa     mla  0\\.[0-9]+")
+# routing on the same tiny gpt-oss (8 experts, top-4) and its conversion, both on the original's 64 tokens: a row of
+# statistics per layer for each model, the load histograms, and the change table. Layer 0 (sliding window, kept as
+# GQA) gets the same input in both models, so no token changes experts there (0, Jaccard 1); layer 1 is converted
+# to MLA, and from there on the drift reaches the routers. --out writes the JSON, --plot the bars (or the message
+# that says how to get gnuplot). Alone, with a CSV. A dense model (SmolLM2) is refused by name.
+set(routing "${inspect}|routing|--model|${gpt_oss}|--text|${calib}|--max-tokens|64")
+set(routing_row " +0\\.[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  ")
+mla_cli_test(cli_inspect_routing_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
+  "-DCMD=${routing}|--compare|${gpt_oss}_conv|--out|${inspect_dir}/routing.json|--plot|${inspect_dir}/routing"
+  "-DCLEAN=${inspect_dir}/routing.json|${inspect_dir}/routing" -DEXPECT=ok
+  "-DMATCH=: 64 tokens, 8 experts, top-4.*    0 model  ${routing_row}.*    3 compare${routing_row}.*expert load: \
+tokens routed to experts 0..7 \\(each token counts in its 4\\).*layer  changed  jaccard.    0   0\\.0000   1\\.0000.    1 \
+  0\\.[0-9]+   [01]\\.[0-9]+.*(wrote [^ ]*expert_load.svg|gnuplot was not found)"
+  "-DEXIST=${inspect_dir}/routing.json")
+mla_cli_test(cli_inspect_routing_gpt_oss_csv FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss" ARGS
+  "-DCMD=${routing}|--out|${inspect_dir}/routing.csv" "-DCLEAN=${inspect_dir}/routing.csv" -DEXPECT=ok
+  "-DMATCH=layer model    load_cv H\\(token\\)  H\\(load\\)  margin      p5  never chosen.    0 model  ${routing_row}\
+.*    3 model  ${routing_row}.*wrote [^ ]*routing.csv"
+  "-DEXIST=${inspect_dir}/routing.csv")
+mla_cli_test(cli_inspect_routing_needs_moe FIXTURES_REQUIRED mla_inspect_built ARGS
+  "-DCMD=${inspect}|routing|--model|@MODEL@|--text|${calib}|--max-tokens|16" -DEXPECT=fail
+  "-DMATCH=mla-inspect: error: mla::inspect::routing: '[^']*SmolLM2[^']*' has no mixture-of-experts layers \\(its \
+MLP is swiglu\\); routing needs an MoE model")
 # Failures before any model is loaded: the output starts with the error, nothing is written.
 mla_cli_test(cli_inspect_out_extension FIXTURES_REQUIRED mla_inspect_built ARGS
   "-DCMD=${inspect}|kv|--model|@MODEL@|--out|${inspect_dir}/kv.txt" -DEXPECT=fail

@@ -229,6 +229,11 @@ BOOST_AUTO_TEST_CASE(latent_norm_stage) {
     BOOST_TEST(conv.report[5].stage == "distill");
     o.distill.steps = 0;  // the normed layers the stage starts from
     const auto normed = mla::convert::convert_model(m.cfg, m.w, m.stats, o, &m.held_inputs, &m.cal_inputs);
+    // The gain is a statistical claim, made on the sum of the layers: over 13 seeds the sum fell to 0.69-0.90 of
+    // its start, single layers to 0.55-0.98, and one layer of one seed (6318173669527259044, layer 1, starting
+    // at 0.022) kept its start.
+    double before_sum = 0, after_sum = 0;
+    int gained = 0;
     for (int l = 0; l < 2; ++l) {
       const auto li = static_cast<std::size_t>(l);
       const auto& layer = conv.weights.layers[li].mla;
@@ -237,14 +242,19 @@ BOOST_AUTO_TEST_CASE(latent_norm_stage) {
       BOOST_TEST_CONTEXT("layer " << l) {
         const auto& src = m.w.layers[li].gqa;
         const auto& start = normed.weights.layers[li].mla;
-        mla::test::check_distilled(conv.distill[li], mla::test::distill_heldout_loss(src, start, m.cal_inputs[li]),
-                                   mla::test::distill_heldout_loss(src, layer, m.cal_inputs[li]), 0.99);
+        const double before = mla::test::distill_heldout_loss(src, start, m.cal_inputs[li]);
+        const double after = mla::test::distill_heldout_loss(src, layer, m.cal_inputs[li]);
+        mla::test::check_distill_report(conv.distill[li], before, after);
+        before_sum += before, after_sum += after;
+        gained += conv.distill[li].best_step > 0 && after < before;
       }
       BOOST_TEST_MESSAGE("layer " << l << ": refit " << conv.report[3].per_layer[li] << ", + latent norm "
                                   << conv.report[4].per_layer[li] << ", distilled through it "
                                   << conv.report[5].per_layer[li]);
       BOOST_TEST(conv.report[4].per_layer[li] > 0.0);
     }
+    BOOST_TEST(after_sum < 0.95 * before_sum);
+    BOOST_TEST(gained >= 1);
     BOOST_TEST(mla::model::decoder<float>(conv.config, conv.weights).forward(m.held_windows[0]).allFinite());
   }
 }

@@ -237,6 +237,12 @@ BOOST_AUTO_TEST_CASE(model_independent_rules) {
   refused([](R& r) { r.export_kind = "gguf", r.no_latent_norm = true; }, {"--export gguf", "--no-latent-norm"});
   refused([](R& r) { r.export_kind = "gguf", r.export_type = "q4_k"; }, {"--export-type", "f32, f16 or q8_0"});
   refused([](R& r) { r.export_kind = "deepseek_v3", r.export_type = "f16"; }, {"--export-type f16", "--export gguf"});
+  refused([](R& r) { r.export_kind = "gguf", r.export_width = "vllm"; },
+          {"--export-width vllm applies to --export deepseek_v3", "not to --export gguf"});
+  refused([](R& r) { r.export_width = "vllm"; }, {"--export-width vllm", "no --export was asked"});
+  refused([](R& r) { r.export_kind = "deepseek_v3", r.export_width = "wide"; }, {"--export-width", "'wide'"});
+  refused([](R& r) { r.export_kind = "deepseek_v3", r.export_width = "vllm", r.layer.rope.rope_dim = 24; },
+          {"--export-width vllm: --rope-dim 24 does not divide 64"});
   refused([](R& r) { r.export_kind = "gguf", r.layer.factor.centre = true; }, {"--export gguf cannot carry --centre"});
   refused([](R& r) { r.export_kind = "gguf", r.layer.rope.strategy = mla::convert::rope_strategy::attention; },
           {"--export gguf", "--rope attention", "--rope rorope"});

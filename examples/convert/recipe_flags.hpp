@@ -136,6 +136,10 @@ inline void add_recipe_flags(CLI::App& app, mla::convert::conversion_recipe& r, 
                  "path of the export (default: <out>-deepseek_v3, or <out>-deepseek2.gguf for --export gguf)");
   app.add_option("--export-type", r.export_type, "tensor type of --export gguf (norms stay f32)")
       ->check(one_of({"f32", "f16", "q8_0"}));
+  app.add_option("--export-width", r.export_width,
+                 "widths of --export deepseek_v3: converted, or vllm (the latent zero-padded to 256 or 512 and the "
+                 "RoPE key to 64, the widths stock vLLM's MLA backends cache: exact, and the cache grows to them)")
+      ->check(one_of({"converted", "vllm"}));
   app.add_flag("--no-latent-norm", r.no_latent_norm,
                "export without kv_a_layernorm (exact, but stock DeepSeek code expects the norm)");
   app.add_flag("--latent-norm", r.latent_norm,

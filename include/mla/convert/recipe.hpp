@@ -133,6 +133,7 @@ struct conversion_recipe {
   std::string export_kind;      // --export: "", deepseek_v3 or gguf (llama.cpp's deepseek2)
   std::string export_dir;       // --export-out (default: <out>-deepseek_v3, <out>-deepseek2.gguf)
   std::string export_type = "f32";  // --export-type: f32, f16 or q8_0 (the GGUF export's tensors)
+  std::string export_width = "converted";  // --export-width: converted, or vllm (model::export_widths)
   bool no_latent_norm = false;  // --no-latent-norm
   bool force = false;           // --force: remove what an interrupted run left beside the outputs (<out>.tmp.<pid>)
   long report_context = 8192;   // --report-context
@@ -273,6 +274,16 @@ struct conversion_recipe {
           "--export-type must be f32, f16 or q8_0, found '", export_type, "'");
     check(export_type == "f32" || export_kind == "gguf", "--export-type ", export_type,
           " applies to --export gguf (the DeepSeek-V3 export follows --dtype)");
+    check(export_width == "converted" || export_width == "vllm", "--export-width must be converted or vllm, found '",
+          export_width, "'");
+    check(export_width == "converted" || (exports() && export_kind_used() == "deepseek_v3"),
+          "--export-width vllm applies to --export deepseek_v3 (the layout vLLM's DeepSeek loader reads)",
+          exports() ? ", not to --export " + export_kind_used() : std::string(", and no --export was asked"));
+    check(export_width == "converted" || resumes() || layer.rope.rope_dim <= 0 ||
+              (layer.rope.rope_dim <= 64 && 64 % layer.rope.rope_dim == 0),
+          "--export-width vllm: --rope-dim ", layer.rope.rope_dim,
+          " does not divide 64, so its RoPE frequencies have no place on vLLM's 64-wide ladder (use 2, 4, 8, 16, "
+          "32 or 64)");
     check(export_kind != "gguf" || !no_latent_norm,
           "--export gguf cannot drop the latent norm: llama.cpp's deepseek2 always applies attn_kv_a_norm; ",
           "drop --no-latent-norm (or use --export deepseek_v3)");

@@ -422,6 +422,20 @@ void save_conversion(const conversion_recipe& r, const conversion_result<T>& res
     eo.latent_norm = !r.no_latent_norm;
     eo.type = type;
     eo.latent_rms = res.latent_rms;
+    eo.vllm_widths = r.export_width == "vllm";
+    if (eo.vllm_widths) {
+      int r_max = 0;
+      for (const auto& lw : res.conversion.weights.layers) r_max = std::max(r_max, lw.mla.latent_rank);
+      const int dr = res.conversion.config.layers.at(0).rope_dim;
+      const model::deepseek_widths wd = model::export_widths(r_max, dr, eo, "--export-width vllm");
+      const double grow = 100.0 * double(wd.latent + wd.rope) / double(r_max + dr) - 100.0;
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "vLLM widths: kv_lora_rank %d, qk_rope_head_dim %d: %d values cached per token and layer, "
+                    "against %d as converted (+%.0f %%; zero padding, exact)",
+                    wd.latent, wd.rope, wd.latent + wd.rope, r_max + dr, grow);
+      progress.info(line);
+    }
     progress.info("writing " + export_dir);
     model::save_deepseek_v3(export_dir, res.conversion.config, res.conversion.weights, eo, files);
   }

@@ -145,7 +145,7 @@ std::vector<std::string> save_deepseek2_gguf(const std::string& path, const mode
     const auto& lw = w.layers[static_cast<std::size_t>(l)];
     const ref::mla_layer<T>& m = lw.mla;
     const std::string p = "blk." + std::to_string(l) + ".";
-    detail::deepseek_layer_tensors t = detail::deepseek_layer(c, w, l, r_max, base, who);
+    detail::deepseek_layer_tensors t = detail::deepseek_layer(c, w, l, deepseek_widths{r_max, dr}, base, who);
     // The eps over r_max that gives the intended norm, and the latent scale that turns it into e_model.
     const double e = t.own_norm ? m.latent_norm_eps * m.latent_rank / r_max : deepseek_latent_norm_eps;
     const double s = std::sqrt(e_model / e);

@@ -61,7 +61,33 @@ struct deepseek_export_options {
   std::vector<double> latent_rms;  // [n_layers] sqrt(E||c||^2 / r_max) per layer (convert::latent_mean_square);
                                    // unused for layers that carry their own latent norm
   io::dtype type = io::dtype::F32;
+  // Stock vLLM's MLA backends cache 512 + 64 (or 256 + 64) values per token and refuse other widths: the latent
+  // zero-padded to 256 or 512 and the RoPE key to 64 (export_widths). An exact rewrite; the cache grows to it.
+  bool vllm_widths = false;
 };
+
+// The exported widths: kv_lora_rank (>= r_max, the largest latent rank; the extra latent channels are zero) and
+// qk_rope_head_dim (a multiple of d_R: pair p of the d_R ladder, frequency theta^(-2p/d_R), becomes pair
+// p * rope / d_R of the wider ladder, which has the same frequency; the pairs between are zero rows).
+// With a latent norm, widening the latent beyond the model's r_max also scales its rows by
+// latent_scale = sqrt(latent / r_max): the mean square over the wider latent then equals the unwidened one, so
+// DeepSeek's fixed eps (1e-6) acts as before and the normed latent is the unwidened export's exactly.
+struct deepseek_widths {
+  int latent = 0;
+  int rope = 0;
+  double latent_scale = 1.0;
+};
+
+// As converted ({r_max, d_R}), or with opt.vllm_widths vLLM's: latent 256 if r_max <= 256 else 512, RoPE 64.
+inline deepseek_widths export_widths(int r_max, int dr, const deepseek_export_options& opt, const char* who) {
+  if (!opt.vllm_widths) return {r_max, dr};
+  check(r_max <= 512, who, ": vLLM widths: the largest latent rank is ", r_max,
+        ", above 512, the widest latent vLLM's MLA backends cache (512 + 64 per token)");
+  check(dr <= 64 && 64 % dr == 0, who, ": vLLM widths: d_R = ", dr,
+        " does not divide 64, so its RoPE frequencies are not on vLLM's 64-wide ladder");
+  const int latent = r_max <= 256 ? 256 : 512;
+  return {latent, 64, std::sqrt(double(latent) / double(r_max))};
+}
 
 namespace detail {
 
@@ -108,31 +134,38 @@ int check_deepseek_export(const model_config& c, const model_weights<T>& w, cons
   return r_max;
 }
 
-// Layer l's tensors (check_deepseek_export first). RoPE rows interleaved, q scaled by s_src * sqrt(d + d_R),
-// ranks padded to r_max (the header comment).
+// Layer l's tensors (check_deepseek_export first). RoPE rows interleaved (and placed on the wider ladder when
+// wd.rope > d_R), q scaled by s_src * sqrt(d + wd.rope), ranks padded to wd.latent (the header comment).
 template <class T>
-deepseek_layer_tensors deepseek_layer(const model_config& c, const model_weights<T>& w, int l, int r_max,
-                                      const deepseek_export_options& opt, const char* who) {
+deepseek_layer_tensors deepseek_layer(const model_config& c, const model_weights<T>& w, int l,
+                                      const deepseek_widths& wd, const deepseek_export_options& opt, const char* who) {
   using dmat = ref::matrix<double>;
   const int dr = c.layers.at(0).rope_dim, d = c.head_dim, H = c.n_heads, hidden = c.hidden;
-  const double q_fix = c.effective_softmax_scale() * std::sqrt(double(d + dr));  // s_src / s_deepseek
+  const int r_max = wd.latent, dr_out = wd.rope, stride = dr_out / dr;
+  const double q_fix = c.effective_softmax_scale() * std::sqrt(double(d + dr_out));  // s_src / s_deepseek
   const ref::mla_layer<T>& m = w.layers[static_cast<std::size_t>(l)].mla;
   const int r = m.latent_rank;
   deepseek_layer_tensors out;
-  const int qk = d + dr;
-  dmat q(Eigen::Index(H) * qk, hidden);
+  const int qk = d + dr_out;
+  // Exported interleaved RoPE row j (pair j / 2 of the exported ladder) <- the source's NeoX row of pair
+  // (j / 2) / stride, or none (a zero row) between the source's pairs.
+  const auto source_rope_row = [&](int j) {
+    const int pair = j / 2;
+    return pair % stride != 0 ? -1 : detail::neox_row_of_interleaved(2 * (pair / stride) + j % 2, dr);
+  };
+  dmat q = dmat::Zero(Eigen::Index(H) * qk, hidden);
   for (int h = 0; h < H; ++h) {
-    const Eigen::Index base = Eigen::Index(h) * qk;
-    q.middleRows(base, d) = m.wq.middleRows(base, d).template cast<double>();
-    for (int j = 0; j < dr; ++j)
-      q.row(base + d + j) = m.wq.row(base + d + detail::neox_row_of_interleaved(j, dr)).template cast<double>();
+    const Eigen::Index base = Eigen::Index(h) * qk, src = Eigen::Index(h) * (d + dr);
+    q.middleRows(base, d) = m.wq.middleRows(src, d).template cast<double>();
+    for (int j = 0; j < dr_out; ++j)
+      if (const int k = source_rope_row(j); k >= 0) q.row(base + d + j) = m.wq.row(src + d + k).template cast<double>();
   }
   q *= q_fix;
   out.q = q.cast<float>();
-  dmat kv_a = dmat::Zero(r_max + dr, hidden);
-  kv_a.topRows(r) = m.w_dkv.template cast<double>();
-  for (int j = 0; j < dr; ++j)
-    kv_a.row(r_max + j) = m.w_kr.row(detail::neox_row_of_interleaved(j, dr)).template cast<double>();
+  dmat kv_a = dmat::Zero(r_max + dr_out, hidden);
+  kv_a.topRows(r) = m.w_dkv.template cast<double>() * (opt.latent_norm ? wd.latent_scale : 1.0);
+  for (int j = 0; j < dr_out; ++j)
+    if (const int k = source_rope_row(j); k >= 0) kv_a.row(r_max + j) = m.w_kr.row(k).template cast<double>();
   out.kv_a = kv_a.cast<float>();
   dmat kv_b = dmat::Zero(Eigen::Index(H) * (d + d), r_max);
   for (int h = 0; h < H; ++h) {
@@ -175,7 +208,9 @@ template <class T>
 void save_deepseek_v3(const std::string& dir, const model_config& c, const model_weights<T>& w,
                       const deepseek_export_options& opt, const std::vector<checkpoint_file>& extra_files = {}) {
   const char* who = "mla::model::save_deepseek_v3";
-  const int r_max = detail::check_deepseek_export(c, w, opt, who);
+  const int r_model = detail::check_deepseek_export(c, w, opt, who);
+  const deepseek_widths wd = export_widths(r_model, c.layers.at(0).rope_dim, opt, who);
+  const int r_max = wd.latent, dr_out = wd.rope;
   for (int l = 0; l < c.n_layers; ++l) {
     const ref::mla_layer<T>& m = w.layers[static_cast<std::size_t>(l)].mla;
     check(m.latent_norm.size() == 0 || (opt.latent_norm && m.latent_norm_eps == deepseek_latent_norm_eps), who,
@@ -195,7 +230,7 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
     const std::string p = "model.layers." + std::to_string(l) + ".";
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::attn_norm, l), lw.attn_norm);
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::mlp_norm, l), lw.mlp_norm);
-    const detail::deepseek_layer_tensors t = detail::deepseek_layer(c, w, l, r_max, opt, who);
+    const detail::deepseek_layer_tensors t = detail::deepseek_layer(c, w, l, wd, opt, who);
     const std::string a = p + "self_attn.";
     detail::add_tensor(st, opt.type, hf_tensor_name(tensor_role::q_proj, l), t.q);
     detail::add_tensor(st, opt.type, a + "kv_a_proj_with_mqa.weight", t.kv_a);
@@ -225,8 +260,8 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
                               {"q_lora_rank", nullptr},
                               {"kv_lora_rank", r_max},
                               {"qk_nope_head_dim", d},
-                              {"qk_rope_head_dim", dr},
-                              {"qk_head_dim", d + dr},
+                              {"qk_rope_head_dim", dr_out},
+                              {"qk_head_dim", d + dr_out},
                               {"v_head_dim", d},
                               {"hidden_act", "silu"},
                               {"max_position_embeddings", c.context_length > 0 ? c.context_length : 2048},
@@ -245,6 +280,10 @@ void save_deepseek_v3(const std::string& dir, const model_config& c, const model
                      {"latent_norm", !opt.latent_norm ? "absent: exact"
                                      : own_norm ? "the converted layers' own norm (trained through): exact for them"
                                                 : "constant weight sqrt(E||c||^2/r): not exact"}};
+  if (opt.vllm_widths)
+    j["mla_export"]["vllm_widths"] = {{"cached_per_token", r_max + dr_out},
+                                      {"converted_per_token", r_model + dr},
+                                      {"note", "latent and RoPE key zero-padded for vLLM's MLA backends (exact)"}};
   detail::write_checkpoint_directory(dir, who, st, j, extra_files);
 }
 

@@ -38,31 +38,11 @@
 #include "mla/core/error.hpp"
 #include "mla/model/decoder.hpp"
 #include "mla/reference/eigen_types.hpp"
+#include "mla/util/for_each_index.hpp"
 
 namespace mla::convert {
 
 namespace detail {
-
-// Runs fn(i) for i in [0, count), windows in parallel under OpenMP (Eigen then runs single-threaded inside
-// each, which for one window's small products is the better split); the first exception is rethrown.
-template <class Fn>
-void for_each_window(std::size_t count, Fn&& fn) {
-  std::exception_ptr failure;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
-#endif
-  for (long i = 0; i < static_cast<long>(count); ++i) {
-    try {
-      fn(static_cast<std::size_t>(i));
-    } catch (...) {
-#if defined(_OPENMP)
-#pragma omp critical(mla_convert_for_each_window)
-#endif
-      if (!failure) failure = std::current_exception();
-    }
-  }
-  if (failure) std::rethrow_exception(failure);
-}
 
 // Backward of ref::rms_norm: x [n, d] the norm's input, dy [n, d] -> dx [n, d].
 template <class T>
@@ -225,7 +205,7 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   const bool cache_train = train_bytes <= opt.teacher_cache_bytes;
   std::vector<ref::matrix<T>> teacher_p(cache_train ? windows.size() : n_val);
   const std::size_t first_cached = cache_train ? 0 : n_train;
-  detail::for_each_window(teacher_p.size(), [&](std::size_t i) {
+  util::for_each_index(teacher_p.size(), [&](std::size_t i) {
     teacher_p[i] = next_token_probabilities(teacher, windows[first_cached + i]);
   });
   auto teacher_of = [&](std::size_t i) -> const ref::matrix<T>& { return teacher_p[i - first_cached]; };
@@ -233,7 +213,7 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   for (std::size_t i = n_train; i < windows.size(); ++i) val_tokens += static_cast<long>(windows[i].size());
   auto heldout = [&](const model::model_weights<T>& w) {
     std::vector<double> part(n_val);
-    detail::for_each_window(n_val, [&](std::size_t i) {
+    util::for_each_index(n_val, [&](std::size_t i) {
       part[i] =
           model_distill_loss(conv.config, w, windows[n_train + i], teacher_of(n_train + i), 1.0 / double(val_tokens));
     });
@@ -258,7 +238,7 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
     long batch_tokens = 0;
     for (std::size_t i : batch) batch_tokens += static_cast<long>(windows[i].size());
     std::vector<std::vector<distill_gradient<T>>> part(batch.size());  // [batch][n_layers], summed into g
-    detail::for_each_window(batch.size(), [&](std::size_t b) {
+    util::for_each_index(batch.size(), [&](std::size_t b) {
       for (const auto& lw : cur.layers) part[b].emplace_back(lw.mla);
       const std::vector<int>& toks = windows[batch[b]];
       const double w = 1.0 / double(batch_tokens);

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mla/core/error.hpp"
+#include "mla/eval/next_token_kl.hpp"
 #include "mla/inspect/csv.hpp"
 #include "mla/model/decoder.hpp"
 
@@ -136,14 +137,10 @@ compare_report compare(const model::decoder<T>& teacher, const model::decoder<T>
   top_t.resize(std::size_t(n)), top_s.resize(std::size_t(n));
   long agree = 0;
   for (Eigen::Index t = 0; t < n; ++t) {
-    const Eigen::ArrayXd a = zt.row(t).transpose().template cast<double>().array();
-    const Eigen::ArrayXd b = zs.row(t).transpose().template cast<double>().array();
-    const Eigen::ArrayXd lp = a - (a.maxCoeff() + std::log((a - a.maxCoeff()).exp().sum()));
-    const Eigen::ArrayXd lq = b - (b.maxCoeff() + std::log((b - b.maxCoeff()).exp().sum()));
-    r.kl.push_back(std::max(0.0, (lp.exp() * (lp - lq)).sum()));
+    r.kl.push_back(eval::next_token_kl(zt.row(t), zs.row(t)));
     Eigen::Index it = 0, is = 0;
-    a.maxCoeff(&it);
-    b.maxCoeff(&is);
+    zt.row(t).maxCoeff(&it);
+    zs.row(t).maxCoeff(&is);
     top_t[std::size_t(t)] = int(it), top_s[std::size_t(t)] = int(is);
     agree += it == is;
   }

@@ -6,6 +6,7 @@
 
 #include "mla/convert/attention_moment.hpp"
 #include "mla/convert/calibration.hpp"
+#include "mla/convert/calibration_set.hpp"
 #include "mla/convert/calibration_text.hpp"
 #include "mla/convert/convert_layer.hpp"
 #include "mla/convert/distill.hpp"

@@ -6,7 +6,7 @@
 //   compare   teacher (--model) vs student (--compare) over a text: per-token KL and top-1 agreement, per-layer
 //             attention-output error on the teacher's inputs, the worst tokens with their context
 //   sinks     per layer and head: attention mass on the learned sink and on the first token, heads above
-//             --threshold flagged, and the change with --compare
+//             --threshold flagged, and the change with --compare; --plot DIR draws their heatmaps
 //   routing   per MoE layer (gpt-oss): expert-load histogram, load CV, router entropy, never-chosen experts, top-k
 //             margin, and with --compare how often the converted model picks another expert set; --plot DIR draws
 //             the expert-load bars
@@ -29,6 +29,7 @@
 #include <mla/inspect/routing.hpp>
 #include <mla/inspect/routing_plot.hpp>
 #include <mla/inspect/sinks.hpp>
+#include <mla/inspect/sinks_plot.hpp>
 #include <mla/model/load.hpp>
 #include <mla/util/output_path.hpp>
 #include <sstream>
@@ -122,6 +123,9 @@ int main(int argc, char** argv) {
   double threshold = 0.5;
   snk->add_option("--threshold", threshold, "flag heads whose sink or first-token mass exceeds this")
       ->check(CLI::Range(0.0, 1.0));
+  snk->add_option("--plot", plot_dir,
+                  "draw layer x head heatmaps of the first-token and sink masses, and with --compare their change "
+                  "(PNG and SVG, with gnuplot), into this directory");
   CLI::App* rt = app.add_subcommand("routing",
                                     "per MoE layer: expert load, load CV, router entropy, never-chosen experts, "
                                     "top-k margin; with --compare, the tokens routed to other experts");
@@ -183,6 +187,7 @@ int main(int argc, char** argv) {
       std::fputs(mla::inspect::sinks_table(reports, threshold).c_str(), stdout);
       if (format == "csv") text = mla::inspect::sinks_csv(reports, threshold);
       if (format == "json") text = mla::inspect::sinks_json(reports, threshold).dump(2) + "\n";
+      plot([&] { return mla::inspect::plot_sinks(gnuplot, plot_dir, reports); });
     } else if (rt->parsed()) {
       // Both models run on the original's tokens, so that their routes line up token by token.
       const std::string corpus = read_file(text_path);

@@ -45,6 +45,7 @@
 #include "mla/inspect/routing.hpp"
 #include "mla/inspect/routing_plot.hpp"
 #include "mla/inspect/sinks.hpp"
+#include "mla/inspect/sinks_plot.hpp"
 #include "mla/io/atomic_directory.hpp"
 #include "mla/io/atomic_file.hpp"
 #include "mla/io/dtype.hpp"

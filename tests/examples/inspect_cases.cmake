@@ -66,10 +66,12 @@ mla_cli_test(cli_inspect_gpt_oss_convert FIXTURES_SETUP mla_inspect_gpt_oss_conv
 |--out|${gpt_oss}_conv"
   "-DCLEAN=${gpt_oss}_conv" -DEXPECT=ok "-DMATCH=wrote ${gpt_oss}_conv")
 mla_cli_test(cli_inspect_sinks_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
-  "-DCMD=${inspect}|sinks|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64"
+  "-DCMD=${inspect}|sinks|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64\
+|--plot|${inspect_dir}/sinks_plots" "-DCLEAN=${inspect_dir}/sinks_plots"
   -DEXPECT=ok
   "-DMATCH=    0    0   gqa   0\\.0*[1-9][0-9]* +0\\.[0-9]+ . +gqa   0\\.0*[1-9][0-9]* .*\
-    1    0   gqa   0\\.0*[1-9][0-9]* +0\\.[0-9]+ . +mla   0\\.0*[1-9][0-9]* ")
+    1    0   gqa   0\\.0*[1-9][0-9]* +0\\.[0-9]+ . +mla   0\\.0*[1-9][0-9]* .*\
+(wrote [^ ]*change_sink_mass.svg|gnuplot was not found)")
 mla_cli_test(cli_inspect_compare_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
   "-DCMD=${inspect}|compare|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64"
   -DEXPECT=ok "-DMATCH=    0     gqa     gqa  0\\.000000.    1     gqa     mla  0\\.[0-9]+")

@@ -72,6 +72,14 @@ mla_cli_test(cli_inspect_sinks_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_
   "-DMATCH=    0    0   gqa   0\\.0*[1-9][0-9]* +0\\.[0-9]+ . +gqa   0\\.0*[1-9][0-9]* .*\
     1    0   gqa   0\\.0*[1-9][0-9]* +0\\.[0-9]+ . +mla   0\\.0*[1-9][0-9]* .*\
 (wrote [^ ]*change_sink_mass.svg|gnuplot was not found)")
+# kv and geometry on gpt-oss too: the sliding-window layers' ring caches (w8) stay GQA, the full-attention layers
+# become MLA at half their bytes; geometry reads both kinds of layer.
+mla_cli_test(cli_inspect_kv_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
+  "-DCMD=${inspect}|kv|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--ctx|4096" -DEXPECT=ok
+  "-DMATCH=    0   1024 gqa w8   1024 gqa w8.    1      1024 gqa       512 mla.*  all +4096 +3072")
+mla_cli_test(cli_inspect_geometry_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
+  "-DCMD=${inspect}|geometry|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|32"
+  -DEXPECT=ok "-DMATCH=: 32 tokens.*    1    0  gqa .*: 32 tokens.*    0    0  gqa .*    1    0  mla ")
 mla_cli_test(cli_inspect_compare_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
   "-DCMD=${inspect}|compare|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64"
   -DEXPECT=ok "-DMATCH=    0     gqa     gqa  0\\.000000.    1     gqa     mla  0\\.[0-9]+")

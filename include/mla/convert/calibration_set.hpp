@@ -443,6 +443,7 @@ calibration_sets build_calibration_sets(const std::vector<corpus_paragraph>& cor
   std::vector<Eigen::VectorXd> emb(pool.size());
   double total_tokens = 0, done_tokens = 0;
   for (const auto& s : pool) total_tokens += double(s.tokens.size());
+  report("embed", 0, total_tokens);  // the stage starts (a progress bar's clock starts here, not at its first sample)
   util::for_each_index(pool.size(), [&](std::size_t i) {
     emb[i] = sample_embedding(model, pool[i].tokens, opt.embed_layer);
 #if defined(_OPENMP)
@@ -519,6 +520,7 @@ calibration_sets build_calibration_sets(const std::vector<corpus_paragraph>& cor
     }
     std::vector<double> kl(scored.size());
     double done = 0;
+    report("score", 0, double(held));
     util::for_each_index(scored.size(), [&](std::size_t k) {
       kl[k] = sample_kl(model, *student, pool[scored[k]].tokens);
 #if defined(_OPENMP)

@@ -21,15 +21,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <mla/inspect/compare.hpp>
-#include <mla/inspect/geometry.hpp>
-#include <mla/inspect/geometry_plot.hpp>
 #include <mla/inspect/gnuplot.hpp>
-#include <mla/inspect/kv.hpp>
-#include <mla/inspect/routing.hpp>
-#include <mla/inspect/routing_plot.hpp>
-#include <mla/inspect/sinks.hpp>
-#include <mla/inspect/sinks_plot.hpp>
+#include <mla/inspect/inspection.hpp>
 #include <mla/model/load.hpp>
 #include <mla/util/output_path.hpp>
 #include <sstream>
@@ -46,27 +39,6 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// "csv" or "json" from --out's extension.
-std::string out_format(const std::string& path) {
-  const std::string ext = std::filesystem::path(path).extension().string();
-  mla::check(ext == ".csv" || ext == ".json", "--out: '", path, "' must end in .csv or .json, found '", ext, "'");
-  return ext.substr(1);
-}
-
-mla::model::loaded_model load(const std::string& path) {
-  std::fprintf(stderr, "loading %s\n", path.c_str());
-  return mla::model::load_model(path, mla_examples::o200k_vocabulary_from_environment());
-}
-
-// The first max_tokens tokens of the corpus in m's tokenizer.
-std::vector<int> window_of(const mla::model::loaded_model& m, const std::string& path, const std::string& corpus,
-                           const std::string& text_path, long max_tokens) {
-  mla::check(m.has_tokenizer, path, " has no usable tokenizer: ", m.tokenizer_note);
-  const auto ids32 = m.tokenizer.encode(corpus);
-  mla::check(ids32.size() >= 2, "--text: '", text_path, "' has ", ids32.size(), " tokens, at least 2 needed");
-  return std::vector<int>(ids32.begin(), ids32.begin() + std::min<long>(max_tokens, long(ids32.size())));
 }
 
 }  // namespace
@@ -136,7 +108,7 @@ int main(int argc, char** argv) {
 
   try {
     // Outputs that cannot be written fail before any model is loaded.
-    const std::string format = out_path.empty() ? "" : out_format(out_path);
+    const std::string format = out_path.empty() ? "" : mla::inspect::report_format(out_path);
     if (!out_path.empty()) mla::util::check_can_create("--out", out_path);
     std::string gnuplot;
     if (!plot_dir.empty()) {
@@ -145,83 +117,31 @@ int main(int argc, char** argv) {
     }
     std::vector<std::string> paths{model_path};
     if (!compare_path.empty()) paths.push_back(compare_path);
-    // Draws the pictures draw() returns into --plot, or says how to get gnuplot.
-    auto plot = [&](auto&& draw) {
-      if (plot_dir.empty()) return;
+    const mla::inspect::model_loader load = [](const std::string& path) {
+      std::fprintf(stderr, "loading %s\n", path.c_str());
+      return mla::model::load_model(path, mla_examples::o200k_vocabulary_from_environment());
+    };
+    mla::inspect::text_window_options window;
+    window.max_tokens = max_tokens;
+    if (!kv->parsed()) window.corpus = read_file(text_path), window.text_path = text_path;
+    mla::inspect::compare_options compare_opt;
+    compare_opt.worst = worst, compare_opt.context = context;
+    const mla::inspect::inspection r = kv->parsed()    ? mla::inspect::inspect_kv(paths, load, contexts)
+                                       : cmp->parsed() ? mla::inspect::inspect_compare(paths, load, window, compare_opt)
+                                       : snk->parsed() ? mla::inspect::inspect_sinks(paths, load, window, threshold)
+                                       : rt->parsed()  ? mla::inspect::inspect_routing(paths, load, window)
+                                                       : mla::inspect::inspect_geometry(paths, load, window);
+    std::fputs(r.table.c_str(), stdout);
+    // The pictures into --plot, or how to get gnuplot.
+    if (!plot_dir.empty() && r.draw) {
       if (gnuplot.empty()) {
         std::fprintf(stderr, "mla-inspect: %s\n", mla::inspect::gnuplot_missing_message().c_str());
-        return;
+      } else {
+        std::filesystem::create_directories(plot_dir);
+        for (const auto& f : r.draw(gnuplot, plot_dir)) std::printf("wrote %s\n", f.c_str());
       }
-      std::filesystem::create_directories(plot_dir);
-      for (const auto& f : draw()) std::printf("wrote %s\n", f.c_str());
-    };
-
-    std::string text;
-    if (kv->parsed()) {
-      std::vector<mla::inspect::kv_report> reports;
-      for (const auto& p : paths) reports.push_back(mla::inspect::kv_usage(load(p).model, contexts, p));
-      std::fputs(mla::inspect::kv_table(reports).c_str(), stdout);
-      if (format == "csv") text = mla::inspect::kv_csv(reports);
-      if (format == "json") text = mla::inspect::kv_json(reports).dump(2) + "\n";
-    } else if (cmp->parsed()) {
-      const std::string corpus = read_file(text_path);
-      const mla::model::loaded_model teacher = load(model_path), student = load(compare_path);
-      const std::vector<int> ids = window_of(teacher, model_path, corpus, text_path, max_tokens);
-      mla::inspect::compare_options opt;
-      opt.worst = worst, opt.context = context;
-      opt.decode = [&](const std::vector<int>& t) {
-        return teacher.tokenizer.decode(std::vector<std::int32_t>(t.begin(), t.end()));
-      };
-      const mla::inspect::compare_report r =
-          mla::inspect::compare(teacher.model, student.model, ids, opt, model_path, compare_path);
-      std::fputs(mla::inspect::compare_table(r).c_str(), stdout);
-      if (format == "csv") text = mla::inspect::compare_csv(r, ids);
-      if (format == "json") text = mla::inspect::compare_json(r).dump(2) + "\n";
-    } else if (snk->parsed()) {
-      const std::string corpus = read_file(text_path);
-      std::vector<mla::inspect::sinks_report> reports;
-      for (const auto& p : paths) {
-        const mla::model::loaded_model m = load(p);
-        reports.push_back(mla::inspect::sinks(m.model, window_of(m, p, corpus, text_path, max_tokens), p));
-      }
-      std::fputs(mla::inspect::sinks_table(reports, threshold).c_str(), stdout);
-      if (format == "csv") text = mla::inspect::sinks_csv(reports, threshold);
-      if (format == "json") text = mla::inspect::sinks_json(reports, threshold).dump(2) + "\n";
-      plot([&] { return mla::inspect::plot_sinks(gnuplot, plot_dir, reports); });
-    } else if (rt->parsed()) {
-      // Both models run on the original's tokens, so that their routes line up token by token.
-      const std::string corpus = read_file(text_path);
-      std::vector<mla::inspect::routing_report> reports;
-      std::vector<int> ids;
-      for (const auto& p : paths) {
-        const mla::model::loaded_model m = load(p);
-        if (ids.empty()) ids = window_of(m, p, corpus, text_path, max_tokens);
-        reports.push_back(mla::inspect::routing(m.model, ids, p));
-      }
-      std::fputs(mla::inspect::routing_table(reports).c_str(), stdout);
-      if (format == "csv") text = mla::inspect::routing_csv(reports);
-      if (format == "json") text = mla::inspect::routing_json(reports).dump(2) + "\n";
-      plot([&] { return mla::inspect::plot_routing(gnuplot, plot_dir, reports); });
-    } else {
-      const std::string corpus = read_file(text_path);
-      std::vector<mla::inspect::geometry_report> reports;
-      for (const auto& p : paths) {
-        const mla::model::loaded_model m = load(p);
-        const std::vector<int> ids = window_of(m, p, corpus, text_path, max_tokens);
-        reports.push_back(mla::inspect::geometry(m.model, ids, p));
-        std::fputs(mla::inspect::geometry_table(reports.back()).c_str(), stdout);
-      }
-      if (format == "csv") text = mla::inspect::geometry_csv(reports);
-      if (format == "json") text = mla::inspect::geometry_json(reports).dump(2) + "\n";
-      plot([&] {
-        std::vector<std::string> files;
-        for (std::size_t i = 0; i < reports.size(); ++i)
-          for (const auto& f : mla::inspect::plot_geometry(gnuplot, plot_dir, reports[i],
-                                                           reports.size() > 1 ? (i ? "compare_" : "model_") : ""))
-            files.push_back(f);
-        return files;
-      });
     }
+    const std::string text = format.empty() ? "" : r.text(format);
     if (!out_path.empty()) {
       mla::util::write_file("--out", out_path, text);
       std::printf("wrote %s\n", out_path.c_str());

@@ -41,6 +41,7 @@
 #include "mla/inspect/geometry.hpp"
 #include "mla/inspect/geometry_plot.hpp"
 #include "mla/inspect/gnuplot.hpp"
+#include "mla/inspect/inspection.hpp"
 #include "mla/inspect/kv.hpp"
 #include "mla/inspect/routing.hpp"
 #include "mla/inspect/routing_plot.hpp"

@@ -48,19 +48,23 @@ BOOST_AUTO_TEST_CASE(vllm_widths_are_an_exact_rewrite) {
     const mla::ref::matrix<float> want = source.forward(ids);
     const mla::ref::matrix<float> got_plain = plain.model.forward(ids);
     const mla::ref::matrix<float> got_vllm = vllm.model.forward(ids);
+    // float32 rounding only: the widened rows are scaled by sqrt(256 / r) and the sums run over more (zero)
+    // terms; 160 seeds gave at most 9e-6 in a release build and 2e-5 under ASan (-O1). A pair on the wrong rung
+    // of the ladder or a missing norm scale gives errors of order 1e-1.
+    constexpr double tol = 1e-4;
     double worst = 0;
     for (Eigen::Index p = 0; p < want.rows(); ++p) {
       const double e = mla::ref::relative_error(got_vllm.row(p), want.row(p));
       worst = std::max(worst, e);
-      BOOST_TEST(e <= 1e-5, "position " << p << ": vLLM-width export vs the model " << e);
-      BOOST_TEST(mla::ref::relative_error(got_vllm.row(p), got_plain.row(p)) <= 1e-5);
+      BOOST_TEST(e <= tol, "position " << p << ": vLLM-width export vs the model " << e);
+      BOOST_TEST(mla::ref::relative_error(got_vllm.row(p), got_plain.row(p)) <= tol);
     }
     BOOST_TEST_MESSAGE("vLLM-width export vs the converted model: worst relative error " << worst);
 
     // Decoding through the padded cache gives the same rows.
     auto s = vllm.model.new_session();
     for (std::size_t i = 0; i < ids.size(); ++i)
-      BOOST_TEST(mla::ref::relative_error(vllm.model.decode(s, ids[i]), want.row(Eigen::Index(i))) <= 1e-5);
+      BOOST_TEST(mla::ref::relative_error(vllm.model.decode(s, ids[i]), want.row(Eigen::Index(i))) <= tol);
   }
 }
 

@@ -2,8 +2,14 @@
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "convert_test_support.hpp"
 #include "distill_test_support.hpp"
@@ -121,6 +127,61 @@ BOOST_AUTO_TEST_CASE(half_kv_conversion_with_stage_report) {
           dec.forward(sc, toks);
           BOOST_TEST(sc.kv_bytes() * 2 <= so.kv_bytes());
         }
+  }
+}
+
+// The layers are converted in parallel (one per OpenMP thread): the same bits as on one thread, every
+// phase's progress ends at the layer count, and on_layer counts 1..n once each.
+BOOST_AUTO_TEST_CASE(parallel_layers_match_one_thread) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const small_model m = make_small_model(gen);
+    mla::convert::pipeline_options o;
+    o.layer.rope = {rope_strategy::attention, 32, 0};
+    o.layer.factor.method = factor_method::attention_aware;
+    o.kv_budget = 2 * 256 / 2;
+    o.refit = true;
+    o.latent_norm = true;
+    auto run = [&](int threads, std::vector<std::string>& phases, std::vector<int>& finished) {
+#if defined(_OPENMP)
+      const int before = omp_get_max_threads();
+      omp_set_num_threads(threads);
+#else
+      (void)threads;
+#endif
+      mla::convert::pipeline_options p = o;
+      p.on_step = [&](const char* phase, double done, int total) {
+        BOOST_TEST(total == 2);
+        if (done == total) phases.emplace_back(phase);
+      };
+      p.on_layer = [&](int done, int) { finished.push_back(done); };
+      auto conv = mla::convert::convert_model(m.cfg, m.w, m.stats, p, &m.held_inputs, &m.cal_inputs);
+#if defined(_OPENMP)
+      omp_set_num_threads(before);
+#endif
+      return conv;
+    };
+    std::vector<std::string> phases1, phases2;
+    std::vector<int> finished1, finished2;
+    const auto one = run(1, phases1, finished1);
+    const auto two = run(2, phases2, finished2);
+    BOOST_TEST(phases2 == (std::vector<std::string>{"placing RoPE", "converting"}), boost::test_tools::per_element());
+    BOOST_TEST(finished2 == (std::vector<int>{1, 2}), boost::test_tools::per_element());
+    BOOST_TEST(one.ranks == two.ranks, boost::test_tools::per_element());
+    for (std::size_t l = 0; l < 2; ++l) {
+      const auto& a = one.weights.layers[l].mla;
+      const auto& b = two.weights.layers[l].mla;
+      for (auto [x, y] : {std::pair{&a.w_dkv, &b.w_dkv}, std::pair{&a.w_uk, &b.w_uk}, std::pair{&a.w_uv, &b.w_uv},
+                          std::pair{&a.w_kr, &b.w_kr}, std::pair{&a.wq, &b.wq}, std::pair{&a.wo, &b.wo}})
+        BOOST_TEST((x->rows() == y->rows() && x->cols() == y->cols() &&
+                    std::memcmp(x->data(), y->data(), sizeof(float) * std::size_t(x->size())) == 0),
+                   "layer " << l);
+      BOOST_TEST(a.latent_norm.size() == b.latent_norm.size());
+      BOOST_TEST((a.latent_norm.size() > 0 && a.latent_norm == b.latent_norm), "layer " << l);
+      for (std::size_t k = 0; k < one.report.size(); ++k)
+        BOOST_TEST(one.report[k].per_layer[l] == two.report[k].per_layer[l], one.report[k].stage << ", layer " << l);
+    }
   }
 }
 

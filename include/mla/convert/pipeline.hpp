@@ -13,6 +13,7 @@
 //              through the latent norm when it was added (so the export's cost is trained away as far as it goes)
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -32,6 +33,7 @@
 #include "mla/model/decoder.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/reference/exact_rewrite.hpp"
+#include "mla/util/for_each_index.hpp"
 
 namespace mla::convert {
 
@@ -45,7 +47,8 @@ struct pipeline_options {
   refit_options refit_opt;
   distill_options distill;   // distill.steps > 0: the distill stage runs (needs calibration inputs)
   bool latent_norm = false;  // add DeepSeek's latent RMSNorm to every converted layer (before distill)
-  std::function<void(int done, int total)> on_layer;  // called after each converted layer (progress)
+  // Progress callbacks, made from the worker threads one at a time (the layers run in parallel):
+  std::function<void(int done, int total)> on_layer;  // after each converted layer, `done` layers finished
   // Finer progress: `phase` ("placing RoPE", then "converting"), `done` layers of that phase (fractional within
   // a layer: after each of its expensive steps) out of `total`.
   std::function<void(const char* phase, double done, int total)> on_step;
@@ -104,21 +107,37 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   const int d = config.head_dim, dr = opt.layer.rope.rope_dim;
   const int full = full_latent_rank(config.n_kv_heads, d, dr);
 
+  // The layers are independent here: both loops below run them in parallel (util::for_each_index, one layer
+  // per OpenMP thread, Eigen single-threaded inside each); each writes only its own layer's entries.
+  // Progress: the fractions of the layers in flight, summed under a lock.
   const int n_todo = static_cast<int>(todo.size());
-  auto step = [&](const char* phase, double done) {
-    if (opt.on_step) opt.on_step(phase, done, n_todo);
+  std::vector<double> layer_done(todo.size(), 0.0);
+  int layers_finished = 0;
+  const char* phase = "placing RoPE";
+  auto step = [&](std::size_t i, double fraction) {
+#if defined(_OPENMP)
+#pragma omp critical(mla_convert_model_progress)
+#endif
+    {
+      layer_done[i] = fraction;
+      if (opt.on_step) {
+        double done = 0;
+        for (double x : layer_done) done += x;
+        opt.on_step(phase, done, n_todo);
+      }
+    }
   };
 
   // Plans and problems first (the allocation needs their spectra).
-  step("placing RoPE", 0);
+  if (opt.on_step) opt.on_step(phase, 0, n_todo);
   std::vector<rope_plan> plans(todo.size());
   std::vector<factor_problem> problems(todo.size());
   std::vector<layer_rank_info> info(todo.size());
-  for (std::size_t i = 0; i < todo.size(); ++i) {
+  util::for_each_index(todo.size(), [&](std::size_t i) {
     const auto l = static_cast<std::size_t>(todo[i]);
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
     plans[i] = make_rope_plan(src, stats.layers[l], opt.layer.rope, refit_inputs ? &(*refit_inputs)[l] : nullptr);
-    step("placing RoPE", double(i) + 0.5);
+    step(i, 0.5);
     dmatrix am;
     if (attention_moment) am = attention_averaged_moment(src, (*refit_inputs)[l]);
     problems[i] =
@@ -135,8 +154,8 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     }
     const double ms = stats.layers[l].residual_mean_square();
     info[i].weight = ms > 0 ? 1.0 / ms : 1.0;
-    step("placing RoPE", double(i + 1));
-  }
+    step(i, 1.0);
+  });
 
   std::vector<int> ranks(todo.size(), opt.layer.rank > 0 ? opt.layer.rank : full);
   rank_budget budget;
@@ -173,11 +192,12 @@ model_conversion<T> convert_model(const model::model_config& config, const model
   if (distill) out.distill.resize(static_cast<std::size_t>(n_layers));
   // The steps of a layer, for the progress within it: factorisation, refit, latent norm, distillation.
   const double layer_steps = 1.0 + (opt.refit ? 1 : 0) + (opt.latent_norm ? 1 : 0) + (distill ? 1 : 0);
-  double steps_done = 0;
-  step("converting", 0);
-  for (std::size_t i = 0; i < todo.size(); ++i) {
-    steps_done = 0;
-    auto layer_step = [&] { step("converting", double(i) + ++steps_done / layer_steps); };
+  phase = "converting";
+  std::fill(layer_done.begin(), layer_done.end(), 0.0);
+  if (opt.on_step) opt.on_step(phase, 0, n_todo);
+  util::for_each_index(todo.size(), [&](std::size_t i) {
+    double steps_done = 0;
+    auto layer_step = [&] { step(i, ++steps_done / layer_steps); };
     const auto l = static_cast<std::size_t>(todo[i]);
     const ref::gqa_layer<T>& src = weights.layers[l].gqa;
     const factorization factors = solve_factor_problem(problems[i], ranks[i]);
@@ -217,8 +237,11 @@ model_conversion<T> convert_model(const model::model_config& config, const model
     lc.latent_rank = ranks[i];
     lc.rope_dim = dr;
     out.ranks[l] = ranks[i];
-    if (opt.on_layer) opt.on_layer(static_cast<int>(i) + 1, static_cast<int>(todo.size()));
-  }
+#if defined(_OPENMP)
+#pragma omp critical(mla_convert_model_progress)
+#endif
+    if (opt.on_layer) opt.on_layer(++layers_finished, n_todo);
+  });
   out.config.validate();
   return out;
 }

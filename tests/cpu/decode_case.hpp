@@ -25,6 +25,7 @@
 #include "mla/core/shape.hpp"
 #include "mla/cpu/gqa_decode.hpp"
 #include "mla/cpu/mla_decode.hpp"
+#include "rounded_reference.hpp"
 #include "test_support.hpp"
 
 namespace mla_cpu_test {
@@ -41,6 +42,7 @@ struct decode_case {
   int threads = 0;      // 0: OpenMP default
   bool sinks = false;   // per-head sinks (one of them -inf when heads > 1)
   int spare_pages = 0;  // unused physical pages mixed into the shuffled page order
+  bool bf16_dot = true;  // decode_options::bf16_dot (MLA over a bf16 cache)
 };
 
 inline std::ostream& operator<<(std::ostream& os, const decode_case& c) {
@@ -48,7 +50,7 @@ inline std::ostream& operator<<(std::ostream& os, const decode_case& c) {
   for (std::size_t i = 0; i < c.lens.size(); ++i) os << (i ? ", " : "") << c.lens[i];
   return os << "}, page_size " << c.page_size << ", heads " << c.heads << ", window " << c.window << ", splits "
             << c.splits << ", threads " << c.threads << ", sinks " << c.sinks << ", spare_pages " << c.spare_pages
-            << "}";
+            << ", bf16_dot " << c.bf16_dot << "}";
 }
 
 // A random case with the given page size: ragged lengths that include 1 and lengths on both sides of a
@@ -162,19 +164,43 @@ void check_mla_case(mla::runtime_shape shape, const decode_case& c, std::mt19937
     a.options.sinks = c.sinks ? sinks.data() : nullptr;
     a.options.num_splits = c.splits;
     a.options.num_threads = c.threads;
+    a.options.bf16_dot = c.bf16_dot;
     a.out = out.data();
     a.lse = lse.data();
     call(a);
 
     BOOST_TEST(all_finite(out));
     BOOST_TEST(all_finite(lse));
-    double worst = 0, worst_lse = 0;
+    double worst = 0, worst_lse = 0, worst_bound = 0;
     std::vector<double> q(static_cast<std::size_t>(width));
+    // The AVX512-BF16 path scores with bf16(softmax_scale * q): the reference takes that query, unscaled. It
+    // also rounds the softmax weights to bf16 per tile (against the running max of the split, like the CUDA
+    // kernels): there the reference is rounded_reference_attention with its bound, which covers only fp32
+    // arithmetic and keys whose weight lies within 1e-5 of a rounding midpoint.
+    const bool q_bf16 = mla::cpu::mla_decode_uses_bf16_dot<Elem>(a.options, rank, rope);
+    const float scale_f = a.options.softmax_scale;
+    const auto query = [&](float x) {
+      return q_bf16 ? static_cast<double>(mla::cpu::to_float(mla::cpu::to_bf16(scale_f * x))) / scale_f
+                    : static_cast<double>(x);
+    };
     for (int b = 0; b < batch; ++b)
       for (int h = 0; h < heads; ++h) {
         const std::size_t bh = static_cast<std::size_t>(b) * heads + h;
-        for (int i = 0; i < rank; ++i) q[static_cast<std::size_t>(i)] = q_latent[bh * rank + i];
-        for (int i = 0; i < rope; ++i) q[static_cast<std::size_t>(rank + i)] = q_pe[bh * rope + i];
+        for (int i = 0; i < rank; ++i) q[static_cast<std::size_t>(i)] = query(q_latent[bh * rank + i]);
+        for (int i = 0; i < rope; ++i) q[static_cast<std::size_t>(rank + i)] = query(q_pe[bh * rope + i]);
+        if (q_bf16) {
+          const auto ref = rounded_reference_attention<double>(
+              q.data(), width, dense[static_cast<std::size_t>(b)], width, 0, dense[static_cast<std::size_t>(b)], width,
+              0, rank, c.lens[static_cast<std::size_t>(b)], c.window, static_cast<double>(scale_f),
+              c.sinks ? &sinks[static_cast<std::size_t>(h)] : nullptr, mla::cpu::decode_split_count(layout.view(), a.options),
+              mla::cpu::detail::tile_tokens, [](float x) { return mla::cpu::to_float(mla::cpu::to_bf16(x)); });
+          const double e = row_distance(out.data() + bh * rank, ref.out);
+          const double le = std::abs(static_cast<double>(lse[bh]) - ref.lse);
+          BOOST_TEST(e <= ref.out_bound, "row (" << b << ", " << h << "): distance " << e << ", bound " << ref.out_bound);
+          BOOST_TEST(le <= ref.lse_bound, "lse (" << b << ", " << h << "): error " << le << ", bound " << ref.lse_bound);
+          worst_bound = std::max({worst_bound, e / ref.out_bound, le / ref.lse_bound});
+          continue;
+        }
         const reference_row ref = reference_attention(
             q.data(), width, dense[static_cast<std::size_t>(b)], width, 0, dense[static_cast<std::size_t>(b)], width, 0,
             rank, c.lens[static_cast<std::size_t>(b)], c.window, static_cast<double>(a.options.softmax_scale),
@@ -184,6 +210,7 @@ void check_mla_case(mla::runtime_shape shape, const decode_case& c, std::mt19937
       }
     BOOST_TEST(worst <= decode_tolerance(width));
     BOOST_TEST(worst_lse <= decode_tolerance(width));
+    if (q_bf16) BOOST_TEST_MESSAGE("bf16 pairs path: worst distance / bound " << worst_bound);
   }
 }
 

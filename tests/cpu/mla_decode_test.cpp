@@ -26,15 +26,20 @@ struct direct_call {
 };
 
 template <class Shape, class Elem>
-void run_random_and_edge_cases(int cases_per_page_size) {
+void run_random_and_edge_cases(int cases_per_page_size, bool bf16_dot = true) {
   const std::uint32_t seed = fresh_seed();
   std::mt19937 rng(seed);
   BOOST_TEST_CONTEXT("seed " << seed << " (replay with MLA_TEST_SEED=" << seed << ")") {
-    for (const decode_case& c : edge_cases())
+    for (decode_case c : edge_cases()) {
+      c.bf16_dot = bf16_dot;
       check_mla_case<Elem>(Shape::runtime(), c, rng, direct_call<Shape, Elem>{});
+    }
     for (int page_size : {1, 3, 16, 64})
-      for (int k = 0; k < cases_per_page_size; ++k)
-        check_mla_case<Elem>(Shape::runtime(), random_case(page_size, rng), rng, direct_call<Shape, Elem>{});
+      for (int k = 0; k < cases_per_page_size; ++k) {
+        decode_case c = random_case(page_size, rng);
+        c.bf16_dot = bf16_dot;
+        check_mla_case<Elem>(Shape::runtime(), c, rng, direct_call<Shape, Elem>{});
+      }
   }
 }
 
@@ -118,6 +123,44 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(matches_float64_reference, Shape, mla::representat
 using bf16_shapes = std::tuple<mla::mla_shape<64, 16, 32>, mla::mla_shape<96, 32, 224>, mla::mla_shape<192, 64, 512>>;
 BOOST_AUTO_TEST_CASE_TEMPLATE(bf16_cache_matches_float64_reference, Shape, bf16_shapes) {
   run_random_and_edge_cases<Shape, mla::cpu::bf16>(1);
+}
+
+// The portable bf16 path (float queries, rows converted to float) where the CPU would take AVX512-BF16.
+BOOST_AUTO_TEST_CASE_TEMPLATE(bf16_cache_portable_path_matches_float64_reference, Shape, bf16_shapes) {
+  run_random_and_edge_cases<Shape, mla::cpu::bf16>(1, false);
+}
+
+// On a CPU with AVX512-BF16 the bf16 cases above take the vdpbf16ps scores (bf16 queries: the reference
+// rounds them too, and a float-query reference misses by ~1e-3 there, 100x the tolerance): check that they
+// do, and that the two paths differ (the pairs path really ran). Skipped on CPUs without it.
+BOOST_AUTO_TEST_CASE(avx512_bf16_scores_are_taken_where_the_cpu_has_them,
+                     *boost::unit_test::precondition([](boost::unit_test::test_unit_id) {
+                       return mla::cpu::cpu_has_avx512_bf16() ? boost::test_tools::assertion_result(true)
+                                                              : boost::test_tools::assertion_result(false);
+                     })) {
+  mla::cpu::decode_options opt;
+  BOOST_TEST(mla::cpu::mla_decode_uses_bf16_dot<mla::cpu::bf16>(opt, 512, 64));
+  BOOST_TEST(!mla::cpu::mla_decode_uses_bf16_dot<float>(opt, 512, 64));
+  BOOST_TEST(!mla::cpu::mla_decode_uses_bf16_dot<mla::cpu::bf16>(opt, 24, 7));  // odd widths: portable
+  opt.bf16_dot = false;
+  BOOST_TEST(!mla::cpu::mla_decode_uses_bf16_dot<mla::cpu::bf16>(opt, 512, 64));
+
+  using S = mla::mla_shape<96, 32, 224>;
+  std::mt19937 rng(fresh_seed());
+  const mla::paged_layout layout = mla::make_paged_layout({100, 37}, 16);
+  std::vector<mla::cpu::bf16> cache(static_cast<std::size_t>(layout.num_pages) * 16 * S::cached_elements_per_token);
+  std::normal_distribution<float> nd;
+  for (auto& x : cache) x = mla::cpu::to_bf16(nd(rng));
+  const std::vector<float> ql = random_vector(2 * 5 * S::latent_rank, rng), qp = random_vector(2 * 5 * S::rope_dim, rng);
+  std::vector<float> fast(2 * 5 * S::latent_rank), portable(fast.size());
+  mla::cpu::mla_decode_args<mla::cpu::bf16> a;
+  a.q_latent = ql.data(), a.q_pe = qp.data(), a.cache = cache.data(), a.pages = layout.view(), a.num_heads = 5;
+  a.options.softmax_scale = 0.1f;
+  a.out = fast.data();
+  mla::cpu::mla_decode<S>(a);
+  a.options.bf16_dot = false, a.out = portable.data();
+  mla::cpu::mla_decode<S>(a);
+  BOOST_TEST(fast != portable);
 }
 
 // Every supported shape is reachable through the runtime entry and computes the right thing on a tiny case.

@@ -47,6 +47,8 @@ struct decode_options {
   const float* sinks = nullptr;  // [num_heads] sink logits (unscaled), or null for none
   int num_splits = 0;            // KV splits per sequence, merged by log-sum-exp; 0: automatic
   int num_threads = 0;           // OpenMP threads; 0: the OpenMP default (ignored without OpenMP)
+  bool bf16_dot = true;          // MLA over a bf16 cache: scores by AVX512-BF16 dot products (queries rounded
+                                 // to bf16, bf16_dot.hpp) where the CPU has them; false: float queries always
 };
 
 // Threads a decode call would use with these options.
@@ -85,8 +87,20 @@ inline void validate_options(const decode_options& opt, int heads, const char* o
 }
 
 namespace detail {
-
 inline constexpr int tile_tokens = 16;  // keys per tile
+}  // namespace detail
+
+// The KV splits per sequence a decode call with these options runs (options.num_splits, or the automatic
+// count), capped at the longest visible range's tile count: more would only add empty splits.
+inline int decode_split_count(const page_table_view& pages, const decode_options& opt) {
+  int longest = 0;
+  for (int b = 0; b < pages.num_seqs; ++b)
+    longest = std::max(longest, decode_visible_range(pages.seq_lens[b], opt.sliding_window).size());
+  return std::min(opt.num_splits == 0 ? auto_num_splits(pages.num_seqs, longest, decode_threads(opt)) : opt.num_splits,
+                  std::max(1, ceil_div(longest, detail::tile_tokens)));
+}
+
+namespace detail {
 
 // Rounds a float count up to 16 (64 bytes) so carved sub-buffers stay cache-line aligned.
 constexpr std::size_t align_up16(std::size_t n) { return (n + 15) / 16 * 16; }
@@ -199,41 +213,47 @@ class row_prefetcher {
   int count_ = 0, row_bytes_ = 0, row_ = 0, offset_ = 0, per_step_ = 0;
 };
 
-// Score blocks per tile for hp padded heads (the number of score_block calls tile_scores makes).
+// Calls block(TB, HV, v0, t0) (TB, HV as std::integral_constant) for the score blocks that cover a tile of
+// tile_tokens tokens x hp padded heads: head vectors in groups of up to 4 from vector v0, TB tokens from t0.
+// 1 vector: blocks of 8 tokens, else of 4 (8 to 16 accumulator vectors each).
+template <class F>
+inline void for_score_blocks(int hp, F&& block) {
+  using one = std::integral_constant<int, 1>;
+  using four = std::integral_constant<int, 4>;
+  using eight = std::integral_constant<int, 8>;
+  const int nv = hp / head_lanes;
+  for (int v0 = 0; v0 < nv; v0 += 4) switch (nv - v0 < 4 ? nv - v0 : 4) {
+      case 1:
+        for (int t0 = 0; t0 < tile_tokens; t0 += 8) block(eight{}, one{}, v0, t0);
+        break;
+      case 2:
+        for (int t0 = 0; t0 < tile_tokens; t0 += 4) block(four{}, std::integral_constant<int, 2>{}, v0, t0);
+        break;
+      case 3:
+        for (int t0 = 0; t0 < tile_tokens; t0 += 4) block(four{}, std::integral_constant<int, 3>{}, v0, t0);
+        break;
+      default:
+        for (int t0 = 0; t0 < tile_tokens; t0 += 4) block(four{}, four{}, v0, t0);
+        break;
+    }
+}
+
+// Score blocks per tile for hp padded heads (the number of blocks for_score_blocks visits).
 inline int score_block_count(int hp) {
   int calls = 0;
-  for (int v0 = 0; v0 < hp / head_lanes; v0 += 4)
-    calls += hp / head_lanes - v0 == 1 ? tile_tokens / 8 : tile_tokens / 4;
+  for_score_blocks(hp, [&](auto, auto, int, int) { ++calls; });
   return calls;
 }
 
 // s[t][h] = sum_i rows[t][i] * qt[i][h] for the whole tile (t < tile_tokens; rows past the valid ones point
-// to zeros), h < hp. Head vectors go in groups of up to 4; pf.step() after each block.
+// to zeros), h < hp. pf.step() after each block.
 template <int KW = 0>
 inline void tile_scores(const float* qt, int hp, const float* const* rows, int kw, float* s, row_prefetcher& pf) {
-  const int nv = hp / head_lanes;
-  for (int v0 = 0; v0 < nv; v0 += 4) {
-    const float* q = qt + v0 * head_lanes;
-    float* sv = s + v0 * head_lanes;
-    switch (nv - v0 < 4 ? nv - v0 : 4) {
-      case 1:
-        for (int t0 = 0; t0 < tile_tokens; t0 += 8)
-          score_block<8, 1, KW>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
-        break;
-      case 2:
-        for (int t0 = 0; t0 < tile_tokens; t0 += 4)
-          score_block<4, 2, KW>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
-        break;
-      case 3:
-        for (int t0 = 0; t0 < tile_tokens; t0 += 4)
-          score_block<4, 3, KW>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
-        break;
-      default:
-        for (int t0 = 0; t0 < tile_tokens; t0 += 4)
-          score_block<4, 4, KW>(q, hp, rows + t0, kw, sv + t0 * hp, hp), pf.step();
-        break;
-    }
-  }
+  for_score_blocks(hp, [&](auto tb, auto hv, int v0, int t0) {
+    score_block<decltype(tb)::value, decltype(hv)::value, KW>(qt + v0 * head_lanes, hp, rows + t0, kw,
+                                                              s + t0 * hp + v0 * head_lanes, hp);
+    pf.step();
+  });
 }
 
 // Independent accumulator sets tile_pv keeps for HB heads so that at least 8 FMA chains are in flight
@@ -323,8 +343,9 @@ inline void for_head_blocks(int heads, F&& f) {
 
 // Online-softmax step over one tile, vectorised over heads: s [tile_tokens][lds] holds scores (first n
 // tokens valid, nh heads) and becomes the weights p = exp(s - m_new); m, d [nh] advance; rows of
-// o [nh][ldo] are rescaled where m grew. tmp: scratch for 2 * nh floats.
-template <int VW = 0>
+// o [nh][ldo] are rescaled where m grew. tmp: scratch for 2 * nh floats. RoundBf16: the weights are rounded
+// to bf16 (for a bf16 value sum) before they are added to d, so that d sums the weights the values get.
+template <int VW = 0, bool RoundBf16 = false>
 inline void tile_softmax(float* s, std::ptrdiff_t lds, int nh, int n, float* m, float* d, float* o, std::ptrdiff_t ldo,
                          int runtime_vw, float* tmp) {
   const int vw = width_or<VW>(runtime_vw);
@@ -340,7 +361,8 @@ inline void tile_softmax(float* s, std::ptrdiff_t lds, int nh, int n, float* m, 
     float* st = s + t * lds;
     MLA_CPU_OMP(simd)
     for (int h = 0; h < nh; ++h) {
-      st[h] = exp_approx(st[h] - mt[h]);
+      const float p = exp_approx(st[h] - mt[h]);
+      st[h] = RoundBf16 ? round_to_bf16(p) : p;
       sum[h] += st[h];
     }
   }
@@ -360,6 +382,18 @@ inline void tile_softmax(float* s, std::ptrdiff_t lds, int nh, int n, float* m, 
   }
 }
 
+// One tile of scores s [tile_tokens][padded_heads(nh)] (first n tokens valid) against nh heads that share
+// its values: the online-softmax step, then the weighted value sum. values [n] value rows (vw used), tmp
+// [2 * nh] scratch, m, d [nh] and o [nh][ldo] the online state. VW > 0: vw as a compile-time constant.
+template <int VW = 0>
+inline void attend_scores(float* s, int nh, const float* const* values, int vw, int n, float* tmp, float* m, float* d,
+                          float* o, std::ptrdiff_t ldo) {
+  const int hp = padded_heads(nh);
+  tile_softmax<VW>(s, hp, nh, n, m, d, o, ldo, vw, tmp);
+  for_head_blocks(
+      nh, [&](int h0, auto hb) { tile_pv<decltype(hb)::value, VW>(s + h0, hp, values, n, o + h0 * ldo, ldo, vw); });
+}
+
 // One tile against nh heads that share its keys and values.
 //   qt [kw][padded_heads(nh)] scaled transposed queries, keys [tile_tokens] key rows (kw used; rows past n
 //   point to zeros), values [n] value rows (vw used), s [tile_tokens][padded_heads(nh)] and tmp [2 * nh]
@@ -369,11 +403,8 @@ template <int KW = 0, int VW = 0>
 inline void attend_tile(const float* qt, int nh, const float* const* keys, int kw, const float* const* values, int vw,
                         int n, float* s, float* tmp, float* m, float* d, float* o, std::ptrdiff_t ldo,
                         row_prefetcher& pf) {
-  const int hp = padded_heads(nh);
-  tile_scores<KW>(qt, hp, keys, kw, s, pf);
-  tile_softmax<VW>(s, hp, nh, n, m, d, o, ldo, vw, tmp);
-  for_head_blocks(
-      nh, [&](int h0, auto hb) { tile_pv<decltype(hb)::value, VW>(s + h0, hp, values, n, o + h0 * ldo, ldo, vw); });
+  tile_scores<KW>(qt, padded_heads(nh), keys, kw, s, pf);
+  attend_scores<VW>(s, nh, values, vw, n, tmp, m, d, o, ldo);
 }
 
 // Scratch floats attend_tile needs for nh heads (s and tmp).
@@ -431,12 +462,7 @@ void run_split_decode(const page_table_view& pages, int heads, int value_dim, co
   const int batch = pages.num_seqs;
   if (batch == 0) return;
   const int threads = decode_threads(opt);
-  int longest = 0;
-  for (int b = 0; b < batch; ++b)
-    longest = std::max(longest, decode_visible_range(pages.seq_lens[b], opt.sliding_window).size());
-  // More splits than tiles would only add empty ones (same result), so the count is capped there.
-  const int splits = std::min(opt.num_splits == 0 ? auto_num_splits(batch, longest, threads) : opt.num_splits,
-                              std::max(1, ceil_div(longest, tile_tokens)));
+  const int splits = decode_split_count(pages, opt);
   const std::ptrdiff_t hv = static_cast<std::ptrdiff_t>(heads) * value_dim;
   const std::size_t per_thread =
       align_up16(item_scratch) + align_up16(static_cast<std::size_t>(hv)) + 2 * align_up16(heads) + align_up16(splits);

@@ -28,6 +28,17 @@ inline bf16 to_bf16(float x) {
   return r;
 }
 
+// x rounded to the nearest bf16 (ties to even), as a float: to_float(to_bf16(x)) for finite x, written so
+// that loops over it vectorise (no NaN branch).
+inline float round_to_bf16(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  float r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+
 inline float to_float(float x) { return x; }
 inline float to_float(bf16 x) {
   const std::uint32_t u = static_cast<std::uint32_t>(x.bits) << 16;

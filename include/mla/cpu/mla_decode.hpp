@@ -17,12 +17,16 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <tuple>
+#include <type_traits>
 
 #include "mla/core/dispatch.hpp"
 #include "mla/core/error.hpp"
 #include "mla/core/shape.hpp"
 #include "mla/core/supported_shapes.hpp"
+#include "mla/cpu/bf16_dot.hpp"
 #include "mla/cpu/decode_common.hpp"
 #include "mla/cpu/element.hpp"
 #include "mla/core/paged_cache.hpp"
@@ -44,6 +48,15 @@ struct mla_decode_args {
   float* out = nullptr;  // [batch, num_heads, latent_rank]
   float* lse = nullptr;  // [batch, num_heads], natural log, sinks included; may be null
 };
+
+// Whether mla_decode over an Elem cache of these widths takes the AVX512-BF16 score path (bf16_dot.hpp):
+// a bf16 cache, options.bf16_dot, a CPU that has the instructions, and even widths (pairs never straddle
+// the c / k_pe boundary).
+template <class Elem>
+bool mla_decode_uses_bf16_dot(const decode_options& opt, int latent_rank, int rope_dim) {
+  return std::is_same_v<Elem, bf16> && opt.bf16_dot && latent_rank % 2 == 0 && rope_dim % 2 == 0 &&
+         cpu_has_avx512_bf16();
+}
 
 namespace detail {
 
@@ -85,16 +98,20 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
   const int heads = a.num_heads;
   const int hp = padded_heads(heads);
   // Per-thread scratch: transposed scaled queries qt [width][hp], attend_tile's scratch, a zero row for
-  // the padding keys of a partial tile, and bf16 staging [16][width].
+  // the padding keys of a partial tile, bf16 staging [16][width], and bf16 weight pairs [8][hp].
   const std::size_t qt_floats = align_up16(static_cast<std::size_t>(width) * hp);
   const std::size_t attend_floats = align_up16(attend_scratch_floats(heads));
   const std::size_t zero_floats = align_up16(static_cast<std::size_t>(width));
   // Split caches are staged as whole rows [c | k_pe] (float), like a bf16 cache.
   const std::size_t staging_floats =
       split ? static_cast<std::size_t>(tile_tokens) * width : value_staging_floats<Elem>(width);
-  const std::size_t scratch = qt_floats + attend_floats + zero_floats + staging_floats;
+  const std::size_t staging_aligned = align_up16(staging_floats);
+  const std::size_t pairs_floats = align_up16(static_cast<std::size_t>(tile_tokens / 2) * hp);  // bf16 weight pairs
+  const std::size_t scratch = qt_floats + attend_floats + zero_floats + staging_aligned + pairs_floats;
   const page_table_view pages = a.pages;
   const float scale = a.options.softmax_scale;
+  // bf16 pairs (bf16_dot.hpp): qt holds qt2 [width / 2][hp] (32-bit words), rows are read as stored.
+  const bool pairs = mla_decode_uses_bf16_dot<Elem>(a.options, rank, rope);
 
   auto item = [&](int b, token_range range, float* buf, float* o, float* m, float* d) {
     float* const qt = buf;
@@ -102,12 +119,23 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
     float* const tmp = s + static_cast<std::size_t>(tile_tokens) * hp;
     float* const zeros = s + attend_floats;
     float* const staging = zeros + zero_floats;
-    // qt[i][h] = softmax_scale * [q̃_h | q_pe_h][i], so a score is one dot product with the cached row.
-    for (int i = 0; i < width; ++i) {
-      float* qi = qt + static_cast<std::ptrdiff_t>(i) * hp;
-      for (int h = 0; h < hp; ++h) {
-        const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(b) * heads + h;
-        qi[h] = h >= heads ? 0.0f : scale * (i < rank ? a.q_latent[bh * rank + i] : a.q_pe[bh * rope + (i - rank)]);
+    float* const weights = staging + staging_aligned;
+    // qt[i][h] = softmax_scale * [q̃_h | q_pe_h][i], so a score is one dot product with the cached row;
+    // with bf16 pairs, qt2[p][h] = the bf16 pair of elements 2p, 2p + 1.
+    const auto q_scaled = [&](int h, int i) {
+      const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(b) * heads + h;
+      return h >= heads ? 0.0f : scale * (i < rank ? a.q_latent[bh * rank + i] : a.q_pe[bh * rope + (i - rank)]);
+    };
+    if (pairs) {
+      for (int p = 0; p < width / 2; ++p)
+        for (int h = 0; h < hp; ++h) {
+          const std::uint32_t word = bf16_pair(q_scaled(h, 2 * p), q_scaled(h, 2 * p + 1));
+          std::memcpy(qt + static_cast<std::ptrdiff_t>(p) * hp + h, &word, sizeof word);
+        }
+    } else {
+      for (int i = 0; i < width; ++i) {
+        float* qi = qt + static_cast<std::ptrdiff_t>(i) * hp;
+        for (int h = 0; h < hp; ++h) qi[h] = q_scaled(h, i);
       }
     }
     std::fill(zeros, zeros + width, 0.0f);
@@ -144,6 +172,24 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
         for (int t = 0; t < n1; ++t) pf.add(next_rows[t]);
       }
       pf.plan(pf_steps);
+      if constexpr (std::is_same_v<Elem, bf16>) {
+        if (pairs) {
+          // Keys and values as stored: c from the row, k_pe after it or from its own tensor; the padding
+          // keys read the zero row. Weights rounded to bf16 and paired by tokens for the value sum.
+          const bf16* c_rows[tile_tokens];
+          const bf16* pe_rows[tile_tokens];
+          const bf16* zero_row = reinterpret_cast<const bf16*>(zeros);  // width floats of 0 bits
+          for (int t = 0; t < tile_tokens; ++t) {
+            c_rows[t] = t < n ? rows[t] : zero_row;
+            pe_rows[t] = t >= n ? zero_row : split ? rope_rows[t] : rows[t] + rank;
+          }
+          tile_scores_bf16(qt, hp, c_rows, rank / 2, pe_rows, rope / 2, s, pf);
+          tile_softmax<Rank, true>(s, hp, heads, n, m, d, o, rank, rank, tmp);
+          weight_pairs(s, hp, heads, n, weights);
+          tile_pv_bf16_heads(weights, hp, heads, c_rows, (n + 1) / 2, o, rank, rank);
+          continue;
+        }
+      }
       // Float views of the rows (bf16 is converted once, into staging): the keys are the whole rows, the
       // values their first `rank` elements.
       if (split) {

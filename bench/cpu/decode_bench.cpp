@@ -16,6 +16,11 @@
 //   bytes: cache bytes read (batch * ctx * bytes_per_token) + queries + outputs     -> "GB/s"
 //   flops: MLA 2 * heads * (2 * rank + rope) per key; GQA 4 * heads * head_dim per key -> "GFLOP/s"
 // The copy benches report bytes copied per second (each byte is read once and written once).
+//   roofline: max(flops / peak, bytes / read bandwidth) / time, the ceilings measured at start-up by
+//   machine_peaks.hpp (the kernels' own inner loop in L1, float FMA or vdpbf16ps as the row's path takes;
+//   all threads), printed in the context.
+// bf16 rows: "bf16-dot" is the AVX512-BF16 score path (bf16 queries), "bf16" the portable one (float
+// queries, rows converted), both registered where the CPU has AVX512-BF16 so their ratio is in one run.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -35,6 +40,7 @@
 #endif
 
 #include "../bench_shapes.hpp"
+#include "machine_peaks.hpp"
 #include "mla/core/shape.hpp"
 #include "mla/cpu/gqa_decode.hpp"
 #include "mla/cpu/mla_decode.hpp"
@@ -103,12 +109,21 @@ mla::paged_layout make_layout(int batch, int ctx) {
   return mla::make_paged_layout(std::vector<int>(static_cast<std::size_t>(batch), ctx), page, order);
 }
 
+// Measured once in main, before the benchmarks run (machine_peaks.hpp).
+bench_peaks::machine_peaks peaks;
+
 template <class Elem>
-const char* dtype_name() {
-  return std::is_same_v<Elem, float> ? "f32" : "bf16";
+const char* dtype_name(bool bf16_dot = true) {
+  if (std::is_same_v<Elem, float>) return "f32";
+  return bf16_dot && mla::cpu::cpu_has_avx512_bf16() ? "bf16-dot" : "bf16";
 }
 
-void set_counters(benchmark::State& state, int batch, int ctx, double cache_bytes, double other_bytes, double flops) {
+// peak_flops: the compute ceiling of the path the kernel takes (float FMA or vdpbf16ps), all threads.
+void set_counters(benchmark::State& state, int batch, int ctx, double cache_bytes, double other_bytes, double flops,
+                  double peak_flops) {
+  state.counters["roofline"] = benchmark::Counter(
+      std::max(flops / peak_flops, (cache_bytes + other_bytes) / peaks.read_bytes_all),
+      benchmark::Counter::kIsIterationInvariantRate);  // (bound seconds per step) / (seconds per step)
   state.counters["batch"] = batch;
   state.counters["cache_MiB"] = cache_bytes / static_cast<double>(mib);
   state.counters["GB/s"] =
@@ -119,7 +134,7 @@ void set_counters(benchmark::State& state, int batch, int ctx, double cache_byte
 
 // ---- MLA ------------------------------------------------------------------------------------------------
 template <class Shape, class Elem>
-void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per_token) {
+void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per_token, bool bf16_dot) {
   constexpr int rank = Shape::latent_rank, rope = Shape::rope_dim, width = Shape::cached_elements_per_token;
   const int ctx = static_cast<int>(state.range(0));
   const int batch = batch_for(ctx, min_bytes_per_token);
@@ -139,8 +154,10 @@ void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per
   a.pages = layout.view();
   a.num_heads = heads;
   a.options.softmax_scale = 1.0f / std::sqrt(static_cast<float>(Shape::head_dim));
+  a.options.bf16_dot = bf16_dot;
   a.out = out.data();
   a.lse = lse.data();
+  const bool pairs = mla::cpu::mla_decode_uses_bf16_dot<Elem>(a.options, rank, rope);
   for (auto _ : state) {
     mla::cpu::mla_decode<Shape>(a);
     benchmark::DoNotOptimize(out.data());
@@ -149,7 +166,7 @@ void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per
   const double keys = static_cast<double>(batch) * ctx;
   set_counters(state, batch, ctx, keys * width * sizeof(Elem),
                4.0 * batch * heads * (width + rank + 1),  // q̃ + q_pe in, out + lse out (fp32)
-               2.0 * heads * (2.0 * rank + rope) * keys);
+               2.0 * heads * (2.0 * rank + rope) * keys, pairs ? peaks.bf16_flops_all : peaks.fma_flops_all);
 }
 
 // ---- GQA ------------------------------------------------------------------------------------------------
@@ -184,7 +201,7 @@ void BM_gqa_decode(benchmark::State& state, int heads, int kv_heads, int head_di
   }
   const double keys = static_cast<double>(batch) * ctx;
   set_counters(state, batch, ctx, keys * 2.0 * kv_heads * head_dim * sizeof(Elem),
-               4.0 * batch * heads * (2 * head_dim + 1), 4.0 * heads * head_dim * keys);
+               4.0 * batch * heads * (2 * head_dim + 1), 4.0 * heads * head_dim * keys, peaks.fma_flops_all);
 }
 
 // ---- Bandwidth baselines -----------------------------------------------------------------------------------
@@ -247,15 +264,17 @@ struct family {
   int heads, kv_heads, head_dim;  // kv_heads = 0: no GQA counterpart
 };
 
+// bf16_dot = false: a bf16 cache through the portable path (float queries) even where vdpbf16ps exists.
 template <class Elem, class... Shapes>
 void register_mla(const family& f, std::size_t min_bytes_per_token, std::tuple<Shapes...>,
-                  const std::vector<int>& ctxs) {
+                  const std::vector<int>& ctxs, bool bf16_dot = true) {
   auto one = [&](auto shape) {
     using S = decltype(shape);
     const std::string name = std::string("mla_decode/") + f.name + "/h" + std::to_string(f.heads) + "/r" +
                              std::to_string(S::latent_rank) + "+" + std::to_string(S::rope_dim) + "/" +
-                             dtype_name<Elem>();
-    auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_mla_decode<S, Elem>, f.heads, min_bytes_per_token);
+                             dtype_name<Elem>(bf16_dot);
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_mla_decode<S, Elem>, f.heads, min_bytes_per_token,
+                                           bf16_dot);
     b->ArgName("ctx")->Unit(benchmark::kMillisecond)->UseRealTime();
     for (int c : ctxs) b->Arg(c);
   };
@@ -265,7 +284,7 @@ void register_mla(const family& f, std::size_t min_bytes_per_token, std::tuple<S
 template <class Elem>
 void register_gqa(const family& f, std::size_t min_bytes_per_token, const std::vector<int>& ctxs) {
   const std::string name = std::string("gqa_decode/") + f.name + "/h" + std::to_string(f.heads) + "kv" +
-                           std::to_string(f.kv_heads) + "d" + std::to_string(f.head_dim) + "/" + dtype_name<Elem>();
+                           std::to_string(f.kv_heads) + "d" + std::to_string(f.head_dim) + "/" + dtype_name<Elem>(false);
   auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_gqa_decode<Elem>, f.heads, f.kv_heads, f.head_dim,
                                          min_bytes_per_token);
   b->ArgName("ctx")->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -285,17 +304,28 @@ void register_all() {
   const std::size_t gpt_oss_min = f32_bytes_per_token<bench_shapes::gpt_oss_75>();  // 75 % MLA cache, fp32
   register_gqa<float>(gpt_oss, gpt_oss_min, all);
   register_mla<float>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, all);
-  register_gqa<bf16>(gpt_oss, gpt_oss_min, k8);  // bf16 storage at 8K: same batch, half the bytes
+  // bf16 storage at 8K: same batch, half the bytes; MLA through vdpbf16ps and (where that exists) through the
+  // portable path too, for the ratio in one run.
+  const bool dot = mla::cpu::cpu_has_avx512_bf16();
+  register_gqa<bf16>(gpt_oss, gpt_oss_min, k8);
   register_mla<bf16>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8);
+  if (dot) register_mla<bf16>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8, false);
 
   const family smollm2{"SmolLM2", 9, 3, 64};
   const std::size_t smollm2_min = f32_bytes_per_token<bench_shapes::smollm2_75>();
   register_gqa<float>(smollm2, smollm2_min, all);
   register_mla<float>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, all);
+  register_gqa<bf16>(smollm2, smollm2_min, k8);
+  register_mla<bf16>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, k8);
+  if (dot) register_mla<bf16>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, k8, false);
 
   const std::size_t deepseek_min = f32_bytes_per_token<bench_shapes::deepseek>();
-  register_mla<float>(family{"DeepSeek-V3", 16, 0, 0}, deepseek_min, bench_shapes::deepseek_shapes{}, all);
-  register_mla<float>(family{"DeepSeek-V3", 128, 0, 0}, deepseek_min, bench_shapes::deepseek_shapes{}, all);
+  for (int heads : {16, 128}) {
+    const family deepseek{"DeepSeek-V3", heads, 0, 0};
+    register_mla<float>(deepseek, deepseek_min, bench_shapes::deepseek_shapes{}, all);
+    register_mla<bf16>(deepseek, deepseek_min, bench_shapes::deepseek_shapes{}, k8);
+    if (dot) register_mla<bf16>(deepseek, deepseek_min, bench_shapes::deepseek_shapes{}, k8, false);
+  }
 
   // The rank sweep: the batch is set by the smallest cache (rank 96), so every rank streams from DRAM.
   const std::size_t sweep_min = f32_bytes_per_token<std::tuple_element_t<0, bench_shapes::rank_sweep_shapes>>();
@@ -324,6 +354,13 @@ int main(int argc, char** argv) {
   register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  peaks = bench_peaks::measure_peaks(5 * llc_bytes());
+  auto g = [](double x) { return std::to_string(x * 1e-9); };
+  benchmark::AddCustomContext("peak_fma_GFLOPs_1_thread", g(peaks.fma_flops_one));
+  benchmark::AddCustomContext("peak_fma_GFLOPs_all_threads", g(peaks.fma_flops_all));
+  benchmark::AddCustomContext("peak_bf16_dot_GFLOPs_1_thread", g(peaks.bf16_flops_one));
+  benchmark::AddCustomContext("peak_bf16_dot_GFLOPs_all_threads", g(peaks.bf16_flops_all));
+  benchmark::AddCustomContext("read_GBs_all_threads", g(peaks.read_bytes_all));
   benchmark::AddCustomContext("llc_bytes", std::to_string(llc_bytes()));
   benchmark::AddCustomContext("omp_threads", std::to_string(threads()));
   benchmark::RunSpecifiedBenchmarks();

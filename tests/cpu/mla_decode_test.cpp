@@ -119,7 +119,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(matches_float64_reference, Shape, mla::representat
   run_random_and_edge_cases<Shape, float>(3);
 }
 
-// bf16 cache (float accumulation): same checks; the reference reads the same bf16-rounded values.
+// bf16 cache (float accumulation): same checks; the reference reads the same bf16-rounded values. Where the
+// CPU has AVX512-BF16 this is the pairs path, checked against rounded_reference_attention (decode_case.hpp).
 using bf16_shapes = std::tuple<mla::mla_shape<64, 16, 32>, mla::mla_shape<96, 32, 224>, mla::mla_shape<192, 64, 512>>;
 BOOST_AUTO_TEST_CASE_TEMPLATE(bf16_cache_matches_float64_reference, Shape, bf16_shapes) {
   run_random_and_edge_cases<Shape, mla::cpu::bf16>(1);

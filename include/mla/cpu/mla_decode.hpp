@@ -14,6 +14,8 @@
 // log-sum-exp. The work per key is 2 * heads * (2 * latent_rank + rope_dim) FLOPs, i.e. about
 // 4 * heads / sizeof(Elem) FLOP per cached byte: with tens of heads a CPU runs out of FLOPs before memory
 // bandwidth (bench/RESULTS.md), unlike the GQA baseline (about 2 * group / sizeof(Elem) FLOP per byte).
+// So a bf16 cache is read in bf16 pairs by vdpbf16ps where the CPU has AVX512-BF16 (bf16_dot.hpp: twice
+// the multiply-adds per instruction; queries and softmax weights in bf16), else converted to float.
 #pragma once
 
 #include <cstddef>

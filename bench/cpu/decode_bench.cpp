@@ -19,8 +19,9 @@
 //   roofline: max(flops / peak, bytes / read bandwidth) / time, the ceilings measured at start-up by
 //   machine_peaks.hpp (the kernels' own inner loop in L1, float FMA or vdpbf16ps as the row's path takes;
 //   all threads), printed in the context.
-// bf16 rows: "bf16-dot" is the AVX512-BF16 score path (bf16 queries), "bf16" the portable one (float
+// bf16 rows: "bf16-dot" is the AVX512-BF16 path (bf16 queries and weights), "bf16" the portable one (float
 // queries, rows converted), both registered where the CPU has AVX512-BF16 so their ratio is in one run.
+// int8 rows: MLA latent caches with two float scales per token (counted in the bytes), converted to float.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -70,6 +71,8 @@ template <class Elem>
 Elem from_float(float x) {
   if constexpr (std::is_same_v<Elem, float>)
     return x;
+  else if constexpr (std::is_same_v<Elem, std::int8_t>)
+    return static_cast<std::int8_t>(std::lround(127.0f * x));
   else
     return mla::cpu::to_bf16(x);
 }
@@ -115,6 +118,7 @@ bench_peaks::machine_peaks peaks;
 template <class Elem>
 const char* dtype_name(bool bf16_dot = true) {
   if (std::is_same_v<Elem, float>) return "f32";
+  if (std::is_same_v<Elem, std::int8_t>) return "int8";
   return bf16_dot && mla::cpu::cpu_has_avx512_bf16() ? "bf16-dot" : "bf16";
 }
 
@@ -141,6 +145,11 @@ void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per
   const mla::paged_layout layout = make_layout(batch, ctx);
   buffer<Elem> cache(static_cast<std::size_t>(layout.num_pages) * layout.page_size * width);
   fill_random(cache.get(), cache.size, 1);
+  // int8: per token the scales of c and k_pe, [num_pages, page_size, 2].
+  constexpr bool int8 = std::is_same_v<Elem, std::int8_t>;
+  std::vector<float> scales(int8 ? static_cast<std::size_t>(layout.num_pages) * layout.page_size * 2 : 0);
+  fill_random(scales.data(), scales.size(), 9);
+  for (float& x : scales) x = (1.0f + std::fabs(x)) / 127.0f;
   std::vector<float> q_latent(static_cast<std::size_t>(batch) * heads * rank),
       q_pe(static_cast<std::size_t>(batch) * heads * rope);
   fill_random(q_latent.data(), q_latent.size(), 2);
@@ -151,6 +160,7 @@ void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per
   a.q_latent = q_latent.data();
   a.q_pe = q_pe.data();
   a.cache = cache.get();
+  a.cache_scales = int8 ? scales.data() : nullptr;
   a.pages = layout.view();
   a.num_heads = heads;
   a.options.softmax_scale = 1.0f / std::sqrt(static_cast<float>(Shape::head_dim));
@@ -164,7 +174,7 @@ void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per
     benchmark::ClobberMemory();
   }
   const double keys = static_cast<double>(batch) * ctx;
-  set_counters(state, batch, ctx, keys * width * sizeof(Elem),
+  set_counters(state, batch, ctx, keys * (width * sizeof(Elem) + (int8 ? 2 * sizeof(float) : 0)),
                4.0 * batch * heads * (width + rank + 1),  // q̃ + q_pe in, out + lse out (fp32)
                2.0 * heads * (2.0 * rank + rope) * keys, pairs ? peaks.bf16_flops_all : peaks.fma_flops_all);
 }
@@ -310,6 +320,7 @@ void register_all() {
   register_gqa<bf16>(gpt_oss, gpt_oss_min, k8);
   register_mla<bf16>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8);
   if (dot) register_mla<bf16>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8, false);
+  register_mla<std::int8_t>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8);
 
   const family smollm2{"SmolLM2", 9, 3, 64};
   const std::size_t smollm2_min = f32_bytes_per_token<bench_shapes::smollm2_75>();
@@ -318,6 +329,7 @@ void register_all() {
   register_gqa<bf16>(smollm2, smollm2_min, k8);
   register_mla<bf16>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, k8);
   if (dot) register_mla<bf16>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, k8, false);
+  register_mla<std::int8_t>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, k8);
 
   const std::size_t deepseek_min = f32_bytes_per_token<bench_shapes::deepseek>();
   for (int heads : {16, 128}) {
@@ -325,6 +337,7 @@ void register_all() {
     register_mla<float>(deepseek, deepseek_min, bench_shapes::deepseek_shapes{}, all);
     register_mla<bf16>(deepseek, deepseek_min, bench_shapes::deepseek_shapes{}, k8);
     if (dot) register_mla<bf16>(deepseek, deepseek_min, bench_shapes::deepseek_shapes{}, k8, false);
+    register_mla<std::int8_t>(deepseek, deepseek_min, bench_shapes::deepseek_shapes{}, k8);
   }
 
   // The rank sweep: the batch is set by the smallest cache (rank 96), so every rank streams from DRAM.

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include "mla/core/error.hpp"
 #include "mla/cpu/decode_common.hpp"
@@ -36,7 +37,8 @@ struct gqa_decode_args {
 
 template <class Elem>
 void gqa_decode(const gqa_decode_args<Elem>& a) {
-  static_assert(is_cache_element_v<Elem>, "mla::cpu::gqa_decode: Elem must be float or mla::cpu::bf16");
+  static_assert(std::is_same_v<Elem, float> || std::is_same_v<Elem, bf16>,
+                "mla::cpu::gqa_decode: Elem must be float or mla::cpu::bf16");
   constexpr const char* owner = "mla::cpu::gqa_decode";
   validate(a.pages, owner, 1);
   check(a.num_kv_heads > 0, owner, ": num_kv_heads must be > 0, found ", a.num_kv_heads);

@@ -35,8 +35,8 @@
 
 namespace mla::cpu {
 
-// Arguments of one MLA decode step. Elem is the cache element type (float or bf16); queries, outputs and
-// all arithmetic are float. The batch size is pages.num_seqs.
+// Arguments of one MLA decode step. Elem is the cache element type (float, bf16, or int8 with per-token
+// scales); queries, outputs and all arithmetic are float. The batch size is pages.num_seqs.
 template <class Elem>
 struct mla_decode_args {
   const float* q_latent = nullptr;   // q̃ = W_UK^T q_nope per head, [batch, num_heads, latent_rank]
@@ -44,7 +44,9 @@ struct mla_decode_args {
   const Elem* cache = nullptr;       // [pages.num_pages, pages.page_size, latent_rank + rope_dim]: c then k_pe
   const Elem* rope_cache = nullptr;  // optional: k_pe apart, [num_pages, page_size, rope_dim]; then `cache`
                                      // holds c alone, [num_pages, page_size, latent_rank] (FlashInfer's ckv/kpe)
-  page_table_view pages;             // page table and lengths (>= 1 each) of the batch
+  const float* cache_scales = nullptr;  // int8 caches only: [num_pages, page_size, 2], per token the scales of
+                                        // its c and its k_pe (element = int8 * scale; quantize_latent_row)
+  page_table_view pages;                // page table and lengths (>= 1 each) of the batch
   int num_heads = 0;
   decode_options options;
   float* out = nullptr;  // [batch, num_heads, latent_rank]
@@ -96,6 +98,8 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
   check(a.q_pe != nullptr, owner, ": q_pe is null");
   check(a.cache != nullptr, owner, ": cache is null");
   check(a.out != nullptr, owner, ": out is null");
+  constexpr bool int8 = std::is_same_v<Elem, std::int8_t>;
+  check(!int8 || a.cache_scales != nullptr, owner, ": cache_scales is null (an int8 cache needs its scales)");
 
   const int heads = a.num_heads;
   const int hp = padded_heads(heads);
@@ -192,9 +196,19 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
           continue;
         }
       }
-      // Float views of the rows (bf16 is converted once, into staging): the keys are the whole rows, the
-      // values their first `rank` elements.
-      if (split) {
+      // Float views of the rows (bf16 and int8 are converted once, into staging): the keys are the whole
+      // rows, the values their first `rank` elements.
+      if constexpr (int8) {
+        for (int t = 0; t < n; ++t) {
+          const std::ptrdiff_t slot = (rows[t] - a.cache) / row_width;
+          const float sc = a.cache_scales[2 * slot], spe = a.cache_scales[2 * slot + 1];
+          const std::int8_t* pe = split ? rope_rows[t] : rows[t] + rank;
+          float* row = staging + static_cast<std::ptrdiff_t>(t) * width;
+          for (int j = 0; j < width_or<Rank>(rank); ++j) row[j] = static_cast<float>(rows[t][j]) * sc;
+          for (int j = 0; j < width_or<Rope>(rope); ++j) row[rank + j] = static_cast<float>(pe[j]) * spe;
+          keys[t] = row;
+        }
+      } else if (split) {
         for (int t = 0; t < n; ++t) {
           float* row = staging + static_cast<std::ptrdiff_t>(t) * width;
           for (int j = 0; j < width_or<Rank>(rank); ++j) row[j] = to_float(rows[t][j]);
@@ -218,7 +232,7 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
 template <class Shape, class Elem>
 void mla_decode(const mla_decode_args<Elem>& a) {
   static_assert(is_mla_shape_v<Shape>, "mla::cpu::mla_decode: Shape must be an mla::mla_shape");
-  static_assert(is_cache_element_v<Elem>, "mla::cpu::mla_decode: Elem must be float or mla::cpu::bf16");
+  static_assert(is_cache_element_v<Elem>, "mla::cpu::mla_decode: Elem must be float, mla::cpu::bf16 or std::int8_t");
   detail::mla_decode_impl(a, Shape::latent_rank, Shape::rope_dim);
 }
 

@@ -252,9 +252,14 @@ void check_gqa_case(const gqa_config& g, decode_case c, std::mt19937& rng) {
     a.options.sinks = c.sinks ? sinks.data() : nullptr;
     a.options.num_splits = c.splits;
     a.options.num_threads = c.threads;
+    a.options.bf16_dot = c.bf16_dot;
     a.out = out.data();
     a.lse = lse.data();
     mla::cpu::gqa_decode(a);
+    // The AVX512-BF16 path: bf16 queries and weights, checked against the reference that rounds the same way
+    // (as in check_mla_case).
+    const bool pairs = mla::cpu::gqa_decode_uses_bf16_dot<Elem>(a.options, dim);
+    const float scale_f = a.options.softmax_scale;
 
     BOOST_TEST(all_finite(out));
     BOOST_TEST(all_finite(lse));
@@ -263,8 +268,23 @@ void check_gqa_case(const gqa_config& g, decode_case c, std::mt19937& rng) {
     for (int b = 0; b < batch; ++b)
       for (int h = 0; h < heads; ++h) {
         const std::size_t bh = static_cast<std::size_t>(b) * heads + h;
-        for (int i = 0; i < dim; ++i) qh[static_cast<std::size_t>(i)] = q[bh * dim + i];
+        for (int i = 0; i < dim; ++i)
+          qh[static_cast<std::size_t>(i)] =
+              pairs ? static_cast<double>(mla::cpu::to_float(mla::cpu::to_bf16(scale_f * q[bh * dim + i]))) / scale_f
+                    : static_cast<double>(q[bh * dim + i]);
         const int kv = h / group;
+        if (pairs) {
+          const auto ref = rounded_reference_attention<double>(
+              qh.data(), dim, k_dense[static_cast<std::size_t>(b)], row, kv * dim, v_dense[static_cast<std::size_t>(b)],
+              row, kv * dim, dim, c.lens[static_cast<std::size_t>(b)], c.window, static_cast<double>(scale_f),
+              c.sinks ? &sinks[static_cast<std::size_t>(h)] : nullptr, mla::cpu::decode_split_count(layout.view(), a.options),
+              mla::cpu::detail::tile_tokens, [](float x) { return mla::cpu::to_float(mla::cpu::to_bf16(x)); });
+          const double e = row_distance(out.data() + bh * dim, ref.out);
+          const double le = std::abs(static_cast<double>(lse[bh]) - ref.lse);
+          BOOST_TEST(e <= ref.out_bound, "row (" << b << ", " << h << "): distance " << e << ", bound " << ref.out_bound);
+          BOOST_TEST(le <= ref.lse_bound, "lse (" << b << ", " << h << "): error " << le << ", bound " << ref.lse_bound);
+          continue;
+        }
         const reference_row ref = reference_attention(
             qh.data(), dim, k_dense[static_cast<std::size_t>(b)], row, kv * dim, v_dense[static_cast<std::size_t>(b)],
             row, kv * dim, dim, c.lens[static_cast<std::size_t>(b)], c.window,

@@ -16,14 +16,21 @@ namespace {
 const gqa_config configs[] = {{64, 8, 64}, {9, 3, 64}, {4, 4, 32}, {6, 1, 16}, {10, 5, 20}};
 
 template <class Elem>
-void run_cases(int cases_per_page_size) {
+void run_cases(int cases_per_page_size, bool bf16_dot = true) {
   const std::uint32_t seed = fresh_seed();
   std::mt19937 rng(seed);
   BOOST_TEST_CONTEXT("seed " << seed << " (replay with MLA_TEST_SEED=" << seed << ")") {
     for (const gqa_config& g : configs) {
-      for (const decode_case& c : edge_cases()) check_gqa_case<Elem>(g, c, rng);
+      for (decode_case c : edge_cases()) {
+        c.bf16_dot = bf16_dot;
+        check_gqa_case<Elem>(g, c, rng);
+      }
       for (int page_size : {1, 3, 16, 64})
-        for (int k = 0; k < cases_per_page_size; ++k) check_gqa_case<Elem>(g, random_case(page_size, rng), rng);
+        for (int k = 0; k < cases_per_page_size; ++k) {
+          decode_case c = random_case(page_size, rng);
+          c.bf16_dot = bf16_dot;
+          check_gqa_case<Elem>(g, c, rng);
+        }
     }
   }
 }
@@ -34,7 +41,11 @@ BOOST_AUTO_TEST_SUITE(cpu_gqa_decode)
 
 BOOST_AUTO_TEST_CASE(matches_float64_reference) { run_cases<float>(2); }
 
+// bf16: the pairs path where the CPU has AVX512-BF16 (against the rounded reference, decode_case.hpp), and the
+// portable path always.
 BOOST_AUTO_TEST_CASE(bf16_cache_matches_float64_reference) { run_cases<mla::cpu::bf16>(1); }
+
+BOOST_AUTO_TEST_CASE(bf16_cache_portable_path_matches_float64_reference) { run_cases<mla::cpu::bf16>(1, false); }
 
 BOOST_AUTO_TEST_CASE(bad_arguments_name_the_field) {
   const mla::paged_layout layout = mla::make_paged_layout({3, 7}, 4);

@@ -7,13 +7,17 @@
 //
 // Each token tile's K and V rows (all KV heads of a token are contiguous) are loaded once and every KV
 // group runs its query heads over its slice while it is in cache, so a step reads
-// seq_len * 2 * num_kv_heads * head_dim * sizeof(Elem) bytes per sequence.
+// seq_len * 2 * num_kv_heads * head_dim * sizeof(Elem) bytes per sequence. A bf16 cache is read in bf16 pairs
+// (bf16_dot.hpp) where the CPU has AVX512-BF16 and options.bf16_dot allows, as in mla_decode.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "mla/core/error.hpp"
+#include "mla/cpu/bf16_dot.hpp"
 #include "mla/cpu/decode_common.hpp"
 #include "mla/cpu/element.hpp"
 #include "mla/core/paged_cache.hpp"
@@ -34,6 +38,12 @@ struct gqa_decode_args {
   float* out = nullptr;  // [batch, num_heads, head_dim]
   float* lse = nullptr;  // [batch, num_heads], natural log, sinks included; may be null
 };
+
+// Whether gqa_decode over an Elem cache with this head_dim takes the AVX512-BF16 path (bf16_dot.hpp).
+template <class Elem>
+bool gqa_decode_uses_bf16_dot(const decode_options& opt, int head_dim) {
+  return std::is_same_v<Elem, bf16> && opt.bf16_dot && head_dim % 2 == 0 && cpu_has_avx512_bf16();
+}
 
 template <class Elem>
 void gqa_decode(const gqa_decode_args<Elem>& a) {
@@ -64,9 +74,12 @@ void gqa_decode(const gqa_decode_args<Elem>& a) {
   const std::size_t attend_floats = align_up16(attend_scratch_floats(group));
   const std::size_t zero_floats = align_up16(static_cast<std::size_t>(dim));
   const std::size_t staging_floats = align_up16(value_staging_floats<Elem>(dim));
-  const std::size_t scratch = qt_floats + attend_floats + zero_floats + 2 * staging_floats;
+  const std::size_t pairs_floats = align_up16(static_cast<std::size_t>(tile_tokens / 2) * hp);  // bf16 weight pairs
+  const std::size_t scratch = qt_floats + attend_floats + zero_floats + 2 * staging_floats + pairs_floats;
   const page_table_view pages = a.pages;
   const float scale = a.options.softmax_scale;
+  // bf16 pairs: qt holds qt2 [kv_heads][dim / 2][hp] (32-bit words), rows are read as stored.
+  const bool pairs = gqa_decode_uses_bf16_dot<Elem>(a.options, dim);
 
   auto item = [&](int b, token_range range, float* buf, float* o, float* m, float* d) {
     float* const qt = buf;
@@ -75,13 +88,25 @@ void gqa_decode(const gqa_decode_args<Elem>& a) {
     float* const zeros = s + attend_floats;
     float* const k_staging = zeros + zero_floats;
     float* const v_staging = k_staging + staging_floats;
-    // qt[g][i][hh] = softmax_scale * q[b, g * group + hh, i] (zero for the padding heads hh >= group).
+    float* const weights = v_staging + staging_floats;
+    // qt[g][i][hh] = softmax_scale * q[b, g * group + hh, i] (zero for the padding heads hh >= group); with
+    // bf16 pairs, qt2[g][p][hh] = the bf16 pair of elements 2p, 2p + 1 (the group's block is half as long).
     const float* qb = a.q + static_cast<std::ptrdiff_t>(b) * heads * dim;
+    const auto q_scaled = [&](int g, int hh, int i) {
+      return hh < group ? scale * qb[(static_cast<std::ptrdiff_t>(g) * group + hh) * dim + i] : 0.0f;
+    };
     for (int g = 0; g < kv_heads; ++g)
-      for (int i = 0; i < dim; ++i) {
-        float* qi = qt + (static_cast<std::ptrdiff_t>(g) * dim + i) * hp;
-        for (int hh = 0; hh < hp; ++hh)
-          qi[hh] = hh < group ? scale * qb[(static_cast<std::ptrdiff_t>(g) * group + hh) * dim + i] : 0.0f;
+      if (pairs) {
+        for (int p = 0; p < dim / 2; ++p)
+          for (int hh = 0; hh < hp; ++hh) {
+            const std::uint32_t word = bf16_pair(q_scaled(g, hh, 2 * p), q_scaled(g, hh, 2 * p + 1));
+            std::memcpy(qt + (static_cast<std::ptrdiff_t>(g) * dim / 2 + p) * hp + hh, &word, sizeof word);
+          }
+      } else {
+        for (int i = 0; i < dim; ++i) {
+          float* qi = qt + (static_cast<std::ptrdiff_t>(g) * dim + i) * hp;
+          for (int hh = 0; hh < hp; ++hh) qi[hh] = q_scaled(g, hh, i);
+        }
       }
     std::fill(zeros, zeros + dim, 0.0f);
     // Element offsets in K and V of the rows of the tile starting at t0 (n tokens).
@@ -119,10 +144,23 @@ void gqa_decode(const gqa_decode_args<Elem>& a) {
           k_rows[t] = a.k_cache + offsets[t] + static_cast<std::ptrdiff_t>(g) * dim;
           v_rows[t] = a.v_cache + offsets[t] + static_cast<std::ptrdiff_t>(g) * dim;
         }
+        const std::ptrdiff_t h0 = static_cast<std::ptrdiff_t>(g) * group;
+        if constexpr (std::is_same_v<Elem, bf16>) {
+          if (pairs) {
+            const bf16* zero_row = reinterpret_cast<const bf16*>(zeros);  // dim floats of 0 bits
+            const bf16* kp[tile_tokens];
+            const bf16* vp[tile_tokens];
+            for (int t = 0; t < tile_tokens; ++t) kp[t] = t < n ? k_rows[t] : zero_row, vp[t] = t < n ? v_rows[t] : zero_row;
+            tile_scores_bf16(qt + static_cast<std::ptrdiff_t>(g) * dim / 2 * hp, hp, kp, dim / 2, kp, 0, s, pf);
+            tile_softmax<0, true>(s, hp, group, n, m + h0, d + h0, o + h0 * dim, dim, dim, tmp);
+            weight_pairs(s, hp, group, n, weights);
+            tile_pv_bf16_heads(weights, hp, group, vp, (n + 1) / 2, o + h0 * dim, dim, dim);
+            continue;
+          }
+        }
         value_rows(k_rows, n, dim, k_staging, keys);
         for (int t = n; t < tile_tokens; ++t) keys[t] = zeros;
         value_rows(v_rows, n, dim, v_staging, values);
-        const std::ptrdiff_t h0 = static_cast<std::ptrdiff_t>(g) * group;
         attend_tile(qt + static_cast<std::ptrdiff_t>(g) * dim * hp, group, keys, dim, values, dim, n, s, tmp, m + h0,
                     d + h0, o + h0 * dim, dim, pf);
       }

@@ -19,8 +19,8 @@
 //   roofline: max(flops / peak, bytes / read bandwidth) / time, the ceilings measured at start-up by
 //   machine_peaks.hpp (the kernels' own inner loop in L1, float FMA or vdpbf16ps as the row's path takes;
 //   all threads), printed in the context.
-// bf16 rows: "bf16-dot" is the AVX512-BF16 path (bf16 queries and weights), "bf16" the portable one (float
-// queries, rows converted), both registered where the CPU has AVX512-BF16 so their ratio is in one run.
+// bf16 rows (GQA and MLA): "bf16-dot" is the AVX512-BF16 path (bf16 queries and weights), "bf16" the portable
+// one (float queries, rows converted), both registered where the CPU has AVX512-BF16: their ratio in one run.
 // int8 rows: MLA latent caches with two float scales per token (counted in the bytes), converted to float.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
@@ -181,7 +181,8 @@ void BM_mla_decode(benchmark::State& state, int heads, std::size_t min_bytes_per
 
 // ---- GQA ------------------------------------------------------------------------------------------------
 template <class Elem>
-void BM_gqa_decode(benchmark::State& state, int heads, int kv_heads, int head_dim, std::size_t min_bytes_per_token) {
+void BM_gqa_decode(benchmark::State& state, int heads, int kv_heads, int head_dim, std::size_t min_bytes_per_token,
+                   bool bf16_dot) {
   const int ctx = static_cast<int>(state.range(0));
   const int batch = batch_for(ctx, min_bytes_per_token);
   const mla::paged_layout layout = make_layout(batch, ctx);
@@ -202,8 +203,10 @@ void BM_gqa_decode(benchmark::State& state, int heads, int kv_heads, int head_di
   a.num_kv_heads = kv_heads;
   a.head_dim = head_dim;
   a.options.softmax_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  a.options.bf16_dot = bf16_dot;
   a.out = out.data();
   a.lse = lse.data();
+  const bool pairs = mla::cpu::gqa_decode_uses_bf16_dot<Elem>(a.options, head_dim);
   for (auto _ : state) {
     mla::cpu::gqa_decode(a);
     benchmark::DoNotOptimize(out.data());
@@ -211,7 +214,8 @@ void BM_gqa_decode(benchmark::State& state, int heads, int kv_heads, int head_di
   }
   const double keys = static_cast<double>(batch) * ctx;
   set_counters(state, batch, ctx, keys * 2.0 * kv_heads * head_dim * sizeof(Elem),
-               4.0 * batch * heads * (2 * head_dim + 1), 4.0 * heads * head_dim * keys, peaks.fma_flops_all);
+               4.0 * batch * heads * (2 * head_dim + 1), 4.0 * heads * head_dim * keys,
+               pairs ? peaks.bf16_flops_all : peaks.fma_flops_all);
 }
 
 // ---- Bandwidth baselines -----------------------------------------------------------------------------------
@@ -292,11 +296,13 @@ void register_mla(const family& f, std::size_t min_bytes_per_token, std::tuple<S
 }
 
 template <class Elem>
-void register_gqa(const family& f, std::size_t min_bytes_per_token, const std::vector<int>& ctxs) {
+void register_gqa(const family& f, std::size_t min_bytes_per_token, const std::vector<int>& ctxs,
+                  bool bf16_dot = true) {
   const std::string name = std::string("gqa_decode/") + f.name + "/h" + std::to_string(f.heads) + "kv" +
-                           std::to_string(f.kv_heads) + "d" + std::to_string(f.head_dim) + "/" + dtype_name<Elem>(false);
+                           std::to_string(f.kv_heads) + "d" + std::to_string(f.head_dim) + "/" +
+                           dtype_name<Elem>(bf16_dot);
   auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_gqa_decode<Elem>, f.heads, f.kv_heads, f.head_dim,
-                                         min_bytes_per_token);
+                                         min_bytes_per_token, bf16_dot);
   b->ArgName("ctx")->Unit(benchmark::kMillisecond)->UseRealTime();
   for (int c : ctxs) b->Arg(c);
 }
@@ -318,6 +324,7 @@ void register_all() {
   // portable path too, for the ratio in one run.
   const bool dot = mla::cpu::cpu_has_avx512_bf16();
   register_gqa<bf16>(gpt_oss, gpt_oss_min, k8);
+  if (dot) register_gqa<bf16>(gpt_oss, gpt_oss_min, k8, false);
   register_mla<bf16>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8);
   if (dot) register_mla<bf16>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8, false);
   register_mla<std::int8_t>(gpt_oss, gpt_oss_min, bench_shapes::gpt_oss_shapes{}, k8);
@@ -327,6 +334,7 @@ void register_all() {
   register_gqa<float>(smollm2, smollm2_min, all);
   register_mla<float>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, all);
   register_gqa<bf16>(smollm2, smollm2_min, k8);
+  if (dot) register_gqa<bf16>(smollm2, smollm2_min, k8, false);
   register_mla<bf16>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, k8);
   if (dot) register_mla<bf16>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, k8, false);
   register_mla<std::int8_t>(smollm2, smollm2_min, bench_shapes::smollm2_shapes{}, k8);

@@ -255,17 +255,7 @@ void BM_read(benchmark::State& state) {
   fill_random(src.get(), n, 8);
   const int t = threads();
   for (auto _ : state) {
-    float total = 0;
-    MLA_CPU_OMP(parallel for schedule(static) reduction(+ : total))
-    for (int i = 0; i < t; ++i) {
-      const std::size_t lo = n * static_cast<std::size_t>(i) / static_cast<std::size_t>(t) / 16 * 16;
-      const std::size_t hi =
-          i + 1 == t ? n : n * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(t) / 16 * 16;
-      float acc[16] = {};
-      for (std::size_t j = lo; j < hi; j += 16)
-        for (int l = 0; l < 16; ++l) acc[l] += src.get()[j + l];
-      for (float x : acc) total += x;
-    }
+    float total = bench_peaks::parallel_sum(src.get(), n / 16 * 16, t);
     benchmark::DoNotOptimize(total);
   }
   state.counters["GB/s"] =

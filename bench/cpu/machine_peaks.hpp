@@ -115,25 +115,30 @@ inline double chain_flops(int threads, bool bf16_pairs) {
   return per_thread * threads / s;
 }
 
-// Read bandwidth (B/s) of a vectorised sum over `bytes`, split across `threads` threads.
+// A vectorised sum of src [n] (n a multiple of 16), split across `threads` threads: a read-only stream.
+inline float parallel_sum(const float* src, std::size_t n, int threads) {
+  float total = 0;
+  MLA_CPU_OMP(parallel for num_threads(threads) schedule(static) reduction(+ : total))
+  for (int i = 0; i < threads; ++i) {
+    const std::size_t lo = n * static_cast<std::size_t>(i) / static_cast<std::size_t>(threads) / 16 * 16;
+    const std::size_t hi =
+        i + 1 == threads ? n : n * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(threads) / 16 * 16;
+    float acc[16] = {};
+    for (std::size_t j = lo; j < hi; j += 16)
+      for (int l = 0; l < 16; ++l) acc[l] += src[j + l];
+    for (float x : acc) total += x;
+  }
+  return total;
+}
+
+// Read bandwidth (B/s) of parallel_sum over `bytes`, split across `threads` threads.
 inline double read_bandwidth(std::size_t bytes, int threads) {
   const std::size_t n = bytes / sizeof(float) / 16 * 16;
   std::unique_ptr<float[]> src(new float[n]);
   MLA_CPU_OMP(parallel for num_threads(threads) schedule(static))
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) src[static_cast<std::size_t>(i)] = float(i & 1023);
   const double s = best_seconds(5, [&] {
-    float total = 0;
-    MLA_CPU_OMP(parallel for num_threads(threads) schedule(static) reduction(+ : total))
-    for (int i = 0; i < threads; ++i) {
-      const std::size_t lo = n * static_cast<std::size_t>(i) / static_cast<std::size_t>(threads) / 16 * 16;
-      const std::size_t hi =
-          i + 1 == threads ? n : n * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(threads) / 16 * 16;
-      float acc[16] = {};
-      for (std::size_t j = lo; j < hi; j += 16)
-        for (int l = 0; l < 16; ++l) acc[l] += src[j + l];
-      for (float x : acc) total += x;
-    }
-    volatile float sink = total;
+    volatile float sink = parallel_sum(src.get(), n, threads);
     (void)sink;
   });
   return static_cast<double>(n * sizeof(float)) / s;

@@ -118,6 +118,16 @@ inline std::vector<int> window_starts(const decode_case& c) {
   return v;
 }
 
+// Checks an output row and its lse against the rounded reference's values and bounds (the AVX512-BF16 paths);
+// returns the larger of distance / bound and lse error / bound (<= 1 passes).
+inline double check_rounded_row(const float* out, float lse, const rounded_reference_row<double>& ref, int b, int h) {
+  const double e = row_distance(out, ref.out);
+  const double le = std::abs(static_cast<double>(lse) - ref.lse);
+  BOOST_TEST(e <= ref.out_bound, "row (" << b << ", " << h << "): distance " << e << ", bound " << ref.out_bound);
+  BOOST_TEST(le <= ref.lse_bound, "lse (" << b << ", " << h << "): error " << le << ", bound " << ref.lse_bound);
+  return std::max(e / ref.out_bound, le / ref.lse_bound);
+}
+
 // Runs MLA decode of `shape` on case c through call(args) and checks it against the reference.
 // With split_rope, c and k_pe go to two paged tensors (mla_decode_args::rope_cache).
 template <class Elem, class Call>
@@ -194,11 +204,7 @@ void check_mla_case(mla::runtime_shape shape, const decode_case& c, std::mt19937
               0, rank, c.lens[static_cast<std::size_t>(b)], c.window, static_cast<double>(scale_f),
               c.sinks ? &sinks[static_cast<std::size_t>(h)] : nullptr, mla::cpu::decode_split_count(layout.view(), a.options),
               mla::cpu::detail::tile_tokens, [](float x) { return mla::cpu::to_float(mla::cpu::to_bf16(x)); });
-          const double e = row_distance(out.data() + bh * rank, ref.out);
-          const double le = std::abs(static_cast<double>(lse[bh]) - ref.lse);
-          BOOST_TEST(e <= ref.out_bound, "row (" << b << ", " << h << "): distance " << e << ", bound " << ref.out_bound);
-          BOOST_TEST(le <= ref.lse_bound, "lse (" << b << ", " << h << "): error " << le << ", bound " << ref.lse_bound);
-          worst_bound = std::max({worst_bound, e / ref.out_bound, le / ref.lse_bound});
+          worst_bound = std::max(worst_bound, check_rounded_row(out.data() + bh * rank, lse[bh], ref, b, h));
           continue;
         }
         const reference_row ref = reference_attention(
@@ -279,10 +285,7 @@ void check_gqa_case(const gqa_config& g, decode_case c, std::mt19937& rng) {
               row, kv * dim, dim, c.lens[static_cast<std::size_t>(b)], c.window, static_cast<double>(scale_f),
               c.sinks ? &sinks[static_cast<std::size_t>(h)] : nullptr, mla::cpu::decode_split_count(layout.view(), a.options),
               mla::cpu::detail::tile_tokens, [](float x) { return mla::cpu::to_float(mla::cpu::to_bf16(x)); });
-          const double e = row_distance(out.data() + bh * dim, ref.out);
-          const double le = std::abs(static_cast<double>(lse[bh]) - ref.lse);
-          BOOST_TEST(e <= ref.out_bound, "row (" << b << ", " << h << "): distance " << e << ", bound " << ref.out_bound);
-          BOOST_TEST(le <= ref.lse_bound, "lse (" << b << ", " << h << "): error " << le << ", bound " << ref.lse_bound);
+          check_rounded_row(out.data() + bh * dim, lse[bh], ref, b, h);
           continue;
         }
         const reference_row ref = reference_attention(

@@ -28,6 +28,7 @@
 #include "mla/core/shape_fit.hpp"
 #include "mla/core/softmax_merge.hpp"
 #include "mla/core/supported_shapes.hpp"
+#include "mla/cpu/bf16_dot.hpp"
 #include "mla/cpu/decode_common.hpp"
 #include "mla/cpu/element.hpp"
 #include "mla/cpu/gqa_decode.hpp"

@@ -1,4 +1,4 @@
-// mla::cpu::mla_decode reads float or bf16 caches, not double.
+// mla::cpu::mla_decode reads float, bf16 or int8 (with scales) caches, not double.
 #include "mla/cpu/mla_decode.hpp"
 
 int main() {

@@ -270,15 +270,15 @@ struct family {
 
 // bf16_dot = false: a bf16 cache through the portable path (float queries) even where vdpbf16ps exists.
 template <class Elem, class... Shapes>
-void register_mla(const family& f, std::size_t min_bytes_per_token, std::tuple<Shapes...>,
-                  const std::vector<int>& ctxs, bool bf16_dot = true) {
+void register_mla(const family& f, std::size_t min_bytes_per_token, std::tuple<Shapes...>, const std::vector<int>& ctxs,
+                  bool bf16_dot = true) {
   auto one = [&](auto shape) {
     using S = decltype(shape);
     const std::string name = std::string("mla_decode/") + f.name + "/h" + std::to_string(f.heads) + "/r" +
                              std::to_string(S::latent_rank) + "+" + std::to_string(S::rope_dim) + "/" +
                              dtype_name<Elem>(bf16_dot);
-    auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_mla_decode<S, Elem>, f.heads, min_bytes_per_token,
-                                           bf16_dot);
+    auto* b =
+        benchmark::RegisterBenchmark(name.c_str(), BM_mla_decode<S, Elem>, f.heads, min_bytes_per_token, bf16_dot);
     b->ArgName("ctx")->Unit(benchmark::kMillisecond)->UseRealTime();
     for (int c : ctxs) b->Arg(c);
   };

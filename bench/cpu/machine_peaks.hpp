@@ -136,7 +136,8 @@ inline double read_bandwidth(std::size_t bytes, int threads) {
   const std::size_t n = bytes / sizeof(float) / 16 * 16;
   std::unique_ptr<float[]> src(new float[n]);
   MLA_CPU_OMP(parallel for num_threads(threads) schedule(static))
-  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) src[static_cast<std::size_t>(i)] = float(i & 1023);
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i)
+    src[static_cast<std::size_t>(i)] = float(i & 1023);
   const double s = best_seconds(5, [&] {
     volatile float sink = parallel_sum(src.get(), n, threads);
     (void)sink;

@@ -37,11 +37,11 @@ struct decode_case {
   std::vector<int> lens;  // per sequence, >= 1
   int page_size = 16;
   int heads = 4;
-  int window = 0;       // 0: full causal
-  int splits = 0;       // 0: automatic
-  int threads = 0;      // 0: OpenMP default
-  bool sinks = false;   // per-head sinks (one of them -inf when heads > 1)
-  int spare_pages = 0;  // unused physical pages mixed into the shuffled page order
+  int window = 0;        // 0: full causal
+  int splits = 0;        // 0: automatic
+  int threads = 0;       // 0: OpenMP default
+  bool sinks = false;    // per-head sinks (one of them -inf when heads > 1)
+  int spare_pages = 0;   // unused physical pages mixed into the shuffled page order
   bool bf16_dot = true;  // decode_options::bf16_dot (MLA over a bf16 cache)
 };
 
@@ -202,8 +202,9 @@ void check_mla_case(mla::runtime_shape shape, const decode_case& c, std::mt19937
           const auto ref = rounded_reference_attention<double>(
               q.data(), width, dense[static_cast<std::size_t>(b)], width, 0, dense[static_cast<std::size_t>(b)], width,
               0, rank, c.lens[static_cast<std::size_t>(b)], c.window, static_cast<double>(scale_f),
-              c.sinks ? &sinks[static_cast<std::size_t>(h)] : nullptr, mla::cpu::decode_split_count(layout.view(), a.options),
-              mla::cpu::detail::tile_tokens, [](float x) { return mla::cpu::to_float(mla::cpu::to_bf16(x)); });
+              c.sinks ? &sinks[static_cast<std::size_t>(h)] : nullptr,
+              mla::cpu::decode_split_count(layout.view(), a.options), mla::cpu::detail::tile_tokens,
+              [](float x) { return mla::cpu::to_float(mla::cpu::to_bf16(x)); });
           worst_bound = std::max(worst_bound, check_rounded_row(out.data() + bh * rank, lse[bh], ref, b, h));
           continue;
         }
@@ -283,8 +284,9 @@ void check_gqa_case(const gqa_config& g, decode_case c, std::mt19937& rng) {
           const auto ref = rounded_reference_attention<double>(
               qh.data(), dim, k_dense[static_cast<std::size_t>(b)], row, kv * dim, v_dense[static_cast<std::size_t>(b)],
               row, kv * dim, dim, c.lens[static_cast<std::size_t>(b)], c.window, static_cast<double>(scale_f),
-              c.sinks ? &sinks[static_cast<std::size_t>(h)] : nullptr, mla::cpu::decode_split_count(layout.view(), a.options),
-              mla::cpu::detail::tile_tokens, [](float x) { return mla::cpu::to_float(mla::cpu::to_bf16(x)); });
+              c.sinks ? &sinks[static_cast<std::size_t>(h)] : nullptr,
+              mla::cpu::decode_split_count(layout.view(), a.options), mla::cpu::detail::tile_tokens,
+              [](float x) { return mla::cpu::to_float(mla::cpu::to_bf16(x)); });
           check_rounded_row(out.data() + bh * dim, lse[bh], ref, b, h);
           continue;
         }

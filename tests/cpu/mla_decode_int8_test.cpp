@@ -21,9 +21,9 @@ using namespace mla_cpu_test;
 namespace {
 
 struct int8_result {
-  double kernel_error = 0;       // worst row error against the dequantised reference
-  double kernel_lse_error = 0;   // worst lse error against it
-  double quantisation_error = 0; // worst row error against the reference on the float rows
+  double kernel_error = 0;        // worst row error against the dequantised reference
+  double kernel_lse_error = 0;    // worst lse error against it
+  double quantisation_error = 0;  // worst row error against the reference on the float rows
 };
 
 // MLA decode of shape (rank, rope) on case c over an int8 cache quantised from N(0, 1) rows (the k_pe part
@@ -51,7 +51,8 @@ int8_result run_int8_case(int rank, int rope, const decode_case& c, std::mt19937
       float sc[2];
       mla::cpu::quantize_latent_row(row, rank, rope, q.data(), sc);
       for (int i = 0; i < width; ++i)
-        dq[static_cast<std::size_t>(t) * width + i] = static_cast<float>(q[static_cast<std::size_t>(i)]) * sc[i < rank ? 0 : 1];
+        dq[static_cast<std::size_t>(t) * width + i] =
+            static_cast<float>(q[static_cast<std::size_t>(i)]) * sc[i < rank ? 0 : 1];
       if (t < first) continue;  // outside the window: never read (its scales stay NaN)
       const std::ptrdiff_t slot = mla::token_row_offset(v, b, t, 1);
       scales[static_cast<std::size_t>(2 * slot)] = sc[0];
@@ -67,7 +68,8 @@ int8_result run_int8_case(int rank, int rope, const decode_case& c, std::mt19937
   const std::vector<float> q_latent = random_vector(static_cast<std::size_t>(batch) * heads * rank, rng);
   const std::vector<float> q_pe = random_vector(static_cast<std::size_t>(batch) * heads * rope, rng);
   const std::vector<float> sinks = random_sinks(heads, rng);
-  std::vector<float> out(static_cast<std::size_t>(batch) * heads * rank, nan_f()), lse(static_cast<std::size_t>(batch) * heads, nan_f());
+  std::vector<float> out(static_cast<std::size_t>(batch) * heads * rank, nan_f()),
+      lse(static_cast<std::size_t>(batch) * heads, nan_f());
   mla::cpu::mla_decode_args<std::int8_t> a;
   a.q_latent = q_latent.data();
   a.q_pe = q_pe.data();
@@ -97,8 +99,10 @@ int8_result run_int8_case(int rank, int rope, const decode_case& c, std::mt19937
       const auto& dq = dequantised[static_cast<std::size_t>(b)];
       const auto& ex = exact[static_cast<std::size_t>(b)];
       const int len = c.lens[static_cast<std::size_t>(b)];
-      const reference_row want = reference_attention(qd.data(), width, dq, width, 0, dq, width, 0, rank, len, c.window, s, sink);
-      const reference_row ideal = reference_attention(qd.data(), width, ex, width, 0, ex, width, 0, rank, len, c.window, s, sink);
+      const reference_row want =
+          reference_attention(qd.data(), width, dq, width, 0, dq, width, 0, rank, len, c.window, s, sink);
+      const reference_row ideal =
+          reference_attention(qd.data(), width, ex, width, 0, ex, width, 0, rank, len, c.window, s, sink);
       r.kernel_error = std::max(r.kernel_error, row_error(out.data() + bh * rank, want.out));
       r.kernel_lse_error = std::max(r.kernel_lse_error, lse_error(lse[bh], want.lse));
       r.quantisation_error = std::max(r.quantisation_error, row_error(out.data() + bh * rank, ideal.out));

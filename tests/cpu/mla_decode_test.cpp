@@ -152,7 +152,8 @@ BOOST_AUTO_TEST_CASE(avx512_bf16_scores_are_taken_where_the_cpu_has_them,
   std::vector<mla::cpu::bf16> cache(static_cast<std::size_t>(layout.num_pages) * 16 * S::cached_elements_per_token);
   std::normal_distribution<float> nd;
   for (auto& x : cache) x = mla::cpu::to_bf16(nd(rng));
-  const std::vector<float> ql = random_vector(2 * 5 * S::latent_rank, rng), qp = random_vector(2 * 5 * S::rope_dim, rng);
+  const std::vector<float> ql = random_vector(2 * 5 * S::latent_rank, rng),
+                           qp = random_vector(2 * 5 * S::rope_dim, rng);
   std::vector<float> fast(2 * 5 * S::latent_rank), portable(fast.size());
   mla::cpu::mla_decode_args<mla::cpu::bf16> a;
   a.q_latent = ql.data(), a.q_pe = qp.data(), a.cache = cache.data(), a.pages = layout.view(), a.num_heads = 5;

@@ -58,8 +58,10 @@ inline std::uint32_t bf16_pair(float lo, float hi) {
 #if MLA_CPU_BF16_DOT
 // acc[t][v] += sum over n pairs p of row r[t]'s pair p . q[p][v * 16 ...] (q rows ldq apart).
 template <int TB, int HV>
-[[gnu::target("avx512f,avx512bf16"), gnu::always_inline]] inline void score_pairs_bf16(
-    __m512 (&acc)[TB][HV], const float* q, std::ptrdiff_t ldq, const bf16* const* r, int n) {
+[[gnu::target("avx512f,avx512bf16"), gnu::always_inline]] inline void score_pairs_bf16(__m512 (&acc)[TB][HV],
+                                                                                       const float* q,
+                                                                                       std::ptrdiff_t ldq,
+                                                                                       const bf16* const* r, int n) {
   for (int p = 0; p < n; ++p) {
     const float* qp = q + static_cast<std::ptrdiff_t>(p) * ldq;
     __m512i qv[HV];
@@ -101,8 +103,8 @@ template <int TB, int HV>
 // order (vpermt2ps) when added to o. A tail under 32 channels is read by masked loads.
 template <int HB>
 [[gnu::target("avx512f,avx512bw,avx512bf16")]] void tile_pv_bf16(const float* pw, std::ptrdiff_t ldp,
-                                                                   const bf16* const* v, int pairs, float* o,
-                                                                   std::ptrdiff_t ldo, int vw) {
+                                                                 const bf16* const* v, int pairs, float* o,
+                                                                 std::ptrdiff_t ldo, int vw) {
   // Channel c of 16 (L = c / 8, i = c % 8) sits in lane 4L + i of the low accumulator (i < 4) or 4L + i - 4
   // of the high one (index + 16).
   const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
@@ -144,8 +146,8 @@ inline void tile_scores_bf16(const float* qt2, int hp, const bf16* const* rows, 
                              int pairs_b, float* s, row_prefetcher& pf) {
 #if MLA_CPU_BF16_DOT
   for_score_blocks(hp, [&](auto tb, auto hv, int v0, int t0) {
-    score_block_bf16<decltype(tb)::value, decltype(hv)::value>(qt2 + v0 * head_lanes, hp, rows + t0, pairs,
-                                                               rows_b + t0, pairs_b, s + t0 * hp + v0 * head_lanes, hp);
+    score_block_bf16<decltype(tb)::value, decltype(hv)::value>(qt2 + v0 * head_lanes, hp, rows + t0, pairs, rows_b + t0,
+                                                               pairs_b, s + t0 * hp + v0 * head_lanes, hp);
     pf.step();
   });
 #else
@@ -171,13 +173,27 @@ inline void weight_pairs(const float* s, int hp, int nh, int n, float* pw) {
 inline void tile_pv_bf16_heads(const float* pw, int hp, int nh, const bf16* const* v, int pairs, float* o,
                                std::ptrdiff_t ldo, int vw) {
 #if MLA_CPU_BF16_DOT
-  for_head_blocks(nh, [&](int h0, auto hb) {
-    tile_pv_bf16<decltype(hb)::value>(pw + h0, hp, v, pairs, o + h0 * ldo, ldo, vw);
-  });
+  for_head_blocks(
+      nh, [&](int h0, auto hb) { tile_pv_bf16<decltype(hb)::value>(pw + h0, hp, v, pairs, o + h0 * ldo, ldo, vw); });
 #else
   (void)pw, (void)hp, (void)nh, (void)v, (void)pairs, (void)o, (void)ldo, (void)vw;
   check(false, "mla::cpu::detail::tile_pv_bf16_heads: not compiled for this target");
 #endif
+}
+
+// attend_tile (decode_common.hpp) for bf16 rows read in pairs: one tile of tile_tokens keys (rows past n
+// point to zeros; `pairs` pairs from keys[t], then pairs_b from keys_b[t]) against the nh heads of qt2
+// [pairs + pairs_b][padded_heads(nh)], the online softmax with the weights rounded to bf16, and the value sum
+// over values[t] (vw wide, rows past n point to zeros). weights: scratch for [tile_tokens / 2][hp] words.
+template <int VW = 0>
+inline void attend_tile_bf16(const float* qt2, int nh, const bf16* const* keys, int pairs, const bf16* const* keys_b,
+                             int pairs_b, const bf16* const* values, int vw, int n, float* s, float* tmp, float* m,
+                             float* d, float* o, std::ptrdiff_t ldo, float* weights, row_prefetcher& pf) {
+  const int hp = padded_heads(nh);
+  tile_scores_bf16(qt2, hp, keys, pairs, keys_b, pairs_b, s, pf);
+  tile_softmax<VW, true>(s, hp, nh, n, m, d, o, ldo, vw, tmp);
+  weight_pairs(s, hp, nh, n, weights);
+  tile_pv_bf16_heads(weights, hp, nh, values, (n + 1) / 2, o, ldo, vw);
 }
 
 }  // namespace detail

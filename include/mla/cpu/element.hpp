@@ -55,7 +55,8 @@ inline float quantize_q8(const float* x, int n, std::int8_t* q) {
   for (int i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(x[i]));
   const float scale = amax / 127.0f;
   const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-  for (int i = 0; i < n; ++i) q[i] = static_cast<std::int8_t>(std::lround(std::fmin(127.0f, std::fmax(-127.0f, x[i] * inv))));
+  for (int i = 0; i < n; ++i)
+    q[i] = static_cast<std::int8_t>(std::lround(std::fmin(127.0f, std::fmax(-127.0f, x[i] * inv))));
   return scale;
 }
 

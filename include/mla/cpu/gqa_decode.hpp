@@ -150,11 +150,10 @@ void gqa_decode(const gqa_decode_args<Elem>& a) {
             const bf16* zero_row = reinterpret_cast<const bf16*>(zeros);  // dim floats of 0 bits
             const bf16* kp[tile_tokens];
             const bf16* vp[tile_tokens];
-            for (int t = 0; t < tile_tokens; ++t) kp[t] = t < n ? k_rows[t] : zero_row, vp[t] = t < n ? v_rows[t] : zero_row;
-            tile_scores_bf16(qt + static_cast<std::ptrdiff_t>(g) * dim / 2 * hp, hp, kp, dim / 2, kp, 0, s, pf);
-            tile_softmax<0, true>(s, hp, group, n, m + h0, d + h0, o + h0 * dim, dim, dim, tmp);
-            weight_pairs(s, hp, group, n, weights);
-            tile_pv_bf16_heads(weights, hp, group, vp, (n + 1) / 2, o + h0 * dim, dim, dim);
+            for (int t = 0; t < tile_tokens; ++t)
+              kp[t] = t < n ? k_rows[t] : zero_row, vp[t] = t < n ? v_rows[t] : zero_row;
+            attend_tile_bf16(qt + static_cast<std::ptrdiff_t>(g) * dim / 2 * hp, group, kp, dim / 2, kp, 0, vp, dim, n,
+                             s, tmp, m + h0, d + h0, o + h0 * dim, dim, weights, pf);
             continue;
           }
         }

@@ -39,11 +39,11 @@ namespace mla::cpu {
 // scales); queries, outputs and all arithmetic are float. The batch size is pages.num_seqs.
 template <class Elem>
 struct mla_decode_args {
-  const float* q_latent = nullptr;   // q̃ = W_UK^T q_nope per head, [batch, num_heads, latent_rank]
-  const float* q_pe = nullptr;       // RoPE'd query part, [batch, num_heads, rope_dim]
-  const Elem* cache = nullptr;       // [pages.num_pages, pages.page_size, latent_rank + rope_dim]: c then k_pe
-  const Elem* rope_cache = nullptr;  // optional: k_pe apart, [num_pages, page_size, rope_dim]; then `cache`
-                                     // holds c alone, [num_pages, page_size, latent_rank] (FlashInfer's ckv/kpe)
+  const float* q_latent = nullptr;      // q̃ = W_UK^T q_nope per head, [batch, num_heads, latent_rank]
+  const float* q_pe = nullptr;          // RoPE'd query part, [batch, num_heads, rope_dim]
+  const Elem* cache = nullptr;          // [pages.num_pages, pages.page_size, latent_rank + rope_dim]: c then k_pe
+  const Elem* rope_cache = nullptr;     // optional: k_pe apart, [num_pages, page_size, rope_dim]; then `cache`
+                                        // holds c alone, [num_pages, page_size, latent_rank] (FlashInfer's ckv/kpe)
   const float* cache_scales = nullptr;  // int8 caches only: [num_pages, page_size, 2], per token the scales of
                                         // its c and its k_pe (element = int8 * scale; quantize_latent_row)
   page_table_view pages;                // page table and lengths (>= 1 each) of the batch
@@ -53,7 +53,7 @@ struct mla_decode_args {
   float* lse = nullptr;  // [batch, num_heads], natural log, sinks included; may be null
 };
 
-// Whether mla_decode over an Elem cache of these widths takes the AVX512-BF16 score path (bf16_dot.hpp):
+// Whether mla_decode over an Elem cache of these widths takes the AVX512-BF16 pairs path (bf16_dot.hpp):
 // a bf16 cache, options.bf16_dot, a CPU that has the instructions, and even widths (pairs never straddle
 // the c / k_pe boundary).
 template <class Elem>
@@ -189,10 +189,8 @@ void mla_decode_impl(const mla_decode_args<Elem>& a, const int runtime_rank, con
             c_rows[t] = t < n ? rows[t] : zero_row;
             pe_rows[t] = t >= n ? zero_row : split ? rope_rows[t] : rows[t] + rank;
           }
-          tile_scores_bf16(qt, hp, c_rows, rank / 2, pe_rows, rope / 2, s, pf);
-          tile_softmax<Rank, true>(s, hp, heads, n, m, d, o, rank, rank, tmp);
-          weight_pairs(s, hp, heads, n, weights);
-          tile_pv_bf16_heads(weights, hp, heads, c_rows, (n + 1) / 2, o, rank, rank);
+          attend_tile_bf16<Rank>(qt, heads, c_rows, rank / 2, pe_rows, rope / 2, c_rows, rank, n, s, tmp, m, d, o, rank,
+                                 weights, pf);
           continue;
         }
       }

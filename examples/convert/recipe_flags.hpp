@@ -20,6 +20,7 @@ namespace mla_examples {
 struct recipe_flag_state {
   std::string refit_mode = "teacher", distill_mode = "teacher";  // --refit-mode, --distill-mode
   double e2e_cache_gib = 0;                                      // --e2e-cache-gib
+  std::string e2e_train = "attention";                           // --e2e-train
   std::string report_dir;                                        // --report (inspect/conversion_report.hpp)
 };
 
@@ -122,6 +123,14 @@ inline void add_recipe_flags(CLI::App& app, mla::convert::conversion_recipe& r, 
                  "memory (GiB) for the source model's next-token distributions on the end-to-end training windows "
                  "(vocab x 4 bytes per token): computed once when they fit, else again at every step")
       ->check(number(0, 1024));
+  app.add_option("--e2e-temperature", r.e2e.temperature,
+                 "temperature T of the end-to-end loss, T^2 KL(softmax(z_source / T) || softmax(z / T)); the "
+                 "held-out KL that picks the returned model is at T = 1")
+      ->check(number(0, 1e3, true));
+  app.add_option("--e2e-train", s.e2e_train,
+                 "what the end-to-end distillation trains: latent (the latent down/up projections, the RoPE-key "
+                 "projection and the latent norm) or attention (those and the q and o projections)")
+      ->check(one_of({"attention", "latent"}));
   app.add_option("--e2e-window", r.e2e_window, "window length of the end-to-end distillation in tokens (0: --window)")
       ->check(integer(0, 1 << 16));
   app.add_option("--report-context", r.report_context, "context length of the KV-cache summary line")
@@ -166,6 +175,7 @@ inline void add_recipe_flags(CLI::App& app, mla::convert::conversion_recipe& r, 
 inline void finish_recipe_flags(const CLI::App& app, mla::convert::conversion_recipe& r, const recipe_flag_state& s) {
   using mla::convert::stage_mode;
   r.e2e.teacher_cache_bytes = static_cast<std::size_t>(s.e2e_cache_gib * double(1 << 30));
+  r.e2e.train_query = r.e2e.train_output = s.e2e_train == "attention";
   if (app.count("--refit-mode") > 0)
     r.refit_mode = s.refit_mode == "sequential" ? stage_mode::sequential : stage_mode::teacher;
   r.distill_mode = s.distill_mode == "sequential" ? stage_mode::sequential : stage_mode::teacher;

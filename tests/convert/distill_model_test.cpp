@@ -45,12 +45,13 @@ struct model_case {
   }
 };
 
-// sum_t KL(p_t || q_t) / n between two decoders' next-token distributions, in double from their logits.
+// sum_t KL(p_t || q_t) / n between two decoders' next-token distributions at a temperature (softmax(logits / t)),
+// in double from their logits.
 template <class T>
 double mean_kl(const mla::model::decoder<T>& p_model, const mla::model::decoder<T>& q_model,
-               const std::vector<int>& toks) {
-  const matrix<double> zp = p_model.forward(toks).template cast<double>(),
-                       zq = q_model.forward(toks).template cast<double>();
+               const std::vector<int>& toks, double temperature = 1.0) {
+  const matrix<double> zp = p_model.forward(toks).template cast<double>() / temperature,
+                       zq = q_model.forward(toks).template cast<double>() / temperature;
   double kl = 0;
   for (Eigen::Index t = 0; t < zp.rows(); ++t) {
     const Eigen::ArrayXd a = zp.row(t).transpose().array(), b = zq.row(t).transpose().array();
@@ -101,46 +102,113 @@ BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
     l1.latent_norm_eps = 1e-6;
     const mla::model::decoder<double> src(c.cfg, c.w);
     const auto& toks = c.unseen[0];
-    const matrix<double> p = mla::convert::next_token_probabilities(src, toks);
     const double weight = 1.0 / double(toks.size());
-    std::vector<distill_gradient<double>> g;
-    for (const auto& lw : c.conv.weights.layers) g.emplace_back(lw.mla);
-    mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks, p, weight, &g);
-    auto loss = [&] { return mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks, p, weight); };
-    for (std::size_t l = 0; l < 2; ++l) {
-      auto& layer = c.conv.weights.layers[l].mla;
-      struct entry {
-        const char* name;
-        double* data;
-        const double* grad;
-        Eigen::Index size;
-      };
-      std::vector<entry> tensors = {{"wq", layer.wq.data(), g[l].wq.data(), layer.wq.size()},
-                                    {"w_dkv", layer.w_dkv.data(), g[l].w_dkv.data(), layer.w_dkv.size()},
-                                    {"w_kr", layer.w_kr.data(), g[l].w_kr.data(), layer.w_kr.size()},
-                                    {"w_uk", layer.w_uk.data(), g[l].w_uk.data(), layer.w_uk.size()},
-                                    {"w_uv", layer.w_uv.data(), g[l].w_uv.data(), layer.w_uv.size()},
-                                    {"wo", layer.wo.data(), g[l].wo.data(), layer.wo.size()}};
-      if (layer.latent_norm.size())
-        tensors.push_back({"latent_norm", layer.latent_norm.data(), g[l].latent_norm.data(), layer.latent_norm.size()});
-      for (const entry& e : tensors) {
-        const double gscale = Eigen::Map<const Eigen::ArrayXd>(e.grad, e.size).abs().maxCoeff();
-        BOOST_TEST(gscale > 0, "layer " << l << " " << e.name << ": zero gradient");
-        std::uniform_int_distribution<Eigen::Index> pick(0, e.size - 1);
-        for (int k = 0; k < 4; ++k) {
-          const Eigen::Index i = pick(gen);
-          const double keep = e.data[i], h = 1e-5 * std::max(1.0, std::abs(keep));
-          e.data[i] = keep + h;
-          const double up = loss();
-          e.data[i] = keep - h;
-          const double down = loss();
-          e.data[i] = keep;
-          const double fd = (up - down) / (2 * h);
-          BOOST_TEST(std::abs(fd - e.grad[i]) <= 1e-5 * gscale + 1e-5 * std::abs(fd),
-                     "layer " << l << " " << e.name << "(" << i << "): analytic " << e.grad[i] << ", finite difference "
-                              << fd);
+    for (const double temp : {1.0, 2.0})  // T = 2: the audited toolkit's loss, T^2 KL at temperature 2
+      BOOST_TEST_CONTEXT("temperature " << temp) {
+        const matrix<double> p = mla::convert::next_token_probabilities(src, toks, temp);
+        std::vector<distill_gradient<double>> g;
+        for (const auto& lw : c.conv.weights.layers) g.emplace_back(lw.mla);
+        mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks, p, weight, &g, temp);
+        auto loss = [&] {
+          return mla::convert::model_distill_loss<double>(c.conv.config, c.conv.weights, toks, p, weight, nullptr,
+                                                          temp);
+        };
+        for (std::size_t l = 0; l < 2; ++l) {
+          auto& layer = c.conv.weights.layers[l].mla;
+          struct entry {
+            const char* name;
+            double* data;
+            const double* grad;
+            Eigen::Index size;
+          };
+          std::vector<entry> tensors = {{"wq", layer.wq.data(), g[l].wq.data(), layer.wq.size()},
+                                        {"w_dkv", layer.w_dkv.data(), g[l].w_dkv.data(), layer.w_dkv.size()},
+                                        {"w_kr", layer.w_kr.data(), g[l].w_kr.data(), layer.w_kr.size()},
+                                        {"w_uk", layer.w_uk.data(), g[l].w_uk.data(), layer.w_uk.size()},
+                                        {"w_uv", layer.w_uv.data(), g[l].w_uv.data(), layer.w_uv.size()},
+                                        {"wo", layer.wo.data(), g[l].wo.data(), layer.wo.size()}};
+          if (layer.latent_norm.size())
+            tensors.push_back(
+                {"latent_norm", layer.latent_norm.data(), g[l].latent_norm.data(), layer.latent_norm.size()});
+          for (const entry& e : tensors) {
+            const double gscale = Eigen::Map<const Eigen::ArrayXd>(e.grad, e.size).abs().maxCoeff();
+            BOOST_TEST(gscale > 0, "layer " << l << " " << e.name << ": zero gradient");
+            std::uniform_int_distribution<Eigen::Index> pick(0, e.size - 1);
+            for (int k = 0; k < 4; ++k) {
+              const Eigen::Index i = pick(gen);
+              const double keep = e.data[i], h = 1e-5 * std::max(1.0, std::abs(keep));
+              e.data[i] = keep + h;
+              const double up = loss();
+              e.data[i] = keep - h;
+              const double down = loss();
+              e.data[i] = keep;
+              const double fd = (up - down) / (2 * h);
+              BOOST_TEST(std::abs(fd - e.grad[i]) <= 1e-5 * gscale + 1e-5 * std::abs(fd),
+                         "layer " << l << " " << e.name << "(" << i << "): analytic " << e.grad[i]
+                                  << ", finite difference " << fd);
+            }
+          }
         }
       }
+  }
+}
+
+// At temperature T the loss is T^2 times the KL between the two decoders' distributions of logits / T, which at
+// T = 2 is not 4 times the KL at T = 1 (the scaling is not all that changes).
+BOOST_AUTO_TEST_CASE(temperature_loss_is_the_scaled_kl) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    const model_case<double> c(gen, 3, 40);
+    const mla::model::decoder<double> src(c.cfg, c.w), own(c.conv.config, c.conv.weights, mla::ref::mla_form::naive);
+    for (const double temp : {0.5, 2.0, 3.0})
+      for (std::size_t u = 0; u < 2; ++u) {
+        const auto& toks = c.unseen[u];
+        const double n = double(toks.size());
+        const double want = temp * temp * mean_kl(src, own, toks, temp);
+        const double got = mla::convert::model_distill_loss<double>(
+            c.conv.config, c.conv.weights, toks, mla::convert::next_token_probabilities(src, toks, temp), 1.0 / n,
+            nullptr, temp);
+        BOOST_TEST_CONTEXT("temperature " << temp << ", window " << u) {
+          BOOST_TEST(std::abs(got - want) <= 1e-9 * want);
+          const double at_one = mean_kl(src, own, toks);
+          BOOST_TEST(std::abs(want - temp * temp * at_one) > 1e-3 * want);
+        }
+      }
+  }
+}
+
+// The audited toolkit's recipe: trainable set `latent` (q and o frozen) at temperature 2. q and o come back bit for
+// bit, the latent tensors move, and the held-out KL that picks the model is the KL at temperature 1 (recomputed
+// from the decoders), lowered by a margin.
+BOOST_AUTO_TEST_CASE(latent_set_at_temperature_two) {
+  const std::uint64_t seed = mla::test::test_seed();
+  std::mt19937_64 gen(seed);
+  BOOST_TEST_CONTEXT("seed " << seed) {
+    model_case<float> c(gen, 20, 48);
+    const mla::model::decoder<float> src(c.cfg, c.w);
+    const auto before = c.conv;
+    mla::convert::distill_options o;
+    o.steps = 120;
+    o.learning_rate = 5e-3;
+    o.batch_windows = 4;
+    o.train_query = o.train_output = false;
+    o.temperature = 2.0;
+    mla::convert::distill_report rep;
+    mla::convert::distill_model(src, c.conv, c.windows, o, &rep);
+    const mla::model::decoder<float> old(before.config, before.weights), now(c.conv.config, c.conv.weights);
+    double held_old = 0, held_new = 0;
+    for (std::size_t w = 16; w < 20; ++w)
+      held_old += mean_kl(src, old, c.windows[w]) / 4, held_new += mean_kl(src, now, c.windows[w]) / 4;
+    mla::test::check_distilled(rep, held_old, held_new, 0.9);
+    for (std::size_t l = 0; l < 2; ++l) {
+      const auto& a = before.weights.layers[l].mla;
+      const auto& b = c.conv.weights.layers[l].mla;
+      BOOST_TEST((b.wq == a.wq && b.wo == a.wo), "layer " << l << ": q or o moved");
+      BOOST_TEST(mla::ref::relative_error(b.w_dkv, a.w_dkv) > 1e-4);
+      BOOST_TEST(mla::ref::relative_error(b.w_uk, a.w_uk) > 1e-4);
+      BOOST_TEST(mla::ref::relative_error(b.w_uv, a.w_uv) > 1e-4);
+      BOOST_TEST(mla::ref::relative_error(b.w_kr, a.w_kr) > 1e-4);
     }
   }
 }
@@ -260,6 +328,11 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_rejected) {
     o.learning_rate = 0;
     BOOST_CHECK_THROW(mla::convert::distill_model(src, c.conv, c.windows, o), mla::error);
     o.learning_rate = 1e-3;
+    for (const double bad : {0.0, -1.0, std::nan("")}) {
+      o.temperature = bad;
+      BOOST_CHECK_THROW(mla::convert::distill_model(src, c.conv, c.windows, o), mla::error);
+    }
+    o.temperature = 1.0;
     auto partial = c.conv;
     partial.config.layers[1].attention = mla::model::attention_kind::gqa;
     partial.weights.layers[1].gqa = c.w.layers[1].gqa;

@@ -55,6 +55,10 @@ struct distill_options {
   // kept when they take at most this many bytes (saves one teacher forward pass per window and step), and
   // recomputed at every step otherwise. The held-out windows' are always kept.
   std::size_t teacher_cache_bytes = std::size_t(4) << 30;
+  // distill_model only: the training loss is T^2 KL(softmax(z_p / T) || softmax(z_q / T)) (Hinton et al.'s
+  // scaling keeps the gradient's size as T changes; the audited toolkit used T = 2). The held-out loss that picks
+  // the returned model is always the KL at T = 1, the distributions the model predicts with.
+  double temperature = 1.0;
 };
 
 struct distill_report {
@@ -287,6 +291,8 @@ inline void check_distill_options(const char* who, const distill_options& opt) {
   check(opt.steps >= 0 && opt.batch_windows > 0 && opt.validate_every > 0 && opt.learning_rate > 0, who,
         ": options need steps >= 0, batch_windows > 0, validate_every > 0 and learning_rate > 0 (found ", opt.steps,
         ", ", opt.batch_windows, ", ", opt.validate_every, ", ", opt.learning_rate, ")");
+  check(opt.temperature > 0 && std::isfinite(opt.temperature), who, ": temperature must be a finite number > 0, found ",
+        opt.temperature);
 }
 
 // Cosine-decayed learning rate of step `step` (from 1) of `steps`.

@@ -5,16 +5,19 @@
 // finally gets wrong is the distribution it predicts, after every layer's small error has gone through the MLPs,
 // the norms and the later layers. This stage minimises, over calibration windows (positions from 0),
 //   L(theta) = (1/N) sum_t KL(p_t || q_t),  p_t = softmax(source logits_t), q_t = softmax(converted logits_t)
-// over the attention tensors of every converted layer (those distill.hpp trains: wq, w_dkv, w_kr, w_uk, w_uv, wo
-// and the latent norm's weight). Embeddings, norms and MLPs stay frozen, as do biases, sinks and RoPE, so the
-// cache and every shape are unchanged. Adam as in distill.hpp (per-tensor RMS steps, cosine decay); the last
-// fifth of the windows is held out and the model with the lowest held-out KL seen is kept, the input model
-// included, so the stage never makes its held-out KL worse.
+// over the attention tensors of every converted layer (those distill.hpp trains: w_dkv, w_kr, w_uk, w_uv and the
+// latent norm's weight always, wq and wo unless distill_options says otherwise: the trainable sets `latent` and
+// `attention`). At temperature T (distill_options::temperature) the training loss is
+//   L_T(theta) = (T^2 / N) sum_t KL(p_t^T || q_t^T),  p_t^T = softmax(source logits_t / T), likewise q_t^T,
+// whose gradient in the converted logits is (T / N) (q_t^T - p_t^T); the held-out loss stays L at T = 1. Embeddings,
+// norms and MLPs stay frozen, as do biases, sinks and RoPE, so the cache and every shape are unchanged. Adam as in
+// distill.hpp (per-tensor RMS steps, cosine decay); the last fifth of the windows is held out and the model with the
+// lowest held-out KL seen is kept, the input model included, so the stage never makes its held-out KL worse.
 //
 // The forward is the decoder's own layer step (model::layer_forward) with the attention run by
 // detail::mla_forward_taped (distill.hpp) and a model::layer_record of what the backward needs. The backward
 // pass through the model is written out by hand (shapes [n, .] per window of n tokens):
-//   z = rms(x_L) U^T [n, vocab]:   dz_t = (q_t - p_t) / N,  d(rms(x_L)) = dz U
+//   z = rms(x_L) U^T [n, vocab]:   dz_t = T (q_t^T - p_t^T) / N,  d(rms(x_L)) = dz U
 //   RMSNorm y = x / rms(x) o w:    dx = (g - xhat (g . xhat) / d) / rms(x),  g = dy o w, xhat = x / rms(x)
 //   layer: h = x + attn(rms(x)), out = h + mlp(rms(h)):   dh = dout + rms'(mlp'(dout)),  dx = dh + rms'(attn'(dh))
 //   SwiGLU a = silu(g) o u, out = a W_down^T:   du = da o silu(g),  dg = da o u o s (1 + g (1 - s)), s = sigmoid(g)
@@ -60,12 +63,12 @@ ref::matrix<T> rms_norm_backward(const ref::matrix<T>& x, const ref::vector<T>& 
   return dx;
 }
 
-// Row-wise softmax of logits [n, vocab], accumulated in double.
+// Row-wise softmax of logits [n, vocab] / temperature, accumulated in double.
 template <class T>
-ref::matrix<T> softmax_rows(const ref::matrix<T>& z) {
+ref::matrix<T> softmax_rows(const ref::matrix<T>& z, double temperature = 1.0) {
   ref::matrix<T> p(z.rows(), z.cols());
   for (Eigen::Index t = 0; t < z.rows(); ++t) {
-    const Eigen::RowVectorXd zt = z.row(t).template cast<double>();
+    const Eigen::RowVectorXd zt = z.row(t).template cast<double>() / temperature;
     const Eigen::RowVectorXd e = (zt.array() - zt.maxCoeff()).exp().matrix();
     p.row(t) = (e / e.sum()).template cast<T>();
   }
@@ -95,19 +98,21 @@ void check_model_distill(const char* who, const model::model_config& cfg, const 
 
 }  // namespace detail
 
-// Next-token probabilities [tokens, vocab] of `model` on a fresh sequence.
+// Next-token probabilities [tokens, vocab] of `model` on a fresh sequence, softmax(logits / temperature).
 template <class T>
-ref::matrix<T> next_token_probabilities(const model::decoder<T>& model, const std::vector<int>& tokens) {
-  return detail::softmax_rows(model.forward(tokens));
+ref::matrix<T> next_token_probabilities(const model::decoder<T>& model, const std::vector<int>& tokens,
+                                        double temperature = 1.0) {
+  return detail::softmax_rows(model.forward(tokens), temperature);
 }
 
-// weight * sum_t KL(p_t || q_t) of the model (cfg, w) on one window of tokens (positions from 0), where
-// teacher_p [tokens, vocab] holds the p_t and q_t are the model's own next-token distributions. When grad is
-// given ([n_layers], shaped like each layer's MLA weights), adds d(loss)/d(theta) to it.
+// weight * T^2 * sum_t KL(p_t || q_t) of the model (cfg, w) on one window of tokens (positions from 0), where
+// teacher_p [tokens, vocab] holds the p_t (the teacher's distributions at the same temperature T) and q_t are the
+// model's own next-token distributions at temperature T, softmax(logits / T). When grad is given ([n_layers],
+// shaped like each layer's MLA weights), adds d(loss)/d(theta) to it.
 template <class T>
 double model_distill_loss(const model::model_config& cfg, const model::model_weights<T>& w,
                           const std::vector<int>& tokens, const ref::matrix<T>& teacher_p, double weight,
-                          std::vector<distill_gradient<T>>* grad = nullptr) {
+                          std::vector<distill_gradient<T>>* grad = nullptr, double temperature = 1.0) {
   using mat = ref::matrix<T>;
   const char* who = "mla::convert::model_distill_loss";
   detail::check_model_distill(who, cfg, w);
@@ -116,6 +121,8 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
         teacher_p.rows(), ", ", teacher_p.cols(), "], expected [tokens = ", n, ", vocab = ", cfg.vocab_size, "]");
   check(!grad || static_cast<int>(grad->size()) == cfg.n_layers, who, ": ", grad ? grad->size() : 0,
         " layer gradients, model has ", cfg.n_layers, " layers");
+  check(temperature > 0 && std::isfinite(temperature), who, ": temperature must be a finite number > 0, found ",
+        temperature);
   std::vector<detail::layer_tape<T>> tape(grad ? static_cast<std::size_t>(cfg.n_layers) : 0);
   mat x = model::embed(cfg, w.embed, tokens, who);
   for (int l = 0; l < cfg.n_layers; ++l) {
@@ -130,17 +137,18 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
   mat dz(n, cfg.vocab_size);  // logits first, then d loss / d logits
   dz.noalias() = hn * unembed.transpose();
   double loss = 0;
+  const double tt = temperature * temperature;
   for (Eigen::Index t = 0; t < n; ++t) {
-    const Eigen::RowVectorXd zt = dz.row(t).template cast<double>();
+    const Eigen::RowVectorXd zt = dz.row(t).template cast<double>() / temperature;
     const double m = zt.maxCoeff();
     const double lse = m + std::log((zt.array() - m).exp().sum());
     double kl = 0;
     for (Eigen::Index v = 0; v < zt.size(); ++v) {
       const double p = double(teacher_p(t, v)), log_q = zt[v] - lse;
       if (p > 0) kl += p * (std::log(p) - log_q);
-      dz(t, v) = static_cast<T>(weight * (std::exp(log_q) - p));
+      dz(t, v) = static_cast<T>(weight * temperature * (std::exp(log_q) - p));
     }
-    loss += weight * kl;
+    loss += weight * tt * kl;
   }
   if (!grad) return loss;
 
@@ -174,7 +182,8 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
 // Distils the converted model conv (every layer MLA, SwiGLU MLPs) end to end towards `teacher` (the source
 // model) on token windows (positions from 0; at least 2, the last fifth held out), with the options of
 // distill.hpp (steps, learning rate, windows per step, which tensors train); the report's held-out losses are
-// mean KL per token in nats. on_step(step, steps, held-out KL or NaN when not evaluated then) reports progress.
+// mean KL per token in nats at temperature 1, whatever opt.temperature the training loss uses. on_step(step,
+// steps, held-out KL or NaN when not evaluated then) reports progress.
 // With `heldout_inputs` ([n_layers][windows] the source model's normalised attention inputs on the stage report's
 // held-out tokens) an "e2e" row is appended to conv.report: the teacher-forced attention error of every layer
 // afterwards, comparable with the other stages' rows.
@@ -203,10 +212,12 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   for (std::size_t i = 0; i < n_train; ++i)
     train_bytes += windows[i].size() * static_cast<std::size_t>(conv.config.vocab_size) * sizeof(T);
   const bool cache_train = train_bytes <= opt.teacher_cache_bytes;
+  // Training windows' at opt.temperature, held-out windows' at 1.
   std::vector<ref::matrix<T>> teacher_p(cache_train ? windows.size() : n_val);
   const std::size_t first_cached = cache_train ? 0 : n_train;
   util::for_each_index(teacher_p.size(), [&](std::size_t i) {
-    teacher_p[i] = next_token_probabilities(teacher, windows[first_cached + i]);
+    const std::size_t wi = first_cached + i;
+    teacher_p[i] = next_token_probabilities(teacher, windows[wi], wi < n_train ? opt.temperature : 1.0);
   });
   auto teacher_of = [&](std::size_t i) -> const ref::matrix<T>& { return teacher_p[i - first_cached]; };
   long val_tokens = 0;
@@ -243,9 +254,10 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
       const std::vector<int>& toks = windows[batch[b]];
       const double w = 1.0 / double(batch_tokens);
       if (cache_train)
-        model_distill_loss(conv.config, cur, toks, teacher_of(batch[b]), w, &part[b]);
+        model_distill_loss(conv.config, cur, toks, teacher_of(batch[b]), w, &part[b], opt.temperature);
       else
-        model_distill_loss(conv.config, cur, toks, next_token_probabilities(teacher, toks), w, &part[b]);
+        model_distill_loss(conv.config, cur, toks, next_token_probabilities(teacher, toks, opt.temperature), w,
+                           &part[b], opt.temperature);
     });
     for (std::size_t l = 0; l < g.size(); ++l) {
       g[l].set_zero();

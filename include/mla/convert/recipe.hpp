@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -119,7 +120,9 @@ struct conversion_recipe {
   int distill_window = 0;                         // --distill-window (0: window)
   bool latent_norm = false;                       // --latent-norm
 
-  distill_options e2e = [] {  // steps (--e2e-steps), learning_rate, batch_windows, teacher_cache_bytes
+  // steps (--e2e-steps), learning_rate, batch_windows, teacher_cache_bytes, temperature (--e2e-temperature), and
+  // train_query = train_output (--e2e-train attention; latent: both false, the audited toolkit's set)
+  distill_options e2e = [] {
     distill_options d;
     d.learning_rate = 1e-3;
     d.batch_windows = 1;
@@ -128,15 +131,15 @@ struct conversion_recipe {
   long e2e_tokens = 8192;  // --e2e-tokens
   int e2e_window = 0;      // --e2e-window (0: window)
 
-  std::string out_dir;          // --out (must not exist)
-  std::string dtype = "f32";    // --dtype: f32 or bf16
-  std::string export_kind;      // --export: "", deepseek_v3 or gguf (llama.cpp's deepseek2)
-  std::string export_dir;       // --export-out (default: <out>-deepseek_v3, <out>-deepseek2.gguf)
-  std::string export_type = "f32";  // --export-type: f32, f16 or q8_0 (the GGUF export's tensors)
+  std::string out_dir;                     // --out (must not exist)
+  std::string dtype = "f32";               // --dtype: f32 or bf16
+  std::string export_kind;                 // --export: "", deepseek_v3 or gguf (llama.cpp's deepseek2)
+  std::string export_dir;                  // --export-out (default: <out>-deepseek_v3, <out>-deepseek2.gguf)
+  std::string export_type = "f32";         // --export-type: f32, f16 or q8_0 (the GGUF export's tensors)
   std::string export_width = "converted";  // --export-width: converted, or vllm (model::export_widths)
-  bool no_latent_norm = false;  // --no-latent-norm
-  bool force = false;           // --force: remove what an interrupted run left beside the outputs (<out>.tmp.<pid>)
-  long report_context = 8192;   // --report-context
+  bool no_latent_norm = false;             // --no-latent-norm
+  bool force = false;          // --force: remove what an interrupted run left beside the outputs (<out>.tmp.<pid>)
+  long report_context = 8192;  // --report-context
 
   // What the settings imply: --refit-drift implies --refit-mode sequential and --refit-o-proj, and either of those
   // implies --refit.
@@ -151,12 +154,19 @@ struct conversion_recipe {
   // The export written: --export, or deepseek_v3 when only --export-out is given.
   // The flags of the conversion stages that --from replaces (mla-convert refuses them beside it).
   static std::vector<std::string> options_replaced_by_from() {
-    return {"--method",        "--rope",         "--rope-dim",     "--key-weight",    "--moment",
-            "--centre",        "--freqfold",     "--kv-budget",    "--rank",          "--full-rank",
-            "--allocation",    "--any-rank",     "--layers",       "--include-sliding", "--refit",
-            "--refit-mode",    "--refit-tokens", "--refit-o-proj", "--refit-drift",   "--distill-steps",
-            "--distill-tokens", "--distill-lr",  "--distill-mode", "--distill-window", "--distill-batch",
-            "--latent-norm"};
+    return {"--method",         "--rope",
+            "--rope-dim",       "--key-weight",
+            "--moment",         "--centre",
+            "--freqfold",       "--kv-budget",
+            "--rank",           "--full-rank",
+            "--allocation",     "--any-rank",
+            "--layers",         "--include-sliding",
+            "--refit",          "--refit-mode",
+            "--refit-tokens",   "--refit-o-proj",
+            "--refit-drift",    "--distill-steps",
+            "--distill-tokens", "--distill-lr",
+            "--distill-mode",   "--distill-window",
+            "--distill-batch",  "--latent-norm"};
   }
   // What the export written by save_conversion is, and whether it is exact: the line after its path.
   // `own_latent_norms`: every layer of the exported model carries its own latent norm (--latent-norm, or a --from
@@ -264,6 +274,11 @@ struct conversion_recipe {
     check(e2e.learning_rate > 0, "--e2e-lr must be > 0, found ", e2e.learning_rate);
     check(e2e.batch_windows > 0, "--e2e-batch must be > 0, found ", e2e.batch_windows);
     check(e2e_tokens > 0, "--e2e-tokens must be > 0, found ", e2e_tokens);
+    check(e2e.temperature > 0 && std::isfinite(e2e.temperature), "--e2e-temperature must be > 0, found ",
+          e2e.temperature);
+    check(e2e.train_query == e2e.train_output,
+          "the end-to-end trainable set is attention (q and o projections too) "
+          "or latent (neither): q and o apart is not an option");
     check(e2e_window >= 0 && e2e_window <= (1 << 16), "--e2e-window must be in [0, 65536], found ", e2e_window);
     check(report_context > 0, "--report-context must be > 0, found ", report_context);
     check(dtype == "f32" || dtype == "bf16", "--dtype must be f32 or bf16, found '", dtype, "'");
@@ -394,9 +409,8 @@ struct conversion_recipe {
     check(e2e.steps == 0 || (source.mlp == model::mlp_kind::swiglu && all),
           "--e2e-steps: the end-to-end distillation needs every layer converted (here ", todo.size(), " of ",
           source.n_layers, ") and SwiGLU MLPs (the MoE backward is not written)");
-    check(!exports() || (all && source.architecture == "llama" && source.mlp == model::mlp_kind::swiglu),
-          "--export ", export_kind_used(), " needs a Llama-family (SwiGLU) model with every layer converted (here ",
-          todo.size(),
+    check(!exports() || (all && source.architecture == "llama" && source.mlp == model::mlp_kind::swiglu), "--export ",
+          export_kind_used(), " needs a Llama-family (SwiGLU) model with every layer converted (here ", todo.size(),
           " of ", source.n_layers, " layers of a ", source.architecture, " model)");
     check(!exports() || !source.attention_bias, "--export ", export_kind_used(), ": '", model_path,
           "' has attention biases, which the export cannot carry; convert without --export");

@@ -351,10 +351,11 @@ void print_report(std::FILE* out, const conversion_recipe& r, const model::model
   }
   if (r.e2e.steps > 0)
     std::fprintf(out,
-                 "end-to-end distillation (%d steps, lr %g, %d windows of %d tokens per step): held-out KL to "
-                 "the source %.5f -> %.5f nats per token (step %d)\n",
-                 r.e2e.steps, r.e2e.learning_rate, r.e2e.batch_windows, res.e2e_window, res.e2e.heldout_before,
-                 res.e2e.heldout_after, res.e2e.best_step);
+                 "end-to-end distillation (%d steps, lr %g, %d windows of %d tokens per step, temperature %g, "
+                 "training %s): held-out KL to the source %.5f -> %.5f nats per token (step %d)\n",
+                 r.e2e.steps, r.e2e.learning_rate, r.e2e.batch_windows, res.e2e_window, r.e2e.temperature,
+                 r.e2e.train_query ? "attention" : "latent", res.e2e.heldout_before, res.e2e.heldout_after,
+                 res.e2e.best_step);
   if (!res.e2e_curve.empty()) {
     // At most about 20 points of the held-out curve, the last one always.
     const std::size_t every = (res.e2e_curve.size() + 19) / 20;
@@ -408,14 +409,14 @@ void save_conversion(const conversion_recipe& r, const conversion_result<T>& res
   if (r.exports() && r.export_kind_used() == "gguf") {
     model::deepseek2_gguf_options go;
     go.latent_rms = res.latent_rms;
-    go.type = r.export_type == "q8_0" ? io::ggml_type::Q8_0
+    go.type = r.export_type == "q8_0"  ? io::ggml_type::Q8_0
               : r.export_type == "f16" ? io::ggml_type::F16
                                        : io::ggml_type::F32;
     go.name = std::filesystem::path(r.model_path).stem().string() + " (MLA, mla-convert)";
     go.tokenizer = model::tokenizer_metadata(io::gguf_file::open(r.model_path));
     progress.info("writing " + export_dir);
-    for (const std::string& note : model::save_deepseek2_gguf(export_dir, res.conversion.config,
-                                                              res.conversion.weights, go))
+    for (const std::string& note :
+         model::save_deepseek2_gguf(export_dir, res.conversion.config, res.conversion.weights, go))
       progress.info(note);
   } else if (r.exports()) {
     model::deepseek_export_options eo;

@@ -141,6 +141,8 @@ nlohmann::ordered_json conversion_report_json(const convert::conversion_recipe& 
                 {"heldout_kl_after", res.e2e.heldout_after},
                 {"best_step", res.e2e.best_step},
                 {"window", res.e2e_window},
+                {"temperature", r.e2e.temperature},
+                {"trainable", r.e2e.train_query ? "attention" : "latent"},
                 {"curve", curve}};
   }
   j["pictures"] = json::array();

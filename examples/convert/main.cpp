@@ -17,6 +17,7 @@
 #include <mla/model/load.hpp>
 #include <mla/util/signal_cleanup.hpp>
 #include <string>
+#include <filesystem>
 #include <vector>
 #include "../common/cli.hpp"
 #include "../common/environment.hpp"
@@ -63,6 +64,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);  // the summary table ahead of the "writing" lines when both streams go to one file
     save_conversion(r, res, mla::model::checkpoint_tokenizer_files(r.model_path), progress);
     std::printf("wrote %s\n", r.out_dir.c_str());
+    if (r.e2e.steps > 0 && std::filesystem::remove(r.e2e_state_path()))  // its work is in --out now
+      std::printf("removed the end-to-end state %s\n", r.e2e_state_path().c_str());
     if (r.exports())
       std::printf("wrote %s (%s)\n", r.export_path().c_str(), r.export_description(own_latent_norms(res)).c_str());
     if (!flags.report_dir.empty()) {

@@ -131,6 +131,11 @@ inline void add_recipe_flags(CLI::App& app, mla::convert::conversion_recipe& r, 
                  "what the end-to-end distillation trains: latent (the latent down/up projections, the RoPE-key "
                  "projection and the latent norm) or attention (those and the q and o projections)")
       ->check(one_of({"attention", "latent"}));
+  app.add_option("--e2e-checkpoint-every", r.e2e_checkpoint_every,
+                 "save the end-to-end stage's state every this many steps (0: never) to <out>.e2e-state.safetensors, "
+                 "atomically; the same command run again continues from it (--force: starts over); removed once "
+                 "--out is written")
+      ->check(integer(0));
   app.add_option("--e2e-window", r.e2e_window, "window length of the end-to-end distillation in tokens (0: --window)")
       ->check(integer(0, 1 << 16));
   app.add_option("--report-context", r.report_context, "context length of the KV-cache summary line")

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "mla/core/error.hpp"
@@ -65,6 +66,8 @@ struct distill_report {
   double heldout_before = 0, heldout_after = 0;  // relative squared error L on the held-out windows
   int best_step = 0;                             // step of the returned layer (0: the input layer)
   int steps_run = 0;
+  std::vector<std::pair<int, double>> curve;  // distill_model: (step, held-out loss) at each validation, resumed
+                                              // runs' earlier ones included
 };
 
 // d L / d theta for the trained tensors (same shapes as the layer's).
@@ -230,6 +233,19 @@ class rms_adam {
     const auto& p = params_.back();
     scale_.push_back(size ? std::sqrt(p.template cast<double>().square().sum() / double(size)) : 0.0);
   }
+  // The optimiser's state per registered tensor, in registration order (distill_state.hpp saves and restores it
+  // so that a stopped run continues exactly): the moments and the RMS scale taken when it was registered.
+  std::size_t tensors() const noexcept { return params_.size(); }
+  const Eigen::Array<T, Eigen::Dynamic, 1>& first_moment(std::size_t i) const { return m1_[i]; }
+  const Eigen::Array<T, Eigen::Dynamic, 1>& second_moment(std::size_t i) const { return m2_[i]; }
+  double scale(std::size_t i) const { return scale_[i]; }
+  void restore(std::size_t i, const Eigen::Array<T, Eigen::Dynamic, 1>& m1,
+               const Eigen::Array<T, Eigen::Dynamic, 1>& m2, double scale) {
+    check(i < params_.size() && m1.size() == params_[i].size() && m2.size() == params_[i].size(),
+          "mla::convert::rms_adam::restore: tensor ", i, " of ", params_.size(), " has ",
+          i < params_.size() ? params_[i].size() : 0, " elements, the state ", m1.size(), " and ", m2.size());
+    m1_[i] = m1, m2_[i] = m2, scale_[i] = scale;
+  }
   // Step number `step` (from 1) with learning rate lr (relative to each tensor's RMS).
   void step(double lr, int step) {
     const double beta1 = 0.9, beta2 = 0.999, eps = 1e-12;
@@ -249,17 +265,27 @@ class rms_adam {
   std::vector<double> scale_;
 };
 
+// The layer's trained tensors (of `opt`) as (data, size), in a fixed order; Layer is ref::mla_layer<T> or
+// distill_gradient<T> (the same members).
+template <class Layer, class Options>
+auto trained_tensors(Layer& l, const Options& opt) {
+  using P = decltype(l.w_dkv.data());
+  std::vector<std::pair<P, Eigen::Index>> out = {{l.w_dkv.data(), l.w_dkv.size()},
+                                                 {l.w_kr.data(), l.w_kr.size()},
+                                                 {l.w_uk.data(), l.w_uk.size()},
+                                                 {l.w_uv.data(), l.w_uv.size()}};
+  if (opt.train_query) out.push_back({l.wq.data(), l.wq.size()});
+  if (opt.train_output) out.push_back({l.wo.data(), l.wo.size()});
+  if (opt.train_latent_norm && l.latent_norm.size() != 0) out.push_back({l.latent_norm.data(), l.latent_norm.size()});
+  return out;
+}
+
 // Registers the layer's trained tensors (of `opt`) and their gradients with the optimiser.
 template <class T, class Options>
 void train_layer(rms_adam<T>& adam, ref::mla_layer<T>& l, distill_gradient<T>& g, const Options& opt) {
-  adam.add(l.w_dkv.data(), g.w_dkv.data(), l.w_dkv.size());
-  adam.add(l.w_kr.data(), g.w_kr.data(), l.w_kr.size());
-  adam.add(l.w_uk.data(), g.w_uk.data(), l.w_uk.size());
-  adam.add(l.w_uv.data(), g.w_uv.data(), l.w_uv.size());
-  if (opt.train_query) adam.add(l.wq.data(), g.wq.data(), l.wq.size());
-  if (opt.train_output) adam.add(l.wo.data(), g.wo.data(), l.wo.size());
-  if (opt.train_latent_norm && l.latent_norm.size() != 0)
-    adam.add(l.latent_norm.data(), g.latent_norm.data(), l.latent_norm.size());
+  const auto params = trained_tensors(l, opt);
+  const auto grads = trained_tensors(g, opt);
+  for (std::size_t i = 0; i < params.size(); ++i) adam.add(params[i].first, grads[i].first, params[i].second);
 }
 
 // Draws training windows [0, n) in epochs, each a fresh shuffle (seeded), `count` at a time (at most n).

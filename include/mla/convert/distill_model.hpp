@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "mla/convert/distill.hpp"
+#include "mla/convert/distill_state.hpp"
 #include "mla/convert/pipeline.hpp"
 #include "mla/core/error.hpp"
 #include "mla/model/decoder.hpp"
@@ -179,6 +180,36 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
   return loss;
 }
 
+// Saving and resuming the stage (distill_state.hpp). Every `every` steps (0: never) the state after that step is
+// handed to `save` (which writes it, e.g. save_distill_state); with `resume` the stage continues from that state
+// (its fingerprint must be this run's) instead of from step 0.
+template <class T>
+struct distill_checkpointing {
+  int every = 0;
+  std::function<void(const distill_model_state<T>&)> save;
+  const distill_model_state<T>* resume = nullptr;
+};
+
+// The fingerprint of an end-to-end run (distill_state.hpp): the options that shape its trajectory, its token
+// windows and the trained tensors of the model it starts from.
+template <class T>
+std::string distill_model_fingerprint(const model::model_weights<T>& w, const std::vector<std::vector<int>>& windows,
+                                      const distill_options& opt) {
+  detail::fnv1a fp;
+  for (const auto v : {opt.steps, opt.batch_windows, opt.validate_every, int(opt.train_query), int(opt.train_output),
+                       int(opt.train_latent_norm), int(sizeof(T))})
+    fp.value(v);
+  for (const double v : {opt.learning_rate, opt.temperature}) fp.value(v);
+  fp.value(opt.seed);
+  for (const auto& win : windows) {
+    fp.value(win.size());
+    fp.bytes(win.data(), win.size() * sizeof(int));
+  }
+  for (const auto& lw : w.layers)
+    for (const auto& t : detail::trained_tensors(lw.mla, opt)) fp.bytes(t.first, std::size_t(t.second) * sizeof(T));
+  return fp.hex();
+}
+
 // Distils the converted model conv (every layer MLA, SwiGLU MLPs) end to end towards `teacher` (the source
 // model) on token windows (positions from 0; at least 2, the last fifth held out), with the options of
 // distill.hpp (steps, learning rate, windows per step, which tensors train); the report's held-out losses are
@@ -186,13 +217,16 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
 // steps, held-out KL or NaN when not evaluated then) reports progress.
 // With `heldout_inputs` ([n_layers][windows] the source model's normalised attention inputs on the stage report's
 // held-out tokens) an "e2e" row is appended to conv.report: the teacher-forced attention error of every layer
-// afterwards, comparable with the other stages' rows.
+// afterwards, comparable with the other stages' rows. `ckpt` saves the stage's state every few steps and resumes
+// from a saved one. A step whose training loss or gradient, or a validation whose held-out loss, is not finite
+// stops the stage with an error naming the step (conv then holds the weights before that step).
 template <class T>
 void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
                    const std::vector<std::vector<int>>& windows, const distill_options& opt,
                    distill_report* report = nullptr,
                    const std::function<void(int step, int steps, double heldout)>& on_step = {},
-                   const std::vector<std::vector<ref::matrix<T>>>* heldout_inputs = nullptr) {
+                   const std::vector<std::vector<ref::matrix<T>>>* heldout_inputs = nullptr,
+                   const distill_checkpointing<T>& ckpt = {}) {
   const char* who = "mla::convert::distill_model";
   detail::check_model_distill(who, conv.config, conv.weights);
   detail::check_distill_options(who, opt);
@@ -234,40 +268,104 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   model::model_weights<T>& cur = conv.weights;
   std::vector<ref::mla_layer<T>> best;  // [n_layers] the attention layers of the best model seen
   for (const auto& lw : cur.layers) best.push_back(lw.mla);
-  double best_loss = heldout(cur);
-  distill_report rep;  // held-out losses: mean KL per token (nats)
-  rep.heldout_before = best_loss;
-
   std::vector<distill_gradient<T>> g;
   for (const auto& lw : cur.layers) g.emplace_back(lw.mla);
   detail::rms_adam<T> adam;
   for (std::size_t l = 0; l < cur.layers.size(); ++l) detail::train_layer(adam, cur.layers[l].mla, g[l], opt);
+  // The trained tensors (adam's order) of the current and of the best model: what a saved state holds.
+  std::vector<std::pair<T*, Eigen::Index>> cur_t, best_t;
+  for (std::size_t l = 0; l < cur.layers.size(); ++l) {
+    for (const auto& t : detail::trained_tensors(cur.layers[l].mla, opt)) cur_t.push_back(t);
+    for (const auto& t : detail::trained_tensors(best[l], opt)) best_t.push_back(t);
+  }
+  using array = typename distill_model_state<T>::array;
+  auto as_array = [](const std::pair<T*, Eigen::Index>& t) { return Eigen::Map<array>(t.first, t.second); };
+  const std::string fingerprint = distill_model_fingerprint(cur, windows, opt);
 
+  distill_report rep;  // held-out losses: mean KL per token (nats)
+  std::vector<std::pair<int, double>> curve;
   detail::window_sampler sampler(n_train, opt.seed);
-  for (int step = 1; step <= opt.steps; ++step) {
+  int first_step = 1;
+  double best_loss = 0;
+  if (const distill_model_state<T>* st = ckpt.resume) {
+    check(st->fingerprint == fingerprint, who, ": the saved state belongs to another run (fingerprint ",
+          st->fingerprint, ", this run's ", fingerprint, "): other options, windows or starting weights");
+    check(st->param.size() == cur_t.size() && st->step <= opt.steps, who, ": the saved state holds ", st->param.size(),
+          " tensors at step ", st->step, ", this run trains ", cur_t.size(), " for ", opt.steps, " steps");
+    for (std::size_t i = 0; i < cur_t.size(); ++i) {
+      check(st->param[i].size() == cur_t[i].second && st->best[i].size() == cur_t[i].second, who, ": saved tensor ", i,
+            " has ", st->param[i].size(), " elements, expected ", cur_t[i].second);
+      as_array(cur_t[i]) = st->param[i];
+      as_array(best_t[i]) = st->best[i];
+      adam.restore(i, st->m1[i], st->m2[i], st->scale[i]);
+    }
+    best_loss = st->best_loss;
+    rep.heldout_before = st->heldout_before;
+    rep.best_step = st->best_step;
+    rep.steps_run = st->step;
+    curve = st->curve;
+    for (int s = 1; s <= st->step; ++s) sampler.next(opt.batch_windows);  // the same window order from here on
+    first_step = st->step + 1;
+  } else {
+    best_loss = heldout(cur);
+    check(std::isfinite(best_loss), who, ": the held-out KL of the input model is ", best_loss);
+    rep.heldout_before = best_loss;
+  }
+  auto save_state = [&](int step) {
+    distill_model_state<T> st;
+    st.fingerprint = fingerprint;
+    st.step = step;
+    st.best_step = rep.best_step;
+    st.heldout_before = rep.heldout_before;
+    st.best_loss = best_loss;
+    st.curve = curve;
+    for (std::size_t i = 0; i < cur_t.size(); ++i) {
+      st.param.push_back(as_array(cur_t[i]));
+      st.best.push_back(as_array(best_t[i]));
+      st.m1.push_back(adam.first_moment(i));
+      st.m2.push_back(adam.second_moment(i));
+      st.scale.push_back(adam.scale(i));
+    }
+    ckpt.save(st);
+  };
+
+  for (int step = first_step; step <= opt.steps; ++step) {
     const std::vector<std::size_t> batch = sampler.next(opt.batch_windows);
     long batch_tokens = 0;
     for (std::size_t i : batch) batch_tokens += static_cast<long>(windows[i].size());
     std::vector<std::vector<distill_gradient<T>>> part(batch.size());  // [batch][n_layers], summed into g
+    std::vector<double> part_loss(batch.size());
     util::for_each_index(batch.size(), [&](std::size_t b) {
       for (const auto& lw : cur.layers) part[b].emplace_back(lw.mla);
       const std::vector<int>& toks = windows[batch[b]];
       const double w = 1.0 / double(batch_tokens);
       if (cache_train)
-        model_distill_loss(conv.config, cur, toks, teacher_of(batch[b]), w, &part[b], opt.temperature);
+        part_loss[b] = model_distill_loss(conv.config, cur, toks, teacher_of(batch[b]), w, &part[b], opt.temperature);
       else
-        model_distill_loss(conv.config, cur, toks, next_token_probabilities(teacher, toks, opt.temperature), w,
-                           &part[b], opt.temperature);
+        part_loss[b] =
+            model_distill_loss(conv.config, cur, toks, next_token_probabilities(teacher, toks, opt.temperature), w,
+                               &part[b], opt.temperature);
     });
+    double grad_sq = 0;
     for (std::size_t l = 0; l < g.size(); ++l) {
       g[l].set_zero();
       for (const auto& pb : part) g[l].add(pb[l]);
+      for (const auto& t : detail::trained_tensors(g[l], opt))
+        grad_sq += Eigen::Map<const array>(t.first, t.second).template cast<double>().square().sum();
     }
+    const double train_loss = std::accumulate(part_loss.begin(), part_loss.end(), 0.0);
+    check(std::isfinite(train_loss) && std::isfinite(grad_sq), who, ": step ", step, " of ", opt.steps,
+          ": the training loss is ", train_loss, " and the gradient's squared norm ", grad_sq,
+          ", not finite (too large a learning rate?); stopped before applying it, the best model so far is from step ",
+          rep.best_step);
     adam.step(detail::cosine_rate(opt.learning_rate, step, opt.steps), step);
     rep.steps_run = step;
     double v = std::nan("");
     if (step % opt.validate_every == 0 || step == opt.steps) {
       v = heldout(cur);
+      check(std::isfinite(v), who, ": step ", step, " of ", opt.steps, ": the held-out KL is ", v,
+            ", not finite (too large a learning rate?); the best model so far is from step ", rep.best_step);
+      curve.emplace_back(step, v);
       if (v < best_loss) {
         best_loss = v;
         rep.best_step = step;
@@ -275,12 +373,14 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
       }
     }
     if (on_step) on_step(step, opt.steps, v);
+    if (ckpt.every > 0 && ckpt.save && step % ckpt.every == 0 && step < opt.steps) save_state(step);
   }
   for (std::size_t l = 0; l < cur.layers.size(); ++l) {
     cur.layers[l].mla = std::move(best[l]);
     cur.layers[l].mla.validate();
   }
   rep.heldout_after = best_loss;
+  rep.curve = std::move(curve);
   if (report) *report = rep;
   if (heldout_inputs) {
     conv.report.push_back({"e2e", std::vector<double>(n_layers, 0.0)});

@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -43,6 +44,7 @@
 #include "mla/core/dispatch.hpp"
 #include "mla/core/error.hpp"
 #include "mla/io/gguf.hpp"
+#include "mla/io/safetensors.hpp"
 #include "mla/model/model_config.hpp"
 #include "mla/util/output_path.hpp"
 
@@ -128,8 +130,9 @@ struct conversion_recipe {
     d.batch_windows = 1;
     return d;
   }();
-  long e2e_tokens = 8192;  // --e2e-tokens
-  int e2e_window = 0;      // --e2e-window (0: window)
+  long e2e_tokens = 8192;         // --e2e-tokens
+  int e2e_checkpoint_every = 25;  // --e2e-checkpoint-every: steps between saved states (0: none), e2e_state_path()
+  int e2e_window = 0;             // --e2e-window (0: window)
 
   std::string out_dir;                     // --out (must not exist)
   std::string dtype = "f32";               // --dtype: f32 or bf16
@@ -179,6 +182,9 @@ struct conversion_recipe {
             : own_latent_norms ? "kv_a_layernorm from the converted layers' own latent norms: exact"
                                : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
   }
+  // Where the end-to-end stage's state is saved while it runs (removed once --out is written; a rerun of a
+  // stopped command continues from it).
+  std::string e2e_state_path() const { return out_dir.empty() ? std::string() : out_dir + ".e2e-state.safetensors"; }
   std::string export_kind_used() const { return export_kind.empty() ? "deepseek_v3" : export_kind; }
   std::string export_path() const {
     if (!export_dir.empty() || export_kind.empty()) return export_dir;
@@ -274,6 +280,7 @@ struct conversion_recipe {
     check(e2e.learning_rate > 0, "--e2e-lr must be > 0, found ", e2e.learning_rate);
     check(e2e.batch_windows > 0, "--e2e-batch must be > 0, found ", e2e.batch_windows);
     check(e2e_tokens > 0, "--e2e-tokens must be > 0, found ", e2e_tokens);
+    check(e2e_checkpoint_every >= 0, "--e2e-checkpoint-every must be >= 0, found ", e2e_checkpoint_every);
     check(e2e.temperature > 0 && std::isfinite(e2e.temperature), "--e2e-temperature must be > 0, found ",
           e2e.temperature);
     check(e2e.train_query == e2e.train_output,
@@ -361,10 +368,32 @@ struct conversion_recipe {
     if (force) return;
     util::check_no_stale_temporary("--out", out_dir);
     if (exports()) util::check_no_stale_temporary("--export-out", export_path());
+    const std::string st = e2e_state_path();
+    if (e2e.steps == 0 || st.empty()) return;
+    if (std::filesystem::exists(st)) {  // to be continued from: readable, and of this format (run.hpp checks the rest)
+      bool ok = false;
+      std::string why = "its metadata names no 'mla end-to-end distillation state 1' format";
+      try {
+        const io::safetensors_file f = io::safetensors_file::open(st);
+        const auto it = f.metadata().find("format");
+        ok = it != f.metadata().end() && it->second == "mla end-to-end distillation state 1";
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+      check(ok, "--out: '", st,
+            "' is where this run's end-to-end state is saved and continued from, but it is not a "
+            "saved state (",
+            why, "); remove it, or pass --force");
+    }
   }
   // --force: removes those leftovers (not a running process's); returns their paths.
   std::vector<std::string> remove_stale_outputs() const {
     std::vector<std::string> removed = util::remove_stale_temporaries("--out", out_dir);
+    // A saved end-to-end state: --force starts the stage over.
+    if (const std::string st = e2e_state_path(); !st.empty() && std::filesystem::exists(st)) {
+      std::filesystem::remove(st);
+      removed.push_back(st);
+    }
     if (exports())
       for (std::string& p : util::remove_stale_temporaries("--export-out", export_path())) removed.push_back(p);
     return removed;

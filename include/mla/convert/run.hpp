@@ -24,6 +24,7 @@
 
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/distill_model.hpp"
+#include "mla/convert/distill_state.hpp"
 #include "mla/convert/latent_norm.hpp"
 #include "mla/convert/pipeline.hpp"
 #include "mla/convert/recipe.hpp"
@@ -289,12 +290,34 @@ conversion_result<T> run_conversion_impl(const model::decoder<T>& source, const 
     }
   }
   if (r.e2e.steps > 0) {
-    progress.begin("distilling end to end", double(r.e2e.steps), "steps");
-    auto on_step = [&](int step, int, double kl) {
-      progress.update(step);
-      if (!std::isnan(kl)) out.e2e_curve.emplace_back(step, kl);
-    };
-    distill_model(source, conv, plan.e2e, r.e2e, &out.e2e, on_step, held);
+    // The stage's state is saved beside --out every --e2e-checkpoint-every steps; a saved state of this same
+    // run (a rerun of a stopped command) is continued from, one of another run refused (--force: start over).
+    distill_checkpointing<T> ckpt;
+    distill_model_state<T> saved;
+    const std::string state_path = r.e2e_state_path();
+    if (!state_path.empty() && r.e2e_checkpoint_every > 0) {
+      ckpt.every = r.e2e_checkpoint_every;
+      ckpt.save = [&](const distill_model_state<T>& st) { save_distill_state(state_path, st); };
+    }
+    // What a write of the state killed midway left is only scratch (the state it replaced is whole): removed.
+    if (!state_path.empty())
+      for (const std::string& p : util::remove_stale_temporaries("--out (its end-to-end state)", state_path))
+        progress.note("removed '" + p + "', a killed write of the end-to-end state");
+    if (!state_path.empty() && !r.force && std::filesystem::exists(state_path)) {
+      saved = load_distill_state<T>(state_path);
+      check(saved.fingerprint == distill_model_fingerprint(conv.weights, plan.e2e, r.e2e), "'", state_path,
+            "' is the saved end-to-end state of another run (other options, calibration windows or starting "
+            "weights): remove it, or pass --force to start the stage over");
+      ckpt.resume = &saved;
+      progress.note("continuing the end-to-end distillation at step " + std::to_string(saved.step) + " of " +
+                    std::to_string(r.e2e.steps) + " from '" + state_path + "'");
+    }
+    // A resumed stage's bar counts the steps left (a jump to the saved step would inflate the rate and the ETA).
+    const int first = ckpt.resume ? saved.step : 0;
+    progress.begin("distilling end to end", double(r.e2e.steps - first), "steps");
+    auto on_step = [&](int step, int, double) { progress.update(step - first); };
+    distill_model(source, conv, plan.e2e, r.e2e, &out.e2e, on_step, held, ckpt);
+    out.e2e_curve = out.e2e.curve;
     progress.end();
   }
   if (r.exports()) {

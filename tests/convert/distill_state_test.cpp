@@ -202,6 +202,35 @@ BOOST_AUTO_TEST_CASE(damaged_state_file_is_named) {
       const std::string m = e.what();
       BOOST_TEST((m.find(path) != std::string::npos && m.find("param.0") != std::string::npos), m);
     }
+    // Random damage (byte flips, truncations, both): every read parses or throws mla::error, never reads out of
+    // bounds (the ASan build checks) and never returns a state with inconsistent sizes.
+    std::vector<std::uint8_t> bytes(std::filesystem::file_size(path));
+    {
+      std::ifstream in(path, std::ios::binary);
+      in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
+    }
+    int parsed = 0, refused = 0;
+    for (int trial = 0; trial < 400; ++trial) {
+      std::vector<std::uint8_t> b = bytes;
+      const int flips = std::uniform_int_distribution<int>(0, 4)(gen);
+      for (int k = 0; k < flips; ++k)
+        b[std::uniform_int_distribution<std::size_t>(0, b.size() - 1)(gen)] ^=
+            std::uint8_t(1u << std::uniform_int_distribution<int>(0, 7)(gen));
+      if (trial % 3 == 0) b.resize(std::uniform_int_distribution<std::size_t>(0, b.size())(gen));
+      try {
+        const auto f = mla::io::safetensors_file::from_bytes(mla::io::byte_span{b.data(), b.size()}, "damaged");
+        const auto d = mla::convert::load_distill_state<float>(f, "damaged");
+        for (std::size_t i = 0; i < d.param.size(); ++i)
+          BOOST_TEST_REQUIRE((d.best[i].size() == d.param[i].size() && d.m1[i].size() == d.param[i].size() &&
+                              d.m2[i].size() == d.param[i].size()));
+        BOOST_TEST_REQUIRE(d.scale.size() == d.param.size());
+        ++parsed;
+      } catch (const mla::error&) {
+        ++refused;
+      }
+    }
+    BOOST_TEST_MESSAGE("damaged states: " << parsed << " parsed, " << refused << " refused");
+    BOOST_TEST(refused > 0);
     // Truncated: the reader names the file.
     const auto size = std::filesystem::file_size(path);
     std::filesystem::resize_file(path, size - 7);

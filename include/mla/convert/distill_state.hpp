@@ -114,9 +114,9 @@ void save_distill_state(const std::string& path, const distill_model_state<T>& s
 
 // Reads a state save_distill_state wrote; every field is checked (a damaged or foreign file gives an error
 // naming the file and the field).
+// `path` names the file in messages; f is the file parsed (from disk, or from bytes in a test).
 template <class T>
-distill_model_state<T> load_distill_state(const std::string& path) {
-  const io::safetensors_file f = io::safetensors_file::open(path);
+distill_model_state<T> load_distill_state(const io::safetensors_file& f, const std::string& path) {
   const auto& meta = f.metadata();
   auto field = [&](const std::string& key) -> const std::string& {
     const auto it = meta.find(key);
@@ -179,6 +179,11 @@ distill_model_state<T> load_distill_state(const std::string& path) {
     s.curve.emplace_back(int(curve[i]), curve[i + 1]);
   }
   return s;
+}
+
+template <class T>
+distill_model_state<T> load_distill_state(const std::string& path) {
+  return load_distill_state<T>(io::safetensors_file::open(path), path);
 }
 
 }  // namespace mla::convert

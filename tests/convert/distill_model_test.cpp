@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "convert_test_support.hpp"
+#include "distill_model_case.hpp"
 #include "distill_test_support.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/latent_norm.hpp"
@@ -16,34 +17,6 @@ namespace {
 using mla::convert::distill_gradient;
 using mla::convert::model_conversion;
 using mla::ref::matrix;
-
-// A two-layer random model with what the backward pass must carry (biases, sinks, a sliding window of 24
-// shorter than the windows, gpt-oss YaRN RoPE), its lossy MLA conversion (weight SVD, rank 12, d_R 8) and token
-// windows.
-template <class T>
-struct model_case {
-  mla::model::model_config cfg;
-  mla::model::model_weights<T> w;
-  model_conversion<T> conv;
-  std::vector<std::vector<int>> windows, unseen;
-
-  model_case(std::mt19937_64& gen, int n_windows, int tokens) {
-    const mla::test::layer_spec spec = mla::test::with_gpt_oss_features({}, 24);
-    mla::test::random_model(gen, 2, spec, cfg, w);
-    for (auto& lw : w.layers) lw.mlp_norm = (lw.mlp_norm + mla::test::randn_vec<T>(gen, spec.hidden, 0.2)).eval();
-    // Logits of O(1) (not O(sqrt(hidden))), so the next-token distributions are not one-hot.
-    w.final_norm = (T(0.25) * (w.final_norm + mla::test::randn_vec<T>(gen, spec.hidden, 0.2))).eval();
-    windows = mla::test::random_windows(gen, cfg.vocab_size, n_windows, tokens);
-    unseen = mla::test::random_windows(gen, cfg.vocab_size, 8, tokens);
-    const mla::model::decoder<T> dec(cfg, w);
-    mla::convert::pipeline_options o;
-    o.layer.rope = {mla::convert::rope_strategy::rorope, 8, 0};
-    o.layer.factor.method = mla::convert::factor_method::weight_svd;
-    o.layer.rank = 12;
-    o.require_supported_shape = false;
-    conv = mla::convert::convert_model(cfg, w, mla::convert::calibrate(dec, windows), o);
-  }
-};
 
 // sum_t KL(p_t || q_t) / n between two decoders' next-token distributions at a temperature (softmax(logits / t)),
 // in double from their logits.
@@ -72,7 +45,7 @@ BOOST_AUTO_TEST_CASE(loss_is_the_decoders_kl) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const model_case<double> c(gen, 3, 40);
+    const mla::test::distill_model_case<double> c(gen, 3, 40);
     const mla::model::decoder<double> src(c.cfg, c.w), own(c.conv.config, c.conv.weights, mla::ref::mla_form::naive);
     for (const auto& toks : c.unseen) {
       const double n = double(toks.size());
@@ -95,7 +68,7 @@ BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    model_case<double> c(gen, 3, 40);
+    mla::test::distill_model_case<double> c(gen, 3, 40);
     auto& l1 = c.conv.weights.layers[1].mla;
     l1.latent_norm =
         (Eigen::VectorXd::Ones(l1.latent_rank) + mla::test::randn_vec<double>(gen, l1.latent_rank, 0.3)).eval();
@@ -159,7 +132,7 @@ BOOST_AUTO_TEST_CASE(temperature_loss_is_the_scaled_kl) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const model_case<double> c(gen, 3, 40);
+    const mla::test::distill_model_case<double> c(gen, 3, 40);
     const mla::model::decoder<double> src(c.cfg, c.w), own(c.conv.config, c.conv.weights, mla::ref::mla_form::naive);
     for (const double temp : {0.5, 2.0, 3.0})
       for (std::size_t u = 0; u < 2; ++u) {
@@ -185,7 +158,7 @@ BOOST_AUTO_TEST_CASE(latent_set_at_temperature_two) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    model_case<float> c(gen, 20, 48);
+    mla::test::distill_model_case<float> c(gen, 20, 48);
     const mla::model::decoder<float> src(c.cfg, c.w);
     const auto before = c.conv;
     mla::convert::distill_options o;
@@ -219,7 +192,7 @@ BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    model_case<float> c(gen, 20, 48);
+    mla::test::distill_model_case<float> c(gen, 20, 48);
     const mla::model::decoder<float> src(c.cfg, c.w);
     const auto before = c.conv;
     mla::convert::distill_options o;
@@ -280,8 +253,8 @@ BOOST_AUTO_TEST_CASE(cached_teacher_gives_the_same_model) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    model_case<float> cached(gen, 6, 32);
-    model_case<float> recomputed = cached;
+    mla::test::distill_model_case<float> cached(gen, 6, 32);
+    mla::test::distill_model_case<float> recomputed = cached;
     const mla::model::decoder<float> src(cached.cfg, cached.w);
     mla::convert::distill_options o;
     o.steps = 12;
@@ -314,7 +287,7 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_rejected) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    model_case<float> c(gen, 4, 32);
+    mla::test::distill_model_case<float> c(gen, 4, 32);
     const mla::model::decoder<float> src(c.cfg, c.w);
     mla::convert::distill_options o;
     const auto kept = c.conv;

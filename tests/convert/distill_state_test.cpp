@@ -15,34 +15,12 @@
 
 #include <unistd.h>
 
-#include "convert_test_support.hpp"
+#include "distill_model_case.hpp"
 #include "mla/convert/calibration.hpp"
 #include "mla/convert/distill_model.hpp"
 #include "mla/convert/pipeline.hpp"
 
 namespace {
-
-// A two-layer random model with sinks, a sliding window and biases, converted (weight SVD, rank 12, d_R 8).
-struct small_case {
-  mla::model::model_config cfg;
-  mla::model::model_weights<float> w;
-  mla::convert::model_conversion<float> conv;
-  std::vector<std::vector<int>> windows;
-
-  explicit small_case(std::mt19937_64& gen) {
-    const mla::test::layer_spec spec = mla::test::with_gpt_oss_features({}, 24);
-    mla::test::random_model(gen, 2, spec, cfg, w);
-    w.final_norm = (0.25f * (w.final_norm + mla::test::randn_vec<float>(gen, spec.hidden, 0.2))).eval();
-    windows = mla::test::random_windows(gen, cfg.vocab_size, 10, 32);
-    const mla::model::decoder<float> dec(cfg, w);
-    mla::convert::pipeline_options o;
-    o.layer.rope = {mla::convert::rope_strategy::rorope, 8, 0};
-    o.layer.factor.method = mla::convert::factor_method::weight_svd;
-    o.layer.rank = 12;
-    o.require_supported_shape = false;
-    conv = mla::convert::convert_model(cfg, w, mla::convert::calibrate(dec, windows), o);
-  }
-};
 
 struct stopped_here {};  // thrown by the save callback: the process "dies" right after the state is on disk
 
@@ -69,7 +47,7 @@ BOOST_AUTO_TEST_CASE(stopped_and_resumed_run_is_the_uninterrupted_run) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const small_case c(gen);
+    const mla::test::distill_model_case<float> c(gen, 10, 32);
     const mla::model::decoder<float> src(c.cfg, c.w);
     mla::convert::distill_options o;
     o.steps = 12;
@@ -135,7 +113,7 @@ BOOST_AUTO_TEST_CASE(state_of_another_run_is_refused) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const small_case c(gen);
+    const mla::test::distill_model_case<float> c(gen, 10, 32);
     const mla::model::decoder<float> src(c.cfg, c.w);
     mla::convert::distill_options o;
     o.steps = 4;
@@ -248,7 +226,7 @@ BOOST_AUTO_TEST_CASE(non_finite_loss_stops_with_the_step) {
   const std::uint64_t seed = mla::test::test_seed();
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
-    const small_case c(gen);
+    const mla::test::distill_model_case<float> c(gen, 10, 32);
     const mla::model::decoder<float> src(c.cfg, c.w);
     mla::convert::distill_options o;
     o.steps = 6;

@@ -11,6 +11,7 @@
 #include "mla/convert/convert_layer.hpp"
 #include "mla/convert/distill.hpp"
 #include "mla/convert/distill_model.hpp"
+#include "mla/convert/distill_state.hpp"
 #include "mla/convert/factorize.hpp"
 #include "mla/convert/latent_norm.hpp"
 #include "mla/convert/pipeline.hpp"

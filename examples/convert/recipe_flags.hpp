@@ -109,7 +109,7 @@ inline void add_recipe_flags(CLI::App& app, mla::convert::conversion_recipe& r, 
   app.add_option("--e2e-steps", r.e2e.steps,
                  "end-to-end distillation after every other stage: Adam steps on the KL between the source model's "
                  "next-token distributions and the converted model's, training every converted attention layer at "
-                 "once (0: off; needs every layer converted and a SwiGLU model)")
+                 "once (0: off); layers left GQA and the MLPs (SwiGLU or MoE) stay frozen")
       ->check(integer(0));
   app.add_option("--e2e-lr", r.e2e.learning_rate, "end-to-end step, relative to each tensor's RMS")
       ->check(number(0, HUGE_VAL, true));
@@ -131,6 +131,8 @@ inline void add_recipe_flags(CLI::App& app, mla::convert::conversion_recipe& r, 
                  "what the end-to-end distillation trains: latent (the latent down/up projections, the RoPE-key "
                  "projection and the latent norm) or attention (those and the q and o projections)")
       ->check(one_of({"attention", "latent"}));
+  app.add_flag("--e2e-train-sinks", r.e2e.train_sinks,
+               "the end-to-end distillation also trains the converted layers' attention sinks (gpt-oss)");
   app.add_option("--e2e-checkpoint-every", r.e2e_checkpoint_every,
                  "save the end-to-end stage's state every this many steps (0: never) to <out>.e2e-state.safetensors, "
                  "atomically; the same command run again continues from it (--force: starts over); removed once "

@@ -9,6 +9,7 @@
 #include "mla/convert/calibration_set.hpp"
 #include "mla/convert/calibration_text.hpp"
 #include "mla/convert/convert_layer.hpp"
+#include "mla/convert/block_backward.hpp"
 #include "mla/convert/distill.hpp"
 #include "mla/convert/distill_model.hpp"
 #include "mla/convert/distill_state.hpp"

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cmath>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "mla/reference/gqa_attention.hpp"
+#include "mla/reference/moe.hpp"
 #include "mla/reference/rope.hpp"
 #include "random.hpp"
 
@@ -56,6 +59,27 @@ ref::gqa_layer<T> random_gqa(std::mt19937_64& gen, const gqa_spec& s) {
   l.attention.softmax_scale = s.scale;
   l.attention.sliding_window = s.window;
   return l;
+}
+
+// A gpt-oss MoE block with experts in memory, for inputs of unit RMS: router logits of spread about 2 (biased),
+// experts whose gate/up pre-activations have a spread of about 1 (so that a clamp `limit` of 1-2 engages on some of them), biases
+// everywhere, the gpt-oss alpha 1.702.
+template <class T>
+ref::moe_block<T> random_moe(std::mt19937_64& gen, int hidden, int intermediate, int n_experts, int k,
+                             double limit) {
+  ref::moe_block<T> b;
+  b.hidden = hidden, b.intermediate = intermediate, b.n_experts = n_experts, b.experts_per_token = k;
+  b.swiglu_limit = limit;
+  b.w_router = randn<T>(gen, n_experts, hidden, 2.0 / std::sqrt(double(hidden)));
+  b.b_router = randn_vec<T>(gen, n_experts, 0.3);
+  std::vector<ref::moe_expert<T>> ex;
+  for (int e = 0; e < n_experts; ++e)
+    ex.push_back({randn<T>(gen, 2 * intermediate, hidden, 1.0 / std::sqrt(double(hidden))),
+                  randn_vec<T>(gen, 2 * intermediate, 0.3),
+                  randn<T>(gen, hidden, intermediate, 1.0 / std::sqrt(double(intermediate))),
+                  randn_vec<T>(gen, hidden, 0.1)});
+  b.experts = std::make_shared<ref::dense_experts<T>>(std::move(ex));
+  return b;
 }
 
 }  // namespace mla::test

@@ -6,7 +6,8 @@
 // inputs x (calibration windows):
 //   L(theta) = sum_w ||MLA_theta(x_w) - GQA(x_w)||^2 / sum_w ||GQA(x_w)||^2
 // over theta = {wq, w_dkv, w_kr, w_uk, w_uv, wo} and, when the layer has DeepSeek's latent RMSNorm
-// (kv_a_layernorm), its weight gamma (which of them: distill_options). Biases, sinks, RoPE, the
+// (kv_a_layernorm), its weight gamma, and, when it has them and distill_options::train_sinks says so, the
+// per-head sink logits (which of them: distill_options). Biases, RoPE, the
 // mask and every shape stay fixed, so the cache is as small as before and the layer stays executable by the
 // kernels. Adam with each tensor's step scaled by that tensor's RMS (one learning rate fits every tensor),
 // cosine-decayed. A fifth of the windows (at least one) is held out: the layer returned is the one with the
@@ -16,6 +17,7 @@
 //   S_h = scale (q_nope,h K_h^T + q_rope,h k_pe^T)  [n, n], K_h = c W_uk^h^T, V_h = c W_uv^h^T  [n, d]
 //   P_h = masked softmax(S_h) (with the sink column), O_h = P_h V_h, out = [O_h] wo^T + bo
 //   dS_h = scale P_h o (dP_h - rowsum(P_h o dP_h)), dP_h = dO_h V_h^T   (the sink has no value: dp_sink = 0)
+//   d sink_h = -sum_t p_sink,t rowsum(P_h o dP_h)_t,  p_sink,t = 1 - rowsum(P_h)_t
 //   RoPE is R(p) a with R(p)^T = R(-p) (attention factor included), so its backward is RoPE at -p.
 //   Latent norm (optional): c = (c_raw / rms_t) * gamma, rms_t = sqrt(||c_raw,t||^2 / r + eps); with
 //   chat = c_raw / rms_t and g = dc * gamma: d gamma = sum_t dc_t * chat_t, dc_raw,t = (g_t - chat_t (g_t . chat_t) /
@@ -51,6 +53,7 @@ struct distill_options {
   bool train_query = true;        // wq
   bool train_output = true;       // wo
   bool train_latent_norm = true;  // the latent norm's weight gamma, when the layer has one
+  bool train_sinks = false;       // the per-head sink logits, when the layer has them (gpt-oss)
   std::uint64_t seed = 1;         // window order
   // distill_model only: the teacher's next-token distributions on the training windows are computed once and
   // kept when they take at most this many bytes (saves one teacher forward pass per window and step), and
@@ -75,6 +78,7 @@ template <class T>
 struct distill_gradient {
   ref::matrix<T> wq, w_dkv, w_kr, w_uk, w_uv, wo;
   ref::vector<T> latent_norm;  // [latent_rank] or empty (layer without the norm)
+  ref::vector<T> sinks;        // [n_heads] or empty (layer without sinks)
 
   explicit distill_gradient(const ref::mla_layer<T>& l)
       : wq(ref::matrix<T>::Zero(l.wq.rows(), l.wq.cols())),
@@ -83,14 +87,17 @@ struct distill_gradient {
         w_uk(ref::matrix<T>::Zero(l.w_uk.rows(), l.w_uk.cols())),
         w_uv(ref::matrix<T>::Zero(l.w_uv.rows(), l.w_uv.cols())),
         wo(ref::matrix<T>::Zero(l.wo.rows(), l.wo.cols())),
-        latent_norm(ref::vector<T>::Zero(l.latent_norm.size())) {}
+        latent_norm(ref::vector<T>::Zero(l.latent_norm.size())),
+        sinks(ref::vector<T>::Zero(l.sinks.size())) {}
   void set_zero() {
     for (ref::matrix<T>* m : {&wq, &w_dkv, &w_kr, &w_uk, &w_uv, &wo}) m->setZero();
     latent_norm.setZero();
+    sinks.setZero();
   }
   void add(const distill_gradient& o) {
     wq += o.wq, w_dkv += o.w_dkv, w_kr += o.w_kr, w_uk += o.w_uk, w_uv += o.w_uv, wo += o.wo;
     latent_norm += o.latent_norm;
+    sinks += o.sinks;
   }
 };
 
@@ -191,6 +198,8 @@ void mla_backward(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const mla
     d_v.noalias() = ph.transpose() * d_o;                          // [n, dv]
     d_p.noalias() = d_o * v_h.transpose();                         // [n, n]
     const ref::vector<T> row_dot = (ph.array() * d_p.array()).rowwise().sum();
+    // The sink is one more (unscaled) logit with no value: d sink_h = -sum_t p_sink,t row_dot_t.
+    if (l.sinks.size() != 0) grad.sinks[h] -= ((T(1) - ph.array().rowwise().sum()) * row_dot.array()).sum();
     d_p = (ph.array() * (d_p.array().colwise() - row_dot.array())) * scale;  // now dS
     d_q.middleCols(Eigen::Index(h) * qk, nope).noalias() = d_p * k_h;
     d_q.middleCols(Eigen::Index(h) * qk + nope, rd).noalias() = d_p * tp.k_pe;
@@ -277,6 +286,7 @@ auto trained_tensors(Layer& l, const Options& opt) {
   if (opt.train_query) out.push_back({l.wq.data(), l.wq.size()});
   if (opt.train_output) out.push_back({l.wo.data(), l.wo.size()});
   if (opt.train_latent_norm && l.latent_norm.size() != 0) out.push_back({l.latent_norm.data(), l.latent_norm.size()});
+  if (opt.train_sinks && l.sinks.size() != 0) out.push_back({l.sinks.data(), l.sinks.size()});
   return out;
 }
 

@@ -5,12 +5,13 @@
 // finally gets wrong is the distribution it predicts, after every layer's small error has gone through the MLPs,
 // the norms and the later layers. This stage minimises, over calibration windows (positions from 0),
 //   L(theta) = (1/N) sum_t KL(p_t || q_t),  p_t = softmax(source logits_t), q_t = softmax(converted logits_t)
-// over the attention tensors of every converted layer (those distill.hpp trains: w_dkv, w_kr, w_uk, w_uv and the
-// latent norm's weight always, wq and wo unless distill_options says otherwise: the trainable sets `latent` and
-// `attention`). At temperature T (distill_options::temperature) the training loss is
+// over the attention tensors of every converted (MLA) layer (those distill.hpp trains: w_dkv, w_kr, w_uk, w_uv and
+// the latent norm's weight always, wq and wo unless distill_options says otherwise: the trainable sets `latent` and
+// `attention`; the sinks with distill_options::train_sinks). At temperature T (distill_options::temperature) the training loss is
 //   L_T(theta) = (T^2 / N) sum_t KL(p_t^T || q_t^T),  p_t^T = softmax(source logits_t / T), likewise q_t^T,
 // whose gradient in the converted logits is (T / N) (q_t^T - p_t^T); the held-out loss stays L at T = 1. Embeddings,
-// norms and MLPs stay frozen, as do biases, sinks and RoPE, so the cache and every shape are unchanged. Adam as in
+// norms, MLPs (SwiGLU or gpt-oss's MoE), the layers left GQA (gpt-oss's sliding windows), biases and RoPE stay
+// frozen, so the cache and every shape are unchanged. Adam as in
 // distill.hpp (per-tensor RMS steps, cosine decay); the last fifth of the windows is held out and the model with the
 // lowest held-out KL seen is kept, the input model included, so the stage never makes its held-out KL worse.
 //
@@ -18,10 +19,9 @@
 // detail::mla_forward_taped (distill.hpp) and a model::layer_record of what the backward needs. The backward
 // pass through the model is written out by hand (shapes [n, .] per window of n tokens):
 //   z = rms(x_L) U^T [n, vocab]:   dz_t = T (q_t^T - p_t^T) / N,  d(rms(x_L)) = dz U
-//   RMSNorm y = x / rms(x) o w:    dx = (g - xhat (g . xhat) / d) / rms(x),  g = dy o w, xhat = x / rms(x)
 //   layer: h = x + attn(rms(x)), out = h + mlp(rms(h)):   dh = dout + rms'(mlp'(dout)),  dx = dh + rms'(attn'(dh))
-//   SwiGLU a = silu(g) o u, out = a W_down^T:   du = da o silu(g),  dg = da o u o s (1 + g (1 - s)), s = sigmoid(g)
-//   attention: detail::mla_backward (distill.hpp), which also returns d(input).
+//   norms, SwiGLU, MoE (recomputed from its input, experts loaded one at a time) and frozen GQA layers (recomputed):
+//   block_backward.hpp; MLA attention: detail::mla_backward (distill.hpp), which also returns d(input).
 // model_distill_loss() exposes the loss and gradient for a finite-difference check.
 #pragma once
 
@@ -36,6 +36,7 @@
 #include <random>
 #include <vector>
 
+#include "mla/convert/block_backward.hpp"
 #include "mla/convert/distill.hpp"
 #include "mla/convert/distill_state.hpp"
 #include "mla/convert/pipeline.hpp"
@@ -47,22 +48,6 @@
 namespace mla::convert {
 
 namespace detail {
-
-// Backward of ref::rms_norm: x [n, d] the norm's input, dy [n, d] -> dx [n, d].
-template <class T>
-ref::matrix<T> rms_norm_backward(const ref::matrix<T>& x, const ref::vector<T>& weight, double eps,
-                                 const ref::matrix<T>& dy) {
-  ref::matrix<T> dx(x.rows(), x.cols());
-  const double d = double(x.cols());
-  for (Eigen::Index t = 0; t < x.rows(); ++t) {
-    const double inv = 1.0 / std::sqrt(x.row(t).template cast<double>().squaredNorm() / d + eps);
-    const Eigen::RowVectorXd xhat = x.row(t).template cast<double>() * inv;
-    const Eigen::RowVectorXd g =
-        dy.row(t).template cast<double>().cwiseProduct(weight.transpose().template cast<double>());
-    dx.row(t) = ((g - xhat * (g.dot(xhat) / d)) * inv).template cast<T>();
-  }
-  return dx;
-}
 
 // Row-wise softmax of logits [n, vocab] / temperature, accumulated in double.
 template <class T>
@@ -84,17 +69,21 @@ struct layer_tape {
   mla_tape<T> attn;
 };
 
+inline bool is_mla_layer(const model::model_config& cfg, std::size_t l) {
+  return cfg.layers[l].attention == model::attention_kind::mla;
+}
+
 template <class T>
 void check_model_distill(const char* who, const model::model_config& cfg, const model::model_weights<T>& w) {
-  check(cfg.mlp == model::mlp_kind::swiglu, who, ": end-to-end distillation needs a SwiGLU model (the MoE ",
-        "backward is not written)");
   check(static_cast<int>(w.layers.size()) == cfg.n_layers, who, ": weights for ", w.layers.size(),
         " layers, model has ", cfg.n_layers);
-  for (int l = 0; l < cfg.n_layers; ++l) {
-    check(cfg.layers[static_cast<std::size_t>(l)].attention == model::attention_kind::mla, who, ": layer ", l,
-          " is GQA; end-to-end distillation needs every layer converted to MLA");
-    check_distill_layer(who, w.layers[static_cast<std::size_t>(l)].mla);
-  }
+  int converted = 0;
+  for (std::size_t l = 0; l < w.layers.size(); ++l)
+    if (is_mla_layer(cfg, l)) {
+      check_distill_layer(who, w.layers[l].mla);
+      ++converted;
+    }
+  check(converted > 0, who, ": the model has no MLA layer to train (every layer is GQA)");
 }
 
 }  // namespace detail
@@ -129,8 +118,12 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
   for (int l = 0; l < cfg.n_layers; ++l) {
     const auto& lw = w.layers[static_cast<std::size_t>(l)];
     detail::layer_tape<T>* tp = grad ? &tape[static_cast<std::size_t>(l)] : nullptr;
+    const bool mla = detail::is_mla_layer(cfg, static_cast<std::size_t>(l));
     model::layer_forward(
-        cfg, l, lw, x, [&](const mat& xn) { return detail::mla_forward_taped(lw.mla, xn, tp ? &tp->attn : nullptr); },
+        cfg, l, lw, x,
+        [&](const mat& xn) {
+          return mla ? detail::mla_forward_taped(lw.mla, xn, tp ? &tp->attn : nullptr) : ref::gqa_prefill(lw.gqa, xn);
+        },
         nullptr, 0, tp ? &tp->step : nullptr);
   }
   const mat hn = ref::rms_norm(x, w.final_norm, cfg.rms_eps);
@@ -155,27 +148,24 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
 
   mat d_hn;
   d_hn.noalias() = dz * unembed;                                           // [n, hidden]
-  mat dx = detail::rms_norm_backward(x, w.final_norm, cfg.rms_eps, d_hn);  // d loss / d (last layer's output)
+  mat dx = rms_norm_backward(x, w.final_norm, cfg.rms_eps, d_hn);  // d loss / d (last layer's output)
   mat d_xn;
   for (int l = cfg.n_layers - 1; l >= 0; --l) {
     const auto& lw = w.layers[static_cast<std::size_t>(l)];
     const model::layer_record<T>& tp = tape[static_cast<std::size_t>(l)].step;
     // MLP: dx is d loss / d out, out = h + mlp(rms(h)).
-    const mat& gate = tp.mlp.gate;
-    const auto s = (T(1) / (T(1) + (-gate.array()).exp())).eval();  // sigmoid(gate)
-    mat da;
-    da.noalias() = dx * lw.mlp.w_down;  // [n, intermediate]
-    const mat d_up = (da.array() * gate.array() * s).matrix();
-    const mat d_gate = (da.array() * tp.mlp.up.array() * s * (T(1) + gate.array() * (T(1) - s))).matrix();
-    mat d_mn;
-    d_mn.noalias() = d_gate * lw.mlp.w_gate;
-    d_mn.noalias() += d_up * lw.mlp.w_up;
-    dx += detail::rms_norm_backward(tp.h, lw.mlp_norm, cfg.rms_eps, d_mn);  // now d loss / d h
-    // Attention: h = x + attn(rms(x)).
-    d_xn.resize(n, cfg.hidden);
+    const mat d_mn = cfg.mlp == model::mlp_kind::moe ? moe_backward(lw.moe, tp.mn, dx)
+                                                     : swiglu_backward(lw.mlp, tp.mlp, dx);
+    dx += rms_norm_backward(tp.h, lw.mlp_norm, cfg.rms_eps, d_mn);  // now d loss / d h
+    // Attention: h = x + attn(rms(x)); a GQA layer is frozen, only its input gradient is needed.
     const auto li = static_cast<std::size_t>(l);
-    detail::mla_backward(lw.mla, tp.xn, tape[li].attn, dx, (*grad)[li], &d_xn);
-    dx += detail::rms_norm_backward(tp.x, lw.attn_norm, cfg.rms_eps, d_xn);  // now d loss / d x
+    if (detail::is_mla_layer(cfg, li)) {
+      d_xn.resize(n, cfg.hidden);
+      detail::mla_backward(lw.mla, tp.xn, tape[li].attn, dx, (*grad)[li], &d_xn);
+    } else {
+      d_xn = gqa_backward(lw.gqa, tp.xn, dx);
+    }
+    dx += rms_norm_backward(tp.x, lw.attn_norm, cfg.rms_eps, d_xn);  // now d loss / d x
   }
   return loss;
 }
@@ -197,7 +187,7 @@ std::string distill_model_fingerprint(const model::model_weights<T>& w, const st
                                       const distill_options& opt) {
   detail::fnv1a fp;
   for (const auto v : {opt.steps, opt.batch_windows, opt.validate_every, int(opt.train_query), int(opt.train_output),
-                       int(opt.train_latent_norm), int(sizeof(T))})
+                       int(opt.train_latent_norm), int(opt.train_sinks), int(sizeof(T))})
     fp.value(v);
   for (const double v : {opt.learning_rate, opt.temperature}) fp.value(v);
   fp.value(opt.seed);
@@ -206,18 +196,19 @@ std::string distill_model_fingerprint(const model::model_weights<T>& w, const st
     fp.bytes(win.data(), win.size() * sizeof(int));
   }
   for (const auto& lw : w.layers)
-    for (const auto& t : detail::trained_tensors(lw.mla, opt)) fp.bytes(t.first, std::size_t(t.second) * sizeof(T));
+    if (lw.mla.n_heads > 0)  // the MLA layers (a GQA layer's is empty)
+      for (const auto& t : detail::trained_tensors(lw.mla, opt)) fp.bytes(t.first, std::size_t(t.second) * sizeof(T));
   return fp.hex();
 }
 
-// Distils the converted model conv (every layer MLA, SwiGLU MLPs) end to end towards `teacher` (the source
+// Distils the converted model conv (its MLA layers; GQA layers, SwiGLU or MoE MLPs kept) end to end towards `teacher` (the source
 // model) on token windows (positions from 0; at least 2, the last fifth held out), with the options of
 // distill.hpp (steps, learning rate, windows per step, which tensors train); the report's held-out losses are
 // mean KL per token in nats at temperature 1, whatever opt.temperature the training loss uses. on_step(step,
 // steps, held-out KL or NaN when not evaluated then) reports progress.
 // With `heldout_inputs` ([n_layers][windows] the source model's normalised attention inputs on the stage report's
 // held-out tokens) an "e2e" row is appended to conv.report: the teacher-forced attention error of every layer
-// afterwards, comparable with the other stages' rows. `ckpt` saves the stage's state every few steps and resumes
+// trained afterwards, comparable with the other stages' rows. `ckpt` saves the stage's state every few steps and resumes
 // from a saved one. A step whose training loss or gradient, or a validation whose held-out loss, is not finite
 // stops the stage with an error naming the step (conv then holds the weights before that step).
 template <class T>
@@ -266,15 +257,18 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   };
 
   model::model_weights<T>& cur = conv.weights;
+  std::vector<std::size_t> trained;  // the MLA layers; GQA layers (gpt-oss's sliding windows) stay as they are
+  for (std::size_t l = 0; l < n_layers; ++l)
+    if (detail::is_mla_layer(conv.config, l)) trained.push_back(l);
   std::vector<ref::mla_layer<T>> best;  // [n_layers] the attention layers of the best model seen
   for (const auto& lw : cur.layers) best.push_back(lw.mla);
   std::vector<distill_gradient<T>> g;
   for (const auto& lw : cur.layers) g.emplace_back(lw.mla);
   detail::rms_adam<T> adam;
-  for (std::size_t l = 0; l < cur.layers.size(); ++l) detail::train_layer(adam, cur.layers[l].mla, g[l], opt);
+  for (std::size_t l : trained) detail::train_layer(adam, cur.layers[l].mla, g[l], opt);
   // The trained tensors (adam's order) of the current and of the best model: what a saved state holds.
   std::vector<std::pair<T*, Eigen::Index>> cur_t, best_t;
-  for (std::size_t l = 0; l < cur.layers.size(); ++l) {
+  for (std::size_t l : trained) {
     for (const auto& t : detail::trained_tensors(cur.layers[l].mla, opt)) cur_t.push_back(t);
     for (const auto& t : detail::trained_tensors(best[l], opt)) best_t.push_back(t);
   }
@@ -369,13 +363,13 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
       if (v < best_loss) {
         best_loss = v;
         rep.best_step = step;
-        for (std::size_t l = 0; l < cur.layers.size(); ++l) best[l] = cur.layers[l].mla;
+        for (std::size_t l : trained) best[l] = cur.layers[l].mla;
       }
     }
     if (on_step) on_step(step, opt.steps, v);
     if (ckpt.every > 0 && ckpt.save && step % ckpt.every == 0 && step < opt.steps) save_state(step);
   }
-  for (std::size_t l = 0; l < cur.layers.size(); ++l) {
+  for (std::size_t l : trained) {
     cur.layers[l].mla = std::move(best[l]);
     cur.layers[l].mla.validate();
   }
@@ -384,7 +378,7 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   if (report) *report = rep;
   if (heldout_inputs) {
     conv.report.push_back({"e2e", std::vector<double>(n_layers, 0.0)});
-    for (std::size_t l = 0; l < n_layers; ++l)
+    for (std::size_t l : trained)
       conv.report.back().per_layer[l] =
           attention_output_error(teacher.weights().layers[l].gqa, cur.layers[l].mla, (*heldout_inputs)[l]);
   }

@@ -123,7 +123,8 @@ struct conversion_recipe {
   bool latent_norm = false;                       // --latent-norm
 
   // steps (--e2e-steps), learning_rate, batch_windows, teacher_cache_bytes, temperature (--e2e-temperature), and
-  // train_query = train_output (--e2e-train attention; latent: both false, the audited toolkit's set)
+  // train_query = train_output (--e2e-train attention; latent: both false, the audited toolkit's set), train_sinks
+  // (--e2e-train-sinks)
   distill_options e2e = [] {
     distill_options d;
     d.learning_rate = 1e-3;
@@ -184,6 +185,10 @@ struct conversion_recipe {
   }
   // Where the end-to-end stage's state is saved while it runs (removed once --out is written; a rerun of a
   // stopped command continues from it).
+  // The end-to-end trainable set's name: attention or latent, "+sinks" when the sinks train too.
+  std::string e2e_trainable() const {
+    return std::string(e2e.train_query ? "attention" : "latent") + (e2e.train_sinks ? "+sinks" : "");
+  }
   std::string e2e_state_path() const { return out_dir.empty() ? std::string() : out_dir + ".e2e-state.safetensors"; }
   std::string export_kind_used() const { return export_kind.empty() ? "deepseek_v3" : export_kind; }
   std::string export_path() const {
@@ -283,6 +288,7 @@ struct conversion_recipe {
     check(e2e_checkpoint_every >= 0, "--e2e-checkpoint-every must be >= 0, found ", e2e_checkpoint_every);
     check(e2e.temperature > 0 && std::isfinite(e2e.temperature), "--e2e-temperature must be > 0, found ",
           e2e.temperature);
+    check(!e2e.train_sinks || e2e.steps > 0, "--e2e-train-sinks needs --e2e-steps > 0");
     check(e2e.train_query == e2e.train_output,
           "the end-to-end trainable set is attention (q and o projections too) "
           "or latent (neither): q and o apart is not an option");
@@ -435,9 +441,8 @@ struct conversion_recipe {
     for (int l : todo)
       check(l >= 0 && l < source.n_layers, "--layers: layer ", l, " is outside [0, ", source.n_layers, ")");
     const bool all = int(todo.size()) == source.n_layers;
-    check(e2e.steps == 0 || (source.mlp == model::mlp_kind::swiglu && all),
-          "--e2e-steps: the end-to-end distillation needs every layer converted (here ", todo.size(), " of ",
-          source.n_layers, ") and SwiGLU MLPs (the MoE backward is not written)");
+    check(!e2e.train_sinks || source.attention_sinks, "--e2e-train-sinks: '", model_path,
+          "' has no attention sinks to train (gpt-oss has them; Llama-family models do not)");
     check(!exports() || (all && source.architecture == "llama" && source.mlp == model::mlp_kind::swiglu), "--export ",
           export_kind_used(), " needs a Llama-family (SwiGLU) model with every layer converted (here ", todo.size(),
           " of ", source.n_layers, " layers of a ", source.architecture, " model)");

@@ -142,7 +142,7 @@ nlohmann::ordered_json conversion_report_json(const convert::conversion_recipe& 
                 {"best_step", res.e2e.best_step},
                 {"window", res.e2e_window},
                 {"temperature", r.e2e.temperature},
-                {"trainable", r.e2e.train_query ? "attention" : "latent"},
+                {"trainable", r.e2e_trainable()},
                 {"curve", curve}};
   }
   j["pictures"] = json::array();

@@ -131,6 +131,11 @@ inline void add_recipe_flags(CLI::App& app, mla::convert::conversion_recipe& r, 
                  "what the end-to-end distillation trains: latent (the latent down/up projections, the RoPE-key "
                  "projection and the latent norm) or attention (those and the q and o projections)")
       ->check(one_of({"attention", "latent"}));
+  app.add_option("--e2e-teacher-top-k", r.e2e.teacher_top_k,
+                 "keep the source model's k most probable next tokens per position and the rest's total (k x 8 + 4 "
+                 "bytes per token instead of vocab x 4; the loss is the KL over those k + 1 buckets, the held-out "
+                 "KL too); 0: the whole distribution")
+      ->check(integer(0));
   app.add_flag("--e2e-train-sinks", r.e2e.train_sinks,
                "the end-to-end distillation also trains the converted layers' attention sinks (gpt-oss)");
   app.add_option("--e2e-checkpoint-every", r.e2e_checkpoint_every,

@@ -43,7 +43,8 @@ struct distill_model_case {
 // A gpt-oss-shaped random model: 4 layers alternating a sliding window of 8 (layers 0 and 2, kept GQA, as the
 // conversion does by default) with full attention (layers 1 and 3, converted: weight SVD, rank 12, d_R 8), sinks
 // and biases everywhere, YaRN RoPE, and the MoE feed-forward (top-2 of 4 experts, the clamped SwiGLU with a limit
-// of 1.5 that engages on some entries).
+// of 2.5 that engages on about 1 % of the entries: often enough to matter, rarely enough that a finite difference
+// seldom straddles a clamp's kink).
 template <class T>
 struct gpt_oss_distill_case {
   model::model_config cfg;
@@ -60,7 +61,7 @@ struct gpt_oss_distill_case {
     cfg.intermediate = 24;
     cfg.n_experts = 4;
     cfg.experts_per_token = 2;
-    cfg.swiglu_limit = 1.5;
+    cfg.swiglu_limit = 2.5;
     for (int l = 0; l < 4; ++l) {
       auto& lw = w.layers[static_cast<std::size_t>(l)];
       const int window = l % 2 == 0 ? 8 : 0;

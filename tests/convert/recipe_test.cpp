@@ -314,6 +314,9 @@ BOOST_AUTO_TEST_CASE(model_dependent_rules) {
   refused_for(two, [](R& r) { r.e2e.steps = 2, r.e2e.train_sinks = true; },
               {"--e2e-train-sinks", "has no attention sinks"});
   refused([](R& r) { r.e2e.train_sinks = true; }, {"--e2e-train-sinks needs --e2e-steps > 0"});
+  refused([](R& r) { r.e2e.teacher_top_k = -1; }, {"--e2e-teacher-top-k must be >= 0"});
+  refused_for(two, [](R& r) { r.e2e.steps = 2, r.e2e.teacher_top_k = 97; },
+              {"--e2e-teacher-top-k 97 keeps the whole vocabulary of 'model.gguf' (97 tokens)"});
   auto sinks = moe;
   sinks.attention_sinks = true;
   conversion_recipe e = good();

@@ -63,9 +63,9 @@ mla_cli_test(cli_inspect_gpt_oss_make FIXTURES_SETUP mla_inspect_gpt_oss FIXTURE
 mla_cli_test(cli_inspect_gpt_oss_convert FIXTURES_SETUP mla_inspect_gpt_oss_converted
   FIXTURES_REQUIRED mla_inspect_gpt_oss ARGS
   "-DCMD=$<TARGET_FILE:mla-convert>|--model|${gpt_oss}|--calib|${calib}|--window|64|${small}|--kv-budget|0.5\
-|${e2e}|--e2e-steps|4|--e2e-train-sinks|--out|${gpt_oss}_conv"
+|${e2e}|--e2e-steps|4|--e2e-train-sinks|--e2e-teacher-top-k|16|--out|${gpt_oss}_conv"
   "-DCLEAN=${gpt_oss}_conv" -DEXPECT=ok
-  "-DMATCH=end-to-end distillation \\(4 steps.*training attention\\+sinks\\).*    2  gqa .*wrote ${gpt_oss}_conv")
+  "-DMATCH=end-to-end distillation \\(4 steps.*training attention\\+sinks, teacher top-16 \\+ rest\\).*    2  gqa .*wrote ${gpt_oss}_conv")
 mla_cli_test(cli_inspect_sinks_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
   "-DCMD=${inspect}|sinks|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64\
 |--plot|${inspect_dir}/sinks_plots" "-DCLEAN=${inspect_dir}/sinks_plots"

@@ -59,6 +59,10 @@ struct distill_options {
   // kept when they take at most this many bytes (saves one teacher forward pass per window and step), and
   // recomputed at every step otherwise. The held-out windows' are always kept.
   std::size_t teacher_cache_bytes = std::size_t(4) << 30;
+  // distill_model only: keep, per position, the teacher's k most probable next tokens and the total of the rest
+  // (teacher_targets, distill_model.hpp: k (4 + sizeof(T)) + sizeof(T) bytes per token instead of vocab x
+  // sizeof(T)); the loss is then the KL between the two (k + 1)-bucket distributions. 0: the whole distribution.
+  int teacher_top_k = 0;
   // distill_model only: the training loss is T^2 KL(softmax(z_p / T) || softmax(z_q / T)) (Hinton et al.'s
   // scaling keeps the gradient's size as T changes; the audited toolkit used T = 2). The held-out loss that picks
   // the returned model is always the KL at T = 1, the distributions the model predicts with.
@@ -329,6 +333,8 @@ inline void check_distill_options(const char* who, const distill_options& opt) {
         ", ", opt.batch_windows, ", ", opt.validate_every, ", ", opt.learning_rate, ")");
   check(opt.temperature > 0 && std::isfinite(opt.temperature), who, ": temperature must be a finite number > 0, found ",
         opt.temperature);
+  check(opt.teacher_top_k >= 0, who, ": teacher_top_k must be >= 0 (0: the whole distribution), found ",
+        opt.teacher_top_k);
 }
 
 // Cosine-decayed learning rate of step `step` (from 1) of `steps`.

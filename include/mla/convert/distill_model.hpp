@@ -95,20 +95,127 @@ ref::matrix<T> next_token_probabilities(const model::decoder<T>& model, const st
   return detail::softmax_rows(model.forward(tokens), temperature);
 }
 
+// The teacher's next-token distributions p_t^T on one window of n tokens, as the end-to-end loss reads them: the
+// whole [n, vocab] matrix, or (top-k) per position the k most probable tokens, their probabilities and the total
+// of the rest. The top-k loss is the KL between the (k + 1)-bucket distributions (the k tokens and "the rest") of
+// teacher and student, which is at most the whole KL and equal to it when the teacher's rest is 0; its gradient in
+// the logits is T (q_v - p_v) on the k tokens and T q_v (1 - p_rest / q_rest) on the others.
+template <class T>
+struct teacher_targets {
+  using index_matrix = Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  ref::matrix<T> dense;  // [n, vocab], or empty (top-k)
+  index_matrix ids;      // [n, k] the k most probable tokens (top-k)
+  ref::matrix<T> probs;  // [n, k] their probabilities (top-k)
+  ref::vector<T> rest;   // [n] the other tokens' total probability (top-k)
+
+  bool top_k() const { return dense.size() == 0; }
+  Eigen::Index rows() const { return top_k() ? ids.rows() : dense.rows(); }
+  // Bytes held: vocab x sizeof(T) per token whole, k (4 + sizeof(T)) + sizeof(T) top-k.
+  std::size_t bytes() const {
+    return std::size_t(dense.size() + probs.size() + rest.size()) * sizeof(T) +
+           std::size_t(ids.size()) * sizeof(std::int32_t);
+  }
+};
+
+// The targets of `model` on a fresh window of tokens at `temperature`: whole when top_k is 0, else the top_k
+// most probable tokens per position (ties to the lower id).
+template <class T>
+teacher_targets<T> teacher_targets_of(const model::decoder<T>& model, const std::vector<int>& tokens,
+                                      double temperature, int top_k) {
+  teacher_targets<T> out;
+  if (top_k <= 0) {
+    out.dense = next_token_probabilities(model, tokens, temperature);
+    return out;
+  }
+  const ref::matrix<T> z = model.forward(tokens);
+  const Eigen::Index n = z.rows(), vocab = z.cols(), k = std::min<Eigen::Index>(top_k, vocab);
+  out.ids.resize(n, k);
+  out.probs.resize(n, k);
+  out.rest.resize(n);
+  std::vector<std::int32_t> order(static_cast<std::size_t>(vocab));
+  for (Eigen::Index t = 0; t < n; ++t) {
+    const Eigen::ArrayXd zt = z.row(t).transpose().template cast<double>().array() / temperature;
+    const Eigen::ArrayXd e = (zt - zt.maxCoeff()).exp();
+    const double sum = e.sum();
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](std::int32_t a, std::int32_t b) { return e[a] != e[b] ? e[a] > e[b] : a < b; });
+    double kept = 0;
+    for (Eigen::Index j = 0; j < k; ++j) {
+      out.ids(t, j) = order[static_cast<std::size_t>(j)];
+      out.probs(t, j) = static_cast<T>(e[order[static_cast<std::size_t>(j)]] / sum);
+    }
+    for (Eigen::Index j = k; j < vocab; ++j) kept += e[order[static_cast<std::size_t>(j)]];
+    out.rest[t] = static_cast<T>(kept / sum);  // summed from the rest itself, not 1 - the k's total
+  }
+  return out;
+}
+
+namespace detail {
+
+// weight * T^2 * KL of one position's targets against the model's logits z (double, already / T), and the
+// gradient weight * T * d KL / d z into dz (a row of [vocab]).
+template <class T, class Row>
+double kl_and_gradient(const teacher_targets<T>& p, Eigen::Index t, const Eigen::RowVectorXd& zt, double weight,
+                       double temperature, Row&& dz, std::vector<char>& in_k) {
+  const double m = zt.maxCoeff();
+  const double lse = m + std::log((zt.array() - m).exp().sum());
+  const double scale = weight * temperature;
+  double kl = 0;
+  if (!p.top_k()) {
+    for (Eigen::Index v = 0; v < zt.size(); ++v) {
+      const double pv = double(p.dense(t, v)), log_q = zt[v] - lse;
+      if (pv > 0) kl += pv * (std::log(pv) - log_q);
+      dz(v) = static_cast<T>(scale * (std::exp(log_q) - pv));
+    }
+    return kl;
+  }
+  in_k.assign(static_cast<std::size_t>(zt.size()), 0);
+  for (Eigen::Index j = 0; j < p.ids.cols(); ++j) in_k[static_cast<std::size_t>(p.ids(t, j))] = 1;
+  double q_rest = 0;
+  for (Eigen::Index v = 0; v < zt.size(); ++v)
+    if (!in_k[static_cast<std::size_t>(v)]) q_rest += std::exp(zt[v] - lse);
+  const double p_rest = double(p.rest[t]);
+  q_rest = std::max(q_rest, 1e-300);
+  if (p_rest > 0) kl += p_rest * (std::log(p_rest) - std::log(q_rest));
+  const double rest_factor = 1.0 - p_rest / q_rest;
+  for (Eigen::Index v = 0; v < zt.size(); ++v)
+    if (!in_k[static_cast<std::size_t>(v)]) dz(v) = static_cast<T>(scale * std::exp(zt[v] - lse) * rest_factor);
+  for (Eigen::Index j = 0; j < p.ids.cols(); ++j) {
+    const Eigen::Index v = p.ids(t, j);
+    const double pv = double(p.probs(t, j)), log_q = zt[v] - lse;
+    if (pv > 0) kl += pv * (std::log(pv) - log_q);
+    dz(v) = static_cast<T>(scale * (std::exp(log_q) - pv));
+  }
+  return kl;
+}
+
+}  // namespace detail
+
 // weight * T^2 * sum_t KL(p_t || q_t) of the model (cfg, w) on one window of tokens (positions from 0), where
 // teacher_p [tokens, vocab] holds the p_t (the teacher's distributions at the same temperature T) and q_t are the
 // model's own next-token distributions at temperature T, softmax(logits / T). When grad is given ([n_layers],
 // shaped like each layer's MLA weights), adds d(loss)/d(theta) to it.
 template <class T>
 double model_distill_loss(const model::model_config& cfg, const model::model_weights<T>& w,
-                          const std::vector<int>& tokens, const ref::matrix<T>& teacher_p, double weight,
+                          const std::vector<int>& tokens, const teacher_targets<T>& teacher_p, double weight,
                           std::vector<distill_gradient<T>>* grad = nullptr, double temperature = 1.0) {
   using mat = ref::matrix<T>;
   const char* who = "mla::convert::model_distill_loss";
   detail::check_model_distill(who, cfg, w);
   const auto n = static_cast<Eigen::Index>(tokens.size());
-  check(n > 0 && teacher_p.rows() == n && teacher_p.cols() == cfg.vocab_size, who, ": teacher probabilities are [",
-        teacher_p.rows(), ", ", teacher_p.cols(), "], expected [tokens = ", n, ", vocab = ", cfg.vocab_size, "]");
+  if (teacher_p.top_k())
+    check(n > 0 && teacher_p.ids.rows() == n && teacher_p.probs.rows() == n && teacher_p.rest.size() == n &&
+              teacher_p.probs.cols() == teacher_p.ids.cols() && teacher_p.ids.cols() > 0 &&
+              teacher_p.ids.cols() <= cfg.vocab_size &&
+              (teacher_p.ids.array() >= 0 && teacher_p.ids.array() < cfg.vocab_size).all(),
+          who, ": top-k teacher targets are [", teacher_p.ids.rows(), ", ", teacher_p.ids.cols(), "] ids, [",
+          teacher_p.probs.rows(), ", ", teacher_p.probs.cols(), "] probabilities and ", teacher_p.rest.size(),
+          " rests, expected [tokens = ", n, ", k <= vocab = ", cfg.vocab_size, "] with ids in the vocabulary");
+  else
+    check(n > 0 && teacher_p.dense.rows() == n && teacher_p.dense.cols() == cfg.vocab_size, who,
+          ": teacher probabilities are [", teacher_p.dense.rows(), ", ", teacher_p.dense.cols(),
+          "], expected [tokens = ", n, ", vocab = ", cfg.vocab_size, "]");
   check(!grad || static_cast<int>(grad->size()) == cfg.n_layers, who, ": ", grad ? grad->size() : 0,
         " layer gradients, model has ", cfg.n_layers, " layers");
   check(temperature > 0 && std::isfinite(temperature), who, ": temperature must be a finite number > 0, found ",
@@ -132,17 +239,10 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
   dz.noalias() = hn * unembed.transpose();
   double loss = 0;
   const double tt = temperature * temperature;
+  std::vector<char> in_k;
   for (Eigen::Index t = 0; t < n; ++t) {
     const Eigen::RowVectorXd zt = dz.row(t).template cast<double>() / temperature;
-    const double m = zt.maxCoeff();
-    const double lse = m + std::log((zt.array() - m).exp().sum());
-    double kl = 0;
-    for (Eigen::Index v = 0; v < zt.size(); ++v) {
-      const double p = double(teacher_p(t, v)), log_q = zt[v] - lse;
-      if (p > 0) kl += p * (std::log(p) - log_q);
-      dz(t, v) = static_cast<T>(weight * temperature * (std::exp(log_q) - p));
-    }
-    loss += weight * tt * kl;
+    loss += weight * tt * detail::kl_and_gradient(teacher_p, t, zt, weight, temperature, dz.row(t), in_k);
   }
   if (!grad) return loss;
 
@@ -170,6 +270,16 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
   return loss;
 }
 
+// The same with the teacher's whole distributions teacher_p [tokens, vocab].
+template <class T>
+double model_distill_loss(const model::model_config& cfg, const model::model_weights<T>& w,
+                          const std::vector<int>& tokens, const ref::matrix<T>& teacher_p, double weight,
+                          std::vector<distill_gradient<T>>* grad = nullptr, double temperature = 1.0) {
+  teacher_targets<T> p;
+  p.dense = teacher_p;
+  return model_distill_loss(cfg, w, tokens, p, weight, grad, temperature);
+}
+
 // Saving and resuming the stage (distill_state.hpp). Every `every` steps (0: never) the state after that step is
 // handed to `save` (which writes it, e.g. save_distill_state); with `resume` the stage continues from that state
 // (its fingerprint must be this run's) instead of from step 0.
@@ -187,7 +297,7 @@ std::string distill_model_fingerprint(const model::model_weights<T>& w, const st
                                       const distill_options& opt) {
   detail::fnv1a fp;
   for (const auto v : {opt.steps, opt.batch_windows, opt.validate_every, int(opt.train_query), int(opt.train_output),
-                       int(opt.train_latent_norm), int(opt.train_sinks), int(sizeof(T))})
+                       int(opt.train_latent_norm), int(opt.train_sinks), opt.teacher_top_k, int(sizeof(T))})
     fp.value(v);
   for (const double v : {opt.learning_rate, opt.temperature}) fp.value(v);
   fp.value(opt.seed);
@@ -233,18 +343,22 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   const std::size_t n_val = std::max<std::size_t>(1, windows.size() / 5), n_train = windows.size() - n_val;
   // The teacher's distributions [tokens, vocab] per window: the held-out ones always, the training ones when
   // they fit in opt.teacher_cache_bytes (else computed again at each step).
+  const std::size_t k = opt.teacher_top_k > 0 ? std::min<std::size_t>(std::size_t(opt.teacher_top_k),
+                                                                       std::size_t(conv.config.vocab_size))
+                                               : 0;
+  const std::size_t per_token = k > 0 ? k * (sizeof(std::int32_t) + sizeof(T)) + sizeof(T)
+                                      : static_cast<std::size_t>(conv.config.vocab_size) * sizeof(T);
   std::size_t train_bytes = 0;
-  for (std::size_t i = 0; i < n_train; ++i)
-    train_bytes += windows[i].size() * static_cast<std::size_t>(conv.config.vocab_size) * sizeof(T);
+  for (std::size_t i = 0; i < n_train; ++i) train_bytes += windows[i].size() * per_token;
   const bool cache_train = train_bytes <= opt.teacher_cache_bytes;
   // Training windows' at opt.temperature, held-out windows' at 1.
-  std::vector<ref::matrix<T>> teacher_p(cache_train ? windows.size() : n_val);
+  std::vector<teacher_targets<T>> teacher_p(cache_train ? windows.size() : n_val);
   const std::size_t first_cached = cache_train ? 0 : n_train;
   util::for_each_index(teacher_p.size(), [&](std::size_t i) {
     const std::size_t wi = first_cached + i;
-    teacher_p[i] = next_token_probabilities(teacher, windows[wi], wi < n_train ? opt.temperature : 1.0);
+    teacher_p[i] = teacher_targets_of(teacher, windows[wi], wi < n_train ? opt.temperature : 1.0, opt.teacher_top_k);
   });
-  auto teacher_of = [&](std::size_t i) -> const ref::matrix<T>& { return teacher_p[i - first_cached]; };
+  auto teacher_of = [&](std::size_t i) -> const teacher_targets<T>& { return teacher_p[i - first_cached]; };
   long val_tokens = 0;
   for (std::size_t i = n_train; i < windows.size(); ++i) val_tokens += static_cast<long>(windows[i].size());
   auto heldout = [&](const model::model_weights<T>& w) {
@@ -336,9 +450,9 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
       if (cache_train)
         part_loss[b] = model_distill_loss(conv.config, cur, toks, teacher_of(batch[b]), w, &part[b], opt.temperature);
       else
-        part_loss[b] =
-            model_distill_loss(conv.config, cur, toks, next_token_probabilities(teacher, toks, opt.temperature), w,
-                               &part[b], opt.temperature);
+        part_loss[b] = model_distill_loss(conv.config, cur, toks,
+                                          teacher_targets_of(teacher, toks, opt.temperature, opt.teacher_top_k), w,
+                                          &part[b], opt.temperature);
     });
     double grad_sq = 0;
     for (std::size_t l = 0; l < g.size(); ++l) {

@@ -124,7 +124,7 @@ struct conversion_recipe {
 
   // steps (--e2e-steps), learning_rate, batch_windows, teacher_cache_bytes, temperature (--e2e-temperature), and
   // train_query = train_output (--e2e-train attention; latent: both false, the audited toolkit's set), train_sinks
-  // (--e2e-train-sinks)
+  // (--e2e-train-sinks), teacher_top_k (--e2e-teacher-top-k)
   distill_options e2e = [] {
     distill_options d;
     d.learning_rate = 1e-3;
@@ -289,6 +289,8 @@ struct conversion_recipe {
     check(e2e.temperature > 0 && std::isfinite(e2e.temperature), "--e2e-temperature must be > 0, found ",
           e2e.temperature);
     check(!e2e.train_sinks || e2e.steps > 0, "--e2e-train-sinks needs --e2e-steps > 0");
+    check(e2e.teacher_top_k >= 0, "--e2e-teacher-top-k must be >= 0 (0: the whole distribution), found ",
+          e2e.teacher_top_k);
     check(e2e.train_query == e2e.train_output,
           "the end-to-end trainable set is attention (q and o projections too) "
           "or latent (neither): q and o apart is not an option");
@@ -441,6 +443,9 @@ struct conversion_recipe {
     for (int l : todo)
       check(l >= 0 && l < source.n_layers, "--layers: layer ", l, " is outside [0, ", source.n_layers, ")");
     const bool all = int(todo.size()) == source.n_layers;
+    check(e2e.teacher_top_k < source.vocab_size, "--e2e-teacher-top-k ", e2e.teacher_top_k,
+          " keeps the whole vocabulary of '", model_path, "' (", source.vocab_size,
+          " tokens): leave it at 0 for the whole distribution");
     check(!e2e.train_sinks || source.attention_sinks, "--e2e-train-sinks: '", model_path,
           "' has no attention sinks to train (gpt-oss has them; Llama-family models do not)");
     check(!exports() || (all && source.architecture == "llama" && source.mlp == model::mlp_kind::swiglu), "--export ",

@@ -375,10 +375,12 @@ void print_report(std::FILE* out, const conversion_recipe& r, const model::model
   if (r.e2e.steps > 0)
     std::fprintf(out,
                  "end-to-end distillation (%d steps, lr %g, %d windows of %d tokens per step, temperature %g, "
-                 "training %s): held-out KL to the source %.5f -> %.5f nats per token (step %d)\n",
+                 "training %s, teacher %s): held-out KL to the source %.5f -> %.5f nats per token (step %d)\n",
                  r.e2e.steps, r.e2e.learning_rate, r.e2e.batch_windows, res.e2e_window, r.e2e.temperature,
-                 r.e2e_trainable().c_str(), res.e2e.heldout_before, res.e2e.heldout_after,
-                 res.e2e.best_step);
+                 r.e2e_trainable().c_str(),
+                 r.e2e.teacher_top_k > 0 ? ("top-" + std::to_string(r.e2e.teacher_top_k) + " + rest").c_str()
+                                         : "whole distribution",
+                 res.e2e.heldout_before, res.e2e.heldout_after, res.e2e.best_step);
   if (!res.e2e_curve.empty()) {
     // At most about 20 points of the held-out curve, the last one always.
     const std::size_t every = (res.e2e_curve.size() + 19) / 20;

@@ -143,6 +143,7 @@ nlohmann::ordered_json conversion_report_json(const convert::conversion_recipe& 
                 {"window", res.e2e_window},
                 {"temperature", r.e2e.temperature},
                 {"trainable", r.e2e_trainable()},
+                {"teacher_top_k", r.e2e.teacher_top_k},
                 {"curve", curve}};
   }
   j["pictures"] = json::array();

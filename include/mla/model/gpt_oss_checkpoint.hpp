@@ -43,6 +43,9 @@ struct gpt_oss_shape {
 
   // 4 layers (2 sliding, 2 full), hidden 128, 8/2 heads of 64, 8 experts top-4, vocab 512, window 8.
   static gpt_oss_shape tiny() { return {}; }
+  // Between the two, for end-to-end runs that take minutes on a CPU: 8 layers (4 sliding, 4 full), hidden 768,
+  // 16/2 heads of 64 (20b's 8 query heads per KV head), 16 experts top-4, vocab 32768, window 128.
+  static gpt_oss_shape mid() { return {8, 768, 16, 2, 64, 16, 4, 768, 32768, 128}; }
   // openai/gpt-oss-20b.
   static gpt_oss_shape gpt_oss_20b() { return {24, 2880, 64, 8, 64, 32, 4, 2880, 201088, 128}; }
 

@@ -408,6 +408,9 @@ BOOST_AUTO_TEST_CASE(top_k_teacher_heals_the_whole_kl) {
     BOOST_TEST(held_new < 0.9 * held_old);
     BOOST_TEST(rep.heldout_before < 0.99 * held_old);
     BOOST_TEST(rep.heldout_after < rep.heldout_before);
+    // Every window's targets are kept (training ones cached): 8 x (4 + 4) + 4 bytes per token of the 20 x 48.
+    BOOST_TEST(rep.teacher_tokens == 20 * 48);
+    BOOST_TEST(rep.teacher_bytes == std::size_t(20 * 48 * 68));
   }
 }
 

@@ -75,6 +75,8 @@ struct distill_report {
   int steps_run = 0;
   std::vector<std::pair<int, double>> curve;  // distill_model: (step, held-out loss) at each validation, resumed
                                               // runs' earlier ones included
+  std::size_t teacher_bytes = 0;              // distill_model: bytes of the teacher's distributions kept
+  long teacher_tokens = 0;                    // ... for this many tokens (held-out always, training when cached)
 };
 
 // d L / d theta for the trained tensors (same shapes as the layer's).

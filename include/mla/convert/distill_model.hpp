@@ -489,6 +489,7 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   }
   rep.heldout_after = best_loss;
   rep.curve = std::move(curve);
+  for (const auto& tp : teacher_p) rep.teacher_bytes += tp.bytes(), rep.teacher_tokens += long(tp.rows());
   if (report) *report = rep;
   if (heldout_inputs) {
     conv.report.push_back({"e2e", std::vector<double>(n_layers, 0.0)});

@@ -381,6 +381,10 @@ void print_report(std::FILE* out, const conversion_recipe& r, const model::model
                  r.e2e.teacher_top_k > 0 ? ("top-" + std::to_string(r.e2e.teacher_top_k) + " + rest").c_str()
                                          : "whole distribution",
                  res.e2e.heldout_before, res.e2e.heldout_after, res.e2e.best_step);
+  if (r.e2e.steps > 0 && res.e2e.teacher_tokens > 0)
+    std::fprintf(out, "  teacher distributions kept: %.2f MiB for %ld tokens (%.0f bytes per token)\n",
+                 double(res.e2e.teacher_bytes) / double(1 << 20), res.e2e.teacher_tokens,
+                 double(res.e2e.teacher_bytes) / double(res.e2e.teacher_tokens));
   if (!res.e2e_curve.empty()) {
     // At most about 20 points of the held-out curve, the last one always.
     const std::size_t every = (res.e2e_curve.size() + 19) / 20;

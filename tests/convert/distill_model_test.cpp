@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "convert_test_support.hpp"
@@ -36,6 +37,25 @@ double mean_kl(const mla::model::decoder<T>& p_model, const mla::model::decoder<
     kl += (lp.exp() * (lp - lq)).sum();
   }
   return kl / double(zp.rows());
+}
+
+// Runs the stage on the case's 20 windows (120 steps of 5e-3, 4 windows per step; the rest of `o` as given) and
+// returns the mean KL to the source on its held-out windows (the last 4) before and after, recomputed from the
+// decoders. `before` gets the conversion it started from.
+template <class Case>
+std::pair<double, double> distill_and_score(Case& c, mla::convert::distill_options o, mla::convert::distill_report& rep,
+                                            mla::convert::model_conversion<float>& before) {
+  const mla::model::decoder<float> src(c.cfg, c.w);
+  before = c.conv;
+  o.steps = 120;
+  o.learning_rate = 5e-3;
+  o.batch_windows = 4;
+  mla::convert::distill_model(src, c.conv, c.windows, o, &rep);
+  const mla::model::decoder<float> old(before.config, before.weights), now(c.conv.config, c.conv.weights);
+  double held_old = 0, held_new = 0;
+  for (std::size_t w = 16; w < 20; ++w)
+    held_old += mean_kl(src, old, c.windows[w]) / 4, held_new += mean_kl(src, now, c.windows[w]) / 4;
+  return {held_old, held_new};
 }
 
 // Checks the hand-written gradient of model_distill_loss against central finite differences in double, for 4
@@ -190,20 +210,12 @@ BOOST_AUTO_TEST_CASE(latent_set_at_temperature_two) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     mla::test::distill_model_case<float> c(gen, 20, 48);
-    const mla::model::decoder<float> src(c.cfg, c.w);
-    const auto before = c.conv;
     mla::convert::distill_options o;
-    o.steps = 120;
-    o.learning_rate = 5e-3;
-    o.batch_windows = 4;
     o.train_query = o.train_output = false;
     o.temperature = 2.0;
     mla::convert::distill_report rep;
-    mla::convert::distill_model(src, c.conv, c.windows, o, &rep);
-    const mla::model::decoder<float> old(before.config, before.weights), now(c.conv.config, c.conv.weights);
-    double held_old = 0, held_new = 0;
-    for (std::size_t w = 16; w < 20; ++w)
-      held_old += mean_kl(src, old, c.windows[w]) / 4, held_new += mean_kl(src, now, c.windows[w]) / 4;
+    mla::convert::model_conversion<float> before;
+    const auto [held_old, held_new] = distill_and_score(c, o, rep, before);
     mla::test::check_distilled(rep, held_old, held_new, 0.9);
     for (std::size_t l = 0; l < 2; ++l) {
       const auto& a = before.weights.layers[l].mla;
@@ -287,20 +299,14 @@ BOOST_AUTO_TEST_CASE(gpt_oss_heals_with_moe_and_windows_frozen) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     mla::test::gpt_oss_distill_case<float> c(gen, 20, 40);
-    const mla::model::decoder<float> src(c.cfg, c.w);
-    const auto before = c.conv;
     mla::convert::distill_options o;
-    o.steps = 120;
-    o.learning_rate = 5e-3;
-    o.batch_windows = 4;
     o.train_sinks = true;
     mla::convert::distill_report rep;
-    mla::convert::distill_model(src, c.conv, c.windows, o, &rep);
-    const mla::model::decoder<float> old(before.config, before.weights), now(c.conv.config, c.conv.weights);
-    double held_old = 0, held_new = 0;
-    for (std::size_t w = 16; w < 20; ++w)
-      held_old += mean_kl(src, old, c.windows[w]) / 4, held_new += mean_kl(src, now, c.windows[w]) / 4;
+    mla::convert::model_conversion<float> before;
+    const auto [held_old, held_new] = distill_and_score(c, o, rep, before);
     mla::test::check_distilled(rep, held_old, held_new, 0.9);
+    const mla::model::decoder<float> src(c.cfg, c.w), old(before.config, before.weights),
+        now(c.conv.config, c.conv.weights);
     double kl_old = 0, kl_new = 0;
     for (const auto& toks : c.unseen) kl_old += mean_kl(src, old, toks), kl_new += mean_kl(src, now, toks);
     BOOST_TEST_MESSAGE("gpt-oss unseen KL " << kl_old / 4 << " -> " << kl_new / 4);
@@ -390,19 +396,11 @@ BOOST_AUTO_TEST_CASE(top_k_teacher_heals_the_whole_kl) {
   std::mt19937_64 gen(seed);
   BOOST_TEST_CONTEXT("seed " << seed) {
     mla::test::distill_model_case<float> c(gen, 20, 48);
-    const mla::model::decoder<float> src(c.cfg, c.w);
-    const auto before = c.conv;
     mla::convert::distill_options o;
-    o.steps = 120;
-    o.learning_rate = 5e-3;
-    o.batch_windows = 4;
     o.teacher_top_k = 8;
     mla::convert::distill_report rep;
-    mla::convert::distill_model(src, c.conv, c.windows, o, &rep);
-    const mla::model::decoder<float> old(before.config, before.weights), now(c.conv.config, c.conv.weights);
-    double held_old = 0, held_new = 0;
-    for (std::size_t w = 16; w < 20; ++w)
-      held_old += mean_kl(src, old, c.windows[w]) / 4, held_new += mean_kl(src, now, c.windows[w]) / 4;
+    mla::convert::model_conversion<float> before;
+    const auto [held_old, held_new] = distill_and_score(c, o, rep, before);
     BOOST_TEST_MESSAGE("whole held-out KL " << held_old << " -> " << held_new << "; top-8 (report) "
                                             << rep.heldout_before << " -> " << rep.heldout_after);
     BOOST_TEST(held_new < 0.9 * held_old);

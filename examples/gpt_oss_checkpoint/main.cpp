@@ -31,10 +31,9 @@ int main(int argc, char** argv) {
   const mla::util::run_summary summary("mla-make-gpt-oss");  // the last line: wall time, peak memory
 
   try {
-    mla::model::gpt_oss_shape s =
-        preset == "20b"   ? mla::model::gpt_oss_shape::gpt_oss_20b()
-        : preset == "mid" ? mla::model::gpt_oss_shape::mid()
-                          : mla::model::gpt_oss_shape::tiny();
+    mla::model::gpt_oss_shape s = preset == "20b"   ? mla::model::gpt_oss_shape::gpt_oss_20b()
+                                  : preset == "mid" ? mla::model::gpt_oss_shape::mid()
+                                                    : mla::model::gpt_oss_shape::tiny();
     if (layers) s.n_layers = layers;
     if (vocab) s.vocab_size = vocab;
     if (window >= 0) s.sliding_window = window;

@@ -102,8 +102,7 @@ BOOST_AUTO_TEST_CASE(gqa_with_sinks_window_and_groups) {
       const matrix<double> x = mla::test::randn<double>(gen, 11, spec.hidden, 1.0),
                            r = mla::test::randn<double>(gen, 11, spec.hidden, 1.0);
       auto f = [&](const matrix<double>& v) { return mla::ref::gqa_prefill(layer, v); };
-      BOOST_TEST(worst_gradient_error(f, x, r, mla::convert::gqa_backward(layer, x, r)) <= 1e-7,
-                 "window " << window);
+      BOOST_TEST(worst_gradient_error(f, x, r, mla::convert::gqa_backward(layer, x, r)) <= 1e-7, "window " << window);
     }
   }
 }

@@ -68,8 +68,8 @@ struct gpt_oss_distill_case {
       cfg.layers[static_cast<std::size_t>(l)].sliding_window = window;
       lw.gqa.attention.sliding_window = window;
       lw.mlp = {};
-      lw.moe = random_moe<T>(gen, spec.hidden, cfg.intermediate, cfg.n_experts, cfg.experts_per_token,
-                             cfg.swiglu_limit);
+      lw.moe =
+          random_moe<T>(gen, spec.hidden, cfg.intermediate, cfg.n_experts, cfg.experts_per_token, cfg.swiglu_limit);
       lw.mlp_norm = (lw.mlp_norm + randn_vec<T>(gen, spec.hidden, 0.2)).eval();
     }
     w.final_norm = (T(0.25) * (w.final_norm + randn_vec<T>(gen, spec.hidden, 0.2))).eval();

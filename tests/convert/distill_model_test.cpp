@@ -61,8 +61,8 @@ std::pair<double, double> distill_and_score(Case& c, mla::convert::distill_optio
 // Checks the hand-written gradient of model_distill_loss against central finite differences in double, for 4
 // sampled entries of every trained tensor (opt's set) of each MLA layer of conv.
 template <class Targets>
-void check_model_gradient(model_conversion<double>& conv, const std::vector<int>& toks, const Targets& p,
-                          double temp, const mla::convert::distill_options& opt, std::mt19937_64& gen) {
+void check_model_gradient(model_conversion<double>& conv, const std::vector<int>& toks, const Targets& p, double temp,
+                          const mla::convert::distill_options& opt, std::mt19937_64& gen) {
   const double weight = 1.0 / double(toks.size());
   std::vector<distill_gradient<double>> g;
   for (const auto& lw : conv.weights.layers) g.emplace_back(lw.mla);
@@ -170,8 +170,7 @@ BOOST_AUTO_TEST_CASE(gpt_oss_gradient_through_moe_windows_and_sinks) {
     BOOST_TEST(std::abs(got - want) <= 1e-9 * want);
     mla::convert::distill_options opt;
     opt.train_sinks = true;
-    for (const double temp : {1.0, 2.0})
-      BOOST_TEST_CONTEXT("temperature " << temp) {
+    for (const double temp : {1.0, 2.0}) BOOST_TEST_CONTEXT("temperature " << temp) {
         check_model_gradient(c.conv, toks, mla::convert::next_token_probabilities(src, toks, temp), temp, opt, gen);
       }
   }
@@ -282,9 +281,9 @@ BOOST_AUTO_TEST_CASE(distillation_lowers_unseen_kl) {
       const auto& b = c.conv.weights.layers[l].mla;
       BOOST_TEST(b.latent_rank == a.latent_rank);
       BOOST_TEST(b.rope_dim == a.rope_dim);
-      BOOST_TEST(mla::ref::relative_error(b.w_dkv, a.w_dkv) > 1e-4);                         // trained
-      BOOST_TEST((b.b_dkv.size() == a.b_dkv.size() && b.b_dkv == a.b_dkv));                  // biases stay
-      BOOST_TEST((b.sinks.size() > 0 && b.sinks == a.sinks));  // sinks stay unless train_sinks
+      BOOST_TEST(mla::ref::relative_error(b.w_dkv, a.w_dkv) > 1e-4);         // trained
+      BOOST_TEST((b.b_dkv.size() == a.b_dkv.size() && b.b_dkv == a.b_dkv));  // biases stay
+      BOOST_TEST((b.sinks.size() > 0 && b.sinks == a.sinks));                // sinks stay unless train_sinks
       BOOST_TEST((c.conv.weights.layers[l].mlp.w_up == before.weights.layers[l].mlp.w_up));  // MLPs stay
     }
     BOOST_TEST(c.conv.config.kv_elements_per_token(0) == before.config.kv_elements_per_token(0));
@@ -343,8 +342,7 @@ BOOST_AUTO_TEST_CASE(top_k_teacher) {
     const auto& toks = c.unseen[1];
     const double n = double(toks.size()), weight = 1.0 / n;
     const int k = 5;
-    for (const double temp : {1.0, 2.0})
-      BOOST_TEST_CONTEXT("temperature " << temp) {
+    for (const double temp : {1.0, 2.0}) BOOST_TEST_CONTEXT("temperature " << temp) {
         const auto whole = mla::convert::teacher_targets_of(src, toks, temp, 0);
         const auto all = mla::convert::teacher_targets_of(src, toks, temp, c.cfg.vocab_size);
         BOOST_TEST_REQUIRE((!whole.top_k() && all.top_k()));
@@ -379,8 +377,8 @@ BOOST_AUTO_TEST_CASE(top_k_teacher) {
           want += p_rest * std::log(p_rest / q_rest);
         }
         want *= temp * temp / n;
-        const double got = mla::convert::model_distill_loss<double>(c.conv.config, c.conv.weights, toks, top, weight, nullptr,
-                                                            temp);
+        const double got =
+            mla::convert::model_distill_loss<double>(c.conv.config, c.conv.weights, toks, top, weight, nullptr, temp);
         BOOST_TEST(std::abs(got - want) <= 1e-9 * want);
         BOOST_TEST(got < 0.99 * l_whole);  // merging tokens loses information: below the whole KL
         mla::convert::distill_options opt;

@@ -62,11 +62,10 @@ ref::gqa_layer<T> random_gqa(std::mt19937_64& gen, const gqa_spec& s) {
 }
 
 // A gpt-oss MoE block with experts in memory, for inputs of unit RMS: router logits of spread about 2 (biased),
-// experts whose gate/up pre-activations have a spread of about 1 (so that a clamp `limit` of 1-2 engages on some of them), biases
-// everywhere, the gpt-oss alpha 1.702.
+// experts whose gate/up pre-activations have a spread of about 1 (a clamp `limit` of 1-2.5 engages on some of
+// them), biases everywhere, the gpt-oss alpha 1.702.
 template <class T>
-ref::moe_block<T> random_moe(std::mt19937_64& gen, int hidden, int intermediate, int n_experts, int k,
-                             double limit) {
+ref::moe_block<T> random_moe(std::mt19937_64& gen, int hidden, int intermediate, int n_experts, int k, double limit) {
   ref::moe_block<T> b;
   b.hidden = hidden, b.intermediate = intermediate, b.n_experts = n_experts, b.experts_per_token = k;
   b.swiglu_limit = limit;

@@ -8,7 +8,8 @@
 //   moe_backward        gpt-oss MoE (reference/moe.hpp), recomputed from its input (experts loaded one at a time,
 //                       as the forward loads them, so MXFP4 experts are expanded on demand and never all at once):
 //                         out_t = sum_j w_tj y_e(j)(x_t),  w_t = softmax over the token's top-k router logits
-//                         dw_tj = dout_t . y_e(j)(x_t);  dr_tj = w_tj (dw_tj - sum_k w_tk dw_tk);  dx_t += dr_tj W_r[e(j)]
+//                         dw_tj = dout_t . y_e(j)(x_t);  dr_tj = w_tj (dw_tj - sum_k w_tk dw_tk);
+//                         dx_t += dr_tj W_r[e(j)]
 //                         expert: u = x W_gu^T + b, gc = min(u_gate, L), lc = clamp(u_up, -L, L),
 //                         a = gc sigmoid(alpha gc) (lc + 1):
 //                           d u_gate = da (lc + 1) s (1 + alpha gc (1 - s)) [u_gate < L],  s = sigmoid(alpha gc)
@@ -125,8 +126,7 @@ ref::matrix<T> moe_backward(const ref::moe_block<T>& moe, const ref::matrix<T>& 
     for (Eigen::Index i = 0; i < m; ++i) {
       const auto [t, j] = rows[static_cast<std::size_t>(i)];
       d_x.row(t) += dxs.row(i);
-      d_w[static_cast<std::size_t>(t)][j] =
-          d_out.row(t).template cast<double>().dot(y.row(i).template cast<double>());
+      d_w[static_cast<std::size_t>(t)][j] = d_out.row(t).template cast<double>().dot(y.row(i).template cast<double>());
     }
   }
   // Through the router: the weights are a softmax over the selected logits.

@@ -7,7 +7,8 @@
 //   L(theta) = (1/N) sum_t KL(p_t || q_t),  p_t = softmax(source logits_t), q_t = softmax(converted logits_t)
 // over the attention tensors of every converted (MLA) layer (those distill.hpp trains: w_dkv, w_kr, w_uk, w_uv and
 // the latent norm's weight always, wq and wo unless distill_options says otherwise: the trainable sets `latent` and
-// `attention`; the sinks with distill_options::train_sinks). At temperature T (distill_options::temperature) the training loss is
+// `attention`; the sinks with distill_options::train_sinks). At temperature T (distill_options::temperature) the
+// training loss is
 //   L_T(theta) = (T^2 / N) sum_t KL(p_t^T || q_t^T),  p_t^T = softmax(source logits_t / T), likewise q_t^T,
 // whose gradient in the converted logits is (T / N) (q_t^T - p_t^T); the held-out loss stays L at T = 1. Embeddings,
 // norms, MLPs (SwiGLU or gpt-oss's MoE), the layers left GQA (gpt-oss's sliding windows), biases and RoPE stay
@@ -247,15 +248,15 @@ double model_distill_loss(const model::model_config& cfg, const model::model_wei
   if (!grad) return loss;
 
   mat d_hn;
-  d_hn.noalias() = dz * unembed;                                           // [n, hidden]
+  d_hn.noalias() = dz * unembed;                                   // [n, hidden]
   mat dx = rms_norm_backward(x, w.final_norm, cfg.rms_eps, d_hn);  // d loss / d (last layer's output)
   mat d_xn;
   for (int l = cfg.n_layers - 1; l >= 0; --l) {
     const auto& lw = w.layers[static_cast<std::size_t>(l)];
     const model::layer_record<T>& tp = tape[static_cast<std::size_t>(l)].step;
     // MLP: dx is d loss / d out, out = h + mlp(rms(h)).
-    const mat d_mn = cfg.mlp == model::mlp_kind::moe ? moe_backward(lw.moe, tp.mn, dx)
-                                                     : swiglu_backward(lw.mlp, tp.mlp, dx);
+    const mat d_mn =
+        cfg.mlp == model::mlp_kind::moe ? moe_backward(lw.moe, tp.mn, dx) : swiglu_backward(lw.mlp, tp.mlp, dx);
     dx += rms_norm_backward(tp.h, lw.mlp_norm, cfg.rms_eps, d_mn);  // now d loss / d h
     // Attention: h = x + attn(rms(x)); a GQA layer is frozen, only its input gradient is needed.
     const auto li = static_cast<std::size_t>(l);
@@ -311,16 +312,16 @@ std::string distill_model_fingerprint(const model::model_weights<T>& w, const st
   return fp.hex();
 }
 
-// Distils the converted model conv (its MLA layers; GQA layers, SwiGLU or MoE MLPs kept) end to end towards `teacher` (the source
-// model) on token windows (positions from 0; at least 2, the last fifth held out), with the options of
-// distill.hpp (steps, learning rate, windows per step, which tensors train); the report's held-out losses are
-// mean KL per token in nats at temperature 1, whatever opt.temperature the training loss uses. on_step(step,
-// steps, held-out KL or NaN when not evaluated then) reports progress.
-// With `heldout_inputs` ([n_layers][windows] the source model's normalised attention inputs on the stage report's
-// held-out tokens) an "e2e" row is appended to conv.report: the teacher-forced attention error of every layer
-// trained afterwards, comparable with the other stages' rows. `ckpt` saves the stage's state every few steps and resumes
-// from a saved one. A step whose training loss or gradient, or a validation whose held-out loss, is not finite
-// stops the stage with an error naming the step (conv then holds the weights before that step).
+// Distils the converted model conv (its MLA layers; GQA layers, SwiGLU or MoE MLPs kept) end to end towards
+// `teacher` (the source model) on token windows (positions from 0; at least 2, the last fifth held out), with the
+// options of distill.hpp (steps, learning rate, windows per step, which tensors train); the report's held-out losses
+// are mean KL per token in nats at temperature 1, whatever opt.temperature the training loss uses. on_step(step, steps,
+// held-out KL or NaN when not evaluated then) reports progress. With `heldout_inputs` ([n_layers][windows] the source
+// model's normalised attention inputs on the stage report's held-out tokens) an "e2e" row is appended to conv.report:
+// the teacher-forced attention error of every layer trained afterwards, comparable with the other stages' rows. `ckpt`
+// saves the stage's state every few steps and resumes from a saved one. A step whose training loss or gradient, or a
+// validation whose held-out loss, is not finite stops the stage with an error naming the step (conv then holds the
+// weights before that step).
 template <class T>
 void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
                    const std::vector<std::vector<int>>& windows, const distill_options& opt,
@@ -341,11 +342,11 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   for (std::size_t i = 0; i < windows.size(); ++i) check(!windows[i].empty(), who, ": token window ", i, " is empty");
 
   const std::size_t n_val = std::max<std::size_t>(1, windows.size() / 5), n_train = windows.size() - n_val;
-  // The teacher's distributions [tokens, vocab] per window: the held-out ones always, the training ones when
+  // The teacher's distributions per window (whole or top-k): the held-out ones always, the training ones when
   // they fit in opt.teacher_cache_bytes (else computed again at each step).
-  const std::size_t k = opt.teacher_top_k > 0 ? std::min<std::size_t>(std::size_t(opt.teacher_top_k),
-                                                                       std::size_t(conv.config.vocab_size))
-                                               : 0;
+  const std::size_t k = opt.teacher_top_k > 0
+                            ? std::min<std::size_t>(std::size_t(opt.teacher_top_k), std::size_t(conv.config.vocab_size))
+                            : 0;
   const std::size_t per_token = k > 0 ? k * (sizeof(std::int32_t) + sizeof(T)) + sizeof(T)
                                       : static_cast<std::size_t>(conv.config.vocab_size) * sizeof(T);
   std::size_t train_bytes = 0;

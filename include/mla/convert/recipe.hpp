@@ -183,12 +183,12 @@ struct conversion_recipe {
             : own_latent_norms ? "kv_a_layernorm from the converted layers' own latent norms: exact"
                                : "kv_a_layernorm with a constant weight: NOT exact, measure it with mla-eval");
   }
-  // Where the end-to-end stage's state is saved while it runs (removed once --out is written; a rerun of a
-  // stopped command continues from it).
   // The end-to-end trainable set's name: attention or latent, "+sinks" when the sinks train too.
   std::string e2e_trainable() const {
     return std::string(e2e.train_query ? "attention" : "latent") + (e2e.train_sinks ? "+sinks" : "");
   }
+  // Where the end-to-end stage's state is saved while it runs (removed once --out is written; a rerun of a
+  // stopped command continues from it).
   std::string e2e_state_path() const { return out_dir.empty() ? std::string() : out_dir + ".e2e-state.safetensors"; }
   std::string export_kind_used() const { return export_kind.empty() ? "deepseek_v3" : export_kind; }
   std::string export_path() const {

@@ -8,6 +8,7 @@
 //   mla-eval --model smollm2-mla --text ../shared/data/wikitext-2-raw-test.txt --ctx 2048
 //   mla-convert --model SmolLM2-135M-Instruct.Q4_1.gguf --from smollm2-mla --e2e-steps 300 --e2e-lr 3e-4 --out e2e
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <mla/convert/calibration_text.hpp>
@@ -42,9 +43,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "mla-convert: removed '%s' (--force)\n", p.c_str());
     mla::check(!r.calib_path.empty(), "--calib: no calibration text given and the default ",
                "../shared/data/wikitext-2-valid-tokenized.txt (or $MLA_DATA_DIR) is absent");
+    stderr_progress progress("mla-convert");
     std::fprintf(stderr, "loading %s\n", r.model_path.c_str());
+    const auto load_start = std::chrono::steady_clock::now();
     const mla::model::loaded_model m =
         mla::model::load_model(r.model_path, mla_examples::o200k_vocabulary_from_environment());
+    progress.took("loading", std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
     const mla::model::model_config& cfg = m.model.config();
     mla::check(m.has_tokenizer, "--model: '", r.model_path, "' has no usable tokenizer (", m.tokenizer_note,
                "); calibration needs one");
@@ -57,12 +61,13 @@ int main(int argc, char** argv) {
     r.validate(cfg, start ? &start->config : nullptr);
     const auto ids32 = m.tokenizer.encode(read_calibration_text(r.calib_path, r.calibration_text_bytes()));
     const std::vector<int> ids(ids32.begin(), ids32.end());
-    stderr_progress progress("mla-convert");
     const conversion_result<float> res = start ? run_conversion(m.model, ids, r, progress, std::move(*start))
                                                : run_conversion(m.model, ids, r, progress);
     print_report(stdout, r, cfg, res);
     std::fflush(stdout);  // the summary table ahead of the "writing" lines when both streams go to one file
+    const auto save_start = std::chrono::steady_clock::now();
     save_conversion(r, res, mla::model::checkpoint_tokenizer_files(r.model_path), progress);
+    progress.took("writing", std::chrono::duration<double>(std::chrono::steady_clock::now() - save_start).count());
     std::printf("wrote %s\n", r.out_dir.c_str());
     if (r.e2e.steps > 0 && std::filesystem::remove(r.e2e_state_path()))  // its work is in --out now
       std::printf("removed the end-to-end state %s\n", r.e2e_state_path().c_str());

@@ -137,6 +137,36 @@ BOOST_AUTO_TEST_CASE(float_helpers) {
   mla::test::expect_error([&] { (void)f.tensor("nope"); }, {"f.safetensors", "no tensor named 'nope'"});
 }
 
+// Borrowed floats are converted when written, a block of 2^20 values at a time: the file holds what add_float
+// (the whole tensor converted at once) writes, across block boundaries, in every float type. add_borrowed's
+// callback runs once per write of its tensor.
+BOOST_AUTO_TEST_CASE(borrowed_floats_are_written_as_add_float_writes_them) {
+  mla::test::temp_dir dir;
+  mla_test::rng r(5);
+  const std::size_t n = (std::size_t(1) << 20) * 2 + 77;
+  std::vector<float> v(n);
+  for (float& x : v) x = float(std::ldexp(double(r.next() % 2000001) - 1000000.0, -int(r.next() % 30)));
+  const bytes raw = r.random_bytes(13);
+  int written = 0;
+  safetensors_writer lazy, eager;
+  for (const dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
+    const std::string name = std::string("w.") + dtype_name(t);
+    lazy.add_float_borrowed(name, t, {std::int64_t(n)}, v.data(), v.size());
+    eager.add_float(name, t, {std::int64_t(n)}, v.data(), v.size());
+  }
+  lazy.add_borrowed("raw", dtype::U8, {13}, mla_test::span(raw), [&] { ++written; });
+  eager.add("raw", dtype::U8, {13}, raw);
+  lazy.write(dir.file("lazy.safetensors"));
+  BOOST_TEST(written == 1);
+  eager.write(dir.file("eager.safetensors"));
+  BOOST_TEST(mla_test::read_file(dir.file("lazy.safetensors")) == mla_test::read_file(dir.file("eager.safetensors")));
+  const auto f = safetensors_file::open(dir.file("lazy.safetensors"));
+  BOOST_TEST(to_float(f.tensor("w.F32")) == v, boost::test_tools::per_element());
+  BOOST_TEST(to_float(f.tensor("w.BF16"))[n - 1] == bf16_to_float(float_to_bf16(v[n - 1])));
+  mla::test::expect_error([&] { lazy.add_float_borrowed("i", dtype::I32, {1}, v.data(), 1); },
+                          {"'i'", "F32, F16 or BF16", "I32"});
+}
+
 BOOST_AUTO_TEST_CASE(reads_a_file_written_by_the_reference_implementation) {
   const mla_test::bytes golden =
       mla_test::read_hex_file(std::string(MLA_IO_TEST_DATA_DIR) + "/safetensors_reference.safetensors.hex");
@@ -193,6 +223,10 @@ BOOST_AUTO_TEST_CASE(sharded_checkpoint_round_trip) {
     BOOST_TEST(c.size() == 4u);
     BOOST_TEST(c.index_metadata().at("total_size").get<std::uint64_t>() == 400u);
     for (const auto& s : samples) check_same(c.tensor(s.name), s);
+    // Pages handed back read back the same (either shard); bytes of no shard's mapping are refused.
+    for (const auto& s : samples) BOOST_TEST(c.release(c.tensor(s.name).bytes));
+    for (const auto& s : samples) check_same(c.tensor(s.name), s);
+    BOOST_TEST(!c.release(mla_test::span(samples[0].data)));
     BOOST_TEST(c.tensor("model.layers.0.weight").file == dir.file("model-00001-of-00002.safetensors"));
     BOOST_TEST(c.tensor("model.layers.3.weight").file == dir.file("model-00002-of-00002.safetensors"));
     BOOST_TEST(c.shard(0).metadata().at("format") == "pt");

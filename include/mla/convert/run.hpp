@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -36,6 +37,7 @@
 #include "mla/model/model_config.hpp"
 #include "mla/model/save_checkpoint.hpp"
 #include "mla/util/progress_bar.hpp"
+#include "mla/util/resources.hpp"
 
 namespace mla::convert {
 
@@ -122,21 +124,35 @@ inline conversion_progress& silent_progress() {
 }
 
 // A tool's progress on stderr: a util::progress_bar per stage, info lines as they come, notes as
-// "<tool>: note: <line>".
+// "<tool>: note: <line>". When a stage ends, a line with its wall time and the memory (resident now, and the
+// peak so far), which at full size says which stage binds.
 class stderr_progress : public conversion_progress {
  public:
   explicit stderr_progress(std::string tool) : tool_(std::move(tool)) {}
   void begin(const std::string& stage, double total, const std::string& unit) override {
     bar_.emplace(stage, total, unit);
+    stage_ = stage;
+    start_ = std::chrono::steady_clock::now();
   }
   void update(double done) override { bar_->update(done); }
-  void end() override { bar_->finish(), bar_.reset(); }
+  void end() override {
+    bar_->finish(), bar_.reset();
+    took(stage_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  // "<tool>: <what> took <seconds> s; resident <now> GiB, peak <so far> GiB" (also for work without a bar).
+  void took(const std::string& what, double seconds) const {
+    constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+    std::fprintf(stderr, "%s: %s took %.1f s; resident %.2f GiB, peak %.2f GiB\n", tool_.c_str(), what.c_str(), seconds,
+                 double(util::current_rss_bytes()) / gib, double(util::peak_rss_bytes()) / gib);
+  }
   void info(const std::string& line) override { std::fprintf(stderr, "%s\n", line.c_str()); }
   void note(const std::string& line) override { std::fprintf(stderr, "%s: note: %s\n", tool_.c_str(), line.c_str()); }
 
  private:
   std::string tool_;
   std::optional<util::progress_bar> bar_;
+  std::string stage_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 // A converted checkpoint to resume from (--from): its config and weights.

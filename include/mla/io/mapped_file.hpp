@@ -102,6 +102,21 @@ class mapped_file {
   const std::string& path() const noexcept { return path_; }
   bool is_mapped() const noexcept { return data_ != nullptr; }
 
+  // Hands the pages under `s` back to the kernel (madvise MADV_DONTNEED): they leave this process's resident
+  // set and stay in the page cache, so a later read faults them in again from there. What a page holds never
+  // changes (the mapping is read-only and file-backed). Returns false and does nothing when `s` is not inside
+  // this mapping (bytes of another owner: MADV_DONTNEED would zero anonymous memory).
+  bool release(byte_span s) const noexcept {
+    if (data_ == nullptr || s.empty() || s.data < data_ || s.size > size_ ||
+        static_cast<std::size_t>(s.data - data_) > size_ - s.size)
+      return false;
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    // Outward to whole pages: the mapping starts on a page and its last page is mapped whole.
+    const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(s.data) & ~(page - 1);
+    const std::uintptr_t last = (reinterpret_cast<std::uintptr_t>(s.data) + s.size + page - 1) & ~(page - 1);
+    return ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0;
+  }
+
  private:
   void unmap() noexcept {
     if (data_ != nullptr) {

@@ -145,6 +145,7 @@ class safetensors_file {
   }
 
   const std::string& path() const noexcept { return path_; }
+  const mapped_file& mapping() const noexcept { return map_; }  // not mapped for from_bytes
   const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
   // All tensors, sorted by name.
   const std::vector<tensor_view>& tensors() const noexcept { return tensors_; }
@@ -297,7 +298,7 @@ class safetensors_file {
     return t;
   }
 
-  mapped_file map_;
+  mapped_file map_;  // empty for from_bytes
   std::string path_;
   std::uint64_t header_size_ = 0;
   std::map<std::string, std::string> metadata_;
@@ -352,6 +353,16 @@ class safetensors_checkpoint {
     const tensor_view* t = find(name);
     if (t == nullptr) mla::detail::throw_error("safetensors checkpoint '", path_, "': no tensor named '", name, "'");
     return *t;
+  }
+
+  // Hands the mapped pages of bytes `s` (part of a tensor of this checkpoint) back to the kernel once they have
+  // been read into another form (mapped_file::release): what a large checkpoint read tensor by tensor, or an
+  // expert expanded on demand, leaves resident is then bounded by what is being read. Bytes not in a mapping of
+  // this checkpoint (a checkpoint parsed from memory) are left alone; returns whether pages were released.
+  bool release(byte_span s) const noexcept {
+    for (const auto& f : files_)
+      if (f->mapping().release(s)) return true;
+    return false;
   }
 
  private:
@@ -424,16 +435,32 @@ class safetensors_writer {
     e.bytes = byte_span{e.owned->data(), e.owned->size()};
     push(std::move(e));
   }
-  // Borrows `bytes`: the caller keeps them alive until the last write call.
-  void add_borrowed(std::string name, dtype type, std::vector<std::int64_t> shape, byte_span bytes) {
+  // Borrows `bytes`: the caller keeps them alive until the last write call. `written`, when given, runs after
+  // each write of them (e.g. safetensors_checkpoint::release, so that copying a mapped checkpoint's tensors does
+  // not leave them all resident).
+  void add_borrowed(std::string name, dtype type, std::vector<std::int64_t> shape, byte_span bytes,
+                    std::function<void()> written = {}) {
     entry e = make_entry(std::move(name), type, std::move(shape));
     e.bytes = bytes;
+    e.written = std::move(written);
     push(std::move(e));
   }
   // Converts floats to F32, F16 or BF16 (round to nearest even).
   void add_float(std::string name, dtype type, std::vector<std::int64_t> shape, const float* values,
                  std::size_t count) {
     add(std::move(name), type, std::move(shape), from_float(type, values, count));
+  }
+  // The same, borrowing `values` (kept alive by the caller until the last write call) and converting them when
+  // written, a block at a time: a model's weights are saved without a second copy of them in memory.
+  void add_float_borrowed(std::string name, dtype type, std::vector<std::int64_t> shape, const float* values,
+                          std::size_t count) {
+    check(type == dtype::F32 || type == dtype::F16 || type == dtype::BF16, "safetensors writer: tensor '", name,
+          "': floats are written as F32, F16 or BF16, not ", dtype_name(type));
+    entry e = make_entry(std::move(name), type, std::move(shape));
+    e.floats = values;
+    // Only the size is read from here on (push checks it against the shape); the bytes come from `floats`.
+    e.bytes = byte_span{reinterpret_cast<const std::uint8_t*>(values), count * dtype_size(type)};
+    push(std::move(e));
   }
 
   std::size_t size() const noexcept { return entries_.size(); }
@@ -499,9 +526,26 @@ class safetensors_writer {
     std::string name;
     dtype type = dtype::U8;
     std::vector<std::int64_t> shape;
-    byte_span bytes;
+    byte_span bytes;  // the data; for a borrowed float tensor only its size (the floats are converted when written)
     std::shared_ptr<std::vector<std::uint8_t>> owned;
+    const float* floats = nullptr;  // add_float_borrowed: the values
+    std::function<void()> written;  // add_borrowed: run after the bytes are written
   };
+
+  // One entry's bytes into `out`: as they are, or its floats converted a block at a time.
+  static void write_entry(atomic_file& out, const entry& e) {
+    if (e.floats == nullptr || e.type == dtype::F32) {
+      out.write(e.bytes);
+    } else {
+      constexpr std::size_t block = std::size_t(1) << 20;  // values
+      const std::size_t count = e.bytes.size / dtype_size(e.type);
+      for (std::size_t i = 0; i < count; i += block) {
+        const std::vector<std::uint8_t> b = from_float(e.type, e.floats + i, std::min(block, count - i));
+        out.write(byte_span{b.data(), b.size()});
+      }
+    }
+    if (e.written) e.written();
+  }
 
   static entry make_entry(std::string name, dtype type, std::vector<std::int64_t> shape) {
     check(name != "__metadata__", "safetensors writer: '__metadata__' is not a valid tensor name");
@@ -562,7 +606,7 @@ class safetensors_writer {
     atomic_file out(path);
     out.write(len, 8);
     out.write(text);
-    for (const entry* e : list) out.write(e->bytes);
+    for (const entry* e : list) write_entry(out, *e);
     out.commit();
   }
 

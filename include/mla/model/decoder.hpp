@@ -142,6 +142,44 @@ void layer_forward(const model_config& cfg, int l, const layer_weights<T>& lw, r
   if (record) record->xn = std::move(xn), record->mn = std::move(mn);
 }
 
+// Checks weights w against config (shapes, each layer's own validate()); throws mla::error naming the first
+// mismatch. What a decoder checks when built, without building one (which would copy the weights).
+template <class T>
+void validate_model(const model_config& config, const model_weights<T>& w) {
+  config.validate();
+  const char* o = "mla::model::decoder";
+  check(w.embed.rows() == config.vocab_size && w.embed.cols() == config.hidden, o, ": embedding is [", w.embed.rows(),
+        ", ", w.embed.cols(), "], expected [vocab_size = ", config.vocab_size, ", hidden = ", config.hidden, "]");
+  check(config.tied_embeddings == (w.lm_head.size() == 0), o, ": tied_embeddings = ", config.tied_embeddings,
+        " but lm_head has ", w.lm_head.size(), " elements");
+  if (w.lm_head.size())
+    check(w.lm_head.rows() == config.vocab_size && w.lm_head.cols() == config.hidden, o, ": lm_head is [",
+          w.lm_head.rows(), ", ", w.lm_head.cols(), "], expected [", config.vocab_size, ", ", config.hidden, "]");
+  check(w.final_norm.size() == config.hidden, o, ": final norm has ", w.final_norm.size(), " entries, expected ",
+        config.hidden);
+  check(static_cast<int>(w.layers.size()) == config.n_layers, o, ": ", w.layers.size(), " layers of weights, expected ",
+        config.n_layers);
+  for (int l = 0; l < config.n_layers; ++l) {
+    const auto& lw = w.layers[static_cast<std::size_t>(l)];
+    check(lw.attn_norm.size() == config.hidden && lw.mlp_norm.size() == config.hidden, o, ": layer ", l, " norms have ",
+          lw.attn_norm.size(), "/", lw.mlp_norm.size(), " entries, expected ", config.hidden);
+    if (config.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa)
+      lw.gqa.validate();
+    else
+      lw.mla.validate();
+    if (config.mlp == mlp_kind::moe) {
+      lw.moe.validate("mla::model::decoder: moe");
+      check(lw.moe.hidden == config.hidden && lw.moe.intermediate == config.intermediate &&
+                lw.moe.n_experts == config.n_experts && lw.moe.experts_per_token == config.experts_per_token,
+            o, ": layer ", l, " MoE is hidden ", lw.moe.hidden, ", intermediate ", lw.moe.intermediate, ", ",
+            lw.moe.n_experts, " experts top-", lw.moe.experts_per_token, "; the config says ", config.hidden, ", ",
+            config.intermediate, ", ", config.n_experts, " top-", config.experts_per_token);
+    } else {
+      lw.mlp.validate("mla::model::decoder: mlp");
+    }
+  }
+}
+
 template <class T>
 class decoder {
  public:
@@ -243,41 +281,7 @@ class decoder {
   const ref::matrix<T>& unembedding() const { return w_.lm_head.size() ? w_.lm_head : w_.embed; }
 
  private:
-  void validate() const {
-    config_.validate();
-    const char* o = "mla::model::decoder";
-    check(w_.embed.rows() == config_.vocab_size && w_.embed.cols() == config_.hidden, o, ": embedding is [",
-          w_.embed.rows(), ", ", w_.embed.cols(), "], expected [vocab_size = ", config_.vocab_size,
-          ", hidden = ", config_.hidden, "]");
-    check(config_.tied_embeddings == (w_.lm_head.size() == 0), o, ": tied_embeddings = ", config_.tied_embeddings,
-          " but lm_head has ", w_.lm_head.size(), " elements");
-    if (w_.lm_head.size())
-      check(w_.lm_head.rows() == config_.vocab_size && w_.lm_head.cols() == config_.hidden, o, ": lm_head is [",
-            w_.lm_head.rows(), ", ", w_.lm_head.cols(), "], expected [", config_.vocab_size, ", ", config_.hidden, "]");
-    check(w_.final_norm.size() == config_.hidden, o, ": final norm has ", w_.final_norm.size(), " entries, expected ",
-          config_.hidden);
-    check(static_cast<int>(w_.layers.size()) == config_.n_layers, o, ": ", w_.layers.size(),
-          " layers of weights, expected ", config_.n_layers);
-    for (int l = 0; l < config_.n_layers; ++l) {
-      const auto& lw = w_.layers[static_cast<std::size_t>(l)];
-      check(lw.attn_norm.size() == config_.hidden && lw.mlp_norm.size() == config_.hidden, o, ": layer ", l,
-            " norms have ", lw.attn_norm.size(), "/", lw.mlp_norm.size(), " entries, expected ", config_.hidden);
-      if (config_.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa)
-        lw.gqa.validate();
-      else
-        lw.mla.validate();
-      if (config_.mlp == mlp_kind::moe) {
-        lw.moe.validate("mla::model::decoder: moe");
-        check(lw.moe.hidden == config_.hidden && lw.moe.intermediate == config_.intermediate &&
-                  lw.moe.n_experts == config_.n_experts && lw.moe.experts_per_token == config_.experts_per_token,
-              o, ": layer ", l, " MoE is hidden ", lw.moe.hidden, ", intermediate ", lw.moe.intermediate, ", ",
-              lw.moe.n_experts, " experts top-", lw.moe.experts_per_token, "; the config says ", config_.hidden, ", ",
-              config_.intermediate, ", ", config_.n_experts, " top-", config_.experts_per_token);
-      } else {
-        lw.mlp.validate("mla::model::decoder: mlp");
-      }
-    }
-  }
+  void validate() const { validate_model(config_, w_); }
 
   model_config config_;
   model_weights<T> w_;

@@ -3,12 +3,17 @@
 //
 // gpt-oss experts stay in the memory-mapped file as MXFP4 (U8 blocks [E, rows, cols/32, 16] and scales
 // [E, rows, cols/32]); mxfp4_experts expands one expert at a time when the MoE block asks for it
-// (a 20b expert is ~100 MB in float; all 32 x 24 of them would be ~76 GB). Everything else is read
-// once into floats (BF16 in gpt-oss; any float dtype is accepted).
+// (a 20b expert is ~100 MB in float; all 32 x 24 of them would be ~76 GB), over the OpenMP threads by rows.
+// Everything else is read once into floats (BF16 in gpt-oss; any float dtype is accepted).
+// Mapped pages are handed back once read (safetensors_checkpoint::release): a tensor's after its conversion to
+// float, an expert's after its expansion. Pages of a file mapping that were read count in the resident set
+// until the kernel reclaims them; without this, loading the 20b peaks with the BF16 pages beside their float
+// copies, and a prefill that routes to every expert leaves the ~12 GB of MXFP4 resident.
 // HF weights are already in the NeoX half-split RoPE layout, so nothing is permuted (unlike GGUF).
 // Layers that config.json's "mla" object marks as MLA read the project's MLA tensors (mla_config.hpp).
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -23,6 +28,7 @@
 #include "mla/model/model_config.hpp"
 #include "mla/model/tensor_names.hpp"
 #include "mla/reference/moe.hpp"
+#include "mla/util/for_each_index.hpp"
 
 namespace mla::model {
 
@@ -39,6 +45,7 @@ inline ref::matrix<float> st_matrix(const io::safetensors_checkpoint& ck, const 
   check_shape(t, {rows, cols});
   ref::matrix<float> m(rows, cols);
   io::to_float(t, m.data(), static_cast<std::size_t>(m.size()));
+  ck.release(t.bytes);
   return m;
 }
 
@@ -47,6 +54,7 @@ inline ref::vector<float> st_vector(const io::safetensors_checkpoint& ck, const 
   check_shape(t, {n});
   ref::vector<float> v(n);
   io::to_float(t, v.data(), static_cast<std::size_t>(n));
+  ck.release(t.bytes);
   return v;
 }
 
@@ -129,9 +137,9 @@ class mxfp4_experts final : public ref::expert_source<float> {
   void load(int e, ref::moe_expert<float>& out) const override {
     check(e >= 0 && e < n_experts_, "mxfp4 experts: expert ", e, " is outside [0, ", n_experts_, ")");
     out.w_gate_up.resize(2L * intermediate_, hidden_);
-    dequantize(gate_up_, e, out.w_gate_up);
+    dequantize(*ck_, gate_up_, e, out.w_gate_up);
     out.w_down.resize(hidden_, intermediate_);
-    dequantize(down_, e, out.w_down);
+    dequantize(*ck_, down_, e, out.w_down);
     out.b_gate_up = gate_up_bias_.row(e).transpose();
     out.b_down = down_bias_.row(e).transpose();
   }
@@ -157,15 +165,24 @@ class mxfp4_experts final : public ref::expert_source<float> {
   }
 
   // Row r of expert e: blocks bytes [(e * rows + r) * cols/2, +cols/2), scales [(e * rows + r) * cols/32, +cols/32).
-  static void dequantize(const packed& p, int e, ref::matrix<float>& out) {
+  // Rows in chunks over the OpenMP threads (each row is written by one thread: the result does not depend on
+  // the thread count); the expert's mapped bytes are handed back afterwards.
+  static void dequantize(const io::safetensors_checkpoint& ck, const packed& p, int e, ref::matrix<float>& out) {
     const std::size_t groups = static_cast<std::size_t>(p.cols / 32);
-    for (long r = 0; r < p.rows; ++r) {
-      const std::size_t row =
-          static_cast<std::size_t>(e) * static_cast<std::size_t>(p.rows) + static_cast<std::size_t>(r);
-      const io::byte_span blocks{p.blocks->bytes.data + row * groups * 16, groups * 16};
-      const io::byte_span scales{p.scales->bytes.data + row * groups, groups};
-      io::dequantize_mxfp4_row(blocks, scales, out.data() + r * p.cols, static_cast<std::size_t>(p.cols));
-    }
+    const std::size_t first_row = static_cast<std::size_t>(e) * static_cast<std::size_t>(p.rows);
+    constexpr long chunk = 64;
+    util::for_each_index(static_cast<std::size_t>((p.rows + chunk - 1) / chunk), [&](std::size_t c) {
+      const long end = std::min(p.rows, static_cast<long>(c + 1) * chunk);
+      for (long r = static_cast<long>(c) * chunk; r < end; ++r) {
+        const std::size_t row = first_row + static_cast<std::size_t>(r);
+        const io::byte_span blocks{p.blocks->bytes.data + row * groups * 16, groups * 16};
+        const io::byte_span scales{p.scales->bytes.data + row * groups, groups};
+        io::dequantize_mxfp4_row(blocks, scales, out.data() + r * p.cols, static_cast<std::size_t>(p.cols));
+      }
+    });
+    const std::size_t rows = static_cast<std::size_t>(p.rows);
+    ck.release({p.blocks->bytes.data + first_row * groups * 16, rows * groups * 16});
+    ck.release({p.scales->bytes.data + first_row * groups, rows * groups});
   }
 
   std::shared_ptr<const io::safetensors_checkpoint> ck_;

@@ -199,6 +199,20 @@ void add_tensor(io::safetensors_writer& w, io::dtype type, const std::string& na
   w.add_float(name, type, {std::int64_t(f.size())}, f.data(), static_cast<std::size_t>(f.size()));
 }
 
+// The same for a tensor that outlives the writer's last write (a model's weights): float weights are borrowed
+// and converted as the file is written, so that saving a model needs no second copy of it in memory.
+template <class Dense>
+void add_weight(io::safetensors_writer& w, io::dtype type, const std::string& name, const Dense& m) {
+  if constexpr (std::is_same_v<typename Dense::Scalar, float>) {
+    if (m.size() == 0 && Dense::ColsAtCompileTime == 1) return;  // an absent optional vector
+    std::vector<std::int64_t> shape = {std::int64_t(m.rows())};
+    if (Dense::ColsAtCompileTime != 1) shape.push_back(std::int64_t(m.cols()));  // [out, in], as PyTorch
+    w.add_float_borrowed(name, type, std::move(shape), m.data(), static_cast<std::size_t>(m.size()));
+  } else {
+    add_tensor(w, type, name, m);
+  }
+}
+
 // The weights' MLA layer must be what the config describes (mla_layer_rope etc.), else it would load differently.
 template <class T>
 void check_mla_layer_savable(const model_config& c, int l, const ref::mla_layer<T>& m) {
@@ -242,7 +256,9 @@ void add_raw_experts(io::safetensors_writer& w, const model_config& c, int l, co
   for (const mxfp4_experts::raw_tensor& t : q->raw_tensors()) {
     check(t.view != nullptr && t.view->bytes.data != nullptr, who, ": tensor '", prefix, t.suffix,
           "' has no data in the source checkpoint");
-    w.add_borrowed(prefix + t.suffix, t.view->type, t.view->shape, t.view->bytes);
+    // The mapped pages go back once copied (else saving leaves all the experts resident).
+    w.add_borrowed(prefix + t.suffix, t.view->type, t.view->shape, t.view->bytes,
+                   [ck = q->checkpoint(), bytes = t.view->bytes] { ck->release(bytes); });
   }
 }
 
@@ -287,7 +303,7 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
     if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::mla)
       c.layers[static_cast<std::size_t>(l)].rope_inv_freq =
           weights.layers.at(static_cast<std::size_t>(l)).mla.rope.inv_freq_override;
-  const decoder<T> check_weights(c, weights);  // validates shapes against the config
+  validate_model(c, weights);  // shapes against the config (a decoder would copy the weights)
   for (int l = 0; l < c.n_layers; ++l)
     if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::mla)
       detail::check_mla_layer_savable(c, l, weights.layers[static_cast<std::size_t>(l)].mla);
@@ -304,15 +320,15 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
   io::safetensors_writer w;
   w.set_metadata("format", "pt");
   using R = tensor_role;
-  detail::add_tensor(w, type, hf_tensor_name(R::embed), weights.embed);
-  if (!c.tied_embeddings) detail::add_tensor(w, type, hf_tensor_name(R::lm_head), weights.lm_head);
-  detail::add_tensor(w, type, hf_tensor_name(R::final_norm), weights.final_norm);
+  detail::add_weight(w, type, hf_tensor_name(R::embed), weights.embed);
+  if (!c.tied_embeddings) detail::add_weight(w, type, hf_tensor_name(R::lm_head), weights.lm_head);
+  detail::add_weight(w, type, hf_tensor_name(R::final_norm), weights.final_norm);
   for (int l = 0; l < c.n_layers; ++l) {
     const auto& lw = weights.layers[static_cast<std::size_t>(l)];
     auto name = [l](R role) { return hf_tensor_name(role, l); };
     const std::string a = "model.layers." + std::to_string(l) + ".self_attn.";
-    detail::add_tensor(w, type, name(R::attn_norm), lw.attn_norm);
-    detail::add_tensor(w, type, name(R::mlp_norm), lw.mlp_norm);
+    detail::add_weight(w, type, name(R::attn_norm), lw.attn_norm);
+    detail::add_weight(w, type, name(R::mlp_norm), lw.mlp_norm);
     if (c.layers[static_cast<std::size_t>(l)].attention == attention_kind::gqa) {
       const auto& g = lw.gqa;
       check(c.attention_bias || (g.bq.size() == 0 && g.bk.size() == 0 && g.bv.size() == 0 && g.bo.size() == 0), who,
@@ -320,43 +336,43 @@ void save_checkpoint(const std::string& dir, const model_config& config, const m
       check(!c.attention_bias || (g.bq.size() > 0 && g.bk.size() > 0 && g.bv.size() > 0), who, ": layer ", l,
             " tensor '", a, "q_proj.bias', 'k_proj.bias' or 'v_proj.bias' is missing but the config says ",
             "attention_bias = true");
-      detail::add_tensor(w, type, name(R::q_proj), g.wq);
-      detail::add_tensor(w, type, name(R::k_proj), g.wk);
-      detail::add_tensor(w, type, name(R::v_proj), g.wv);
-      detail::add_tensor(w, type, name(R::o_proj), g.wo);
-      detail::add_tensor(w, type, name(R::q_bias), g.bq);
-      detail::add_tensor(w, type, name(R::k_bias), g.bk);
-      detail::add_tensor(w, type, name(R::v_bias), g.bv);
-      detail::add_tensor(w, type, name(R::o_bias), g.bo);
-      detail::add_tensor(w, type, name(R::sinks), g.sinks);
+      detail::add_weight(w, type, name(R::q_proj), g.wq);
+      detail::add_weight(w, type, name(R::k_proj), g.wk);
+      detail::add_weight(w, type, name(R::v_proj), g.wv);
+      detail::add_weight(w, type, name(R::o_proj), g.wo);
+      detail::add_weight(w, type, name(R::q_bias), g.bq);
+      detail::add_weight(w, type, name(R::k_bias), g.bk);
+      detail::add_weight(w, type, name(R::v_bias), g.bv);
+      detail::add_weight(w, type, name(R::o_bias), g.bo);
+      detail::add_weight(w, type, name(R::sinks), g.sinks);
     } else {
       const auto& m = lw.mla;
       auto nm = [&](const char* stem, const char* kind) { return a + stem + "." + kind; };
-      detail::add_tensor(w, type, nm(mla_tensor::q_proj, "weight"), m.wq);
-      detail::add_tensor(w, type, nm(mla_tensor::q_proj, "bias"), m.bq);
-      detail::add_tensor(w, type, nm(mla_tensor::kv_a_proj, "weight"), m.w_dkv);
-      detail::add_tensor(w, type, nm(mla_tensor::kv_a_proj, "bias"), m.b_dkv);
-      detail::add_tensor(w, type, nm(mla_tensor::kv_a_norm, "weight"), m.latent_norm);  // absent when empty
-      detail::add_tensor(w, type, nm(mla_tensor::k_rope_proj, "weight"), m.w_kr);
-      detail::add_tensor(w, type, nm(mla_tensor::k_rope_proj, "bias"), m.b_kr);
-      detail::add_tensor(w, type, nm(mla_tensor::k_b_proj, "weight"), m.w_uk);
-      detail::add_tensor(w, type, nm(mla_tensor::v_b_proj, "weight"), m.w_uv);
-      detail::add_tensor(w, type, nm(mla_tensor::o_proj, "weight"), m.wo);
-      detail::add_tensor(w, type, nm(mla_tensor::o_proj, "bias"), m.bo);
-      detail::add_tensor(w, type, a + mla_tensor::sinks, m.sinks);
+      detail::add_weight(w, type, nm(mla_tensor::q_proj, "weight"), m.wq);
+      detail::add_weight(w, type, nm(mla_tensor::q_proj, "bias"), m.bq);
+      detail::add_weight(w, type, nm(mla_tensor::kv_a_proj, "weight"), m.w_dkv);
+      detail::add_weight(w, type, nm(mla_tensor::kv_a_proj, "bias"), m.b_dkv);
+      detail::add_weight(w, type, nm(mla_tensor::kv_a_norm, "weight"), m.latent_norm);  // absent when empty
+      detail::add_weight(w, type, nm(mla_tensor::k_rope_proj, "weight"), m.w_kr);
+      detail::add_weight(w, type, nm(mla_tensor::k_rope_proj, "bias"), m.b_kr);
+      detail::add_weight(w, type, nm(mla_tensor::k_b_proj, "weight"), m.w_uk);
+      detail::add_weight(w, type, nm(mla_tensor::v_b_proj, "weight"), m.w_uv);
+      detail::add_weight(w, type, nm(mla_tensor::o_proj, "weight"), m.wo);
+      detail::add_weight(w, type, nm(mla_tensor::o_proj, "bias"), m.bo);
+      detail::add_weight(w, type, a + mla_tensor::sinks, m.sinks);
     }
     if (c.mlp == mlp_kind::moe) {
       const auto& moe = lw.moe;
       check(moe.swiglu_limit == c.swiglu_limit && moe.swiglu_alpha == c.swiglu_alpha, who, ": layer ", l,
             " MoE has swiglu_limit ", moe.swiglu_limit, " and alpha ", moe.swiglu_alpha, "; the config says ",
             c.swiglu_limit, " and ", c.swiglu_alpha);
-      detail::add_tensor(w, type, name(R::router), moe.w_router);
-      detail::add_tensor(w, type, name(R::router_bias), moe.b_router);
+      detail::add_weight(w, type, name(R::router), moe.w_router);
+      detail::add_weight(w, type, name(R::router_bias), moe.b_router);
       detail::add_raw_experts(w, c, l, moe);
     } else {
-      detail::add_tensor(w, type, name(R::gate_proj), lw.mlp.w_gate);
-      detail::add_tensor(w, type, name(R::up_proj), lw.mlp.w_up);
-      detail::add_tensor(w, type, name(R::down_proj), lw.mlp.w_down);
+      detail::add_weight(w, type, name(R::gate_proj), lw.mlp.w_gate);
+      detail::add_weight(w, type, name(R::up_proj), lw.mlp.w_up);
+      detail::add_weight(w, type, name(R::down_proj), lw.mlp.w_down);
     }
   }
   const std::string dtype_text = type == io::dtype::F32 ? "float32" : type == io::dtype::BF16 ? "bfloat16" : "float16";

@@ -1,18 +1,24 @@
 // gpt-oss at full size on the CPU: load a gpt-oss-20b-shaped checkpoint memory-mapped, prefill a prompt,
-// decode greedily, and report load time, tokens/s, peak resident memory and KV-cache bytes per token.
+// decode greedily, decode at long contexts, and report load time, tokens/s, peak resident memory and KV-cache
+// bytes. With --compare, a converted checkpoint of the same model (mla-convert's output) runs next, in the
+// same process, so that the two decode speeds are a ratio of one run.
 //
 //   mla-make-gpt-oss --preset 20b --seed 1 --out /tmp/gptoss20b          (~13 GB, outside the repository)
 //   mla_gpt_oss_scale --model /tmp/gptoss20b --prompt 128 --decode 32
+//   mla_gpt_oss_scale --model /tmp/gptoss20b --compare /tmp/gptoss20b-mla --prompt 32 --decode 4
+//       --contexts 8192,32768 --context-decode 4   (one line)
 //
 // Memory: the non-expert weights (embedding, lm_head, attention, norms, router) are expanded to float
-// (~7.2 GB at 20b); the experts (~12 GB of MXFP4) stay in the mapping and one expert at a time is
-// expanded (~100 MB). Pages of a read-only file mapping that have been read count in the resident set
-// until the kernel reclaims them, so by default the bench hands them back (madvise MADV_DONTNEED;
-// they stay in the page cache) after loading, after each layer of the prefill and after each decode
-// step. --keep-pages leaves them mapped, to see the difference.
-#include <sys/mman.h>
-#include <unistd.h>
-
+// (~7.2 GB at 20b); the experts (~12 GB of MXFP4) stay in the mapping and one expert at a time is expanded
+// (~100 MB). The loader hands the mapped pages back once they are read (load_safetensors.hpp), so the
+// resident set stays near the float weights.
+//
+// Long contexts (--contexts): prefilling 32 K tokens through the reference decoder would take hours on a
+// small CPU, so the caches are filled instead: the rows the prompt's prefill left in every layer's cache are
+// repeated up to the context length (a sliding-window layer's ring holds its window, its count says the
+// context), and decode steps run on top. The cached values are then not those of a real context, so the
+// generated ids mean nothing there; the work per step (the attention over every cached row, the MoE) is that
+// of a real step at that length.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
@@ -24,6 +30,7 @@
 #include <vector>
 
 #include <mla/io/safetensors.hpp>
+#include <mla/model/attention_backend.hpp>
 #include <mla/model/decoder.hpp>
 #include <mla/model/hf_config.hpp>
 #include <mla/model/load_safetensors.hpp>
@@ -37,7 +44,7 @@ double seconds_since(clock_type::time_point t0) {
 }
 
 // "VmRSS", "RssAnon", "RssFile" from /proc/self/status, in bytes (0 when absent).
-std::size_t proc_status_kib(const std::string& key) {
+std::size_t proc_status_bytes(const std::string& key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line))
@@ -46,117 +53,149 @@ std::size_t proc_status_kib(const std::string& key) {
 }
 
 double gib(std::size_t b) { return double(b) / (1024.0 * 1024.0 * 1024.0); }
+double mib(double b) { return b / (1024.0 * 1024.0); }
 
-// Drops the process's pages of the mapped tensors whose names start with `prefix` (all when empty).
-void drop_pages(const mla::io::safetensors_checkpoint& ck, const std::vector<std::string>& names,
-                const std::string& prefix) {
-  static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  for (const std::string& name : names) {
-    if (name.compare(0, prefix.size(), prefix) != 0) continue;
-    const auto& t = ck.tensor(name);
-    if (t.bytes.size == 0) continue;
-    const auto begin = reinterpret_cast<std::uintptr_t>(t.bytes.data);
-    const std::uintptr_t first = begin & ~(page - 1);
-    const std::uintptr_t last = (begin + t.bytes.size + page - 1) & ~(page - 1);
-    ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+// Rows [0, n) of m repeated down to `rows` rows.
+void tile_rows(mla::ref::matrix<float>& m, long rows) {
+  const long n = static_cast<long>(m.rows());
+  if (n == 0 || n == rows) return;
+  mla::ref::matrix<float> out(rows, m.cols());
+  for (long r = 0; r < rows; r += n) {
+    const long k = std::min(n, rows - r);
+    out.middleRows(r, k) = m.topRows(k);
   }
+  m.swap(out);
 }
 
-struct page_dropper final : mla::model::observer<float> {
-  const mla::io::safetensors_checkpoint* ck = nullptr;
-  const std::vector<std::string>* names = nullptr;
-  void layer_output(int layer, const mla::ref::matrix<float>&) override {
-    drop_pages(*ck, *names, "model.layers." + std::to_string(layer) + ".mlp.experts.");
+// The session's caches filled to `context` tokens by repeating their rows (see the header).
+void fill_to(mla::model::session<float>& s, const mla::model::model_config& c, long context) {
+  for (int l = 0; l < c.n_layers; ++l) {
+    const auto li = static_cast<std::size_t>(l);
+    if (c.layers[li].attention == mla::model::attention_kind::mla) {
+      tile_rows(s.mla[li].c, context);
+      tile_rows(s.mla[li].k_pe, context);
+      continue;
+    }
+    auto& kv = s.gqa[li];
+    const long rows = kv.window > 0 ? std::min(kv.window, context) : context;
+    tile_rows(kv.k, rows);
+    tile_rows(kv.v, rows);
+    if (kv.window > 0) kv.consumed = context;
   }
+  s.length = context;
+}
+
+struct options {
+  int prompt = 128, steps = 32, context_steps = 4;
+  std::vector<long> contexts;
+  std::uint64_t seed = 7;
+  mla::model::attention_backend backend = mla::model::attention_backend::cpu_kernel;
 };
+
+// Load, prefill, decode and the long contexts of one checkpoint; returns decode tok/s per context.
+std::vector<double> run_model(const std::string& dir, const options& o) {
+  namespace fs = std::filesystem;
+  const auto t_load = clock_type::now();
+  const mla::model::model_config c = mla::model::config_from_hf_file((fs::path(dir) / "config.json").string());
+  auto ck = std::make_shared<const mla::io::safetensors_checkpoint>(mla::io::safetensors_checkpoint::open(dir));
+  mla::model::decoder<float> m(c, mla::model::weights_from_safetensors(ck, c));
+  m.set_backends(mla::model::decode_backends::all(o.backend));
+  const double load_s = seconds_since(t_load);
+  int n_mla = 0;
+  for (const auto& lc : c.layers) n_mla += lc.attention == mla::model::attention_kind::mla ? 1 : 0;
+  std::printf("\nmodel: %s: %d layers (%d MLA), hidden %d, %d/%d heads of %d, %d experts top-%d, vocab %d\n",
+              dir.c_str(), c.n_layers, n_mla, c.hidden, c.n_heads, c.n_kv_heads, c.head_dim, c.n_experts,
+              c.experts_per_token, c.vocab_size);
+  std::printf("load: %.2f s (config, mapping, non-expert weights to float); RSS %.2f GiB\n", load_s,
+              gib(proc_status_bytes("VmRSS")));
+  for (const long ctx : {8192L, 32768L, 131072L})
+    std::printf("kv cache at %6ld tokens: %8.1f MiB float32, %8.1f MiB bf16\n", ctx,
+                mib(4.0 * double(c.kv_elements_at_context(ctx))), mib(2.0 * double(c.kv_elements_at_context(ctx))));
+
+  std::vector<int> tokens(static_cast<std::size_t>(o.prompt));
+  std::uint64_t s = o.seed;
+  for (int& t : tokens) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    t = static_cast<int>((s >> 33) % static_cast<std::uint64_t>(c.vocab_size));
+  }
+  auto session = m.new_session();
+  const auto t_prefill = clock_type::now();
+  const mla::ref::matrix<float> logits = m.forward(session, tokens);
+  const double prefill_s = seconds_since(t_prefill);
+  std::printf("prefill: %d tokens in %.2f s = %.2f tok/s; RSS now %.2f GiB\n", o.prompt, prefill_s,
+              o.prompt / prefill_s, gib(proc_status_bytes("VmRSS")));
+  const mla::model::session<float> after_prompt = session;
+
+  Eigen::Index next = 0;
+  logits.row(logits.rows() - 1).maxCoeff(&next);
+  const int first_next = static_cast<int>(next);
+  std::vector<int> generated;
+  const auto t_decode = clock_type::now();
+  for (int i = 0; i < o.steps; ++i) {
+    generated.push_back(static_cast<int>(next));
+    m.decode(session, static_cast<int>(next)).maxCoeff(&next);
+  }
+  const double decode_s = seconds_since(t_decode);
+  if (o.steps > 0)
+    std::printf("decode after the prompt: %d steps in %.2f s = %.3f tok/s (%.2f s/token)\n", o.steps, decode_s,
+                o.steps / decode_s, decode_s / o.steps);
+  std::printf("generated ids:");
+  for (const int g : generated) std::printf(" %d", g);
+  std::printf("\nkv cache after %ld tokens: %.1f MiB as allocated\n", session.length, mib(double(session.kv_bytes())));
+
+  std::vector<double> rates;
+  for (const long ctx : o.contexts) {
+    auto filled = after_prompt;
+    fill_to(filled, c, ctx);
+    int tok = first_next;
+    const auto t0 = clock_type::now();
+    for (int i = 0; i < o.context_steps; ++i) {
+      Eigen::Index n = 0;
+      m.decode(filled, tok).maxCoeff(&n);
+      tok = static_cast<int>(n);
+    }
+    const double sec = seconds_since(t0);
+    rates.push_back(o.context_steps / sec);
+    std::printf("decode at %ld tokens of context (cache filled): %d steps in %.2f s = %.3f tok/s; kv cache %.1f MiB\n",
+                ctx, o.context_steps, sec, o.context_steps / sec, mib(double(filled.kv_bytes())));
+  }
+  std::printf("peak RSS so far: %.2f GiB (%zu bytes)\n", gib(mla::util::peak_rss_bytes()), mla::util::peak_rss_bytes());
+  return rates;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"gpt-oss at full size on the CPU: load, prefill, decode, memory"};
-  std::string dir;
-  int prompt = 128, steps = 32;
-  bool keep_pages = false;
-  std::uint64_t seed = 7;
+  CLI::App app{"gpt-oss at full size on the CPU: load, prefill, decode, long contexts, memory"};
+  std::string dir, compare;
+  options o;
+  std::string backend = "cpu";
   app.add_option("--model", dir, "checkpoint directory (config.json + safetensors)")->required();
-  app.add_option("--prompt", prompt, "prompt tokens (prefilled in one call)")->check(CLI::PositiveNumber);
-  app.add_option("--decode", steps, "greedy decode steps")->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", seed, "seed of the prompt's token ids");
-  app.add_flag("--keep-pages", keep_pages, "do not hand mapped checkpoint pages back after use");
+  app.add_option("--compare", compare, "a converted checkpoint of the same model, run next in the same process");
+  app.add_option("--prompt", o.prompt, "prompt tokens (prefilled in one call)")->check(CLI::PositiveNumber);
+  app.add_option("--decode", o.steps, "greedy decode steps after the prompt")->check(CLI::NonNegativeNumber);
+  app.add_option("--contexts", o.contexts, "context lengths to decode at, the caches filled (comma-separated)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  app.add_option("--context-decode", o.context_steps, "decode steps at each context")->check(CLI::PositiveNumber);
+  app.add_option("--attention-backend", backend, "decode attention of both kinds: cpu (the kernels) or reference")
+      ->check(CLI::IsMember({"cpu", "reference"}));
+  app.add_option("--seed", o.seed, "seed of the prompt's token ids");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    namespace fs = std::filesystem;
-    const auto t_load = clock_type::now();
-    const mla::model::model_config c = mla::model::config_from_hf_file((fs::path(dir) / "config.json").string());
-    auto ck = std::make_shared<const mla::io::safetensors_checkpoint>(mla::io::safetensors_checkpoint::open(dir));
-    const mla::model::decoder<float> m(c, mla::model::weights_from_safetensors(ck, c));
-    const double load_s = seconds_since(t_load);
-    std::vector<std::string> names;
-    names = ck->names();
-    const std::size_t rss_loaded = proc_status_kib("VmRSS");
-    if (!keep_pages) drop_pages(*ck, names, "");
-    std::printf("model: %s: %d layers, hidden %d, %d/%d heads of %d, %d experts top-%d, vocab %d, window %d\n",
-                dir.c_str(), c.n_layers, c.hidden, c.n_heads, c.n_kv_heads, c.head_dim, c.n_experts,
-                c.experts_per_token, c.vocab_size, c.layers[0].sliding_window);
-    std::printf(
-        "load: %.2f s (config, mapping, non-expert weights to float); RSS %.2f GiB, after dropping mapped "
-        "pages %.2f GiB\n",
-        load_s, gib(rss_loaded), gib(proc_status_kib("VmRSS")));
-
-    std::vector<int> tokens(static_cast<std::size_t>(prompt));
-    std::uint64_t s = seed;
-    for (int& t : tokens) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      t = static_cast<int>((s >> 33) % static_cast<std::uint64_t>(c.vocab_size));
+    const auto t0 = clock_type::now();
+    o.backend = mla::model::parse_attention_backend(backend);
+    for (const long ctx : o.contexts)
+      if (ctx <= o.prompt) throw mla::error("--contexts: " + std::to_string(ctx) + " must exceed --prompt");
+    std::printf("decode attention: %s backend for GQA and MLA layers\n", backend.c_str());
+    const std::vector<double> a = run_model(dir, o);
+    if (!compare.empty()) {
+      const std::vector<double> b = run_model(compare, o);
+      for (std::size_t i = 0; i < o.contexts.size(); ++i)
+        std::printf("decode at %ld tokens: converted / original = %.3f\n", o.contexts[i], b[i] / a[i]);
     }
-    auto session = m.new_session();
-    page_dropper dropper;
-    dropper.ck = ck.get(), dropper.names = &names;
-    const auto t_prefill = clock_type::now();
-    const mla::ref::matrix<float> logits = m.forward(session, tokens, keep_pages ? nullptr : &dropper);
-    const double prefill_s = seconds_since(t_prefill);
-    std::printf("prefill: %d tokens in %.2f s = %.2f tok/s; RSS now %.2f GiB\n", prompt, prefill_s, prompt / prefill_s,
-                gib(proc_status_kib("VmRSS")));
-
-    Eigen::Index next = 0;
-    logits.row(logits.rows() - 1).maxCoeff(&next);
-    std::vector<int> generated;
-    const auto t_decode = clock_type::now();
-    for (int i = 0; i < steps; ++i) {
-      generated.push_back(static_cast<int>(next));
-      const mla::ref::row_vector<float> l = m.decode(session, static_cast<int>(next));
-      if (!keep_pages) drop_pages(*ck, names, "");
-      l.maxCoeff(&next);
-    }
-    const double decode_s = seconds_since(t_decode);
-    if (steps > 0)
-      std::printf("decode: %d steps in %.2f s = %.3f tok/s (%.2f s/token)\n", steps, decode_s, steps / decode_s,
-                  decode_s / steps);
-    std::printf("generated ids:");
-    for (const int g : generated) std::printf(" %d", g);
-    std::printf("\n");
-
-    // KV cache as allocated, per layer kind.
-    const long len = session.length;
-    std::size_t sliding_bytes = 0, full_bytes = 0;
-    int n_sliding = 0, n_full = 0;
-    for (int l = 0; l < c.n_layers; ++l) {
-      const auto& kv = session.gqa[static_cast<std::size_t>(l)];
-      const std::size_t b = static_cast<std::size_t>(kv.k.size() + kv.v.size()) * sizeof(float);
-      if (c.layers[static_cast<std::size_t>(l)].sliding_window > 0)
-        sliding_bytes += b, ++n_sliding;
-      else
-        full_bytes += b, ++n_full;
-    }
-    std::printf(
-        "kv cache: %ld tokens, %.1f MiB in all = %.0f bytes/token; per layer per token: sliding %.0f B "
-        "(%d layers), full %.0f B (%d layers)\n",
-        len, double(session.kv_bytes()) / (1024.0 * 1024.0), double(session.kv_bytes()) / double(len),
-        n_sliding ? double(sliding_bytes) / n_sliding / double(len) : 0.0, n_sliding,
-        n_full ? double(full_bytes) / n_full / double(len) : 0.0, n_full);
-    std::printf("peak RSS: %.2f GiB (%zu bytes)%s\n", gib(mla::util::peak_rss_bytes()), mla::util::peak_rss_bytes(),
-                keep_pages ? " (mapped pages kept)" : " (mapped pages handed back after use)");
+    std::printf("wall time: %.1f s\n", seconds_since(t0));
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mla_gpt_oss_scale: %s\n", e.what());

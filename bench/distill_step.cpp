@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
 
     mla::model::model_weights<T> cur = stu.model.weights();
     std::vector<cv::distill_gradient<T>> g;
-    for (const auto& lw : cur.layers) g.emplace_back(lw.mla);
+    for (const auto& lw : cur.layers) g.emplace_back(lw.mla, opt.train_query, opt.train_output);
     cv::detail::rms_adam<T> adam;
     long n_trained = 0;
     for (std::size_t l = 0; l < cur.layers.size(); ++l)
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
       std::vector<std::vector<cv::distill_gradient<T>>> part(windows.size());
       std::vector<double> part_loss(windows.size());
       mla::util::for_each_index(windows.size(), [&](std::size_t b) {
-        for (const auto& lw : cur.layers) part[b].emplace_back(lw.mla);
+        for (const auto& lw : cur.layers) part[b].emplace_back(lw.mla, opt.train_query, opt.train_output);
         part_loss[b] =
             cv::model_distill_loss(cfg, cur, windows[b], teacher[b], 1.0 / double(batch_tokens), &part[b], 1.0);
       });

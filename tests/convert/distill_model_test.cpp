@@ -64,8 +64,9 @@ template <class Targets>
 void check_model_gradient(model_conversion<double>& conv, const std::vector<int>& toks, const Targets& p, double temp,
                           const mla::convert::distill_options& opt, std::mt19937_64& gen) {
   const double weight = 1.0 / double(toks.size());
+  // Shaped as distill_model makes them: wq and wo only when trained.
   std::vector<distill_gradient<double>> g;
-  for (const auto& lw : conv.weights.layers) g.emplace_back(lw.mla);
+  for (const auto& lw : conv.weights.layers) g.emplace_back(lw.mla, opt.train_query, opt.train_output);
   mla::convert::model_distill_loss(conv.config, conv.weights, toks, p, weight, &g, temp);
   auto loss = [&] {
     return mla::convert::model_distill_loss<double>(conv.config, conv.weights, toks, p, weight, nullptr, temp);
@@ -151,6 +152,22 @@ BOOST_AUTO_TEST_CASE(gradient_matches_finite_differences) {
       BOOST_TEST_CONTEXT("temperature " << temp) {
         check_model_gradient(c.conv, toks, mla::convert::next_token_probabilities(src, toks, temp), temp, {}, gen);
       }
+    // The latent set: gradients without wq and wo (the backward skips them) against finite differences, and
+    // equal to the whole gradient's tensors.
+    mla::convert::distill_options latent;
+    latent.train_query = latent.train_output = false;
+    const auto p = mla::convert::next_token_probabilities(src, toks, 1.0);
+    check_model_gradient(c.conv, toks, p, 1.0, latent, gen);
+    std::vector<distill_gradient<double>> whole, part;
+    for (const auto& lw : c.conv.weights.layers) whole.emplace_back(lw.mla), part.emplace_back(lw.mla, false, false);
+    mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks, p, 0.1, &whole);
+    mla::convert::model_distill_loss(c.conv.config, c.conv.weights, toks, p, 0.1, &part);
+    for (std::size_t l = 0; l < whole.size(); ++l) {
+      BOOST_TEST((part[l].wq.size() == 0 && part[l].wo.size() == 0 && whole[l].wq.size() > 0));
+      BOOST_TEST((part[l].w_dkv == whole[l].w_dkv && part[l].w_kr == whole[l].w_kr && part[l].w_uk == whole[l].w_uk &&
+                  part[l].w_uv == whole[l].w_uv && part[l].latent_norm == whole[l].latent_norm),
+                 "layer " << l);
+    }
   }
 }
 

@@ -86,13 +86,16 @@ struct distill_gradient {
   ref::vector<T> latent_norm;  // [latent_rank] or empty (layer without the norm)
   ref::vector<T> sinks;        // [n_heads] or empty (layer without sinks)
 
-  explicit distill_gradient(const ref::mla_layer<T>& l)
-      : wq(ref::matrix<T>::Zero(l.wq.rows(), l.wq.cols())),
+  explicit distill_gradient(const ref::mla_layer<T>& l) : distill_gradient(l, true, true) {}
+  // Shaped like l, without wq and wo (left empty: the backward then skips their two largest products) when
+  // `query` / `output` say they are not trained. Every gradient added to this one must be made the same way.
+  distill_gradient(const ref::mla_layer<T>& l, bool query, bool output)
+      : wq(query ? ref::matrix<T>::Zero(l.wq.rows(), l.wq.cols()) : ref::matrix<T>()),
         w_dkv(ref::matrix<T>::Zero(l.w_dkv.rows(), l.w_dkv.cols())),
         w_kr(ref::matrix<T>::Zero(l.w_kr.rows(), l.w_kr.cols())),
         w_uk(ref::matrix<T>::Zero(l.w_uk.rows(), l.w_uk.cols())),
         w_uv(ref::matrix<T>::Zero(l.w_uv.rows(), l.w_uv.cols())),
-        wo(ref::matrix<T>::Zero(l.wo.rows(), l.wo.cols())),
+        wo(output ? ref::matrix<T>::Zero(l.wo.rows(), l.wo.cols()) : ref::matrix<T>()),
         latent_norm(ref::vector<T>::Zero(l.latent_norm.size())),
         sinks(ref::vector<T>::Zero(l.sinks.size())) {}
   void set_zero() {
@@ -190,8 +193,8 @@ void mla_backward(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const mla
   const ref::rope<T> rot(l.rope);
   const T scale = static_cast<T>(l.attention.softmax_scale);
   const mat& c = tp.c;
-  grad.wo.noalias() += d_out.transpose() * tp.attn;
-  const mat d_attn = d_out * l.wo;  // [n, heads*dv]
+  if (grad.wo.size() != 0) grad.wo.noalias() += d_out.transpose() * tp.attn;  // empty: wo not trained
+  const mat d_attn = d_out * l.wo;                                            // [n, heads*dv]
   mat d_q = mat::Zero(n, tp.q.cols()), d_c = mat::Zero(n, c.cols()), d_kpe = mat::Zero(n, rd);
   mat k_h, v_h, d_p, d_k, d_v;
   for (int h = 0; h < heads; ++h) {
@@ -218,7 +221,7 @@ void mla_backward(const ref::mla_layer<T>& l, const ref::matrix<T>& x, const mla
   }
   for (int h = 0; h < heads; ++h) rotate_rows(rot, d_q, Eigen::Index(h) * qk + nope, -1);
   rotate_rows(rot, d_kpe, 0, -1);
-  grad.wq.noalias() += d_q.transpose() * x;
+  if (grad.wq.size() != 0) grad.wq.noalias() += d_q.transpose() * x;  // empty: wq not trained
   grad.w_kr.noalias() += d_kpe.transpose() * x;
   if (l.latent_norm.size() != 0) {
     grad.latent_norm.noalias() += (d_c.cwiseProduct(tp.c_hat)).colwise().sum().transpose();

@@ -375,20 +375,27 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
   std::vector<std::size_t> trained;  // the MLA layers; GQA layers (gpt-oss's sliding windows) stay as they are
   for (std::size_t l = 0; l < n_layers; ++l)
     if (detail::is_mla_layer(conv.config, l)) trained.push_back(l);
-  std::vector<ref::mla_layer<T>> best;  // [n_layers] the attention layers of the best model seen
-  for (const auto& lw : cur.layers) best.push_back(lw.mla);
-  std::vector<distill_gradient<T>> g;
-  for (const auto& lw : cur.layers) g.emplace_back(lw.mla);
+  // Gradients hold only what is trained (no wq / wo for the latent set): at gpt-oss-20b size a whole layer's
+  // gradient is ~140 MB, and the model's ~1.7 GB per window of a batch.
+  auto new_gradients = [&] {
+    std::vector<distill_gradient<T>> out;
+    for (const auto& lw : cur.layers) out.emplace_back(lw.mla, opt.train_query, opt.train_output);
+    return out;
+  };
+  std::vector<distill_gradient<T>> g = new_gradients();
   detail::rms_adam<T> adam;
   for (std::size_t l : trained) detail::train_layer(adam, cur.layers[l].mla, g[l], opt);
-  // The trained tensors (adam's order) of the current and of the best model: what a saved state holds.
-  std::vector<std::pair<T*, Eigen::Index>> cur_t, best_t;
-  for (std::size_t l : trained) {
+  // The trained tensors (adam's order): what a saved state holds, and (best) their values in the best model seen.
+  std::vector<std::pair<T*, Eigen::Index>> cur_t;
+  for (std::size_t l : trained)
     for (const auto& t : detail::trained_tensors(cur.layers[l].mla, opt)) cur_t.push_back(t);
-    for (const auto& t : detail::trained_tensors(best[l], opt)) best_t.push_back(t);
-  }
   using array = typename distill_model_state<T>::array;
   auto as_array = [](const std::pair<T*, Eigen::Index>& t) { return Eigen::Map<array>(t.first, t.second); };
+  std::vector<array> best;
+  for (const auto& t : cur_t) best.push_back(as_array(t));
+  auto keep_best = [&] {
+    for (std::size_t i = 0; i < cur_t.size(); ++i) best[i] = as_array(cur_t[i]);
+  };
   const std::string fingerprint = distill_model_fingerprint(cur, windows, opt);
 
   distill_report rep;  // held-out losses: mean KL per token (nats)
@@ -405,7 +412,7 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
       check(st->param[i].size() == cur_t[i].second && st->best[i].size() == cur_t[i].second, who, ": saved tensor ", i,
             " has ", st->param[i].size(), " elements, expected ", cur_t[i].second);
       as_array(cur_t[i]) = st->param[i];
-      as_array(best_t[i]) = st->best[i];
+      best[i] = st->best[i];
       adam.restore(i, st->m1[i], st->m2[i], st->scale[i]);
     }
     best_loss = st->best_loss;
@@ -430,7 +437,7 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
     st.curve = curve;
     for (std::size_t i = 0; i < cur_t.size(); ++i) {
       st.param.push_back(as_array(cur_t[i]));
-      st.best.push_back(as_array(best_t[i]));
+      st.best.push_back(best[i]);
       st.m1.push_back(adam.first_moment(i));
       st.m2.push_back(adam.second_moment(i));
       st.scale.push_back(adam.scale(i));
@@ -442,23 +449,31 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
     const std::vector<std::size_t> batch = sampler.next(opt.batch_windows);
     long batch_tokens = 0;
     for (std::size_t i : batch) batch_tokens += static_cast<long>(windows[i].size());
-    std::vector<std::vector<distill_gradient<T>>> part(batch.size());  // [batch][n_layers], summed into g
+    // A window per thread, each into its own gradients, summed into g; a batch of one straight into g (the same
+    // sum: 0 + x), which at full size saves a whole set of gradients.
+    const bool one = batch.size() == 1;
+    std::vector<std::vector<distill_gradient<T>>> part(one ? 0 : batch.size());  // [batch][n_layers]
     std::vector<double> part_loss(batch.size());
+    if (one)
+      for (auto& gl : g) gl.set_zero();
     util::for_each_index(batch.size(), [&](std::size_t b) {
-      for (const auto& lw : cur.layers) part[b].emplace_back(lw.mla);
+      if (!one) part[b] = new_gradients();
+      std::vector<distill_gradient<T>>& into = one ? g : part[b];
       const std::vector<int>& toks = windows[batch[b]];
       const double w = 1.0 / double(batch_tokens);
       if (cache_train)
-        part_loss[b] = model_distill_loss(conv.config, cur, toks, teacher_of(batch[b]), w, &part[b], opt.temperature);
+        part_loss[b] = model_distill_loss(conv.config, cur, toks, teacher_of(batch[b]), w, &into, opt.temperature);
       else
         part_loss[b] = model_distill_loss(conv.config, cur, toks,
                                           teacher_targets_of(teacher, toks, opt.temperature, opt.teacher_top_k), w,
-                                          &part[b], opt.temperature);
+                                          &into, opt.temperature);
     });
     double grad_sq = 0;
     for (std::size_t l = 0; l < g.size(); ++l) {
-      g[l].set_zero();
-      for (const auto& pb : part) g[l].add(pb[l]);
+      if (!one) {
+        g[l].set_zero();
+        for (const auto& pb : part) g[l].add(pb[l]);
+      }
       for (const auto& t : detail::trained_tensors(g[l], opt))
         grad_sq += Eigen::Map<const array>(t.first, t.second).template cast<double>().square().sum();
     }
@@ -478,16 +493,14 @@ void distill_model(const model::decoder<T>& teacher, model_conversion<T>& conv,
       if (v < best_loss) {
         best_loss = v;
         rep.best_step = step;
-        for (std::size_t l : trained) best[l] = cur.layers[l].mla;
+        keep_best();
       }
     }
     if (on_step) on_step(step, opt.steps, v);
     if (ckpt.every > 0 && ckpt.save && step % ckpt.every == 0 && step < opt.steps) save_state(step);
   }
-  for (std::size_t l : trained) {
-    cur.layers[l].mla = std::move(best[l]);
-    cur.layers[l].mla.validate();
-  }
+  for (std::size_t i = 0; i < cur_t.size(); ++i) as_array(cur_t[i]) = best[i];
+  for (std::size_t l : trained) cur.layers[l].mla.validate();
   rep.heldout_after = best_loss;
   rep.curve = std::move(curve);
   for (const auto& tp : teacher_p) rep.teacher_bytes += tp.bytes(), rep.teacher_tokens += long(tp.rows());

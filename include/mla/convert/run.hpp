@@ -305,6 +305,10 @@ conversion_result<T> run_conversion_impl(const model::decoder<T>& source, const 
       progress.end();
     }
   }
+  // What only the stages above read is dropped before the end-to-end stage, which at full size needs the room
+  // (gpt-oss-20b: the 24 layers' input moments alone are ~1.6 GB); the export still reads the statistics.
+  if (!r.exports()) stats = calibration_stats{};
+  fit_inputs = inputs{}, own_distill_inputs = inputs{};
   if (r.e2e.steps > 0) {
     // The stage's state is saved beside --out every --e2e-checkpoint-every steps; a saved state of this same
     // run (a rerun of a stopped command) is continued from, one of another run refused (--force: start over).

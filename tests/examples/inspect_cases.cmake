@@ -66,6 +66,15 @@ mla_cli_test(cli_inspect_gpt_oss_convert FIXTURES_SETUP mla_inspect_gpt_oss_conv
 |${e2e}|--e2e-steps|4|--e2e-train-sinks|--e2e-teacher-top-k|16|--out|${gpt_oss}_conv"
   "-DCLEAN=${gpt_oss}_conv" -DEXPECT=ok
   "-DMATCH=end-to-end distillation \\(4 steps.*training attention\\+sinks, teacher top-16 \\+ rest\\).*    2  gqa .*wrote ${gpt_oss}_conv")
+# --from that converted checkpoint continues the end-to-end stage (latent set, top-16 teacher) through the MoE and
+# the sliding-window layers, and leaves the checkpoint it starts from as it was (stdout comes first in the output).
+mla_cli_test(cli_inspect_gpt_oss_convert_from FIXTURES_REQUIRED mla_inspect_gpt_oss_converted ARGS
+  "-DCMD=$<TARGET_FILE:mla-convert>|--model|${gpt_oss}|--calib|${calib}|--window|64|${small}|--from|${gpt_oss}_conv\
+|${e2e}|--e2e-steps|2|--e2e-train|latent|--e2e-teacher-top-k|16|--out|${gpt_oss}_from"
+  "-DCLEAN=${gpt_oss}_from" -DEXPECT=ok
+  "-DMATCH=end-to-end distillation \\(2 steps.*training latent, teacher top-16 \\+ rest\\).*wrote ${gpt_oss}_from\
+.*resuming from ${gpt_oss}_conv \\(2 MLA layers\\)"
+  "-DUNCHANGED=${gpt_oss}_conv/model.safetensors")
 mla_cli_test(cli_inspect_sinks_gpt_oss FIXTURES_REQUIRED "mla_inspect_built;mla_inspect_gpt_oss_converted" ARGS
   "-DCMD=${inspect}|sinks|--model|${gpt_oss}|--compare|${gpt_oss}_conv|--text|${calib}|--max-tokens|64\
 |--plot|${inspect_dir}/sinks_plots" "-DCLEAN=${inspect_dir}/sinks_plots"

@@ -24,7 +24,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,15 +40,6 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-// "VmRSS", "RssAnon", "RssFile" from /proc/self/status, in bytes (0 when absent).
-std::size_t proc_status_bytes(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.compare(0, key.size() + 1, key + ":") == 0) return std::stoull(line.substr(key.size() + 1)) * 1024;
-  return 0;
 }
 
 double gib(std::size_t b) { return double(b) / (1024.0 * 1024.0 * 1024.0); }
@@ -107,7 +97,7 @@ std::vector<double> run_model(const std::string& dir, const options& o) {
               dir.c_str(), c.n_layers, n_mla, c.hidden, c.n_heads, c.n_kv_heads, c.head_dim, c.n_experts,
               c.experts_per_token, c.vocab_size);
   std::printf("load: %.2f s (config, mapping, non-expert weights to float); RSS %.2f GiB\n", load_s,
-              gib(proc_status_bytes("VmRSS")));
+              gib(mla::util::current_rss_bytes()));
   for (const long ctx : {8192L, 32768L, 131072L})
     std::printf("kv cache at %6ld tokens: %8.1f MiB float32, %8.1f MiB bf16\n", ctx,
                 mib(4.0 * double(c.kv_elements_at_context(ctx))), mib(2.0 * double(c.kv_elements_at_context(ctx))));
@@ -123,7 +113,7 @@ std::vector<double> run_model(const std::string& dir, const options& o) {
   const mla::ref::matrix<float> logits = m.forward(session, tokens);
   const double prefill_s = seconds_since(t_prefill);
   std::printf("prefill: %d tokens in %.2f s = %.2f tok/s; RSS now %.2f GiB\n", o.prompt, prefill_s,
-              o.prompt / prefill_s, gib(proc_status_bytes("VmRSS")));
+              o.prompt / prefill_s, gib(mla::util::current_rss_bytes()));
   const mla::model::session<float> after_prompt = session;
 
   Eigen::Index next = 0;
